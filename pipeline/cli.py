@@ -1,0 +1,225 @@
+"""The `broker` command line: argument parsing and rendering only.
+
+Heavy imports (tiled, pyiceberg, h5py, duckdb) happen inside the commands, so
+`broker --help` answers at once.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipeline import render
+
+app = typer.Typer(
+    help="Register HDF5 datasets in a Tiled catalog from Parquet manifests; package tNR runs into Iceberg.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    render.errors.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def synth(
+    layout: Annotated[str, typer.Argument(help="vdp, edrixs, multimodal or spinwave.")],
+    out_dir: Annotated[Path, typer.Argument(help="Writes OUT_DIR/data (HDF5) and OUT_DIR/manifests.")],
+    n: Annotated[int, typer.Option("-n", "--n-hamiltonians", min=1, help="Hamiltonians to make.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+) -> None:
+    """Write a synthetic dataset in one of the guide's layouts, and its manifests."""
+    from pipeline.generate import GeneratorError, synthesize
+
+    try:
+        result = synthesize(layout, out_dir, n, seed)
+    except GeneratorError as exc:
+        raise _fail(str(exc)) from exc
+    render.console.print(
+        f"{layout}: {result.hamiltonians.num_rows} Hamiltonians, {result.artifacts.num_rows} artifacts"
+    )
+    for path in result.written:
+        render.console.print(f"  wrote {path}")
+
+
+@app.command()
+def generate(
+    generator: Annotated[str, typer.Argument(help="A layout name, a dotted module, or a generator .py file.")],
+    data_dir: Annotated[Path, typer.Argument(help="Where the HDF5 files are (sets the script's DATA_DIR).")],
+    out_dir: Annotated[Path, typer.Argument(help="Where the two Parquet manifests go.")],
+    n: Annotated[Optional[int], typer.Option("-n", "--n-hamiltonians", help="Limit the Hamiltonians.")] = None,
+) -> None:
+    """Run a manifest generator written to the guide's interface."""
+    from pipeline.generate import GeneratorError, run_generator
+
+    try:
+        result = run_generator(generator, data_dir, out_dir, n)
+    except GeneratorError as exc:
+        raise _fail(str(exc)) from exc
+    render.console.print(
+        f"{result.hamiltonians.num_rows} Hamiltonians "
+        f"(columns: {', '.join(result.hamiltonians.column_names)}), {result.artifacts.num_rows} artifacts"
+    )
+    for path in result.written:
+        render.console.print(f"  wrote {path}")
+
+
+@app.command()
+def check(
+    manifests: Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...]")],
+    base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")],
+    catalog: Annotated[Optional[str], typer.Option(help="Catalog to check key collisions against.")] = None,
+    parent: Annotated[str, typer.Option(help="Catalog path the Hamiltonians would go under.")] = "",
+    feedback: Annotated[Optional[Path], typer.Option(help="Write a message to the data provider here.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Processes probing files (default: all cores).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check manifests against the contract. Writes nothing; exit 1 on any error."""
+    from pipeline.contract import check_manifests
+    from pipeline.feedback import feedback_message
+    from pipeline.manifests import ManifestError, pairs_from_paths
+
+    try:
+        pairs = pairs_from_paths(manifests)
+    except ManifestError as exc:
+        raise _fail(str(exc), 2) from exc
+    report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, use_cache=not no_cache, workers=workers)
+    if feedback:
+        feedback.write_text(feedback_message(report.findings, ", ".join(p.name for p in pairs)))
+    if as_json:
+        render.print_json(
+            {"ok": report.ok, "errors": report.errors, "warnings": report.warnings,
+             "files": report.probe.files if report.probe else 0,
+             "files_opened": report.probe.opened if report.probe else 0,
+             "seconds": report.seconds, "findings": report.findings.to_pylist()}
+        )  # fmt: skip
+    else:
+        if report.findings.num_rows:
+            render.findings(report.findings)
+        n_ham = sum(t.num_rows for t in report.hamiltonians.values())
+        n_art = sum(t.num_rows for t in report.artifacts.values())
+        probe = report.probe
+        render.console.print(
+            f"{'[green]OK[/]' if report.ok else '[red]FAILED[/]'}: {report.errors} error(s), "
+            f"{report.warnings} warning(s); {n_ham} Hamiltonians, {n_art} artifacts, "
+            f"{probe.files if probe else 0} files ({probe.opened if probe else 0} opened, rest from cache) "
+            f"in {report.seconds.get('total', 0):.2f}s"
+        )
+        if feedback:
+            render.console.print(f"feedback for the provider written to {feedback}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def explore(
+    data_dir: Annotated[Path, typer.Argument(help="The provider's data directory.")],
+    sample: Annotated[int, typer.Option(help="HDF5 files to open.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for the random sample.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """The guide's Step 1: count files, show HDF5 trees, compare structures, name the pattern."""
+    import dataclasses
+    import sys
+
+    from pipeline.explore import explore as explore_dir
+
+    if not data_dir.is_dir():
+        raise _fail(f"{data_dir} is not a directory")
+    report = explore_dir(data_dir, sample, seed)
+    if as_json:
+        render.print_json(dataclasses.asdict(report))
+        return
+    c = render.console
+    c.print(f"[bold]{report.root}[/]: {report.n_files} HDF5 file(s), {report.total_bytes / 1e6:.1f} MB in all")
+    c.print("by suffix: " + ", ".join(f"{s} {n}" for s, n in sorted(report.by_suffix.items())))
+    c.print("first files: " + ", ".join(report.examples))
+    for info in report.sample:
+        c.print(f"\n[bold]{info.path}[/] ({info.size / 1e3:.1f} kB)" + (f" [red]{info.error}[/]" if info.error else ""))
+        for key, value in info.attrs.items():
+            c.print(f"  @{key} = {value}")
+        for group in info.groups:
+            c.print(f"  {group}/ (group)")
+        for d in info.datasets:
+            extra = f" chunks={d.chunks}" if d.chunks else ""
+            flags = f" [yellow]{'; '.join(d.flags)}[/]" if d.flags else ""
+            c.print(f"  {d.path}: shape={d.shape}, dtype={d.dtype}{extra}{flags}")
+            for key, value in d.attrs.items():
+                c.print(f"    @{key} = {value}")
+    c.print("\n[bold]structures in the sample[/]")
+    for count, paths in report.structures:
+        c.print(f"  {count} file(s): {', '.join(paths)}")
+    if report.flags:
+        c.print("\n[bold]look at these[/]")
+        for flag in report.flags:
+            c.print(f"  - {flag}")
+    c.print(f"\n[bold]likely pattern: {report.pattern}[/] ({report.reason})")
+    c.print("\n[bold]a starting generator[/] (save as gen_<name>_manifest.py, adapt, run with `broker generate`):\n")
+    sys.stdout.write(report.generator)
+
+
+class SqlFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="DuckDB SQL over hamiltonians, artifacts and locators.")],
+    ham: Annotated[Path, typer.Option("--ham", help="Hamiltonian manifest.")],
+    art: Annotated[Path, typer.Option("--art", help="Artifact manifest.")],
+    fmt: Annotated[SqlFormat, typer.Option("--format", help="Output format.")] = SqlFormat.table,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="File for --format parquet.")] = None,
+) -> None:
+    """Query manifests with DuckDB: views hamiltonians, artifacts, locators."""
+    import duckdb
+
+    from pipeline.manifest_sql import manifest_connection
+
+    if fmt is SqlFormat.parquet and output is None:
+        raise _fail("--format parquet needs -o FILE", 2)
+    try:
+        con = manifest_connection(ham, art)
+        result = con.execute(query).to_arrow_table()
+    except (duckdb.Error, ValueError) as exc:
+        raise _fail(str(exc).splitlines()[0]) from exc
+    if fmt is SqlFormat.table:
+        render.arrow_table(None, result, limit=None)
+    elif fmt is SqlFormat.csv:
+        import sys
+
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(result, sys.stdout.buffer)
+    elif fmt is SqlFormat.json:
+        render.print_json(result.to_pylist())
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(result, output)
+        render.console.print(f"{result.num_rows} row(s) written to {output}")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its data, catalog and lakehouse.")] = Path("broker-demo"),
+    n: Annotated[int, typer.Option("-n", help="Hamiltonians per layout.")] = 20,
+) -> None:
+    """Run every stage on embedded defaults and synthetic data, with a summary."""
+    from pipeline.demo import run_demo
+
+    raise typer.Exit(run_demo(workdir, n))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,204 @@
+"""Check manifests against the contract before anything is written.
+
+Every rule is a DuckDB query under ``sql/contract/`` that returns the offending
+rows (dbt semantics: zero rows means the rule holds). Rules in ``schema/`` run
+once per manifest pair (column types, metadata values, parameter variation);
+rules in ``rows/`` run once over all pairs together, joined with the HDF5 probe.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipeline import queries
+from pipeline.catalog import CatalogError, existing_keys
+from pipeline.manifests import (
+    ARTIFACT_COLUMNS,
+    HAMILTONIAN_COLUMNS,
+    ROW_COLUMN,
+    ManifestError,
+    ManifestPair,
+    metadata_columns,
+    read_manifest,
+)
+from pipeline.probe import ProbeResult, default_cache_dir, probe_locators
+
+FINDING_SCHEMA = pa.schema(
+    [
+        ("rule", pa.string()),
+        ("severity", pa.string()),
+        ("manifest", pa.string()),
+        ("row", pa.int64()),
+        ("column", pa.string()),
+        ("value", pa.string()),
+        ("message", pa.string()),
+    ]
+)
+_HAM_CORE = pa.schema([("manifest", pa.string()), ("dataset_name", pa.string()), ("row", pa.int64()),
+                       ("huid", pa.string()), ("key", pa.string())])  # fmt: skip
+_ART_CORE = pa.schema([("manifest", pa.string()), ("dataset_name", pa.string()), ("row", pa.int64()),
+                       ("huid", pa.string()), ("type", pa.string()), ("file", pa.string()),
+                       ("dataset", pa.string()), ("index", pa.int64())])  # fmt: skip
+
+
+@dataclass
+class ContractReport:
+    """What a check found, plus the tables later stages reuse."""
+
+    findings: pa.Table
+    hamiltonians: dict[str, pa.Table] = field(default_factory=dict)  # by dataset name
+    artifacts: dict[str, pa.Table] = field(default_factory=dict)
+    probes: pa.Table | None = None
+    probe: ProbeResult | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for s in self.findings["severity"].to_pylist() if s == "error")
+
+    @property
+    def warnings(self) -> int:
+        return self.findings.num_rows - self.errors
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+
+def _finding(rule: str, manifest: str, message: str, severity: str = "error") -> pa.Table:
+    return pa.Table.from_pylist(
+        [{"rule": rule, "severity": severity, "manifest": manifest, "row": None,
+          "column": None, "value": None, "message": message}],
+        schema=FINDING_SCHEMA,
+    )  # fmt: skip
+
+
+def _run(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> pa.Table:
+    result = con.execute(queries.load(name), params or {}).to_arrow_table()
+    return result.rename_columns(FINDING_SCHEMA.names).cast(FINDING_SCHEMA)
+
+
+def _core(table: pa.Table, schema: pa.Schema, manifest: str, dataset_name: str) -> pa.Table:
+    n = table.num_rows
+    columns = {
+        "manifest": pa.repeat(manifest, n).cast(pa.string()) if n else pa.array([], pa.string()),
+        "dataset_name": pa.repeat(dataset_name, n).cast(pa.string()) if n else pa.array([], pa.string()),
+        "row": table[ROW_COLUMN],
+    }
+    for name in schema.names[3:]:
+        columns[name] = table[name] if name in table.column_names else pa.nulls(n, schema.field(name).type)
+    return pa.table(columns).cast(schema)
+
+
+def check_manifests(
+    pairs: list[ManifestPair],
+    base_dir: Path,
+    *,
+    catalog: str | None = None,
+    parent: str = "",
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+) -> ContractReport:
+    """Run every contract rule over one or more manifest pairs.
+
+    Args:
+        pairs: The datasets to check together (keys must not collide across them).
+        base_dir: Data directory the artifact ``file`` paths are relative to.
+        catalog: Optional catalog URI; keys already under ``parent`` there collide.
+        parent: Catalog path the Hamiltonians would be registered under.
+        cache_dir: Probe cache directory (default :func:`default_cache_dir`).
+        use_cache: False to open every file again.
+        workers: Processes for file probing (default: all cores).
+
+    Returns:
+        A :class:`ContractReport`; nothing is written except the probe cache.
+    """
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    con = duckdb.connect()
+    findings: list[pa.Table] = []
+    report = ContractReport(findings=FINDING_SCHEMA.empty_table())
+    ham_cores, art_cores = [], []
+    for pair in pairs:
+        try:
+            ham = read_manifest(pair.hamiltonians)
+            art = read_manifest(pair.artifacts)
+        except ManifestError as exc:
+            findings.append(_finding("manifest_unreadable", str(exc).split(":")[0], str(exc)))
+            continue
+        ham_path, art_path = str(pair.hamiltonians), str(pair.artifacts)
+        con.register("ham_full", ham)
+        con.register("art_full", art)
+        schema_errors = _run(con, "contract/schema/required_columns",
+                             {"ham_manifest": ham_path, "art_manifest": art_path})  # fmt: skip
+        findings.append(schema_errors)
+        for table, standard, manifest in ((ham, HAMILTONIAN_COLUMNS, ham_path), (art, ARTIFACT_COLUMNS, art_path)):
+            meta = metadata_columns(table, standard)
+            con.register("metadata_source", table.select([ROW_COLUMN, *meta]))
+            findings.append(_run(con, "contract/schema/metadata_types", {"manifest": manifest}))
+            if meta:
+                findings.append(_run(con, "contract/schema/metadata_values", {"manifest": manifest}))
+            if table is ham:
+                if meta:
+                    findings.append(_run(con, "contract/schema/parameter_variation", {"manifest": manifest}))
+                elif ham.num_rows > 1:
+                    findings.append(_finding("no_parameter_variation", manifest,
+                                             "the Hamiltonian manifest has no parameter columns: "
+                                             "metadata search has nothing to tell Hamiltonians apart",
+                                             "warning"))  # fmt: skip
+            con.unregister("metadata_source")
+        con.unregister("ham_full")
+        con.unregister("art_full")
+        if schema_errors.num_rows:
+            continue  # row rules need the standard columns
+        report.hamiltonians[pair.name] = ham
+        report.artifacts[pair.name] = art
+        ham_cores.append(_core(ham, _HAM_CORE, ham_path, pair.name))
+        art_cores.append(_core(art, _ART_CORE, art_path, pair.name))
+    timings["schema"] = time.perf_counter() - started
+
+    hamiltonians = pa.concat_tables(ham_cores) if ham_cores else _HAM_CORE.empty_table()
+    artifacts = pa.concat_tables(art_cores) if art_cores else _ART_CORE.empty_table()
+    con.register("hamiltonians", hamiltonians)
+    con.register("artifacts", artifacts)
+
+    catalog_keys = pa.table({"key": pa.array([], pa.string()), "location": pa.array([], pa.string())})
+    if catalog:
+        try:
+            catalog_keys = existing_keys(catalog, parent)
+        except CatalogError as exc:
+            findings.append(_finding("catalog_unusable", str(catalog), str(exc)))
+    con.register("catalog_keys", catalog_keys)
+
+    # Only locators whose path is acceptable as text reach the file system.
+    lexically_valid = con.execute(queries.load("contract/probe_targets")).to_arrow_table()
+    t0 = time.perf_counter()
+    probe = probe_locators(
+        lexically_valid,
+        base_dir,
+        cache_dir=(cache_dir or default_cache_dir()) if use_cache else None,
+        workers=workers,
+    )
+    timings["probe"] = time.perf_counter() - t0
+    con.register("probes", probe.table)
+
+    t0 = time.perf_counter()
+    for name in queries.names("contract/rows"):
+        findings.append(_run(con, name))
+    timings["rules"] = time.perf_counter() - t0
+    con.close()
+
+    table = pa.concat_tables(findings) if findings else FINDING_SCHEMA.empty_table()
+    order = [("severity", "ascending"), ("rule", "ascending"), ("manifest", "ascending"), ("row", "ascending")]
+    report.findings = table.sort_by(order)
+    report.probes = probe.table
+    report.probe = probe
+    timings["total"] = time.perf_counter() - started
+    report.seconds = timings
+    return report

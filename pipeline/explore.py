@@ -1,0 +1,221 @@
+"""The guide's Step 1, automated: what is in a data directory before any manifest exists."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HDF5_SUFFIXES = {".h5", ".hdf5", ".hdf", ".he5", ".nxs"}
+
+
+@dataclass
+class DatasetInfo:
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    chunks: tuple[int, ...] | None
+    attrs: dict[str, str]
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FileInfo:
+    path: str
+    size: int
+    groups: list[str]
+    datasets: list[DatasetInfo]
+    attrs: dict[str, str]
+    error: str | None = None
+
+    @property
+    def signature(self) -> tuple:
+        return tuple(sorted((d.path, d.dtype, len(d.shape)) for d in self.datasets))
+
+
+@dataclass
+class ExploreReport:
+    root: str
+    n_files: int
+    total_bytes: int
+    by_suffix: dict[str, int]
+    examples: list[str]
+    sample: list[FileInfo]
+    structures: list[tuple[int, list[str]]]  # (files sharing it, dataset paths)
+    flags: list[str]
+    pattern: str
+    reason: str
+    generator: str
+
+
+def _describe(path: Path, root: Path) -> FileInfo:
+    import h5py
+    import numpy as np
+
+    rel = str(path.relative_to(root))
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        return FileInfo(rel, path.stat().st_size, [], [], {}, error=f"cannot open ({exc})")
+    groups: list[str] = []
+    datasets: list[DatasetInfo] = []
+    with handle:
+        def visit(name: str, obj: object) -> None:
+            if isinstance(obj, h5py.Group):
+                groups.append("/" + name)
+                return
+            if not isinstance(obj, h5py.Dataset):
+                return
+            info = DatasetInfo("/" + name, tuple(obj.shape), obj.dtype.str, obj.chunks,
+                               {k: repr(v)[:60] for k, v in obj.attrs.items()})  # fmt: skip
+            if h5py.check_vlen_dtype(obj.dtype) is not None or obj.dtype.kind == "O":
+                info.flags.append("variable-length (ragged)")
+            elif obj.size == 0:
+                info.flags.append("empty")
+            elif obj.dtype.kind == "f" and obj.size <= 5_000_000:
+                values = obj[()]
+                if np.isnan(values).all():
+                    info.flags.append("all NaN")
+                elif np.isnan(values).any():
+                    info.flags.append("contains NaN")
+            datasets.append(info)
+
+        handle.visititems(visit)
+        attrs = {k: repr(v)[:60] for k, v in handle.attrs.items()}
+    return FileInfo(rel, path.stat().st_size, groups, datasets, attrs)
+
+
+def _pattern(files: list[Path], sample: list[FileInfo]) -> tuple[str, str]:
+    ok = [f for f in sample if not f.error]
+    if not ok:
+        return "unknown", "no readable HDF5 file in the sample"
+    n_datasets = Counter(len([d for d in f.datasets if not d.path.startswith("/params")]) for f in ok)
+    # Pattern B: a few files, each with several datasets sharing one long first
+    # axis (the spectra and their per-Hamiltonian parameter arrays).
+    for f in ok:
+        lengths = Counter(d.shape[0] for d in f.datasets if len(d.shape) >= 1 and d.shape[0] > 1)
+        if len(files) <= 3 and lengths and lengths.most_common(1)[0][1] >= 2:
+            n = lengths.most_common(1)[0][0]
+            return "B", f"{f.path} holds several datasets with a first axis of {n}: Hamiltonians batched along axis 0"
+    if set(n_datasets) == {1}:
+        return "A", "every sampled file holds one dataset: one file per artifact"
+    if min(n_datasets) > 1:
+        return "C", "every sampled file holds several datasets: one file per Hamiltonian"
+    return "mixed", "files differ in how many datasets they hold; each manifest row can use its own locator"
+
+
+_TEMPLATES = {
+    "A": '''    for path in sorted(Path(DATA_DIR).rglob("*.h5"))[:n_hamiltonians]:
+        huid = path.parent.name          # adapt: the Hamiltonian id in the path
+        art_type = path.stem             # adapt: the artifact name in the file name
+        art_rows.append({{"huid": huid, "type": art_type,
+                         "file": str(path.relative_to(DATA_DIR)), "dataset": "{dataset}"}})
+    for huid in sorted({{r["huid"] for r in art_rows}}):
+        ham_rows.append({{"huid": huid, "key": f"H_{{huid}}"}})  # add parameters from your table''',
+    "B": '''    with h5py.File(Path(DATA_DIR) / "{file}", "r") as f:
+        n = f["{dataset}"].shape[0] if n_hamiltonians is None else n_hamiltonians
+        for i in range(n):
+            huid = f"{stem}_{{i:06d}}"
+            ham_rows.append({{"huid": huid, "key": f"H_{{huid}}"}})  # add f["/params/..."][i]
+            art_rows.append({{"huid": huid, "type": "{type}", "file": "{file}",
+                             "dataset": "{dataset}", "index": i}})''',
+    "C": '''    for path in sorted(Path(DATA_DIR).glob("*.h5"))[:n_hamiltonians]:
+        huid = path.stem
+        with h5py.File(path, "r") as f:
+            params = {{}}  # e.g. {{p: float(f[f"params/{{p}}"][()]) for p in PARAM_NAMES}}
+        ham_rows.append({{"huid": huid, "key": f"H_{{huid}}", **params}})
+        for art_type, dataset in {artifact_map}.items():
+            art_rows.append({{"huid": huid, "type": art_type,
+                             "file": str(path.relative_to(DATA_DIR)), "dataset": dataset}})''',
+}
+
+
+def _generator(pattern: str, root: Path, sample: list[FileInfo]) -> str:
+    ok = [f for f in sample if not f.error and f.datasets]
+    first = ok[0] if ok else None
+    dataset = first.datasets[0].path if first else "/data"
+    body = _TEMPLATES.get(pattern if pattern in _TEMPLATES else "C").format(
+        dataset=dataset,
+        file=first.path if first else "data.h5",
+        stem=Path(first.path).stem if first else "h",
+        type=dataset.strip("/").replace("/", "_"),
+        artifact_map={d.path.strip("/").replace("/", "_"): d.path for d in (first.datasets if first else [])
+                      if not d.path.startswith("/params")},
+    )  # fmt: skip
+    return f'''"""Generate manifests for {root.name} (pattern {pattern}): adapt the marked lines."""
+from pathlib import Path
+
+import h5py
+import pandas as pd
+
+DATA_DIR = "{root}"
+
+
+def generate(output_dir, n_hamiltonians=None):
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ham_rows, art_rows = [], []
+{body}
+    ham_df, art_df = pd.DataFrame(ham_rows), pd.DataFrame(art_rows)
+    ham_df.to_parquet(output_dir / "{root.name}_hamiltonians.parquet", index=False)
+    art_df.to_parquet(output_dir / "{root.name}_artifacts.parquet", index=False)
+    return ham_df, art_df
+'''
+
+
+def explore(data_dir: Path, sample: int = 5, seed: int = 0) -> ExploreReport:
+    """Count and describe the files under ``data_dir`` and open a random sample.
+
+    Args:
+        data_dir: The directory the data provider pointed at.
+        sample: How many HDF5 files to open.
+        seed: Seed for the sample, so two runs look at the same files.
+
+    Returns:
+        An :class:`ExploreReport`.
+    """
+    root = Path(data_dir).resolve()
+    files: list[Path] = []
+    suffixes: Counter[str] = Counter()
+    total = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            suffixes[path.suffix.lower() or "(none)"] += 1
+            try:
+                total += path.stat().st_size
+            except OSError:
+                continue
+            if path.suffix.lower() in HDF5_SUFFIXES:
+                files.append(path)
+    files.sort()
+    picked = sorted(random.Random(seed).sample(files, min(sample, len(files))))
+    infos = [_describe(p, root) for p in picked]
+    structures = Counter(f.signature for f in infos if not f.error)
+    flags: list[str] = []
+    if not files:
+        flags.append("no HDF5 files found: the broker reads HDF5 only")
+    other = {s: n for s, n in suffixes.items() if s not in HDF5_SUFFIXES and s not in {".parquet", ".csv", ".json", ".txt", ".md"}}
+    if other:
+        flags.append("non-HDF5 data files: " + ", ".join(f"{n} {s}" for s, n in sorted(other.items())))
+    if len(structures) > 1:
+        flags.append(f"the sampled files have {len(structures)} different structures")
+    for f in infos:
+        if f.error:
+            flags.append(f"{f.path}: {f.error}")
+        for d in f.datasets:
+            flags += [f"{f.path}:{d.path}: {flag}" for flag in d.flags]
+        if structures and f.signature and structures[f.signature] == 1 and len(structures) > 1:
+            common = set().union(*(set(g.groups) for g in infos if g is not f))
+            extra = sorted(set(f.groups) - common)
+            if extra:
+                flags.append(f"{f.path}: unexpected groups {', '.join(extra)}")
+    pattern, reason = _pattern(files, infos)
+    return ExploreReport(
+        root=str(root), n_files=len(files), total_bytes=total, by_suffix=dict(suffixes),
+        examples=[str(p.relative_to(root)) for p in files[:5]], sample=infos,
+        structures=[(n, [d[0] for d in sig]) for sig, n in structures.most_common()],
+        flags=flags, pattern=pattern, reason=reason, generator=_generator(pattern, root, infos),
+    )  # fmt: skip

@@ -1,0 +1,104 @@
+"""Run a manifest generator: a built-in layout or a user's script written to the guide."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pyarrow as pa
+
+from generators import LAYOUTS
+
+
+class GeneratorError(RuntimeError):
+    """A generator that cannot be loaded or that returned something unusable."""
+
+
+@dataclass(frozen=True)
+class GeneratedManifests:
+    hamiltonians: pa.Table
+    artifacts: pa.Table
+    written: list[Path]
+
+
+def load_generator(spec: str) -> ModuleType:
+    """Import a generator: a layout name (``vdp``), a dotted module, or a ``.py`` file.
+
+    Raises:
+        GeneratorError: when nothing importable with a ``generate`` function is found.
+    """
+    try:
+        if spec in LAYOUTS:
+            module = importlib.import_module(f"generators.{spec}")
+        elif spec.endswith(".py") or Path(spec).is_file():
+            path = Path(spec).resolve()
+            if not path.is_file():
+                raise GeneratorError(f"generator script {spec} not found")
+            loader_spec = importlib.util.spec_from_file_location(f"broker_user_generator_{path.stem}", path)
+            if loader_spec is None or loader_spec.loader is None:
+                raise GeneratorError(f"cannot import {spec}")
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(spec)
+    except ImportError as exc:
+        raise GeneratorError(f"cannot import generator {spec!r}: {exc}") from exc
+    if not callable(getattr(module, "generate", None)):
+        raise GeneratorError(f"{spec}: no generate(output_dir, n_hamiltonians=None) function")
+    return module
+
+
+def _as_arrow(value: object, what: str) -> pa.Table:
+    if isinstance(value, pa.Table):
+        return value
+    if hasattr(value, "to_arrow"):  # polars
+        return value.to_arrow()  # type: ignore[union-attr]
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas ships with tiled[server]
+        pd = None
+    if pd is not None and isinstance(value, pd.DataFrame):
+        return pa.Table.from_pandas(value, preserve_index=False)
+    raise GeneratorError(f"generate() returned {type(value).__name__} for the {what}; expected a table")
+
+
+def _snapshot(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in Path(folder).glob("*.parquet")}
+
+
+def run_generator(spec: str, data_dir: Path, output_dir: Path, n_hamiltonians: int | None = None) -> GeneratedManifests:
+    """Run ``generate`` with ``data_dir`` as the data location.
+
+    The guide's template reads a module constant ``DATA_DIR``; it is set before the
+    call, and ``data_dir=`` is passed as well when the function accepts it.
+    """
+    module = load_generator(spec)
+    module.DATA_DIR = str(data_dir)  # type: ignore[attr-defined]
+    kwargs: dict[str, object] = {}
+    if "data_dir" in inspect.signature(module.generate).parameters:
+        kwargs["data_dir"] = data_dir
+    before = _snapshot(output_dir)
+    result = module.generate(str(output_dir), n_hamiltonians, **kwargs)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise GeneratorError(f"{spec}: generate() must return (hamiltonians, artifacts)")
+    after = _snapshot(output_dir)
+    written = sorted(p for p, mtime in after.items() if before.get(p) != mtime)
+    return GeneratedManifests(_as_arrow(result[0], "Hamiltonians"), _as_arrow(result[1], "artifacts"), written)
+
+
+def synthesize(layout: str, out_dir: Path, n_hamiltonians: int, seed: int = 0) -> GeneratedManifests:
+    """Write a synthetic dataset (HDF5 under ``out_dir/data``) and its manifests.
+
+    Raises:
+        GeneratorError: for an unknown layout.
+    """
+    if layout not in LAYOUTS:
+        raise GeneratorError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    module = importlib.import_module(f"generators.{layout}")
+    data_dir = out_dir / "data"
+    module.synthesize(data_dir, n_hamiltonians, seed)
+    return run_generator(layout, data_dir, out_dir / "manifests", n_hamiltonians)

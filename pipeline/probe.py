@@ -1,0 +1,274 @@
+"""Probe the HDF5 files a manifest points at: shape, dtype and chunking per dataset.
+
+Each distinct file is located once (with symlinks resolved and checked against the
+base directory) and opened once for all the datasets the manifests read from it.
+Opening is spread over processes (h5py serialises threads on its global lock), and
+results are cached by (path, size, mtime, ctime), so a re-check after a fix opens
+only the files that changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import multiprocessing
+import os
+import stat
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# Files opened per task sent to a worker: large enough to amortise the round trip,
+# small enough to keep both cores busy to the end.
+CHUNK_FILES = 256
+# Below this many files the process pool costs more than it saves.
+POOL_THRESHOLD = 128
+
+PROBE_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("dataset", pa.string()),
+        ("path", pa.string()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("ctime_ns", pa.int64()),
+        ("file_status", pa.string()),
+        ("file_message", pa.string()),
+        ("dataset_status", pa.string()),
+        ("dataset_message", pa.string()),
+        ("shape", pa.list_(pa.int64())),
+        ("dtype", pa.string()),
+        ("chunks", pa.list_(pa.int64())),
+        ("ragged", pa.bool_()),
+    ]
+)
+_CACHED = [
+    "path", "size", "mtime_ns", "ctime_ns", "dataset", "file_status", "file_message",
+    "dataset_status", "dataset_message", "shape", "dtype", "chunks", "ragged",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Probe rows (one per distinct file and dataset) and what it took to get them."""
+
+    table: pa.Table
+    files: int
+    opened: int
+    seconds: float
+
+
+def default_cache_dir() -> Path:
+    """``$BROKER_CACHE_DIR``, else ``$XDG_CACHE_HOME/manifest-broker``, else ``~/.cache/...``."""
+    if env := os.environ.get("BROKER_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "manifest-broker"
+
+
+@functools.lru_cache(maxsize=65536)
+def _real_directory(directory: str) -> str:
+    return os.path.realpath(directory)
+
+
+def _locate(base_real: str, file: str) -> tuple[str, str | None, str, int, int, int]:
+    """Resolve one manifest ``file`` against the base directory without opening it.
+
+    Returns:
+        (status, message, resolved path, size, mtime_ns, ctime_ns); status is ``ok``,
+        ``outside_base``, ``missing``, ``not_regular`` or ``empty``.
+    """
+    joined = os.path.join(base_real, file)
+    candidate = os.path.join(_real_directory(os.path.dirname(joined)), os.path.basename(joined))
+    try:
+        st = os.lstat(candidate)
+        real = candidate
+        if stat.S_ISLNK(st.st_mode):
+            real = os.path.realpath(candidate)
+            st = os.stat(real)
+    except FileNotFoundError:
+        return "missing", "file does not exist", candidate, 0, 0, 0
+    except OSError as exc:
+        return "missing", f"cannot stat file ({exc.strerror})", candidate, 0, 0, 0
+    if real != base_real and not real.startswith(base_real + os.sep):
+        return "outside_base", f"resolves to {real}, outside the base directory", real, 0, 0, 0
+    if stat.S_ISDIR(st.st_mode):
+        return "not_regular", "is a directory, not a file", real, 0, 0, 0
+    if not stat.S_ISREG(st.st_mode):
+        return "not_regular", "is not a regular file", real, 0, 0, 0
+    if st.st_size == 0:
+        return "empty", "is an empty file (0 bytes)", real, 0, st.st_mtime_ns, st.st_ctime_ns
+    return "ok", None, real, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _probe_file(path: str, datasets: list[str]) -> list[tuple]:
+    """Open one file and describe the requested datasets.
+
+    Returns:
+        One tuple per dataset: (dataset, file_status, file_message, dataset_status,
+        dataset_message, shape, dtype, chunks, ragged).
+    """
+    import h5py
+
+    def rows(file_status: str, message: str) -> list[tuple]:
+        return [(d, file_status, message, "skipped", None, None, None, None, None) for d in datasets]
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except PermissionError:
+        return rows("unreadable", "permission denied: the broker cannot read this file")
+    except OSError as exc:
+        return rows("unreadable", f"cannot read file ({exc.strerror})")
+    # A user block can push the signature to offset 512, 1024...; h5py knows where to look.
+    if head != HDF5_SIGNATURE and not h5py.is_hdf5(path):
+        return rows("not_hdf5", f"not an HDF5 file (starts with {head[:8]!r})")
+    try:
+        handle5 = h5py.File(path, "r")
+    except OSError as exc:
+        return rows("corrupt", f"corrupt or truncated HDF5 file ({exc})")
+    out = []
+    with handle5:
+        for name in datasets:
+            try:
+                obj = handle5.get(name)
+            except (KeyError, OSError, RuntimeError) as exc:
+                out.append((name, "ok", None, "unreadable", f"cannot open {name} ({exc})", None, None, None, None))
+                continue
+            if obj is None:
+                out.append((name, "ok", None, "missing", f"no object {name} in the file", None, None, None, None))
+            elif not isinstance(obj, h5py.Dataset):
+                kind = "group" if isinstance(obj, h5py.Group) else type(obj).__name__
+                out.append((name, "ok", None, "not_a_dataset", f"{name} is a {kind}, not a dataset", None, None, None, None))
+            else:
+                dtype = obj.dtype
+                ragged = h5py.check_vlen_dtype(dtype) is not None or dtype.kind == "O"
+                out.append(
+                    (name, "ok", None, "ok", None, list(obj.shape), dtype.str,
+                     list(obj.chunks) if obj.chunks else None, ragged)
+                )  # fmt: skip
+    return out
+
+
+def _probe_chunk(tasks: list[tuple[str, list[str]]]) -> list[tuple[str, list[tuple]]]:
+    return [(path, _probe_file(path, datasets)) for path, datasets in tasks]
+
+
+def _cache_path(cache_dir: Path, base_real: str) -> Path:
+    digest = hashlib.sha256(base_real.encode()).hexdigest()[:16]
+    return cache_dir / f"probe-{digest}.parquet"
+
+
+def _run_probes(tasks: list[tuple[str, list[str]]], workers: int) -> list[tuple[str, list[tuple]]]:
+    if len(tasks) < POOL_THRESHOLD or workers <= 1:
+        return _probe_chunk(tasks)
+    chunks = [tasks[i : i + CHUNK_FILES] for i in range(0, len(tasks), CHUNK_FILES)]
+    # forkserver: a clean parent to fork from; forking this process could inherit
+    # locks held by DuckDB's or Arrow's threads.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["h5py", "pipeline.probe"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        results: list[tuple[str, list[tuple]]] = []
+        for part in pool.map(_probe_chunk, chunks):
+            results.extend(part)
+    return results
+
+
+def probe_locators(
+    locators: pa.Table,
+    base_dir: Path,
+    *,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+) -> ProbeResult:
+    """Describe every distinct (file, dataset) pair of the artifact manifests.
+
+    Args:
+        locators: A table with string columns ``file`` and ``dataset``.
+        base_dir: The data directory manifest paths are relative to.
+        cache_dir: Where the probe cache lives; ``None`` disables the cache.
+        workers: Processes that open files; default: every core.
+
+    Returns:
+        A :class:`ProbeResult` whose table follows :data:`PROBE_SCHEMA`.
+    """
+    started = time.perf_counter()
+    base_real = os.path.realpath(base_dir)
+    wanted = (
+        pl.from_arrow(locators.select(["file", "dataset"]))
+        .drop_nulls()
+        .unique()
+        .group_by("file")
+        .agg(pl.col("dataset").sort())
+    )
+    located = [_locate(base_real, f) for f in wanted["file"]]
+    _real_directory.cache_clear()
+    files = wanted.with_columns(
+        pl.Series("loc_status", [x[0] for x in located], pl.String),
+        pl.Series("loc_message", [x[1] for x in located], pl.String),
+        pl.Series("path", [x[2] for x in located], pl.String),
+        pl.Series("size", [x[3] for x in located], pl.Int64),
+        pl.Series("mtime_ns", [x[4] for x in located], pl.Int64),
+        pl.Series("ctime_ns", [x[5] for x in located], pl.Int64),
+    )
+    requested = files.explode("dataset")
+    keys = ["path", "size", "mtime_ns", "ctime_ns", "dataset"]
+
+    cache_file = _cache_path(cache_dir, base_real) if cache_dir else None
+    cached = pl.DataFrame(schema=pl.from_arrow(PROBE_SCHEMA.empty_table()).select(_CACHED).schema)
+    if cache_file and cache_file.is_file():
+        try:
+            cached = pl.read_parquet(cache_file).select(_CACHED)
+        except Exception:  # a damaged cache is only a slower run, never a failure
+            cached = cached.clear()
+    hits = requested.filter(pl.col("loc_status") == "ok").join(cached, on=keys, how="inner")
+    to_open = (
+        requested.filter(pl.col("loc_status") == "ok")
+        .join(hits.select(keys), on=keys, how="anti")
+        .group_by("path")
+        .agg(pl.col("dataset"))
+    )
+    tasks = list(zip(to_open["path"].to_list(), to_open["dataset"].to_list()))
+    opened = _run_probes(tasks, workers or os.cpu_count() or 1)
+
+    fresh_rows = [(path, *row) for path, rows in opened for row in rows]
+    fresh = pl.DataFrame(
+        fresh_rows,
+        schema={
+            "path": pl.String, "dataset": pl.String, "file_status": pl.String,
+            "file_message": pl.String, "dataset_status": pl.String,
+            "dataset_message": pl.String, "shape": pl.List(pl.Int64), "dtype": pl.String,
+            "chunks": pl.List(pl.Int64), "ragged": pl.Boolean,
+        },  # fmt: skip
+        orient="row",
+    )
+    stats = files.select("path", "size", "mtime_ns", "ctime_ns").unique("path")
+    fresh = fresh.join(stats, on="path", how="left").select(_CACHED)
+    results = pl.concat([hits.select(_CACHED), fresh])
+
+    if cache_file and tasks:
+        keep = cached.join(fresh.select("path").unique(), on="path", how="anti")
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        pl.concat([keep, fresh]).write_parquet(partial)
+        os.replace(partial, cache_file)
+
+    table = (
+        requested.join(results.drop("size", "mtime_ns", "ctime_ns"), on=["path", "dataset"], how="left")
+        .with_columns(
+            pl.when(pl.col("loc_status") != "ok").then(pl.col("loc_status")).otherwise(pl.col("file_status")).alias("file_status"),
+            pl.when(pl.col("loc_status") != "ok").then(pl.col("loc_message")).otherwise(pl.col("file_message")).alias("file_message"),
+            pl.when(pl.col("loc_status") != "ok").then(pl.lit("skipped")).otherwise(pl.col("dataset_status")).alias("dataset_status"),
+        )  # fmt: skip
+        .select(PROBE_SCHEMA.names)
+        .sort("file", "dataset")
+        .to_arrow()
+        .cast(PROBE_SCHEMA)
+    )
+    return ProbeResult(table, files=files.height, opened=len(tasks), seconds=time.perf_counter() - started)

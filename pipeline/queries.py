@@ -1,0 +1,60 @@
+"""Every SQL statement the pipeline runs lives in ``sql/``, one named file each.
+
+This module finds those files and quotes the few identifiers that have to be
+interpolated (values are always bound as parameters, never formatted in).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+SQL_ROOT = Path(__file__).resolve().parent.parent / "sql"
+
+_IDENTIFIER = re.compile(r"^[^\x00-\x1f\x7f]+$")
+
+
+class SqlNotFound(LookupError):
+    """Raised when a named statement has no file under ``sql/``."""
+
+
+@functools.cache
+def load(name: str, dialect: str | None = None) -> str:
+    """Return the text of the statement ``sql/<name>.sql``.
+
+    Args:
+        name: Path below ``sql/`` without the suffix, e.g. ``"contract/huid_duplicate"``.
+        dialect: ``"sqlite"`` or ``"postgresql"``; a file ``<name>.<dialect>.sql``
+            wins over the dialect-neutral one when it exists.
+
+    Returns:
+        The SQL text.
+
+    Raises:
+        SqlNotFound: when neither file exists.
+    """
+    candidates = [SQL_ROOT / f"{name}.{dialect}.sql"] if dialect else []
+    candidates.append(SQL_ROOT / f"{name}.sql")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.read_text()
+    raise SqlNotFound(f"no SQL file for {name!r} (dialect {dialect}) under {SQL_ROOT}")
+
+
+def names(folder: str) -> list[str]:
+    """Names (``folder/stem``) of the dialect-neutral statements in one folder, sorted."""
+    return sorted(
+        f"{folder}/{p.stem}" for p in (SQL_ROOT / folder).glob("*.sql") if "." not in p.stem
+    )
+
+
+def quote_identifier(name: str) -> str:
+    """Quote an identifier for DuckDB, SQLite or PostgreSQL.
+
+    Raises:
+        ValueError: for an empty name or one holding control characters.
+    """
+    if not name or not _IDENTIFIER.match(name):
+        raise ValueError(f"not a usable SQL identifier: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
