@@ -92,13 +92,15 @@ def _pattern(files: list[Path], sample: list[FileInfo]) -> tuple[str, str]:
     if not ok:
         return "unknown", "no readable HDF5 file in the sample"
     n_datasets = Counter(len([d for d in f.datasets if not d.path.startswith("/params")]) for f in ok)
-    # Pattern B: a few files, each with several datasets sharing one long first
-    # axis (the spectra and their per-Hamiltonian parameter arrays).
+    # Pattern B: a few files, each with a multi-dimensional dataset whose first
+    # axis is shared by other datasets (the spectra and their per-Hamiltonian
+    # arrays, all of length N).
     for f in ok:
         lengths = Counter(d.shape[0] for d in f.datasets if len(d.shape) >= 1 and d.shape[0] > 1)
-        if len(files) <= 3 and lengths and lengths.most_common(1)[0][1] >= 2:
-            n = lengths.most_common(1)[0][0]
-            return "B", f"{f.path} holds several datasets with a first axis of {n}: Hamiltonians batched along axis 0"
+        batched = [d for d in f.datasets if len(d.shape) >= 2 and lengths[d.shape[0]] >= 2]
+        if len(files) <= 3 and batched:
+            n = batched[0].shape[0]
+            return "B", f"{f.path}: {batched[0].path} and other datasets share a first axis of {n}: Hamiltonians batched along axis 0"
     if set(n_datasets) == {1}:
         return "A", "every sampled file holds one dataset: one file per artifact"
     if min(n_datasets) > 1:

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+# Error lines are read by people and grepped by scripts: never wrapped.
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 MAX_ROWS = 40
 

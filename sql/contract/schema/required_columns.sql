@@ -1,14 +1,15 @@
 -- Rule: the standard columns exist with a usable type (guide, Step 2).
 -- Runs once per manifest pair over the registered tables ham_full / art_full.
--- A missing optional `index` is fine; a float or string `index` is not.
+-- A missing optional `index` is fine; a float or string `index` is not. A column
+-- whose every value is null has type NULL: its rows are left to the row rules.
 WITH expected(table_name, manifest, column_name, required, allowed, wanted) AS (
     VALUES
-        ('ham_full', $ham_manifest, 'huid', true, ['VARCHAR'], 'a string'),
-        ('ham_full', $ham_manifest, 'key', true, ['VARCHAR'], 'a string'),
-        ('art_full', $art_manifest, 'huid', true, ['VARCHAR'], 'a string'),
-        ('art_full', $art_manifest, 'type', true, ['VARCHAR'], 'a string'),
-        ('art_full', $art_manifest, 'file', true, ['VARCHAR'], 'a string'),
-        ('art_full', $art_manifest, 'dataset', true, ['VARCHAR'], 'a string'),
+        ('ham_full', $ham_manifest, 'huid', true, ['VARCHAR', '"NULL"'], 'a string'),
+        ('ham_full', $ham_manifest, 'key', true, ['VARCHAR', '"NULL"'], 'a string'),
+        ('art_full', $art_manifest, 'huid', true, ['VARCHAR', '"NULL"'], 'a string'),
+        ('art_full', $art_manifest, 'type', true, ['VARCHAR', '"NULL"'], 'a string'),
+        ('art_full', $art_manifest, 'file', true, ['VARCHAR', '"NULL"'], 'a string'),
+        ('art_full', $art_manifest, 'dataset', true, ['VARCHAR', '"NULL"'], 'a string'),
         ('art_full', $art_manifest, 'index', false,
          ['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT',
           'UINTEGER', 'UBIGINT', '"NULL"'],

@@ -1,0 +1,50 @@
+"""Property-based tests of the manifest contract: the SQL rules against a Python oracle."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.contract import check_manifests
+from pipeline.manifests import ManifestPair
+
+keys = st.one_of(st.none(), st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6))
+types = st.sampled_from(["a", "b", "c", "a/b", " a", ""])
+
+
+def _key_is_bad(key: str | None) -> bool:
+    return key is None or key == "" or "/" in key or bool(re.search(r"[\x00-\x1f\x7f]", key)) or key != key.strip()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(keys, st.lists(types, max_size=3)), min_size=1, max_size=8))
+def test_key_and_type_rules_match_oracle(rows: list[tuple[str | None, list[str]]], tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    folder: Path = tmp_path_factory.mktemp("prop")
+    huids = [f"h{i}" for i in range(len(rows))]
+    ham = pa.table({"huid": huids, "key": [k for k, _ in rows], "p": list(range(len(rows)))})
+    art_rows = [(h, t) for h, (_, ts) in zip(huids, rows) for t in ts]
+    art = pa.table({
+        "huid": [h for h, _ in art_rows], "type": [t for _, t in art_rows],
+        "file": ["x.h5"] * len(art_rows), "dataset": ["/d"] * len(art_rows),
+    }, schema=pa.schema([("huid", pa.string()), ("type", pa.string()), ("file", pa.string()), ("dataset", pa.string())]))  # fmt: skip
+    pq.write_table(ham, folder / "t_hamiltonians.parquet")
+    pq.write_table(art, folder / "t_artifacts.parquet")
+    report = check_manifests([ManifestPair(folder / "t_hamiltonians.parquet", folder / "t_artifacts.parquet")], folder, use_cache=False)
+    found = Counter((f["rule"], f["row"]) for f in report.findings.to_pylist())
+
+    expected_invalid = {i for i, (k, _) in enumerate(rows) if _key_is_bad(k)}
+    assert {r for (rule, r) in found if rule == "key_invalid"} == expected_invalid
+    counts = Counter(k for k, _ in rows if k not in (None, ""))
+    assert {r for (rule, r) in found if rule == "key_duplicate"} == {
+        i for i, (k, _) in enumerate(rows) if k not in (None, "") and counts[k] > 1}
+    per_huid = Counter((h, t) for h, t in art_rows if t != "")
+    assert {r for (rule, r) in found if rule == "type_duplicate"} == {
+        i for i, (h, t) in enumerate(art_rows) if t != "" and per_huid[(h, t)] > 1}
+    assert {r for (rule, r) in found if rule == "type_invalid"} == {i for i, (_, t) in enumerate(art_rows) if _key_is_bad(t)}
+    assert {r for (rule, r) in found if rule == "hamiltonian_without_artifacts"} == {i for i, (_, ts) in enumerate(rows) if not ts}

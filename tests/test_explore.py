@@ -1,0 +1,47 @@
+"""`broker explore`: the guide's Step 1 on each layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.explore import explore
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(("folder", "pattern"), [("vdp", "A"), ("edrixs", "B"), ("multimodal", "C")])
+def test_pattern_is_recognised(_pristine: Path, folder: str, pattern: str) -> None:
+    report = explore(_pristine / "data" / folder, sample=4)
+    assert report.pattern == pattern, report.reason
+    compile(report.generator, "generator.py", "exec")  # the starting generator is valid Python
+
+
+def test_spinwave_root_is_pattern_c_and_flags_nan(_pristine: Path, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    for i in range(3):
+        with h5py.File(data / f"sw_{i}.h5", "w") as f:
+            f["dispersion"] = np.full((4, 4), np.nan) if i == 0 else np.ones((4, 4))
+            f["dos"] = np.ones(5)
+            f.create_group("params")["J1"] = 1.0
+    (data / "notes.npz").write_bytes(b"x")
+    result = runner.invoke(app, ["explore", str(data), "--sample", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["pattern"] == "C" and report["n_files"] == 3
+    assert any("all NaN" in flag for flag in report["flags"])
+    assert any(".npz" in flag for flag in report["flags"])
+
+
+def test_explore_text_output(_pristine: Path) -> None:
+    result = runner.invoke(app, ["explore", str(_pristine / "data" / "edrixs"), "--sample", "1"])
+    assert result.exit_code == 0
+    assert "/spectra: shape=(6, 151, 40), dtype=<f4" in result.output
+    assert "likely pattern: B" in result.output and "def generate(output_dir" in result.output
