@@ -166,6 +166,58 @@ def explore(
     sys.stdout.write(report.generator)
 
 
+@app.command()
+def ingest(
+    manifests: Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...]")],
+    base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")],
+    catalog: Annotated[str, typer.Option(help="SQLite file, sqlite:///... or postgresql://...; created if missing.")],
+    parent: Annotated[str, typer.Option(help="Catalog path to register under (containers created when missing).")] = "",
+    update_metadata: Annotated[bool, typer.Option("--update-metadata", help="Update Hamiltonians whose metadata differs.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
+    from pipeline.catalog import CatalogError
+    from pipeline.ingest import ingest as run_ingest
+    from pipeline.manifests import ManifestError, pairs_from_paths
+    from pipeline.plan import PlanError
+    from pipeline.write import IngestError
+
+    try:
+        pairs = pairs_from_paths(manifests)
+    except ManifestError as exc:
+        raise _fail(str(exc), 2) from exc
+    try:
+        run = run_ingest(pairs, base_dir, catalog, parent=parent, update_metadata=update_metadata, use_cache=not no_cache)
+    except (IngestError, CatalogError, PlanError) as exc:
+        raise _fail(str(exc)) from exc
+    if not run.report.ok:
+        render.findings(run.report.findings)
+        raise _fail(f"the manifests break the contract ({run.report.errors} error(s)); nothing was written")
+    result = run.result
+    assert result is not None and run.plan is not None
+    if as_json:
+        render.print_json({"created_catalog": run.created_catalog, "seconds": run.seconds, **result.__dict__,
+                           "created_nodes": result.created_nodes})  # fmt: skip
+    else:
+        c = render.console
+        if result.created_nodes == 0 and not result.updated_metadata:
+            c.print(f"nothing to add: all {result.existing_hamiltonians} Hamiltonians and "
+                    f"{result.existing_arrays} artifacts are already in the catalog")  # fmt: skip
+        else:
+            rate = result.created_nodes / result.seconds if result.seconds else 0.0
+            c.print(f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
+                    + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
+                    + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
+                    + f"; write {result.seconds:.2f}s ({rate:,.0f} nodes/s)")  # fmt: skip
+        for key in result.updated_metadata:
+            c.print(f"  updated metadata of {key} (previous version kept as a revision)")
+        pending = [k for k in result.differing_metadata if k not in result.updated_metadata]
+        if pending:
+            c.print(f"[yellow]{len(pending)} Hamiltonian(s) differ from the catalog[/] "
+                    f"(e.g. {', '.join(pending[:5])}); re-run with --update-metadata to update them")  # fmt: skip
+
+
 class SqlFormat(str, Enum):
     table = "table"
     csv = "csv"

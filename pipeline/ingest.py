@@ -1,0 +1,55 @@
+"""`broker ingest`: check the contract, plan the nodes, write them in one transaction."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.catalog import locate
+from pipeline.contract import ContractReport, check_manifests
+from pipeline.manifests import ManifestPair
+from pipeline.plan import NodePlan, plan_nodes
+from pipeline.write import IngestResult, init_catalog, write_plan
+
+
+@dataclass
+class IngestRun:
+    report: ContractReport
+    plan: NodePlan | None = None
+    result: IngestResult | None = None
+    created_catalog: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def ingest(
+    pairs: list[ManifestPair],
+    base_dir: Path,
+    catalog: str,
+    *,
+    parent: str = "",
+    update_metadata: bool = False,
+    use_cache: bool = True,
+) -> IngestRun:
+    """Check, plan and write. Nothing is written when the contract has an error.
+
+    Raises:
+        IngestError, CatalogError, PlanError: with the catalog left unchanged.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    report = check_manifests(pairs, base_dir, parent=parent, use_cache=use_cache)
+    timings["check"] = time.perf_counter() - t0
+    run = IngestRun(report, seconds=timings)
+    if not report.ok:
+        return run
+    t0 = time.perf_counter()
+    run.plan = plan_nodes(report)
+    timings["plan"] = time.perf_counter() - t0
+    location = locate(catalog)
+    t0 = time.perf_counter()
+    run.created_catalog = init_catalog(location)
+    timings["init"] = time.perf_counter() - t0
+    run.result = write_plan(location, run.plan, parent=parent, update_metadata=update_metadata)
+    timings["write"] = run.result.seconds
+    return run

@@ -1,0 +1,135 @@
+"""Plan the catalog nodes of a checked manifest set, as Arrow tables.
+
+DuckDB builds every node's metadata JSON and data source parameters column-wise;
+tiled's own HDF5 adapter computes the array structure of each distinct
+(shape, dtype, chunks, batched) group once, so structure documents and ids are
+exactly the ones Tiled itself would write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from pipeline import queries
+from pipeline.contract import ContractReport
+from pipeline.manifests import ARTIFACT_COLUMNS, HAMILTONIAN_COLUMNS, ROW_COLUMN, metadata_columns
+
+HDF5_MIMETYPE = "application/x-hdf5"
+
+
+class PlanError(RuntimeError):
+    """The manifests passed the contract but cannot be planned (e.g. a structure mismatch)."""
+
+
+@dataclass
+class NodePlan:
+    """Everything the writer inserts, before any catalog id is known."""
+
+    hamiltonians: pa.Table  # key, huid, metadata
+    arrays: pa.Table  # parent_key, key, metadata, parameters, path, size, structure_id
+    structures: pa.Table  # id, structure
+    assets: pa.Table  # path, data_uri, size
+
+    @property
+    def nodes(self) -> int:
+        return self.hamiltonians.num_rows + self.arrays.num_rows
+
+
+def _metadata_json(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: list[str]) -> pa.Table:
+    if not columns:
+        return pa.table({ROW_COLUMN: table[ROW_COLUMN], "metadata": pa.array(["{}"] * table.num_rows, pa.string())})
+    con.register("meta_source", table.select([ROW_COLUMN, *columns]))
+    result = con.execute(queries.load("plan/metadata_json")).to_arrow_table()
+    con.unregister("meta_source")
+    return result
+
+
+def array_structure(path: str, dataset: str, index: int | None) -> dict:
+    """The array structure document Tiled's HDF5 adapter reports for one locator."""
+    from tiled.adapters.hdf5 import HDF5ArrayAdapter
+    from tiled.utils import ensure_uri
+
+    kwargs = {"dataset": dataset}
+    if index is not None:
+        kwargs["slice"] = str(index)
+    adapter = HDF5ArrayAdapter.from_uris(ensure_uri(path), **kwargs)
+    return dataclasses.asdict(adapter.structure())
+
+
+def _structures(arrays: pl.DataFrame) -> tuple[pl.DataFrame, pa.Table]:
+    from tiled.catalog.utils import compute_structure_id
+
+    group = ["shape", "dtype", "chunks", "indexed"]
+    representatives = arrays.group_by(group, maintain_order=True).first()
+    ids, docs = [], []
+    for row in representatives.iter_rows(named=True):
+        structure = array_structure(row["path"], row["dataset"], row["index"])
+        expected = list(row["shape"][1:] if row["indexed"] else row["shape"])
+        if list(structure["shape"]) != expected:
+            raise PlanError(f"{row['path']}:{row['dataset']} has shape {structure['shape']}, expected {expected}")
+        ids.append(compute_structure_id(structure))
+        docs.append(json.dumps(structure))
+    mapping = representatives.select(group).with_columns(pl.Series("structure_id", ids, pl.String))
+    table = pa.table({"id": ids, "structure": docs}).group_by("id").aggregate([("structure", "min")])
+    return mapping, table.rename_columns(["id", "structure"])
+
+
+def plan_nodes(report: ContractReport) -> NodePlan:
+    """Plan the nodes of every dataset of a passing contract report.
+
+    Args:
+        report: A report with ``ok`` true (the probe table is reused for structures).
+
+    Returns:
+        A :class:`NodePlan`.
+
+    Raises:
+        PlanError: when the report has errors or a structure cannot be computed.
+    """
+    from tiled.utils import ensure_uri
+
+    if not report.ok or report.probes is None:
+        raise PlanError("the manifests do not pass the contract; run `broker check` for the report")
+    con = duckdb.connect()
+    con.register("probes", report.probes)
+    hams, arrays = [], []
+    for name, ham in report.hamiltonians.items():
+        art = report.artifacts[name]
+        if "index" not in art.column_names:
+            art = art.append_column("index", pa.nulls(art.num_rows, pa.int64()))
+        ham_meta = _metadata_json(con, ham, ["huid", *metadata_columns(ham, HAMILTONIAN_COLUMNS)])
+        ham_meta = ham_meta.append_column("key", ham["key"]).append_column("huid", ham["huid"])
+        art_meta = _metadata_json(con, art, metadata_columns(art, ARTIFACT_COLUMNS))
+        art_meta = pa.table({c: art[c] for c in (ROW_COLUMN, "huid", "type", "file", "dataset", "index")}).append_column(
+            "metadata", art_meta["metadata"]
+        )
+        con.register("ham_meta", ham_meta)
+        con.register("art_meta", art_meta)
+        con.register("ham_keys", ham.select(["huid", "key"]))
+        con.register("locators", con.execute(queries.load("plan/locators")).to_arrow_table())
+        hams.append(con.execute(queries.load("plan/hamiltonian_nodes")).to_arrow_table())
+        arrays.append(con.execute(queries.load("plan/array_nodes")).to_arrow_table())
+        for view in ("ham_meta", "art_meta", "ham_keys", "locators"):
+            con.unregister(view)
+    con.close()
+    ham_table = pa.concat_tables(hams) if hams else pa.table({"key": [], "huid": [], "metadata": []})
+    arr = pl.from_arrow(pa.concat_tables(arrays)) if arrays else None
+    if arr is None or arr.height == 0:
+        empty = pa.table({c: pa.array([], pa.string()) for c in ("parent_key", "key", "metadata", "parameters", "path", "structure_id")})
+        return NodePlan(ham_table, empty, pa.table({"id": [], "structure": []}), pa.table({"path": [], "data_uri": [], "size": [], "mtime_ns": []}))
+    mapping, structures = _structures(arr)
+    arr = arr.join(mapping, on=["shape", "dtype", "chunks", "indexed"], how="left", nulls_equal=True)
+    assets = arr.select("path", "size", "mtime_ns").unique("path", maintain_order=True)
+    assets = assets.with_columns(pl.Series("data_uri", [ensure_uri(p) for p in assets["path"]], pl.String))
+    return NodePlan(
+        hamiltonians=ham_table,
+        arrays=arr.select("parent_key", "key", "metadata", "parameters", "path", "structure_id").to_arrow(),
+        structures=structures,
+        assets=assets.select("path", "data_uri", "size", "mtime_ns").to_arrow(),
+    )

@@ -1,0 +1,344 @@
+"""Write a node plan straight into Tiled's catalog database, in one transaction.
+
+Rows for every table are computed column-wise and sent in bulk (executemany on
+SQLite, COPY on PostgreSQL). Tiled's row-at-a-time triggers (closure table,
+full-text index, association guards) are switched off for the bulk rows and their
+work is redone set-based for exactly the new rows, inside the same transaction:
+a failure or a kill leaves the catalog, triggers included, as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipeline import queries
+from pipeline.catalog import CatalogError, CatalogLocation, check_schema, engine
+from pipeline.plan import HDF5_MIMETYPE, NodePlan
+
+BATCH_ROWS = 50_000  # rows handed to the driver at a time: bounds memory at any size
+
+
+class IngestError(RuntimeError):
+    """The catalog was left unchanged; the message says why."""
+
+
+@dataclass
+class IngestResult:
+    created_containers: int = 0
+    created_hamiltonians: int = 0
+    created_arrays: int = 0
+    existing_hamiltonians: int = 0
+    existing_arrays: int = 0
+    updated_metadata: list[str] = field(default_factory=list)
+    differing_metadata: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def created_nodes(self) -> int:
+        return self.created_containers + self.created_hamiltonians + self.created_arrays
+
+
+def init_catalog(location: CatalogLocation) -> bool:
+    """Create and stamp a catalog the way ``tiled catalog init`` does, if it has no tables.
+
+    Returns:
+        True when the catalog was created now.
+    """
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from tiled.alembic_utils import UninitializedDatabase, check_database, stamp_head
+    from tiled.catalog.alembic_constants import ALEMBIC_DIR, ALEMBIC_INI_TEMPLATE_PATH
+    from tiled.catalog.core import ALL_REVISIONS, REQUIRED_REVISION, initialize_database
+
+    if location.sqlite_path is not None:
+        location.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+
+    async def setup() -> bool:
+        eng = create_async_engine(location.tiled_uri)
+        try:
+            await check_database(eng, REQUIRED_REVISION, ALL_REVISIONS)
+            return False
+        except UninitializedDatabase:
+            await initialize_database(eng)
+            return True
+        finally:
+            await eng.dispose()
+
+    try:
+        created = asyncio.run(setup())
+    except Exception as exc:  # tiled raises several types for a database it does not know
+        raise CatalogError(f"cannot initialise or open {location.redacted()}: {exc}".strip()) from exc
+    if created:
+        stamp_head(ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR, location.tiled_uri)
+    return created
+
+
+def _batches(rows: Iterable[Sequence[Any]], size: int = BATCH_ROWS) -> Iterable[list[Sequence[Any]]]:
+    batch: list[Sequence[Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _bulk(conn: Connection, table: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Send rows to one table: executemany on SQLite, COPY on PostgreSQL."""
+    dialect = conn.dialect.name
+    statement = queries.load(f"write/insert_{table}", dialect)
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        if dialect == "postgresql":
+            with cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            for batch in _batches(rows):
+                cursor.executemany(statement, batch)
+    finally:
+        cursor.close()
+
+
+def _rows(table: pa.Table, columns: list[str]) -> Iterable[tuple]:
+    """Python rows of an Arrow table, converted one batch at a time."""
+    for batch in table.select(columns).to_batches(BATCH_ROWS):
+        yield from zip(*(c.to_pylist() for c in batch.columns))
+
+
+def _reserve(conn: Connection, table: str, n: int, first_free: int | None) -> list[int]:
+    if n == 0:
+        return []
+    if conn.dialect.name == "sqlite":
+        assert first_free is not None
+        return list(range(first_free, first_free + n))
+    return [r[0] for r in conn.execute(sa.text(queries.load("write/reserve_ids", "postgresql")), {"table": table, "n": n})]
+
+
+def _set_based_closure_and_fulltext(conn: Connection, levels: list[list[int]]) -> None:
+    dialect = conn.dialect.name
+    for ids in levels:
+        if not ids:
+            continue
+        params: dict[str, Any] = {"lo": ids[0], "hi": ids[-1]} if dialect == "sqlite" else {"ids": ids}
+        conn.execute(sa.text(queries.load("write/closure_self", dialect)), params)
+        conn.execute(sa.text(queries.load("write/closure_ancestors", dialect)), params)
+        if dialect == "sqlite":
+            conn.execute(sa.text(queries.load("write/fulltext", dialect)), params)
+
+
+def _ensure_parent(conn: Connection, parent: str, result: IngestResult) -> int:
+    node = 0
+    for segment in [s for s in parent.split("/") if s]:
+        found = conn.execute(sa.text(queries.load("catalog/child_id")), {"parent": node, "key": segment}).first()
+        if found is None:
+            conn.execute(sa.text(queries.load("write/insert_container")), {"parent": node, "key": segment})
+            found = conn.execute(sa.text(queries.load("catalog/child_id")), {"parent": node, "key": segment}).first()
+            result.created_containers += 1
+        assert found is not None
+        node = int(found[0])
+    return node
+
+
+LOCATOR_PREFIXES = ("path_", "dataset_", "index_")
+
+
+def _only_new_locators(current: dict, planned: dict) -> bool:
+    """True when the planned metadata only adds Mode A locators to the current one
+    (new artifacts of an existing Hamiltonian)."""
+    if any(k not in planned or planned[k] != v for k, v in current.items()):
+        return False
+    return all(k.startswith(LOCATOR_PREFIXES) for k in planned.keys() - current.keys())
+
+
+def _verify_files_unchanged(assets: pa.Table) -> None:
+    """Files must still be what the probe saw: a file that vanished or changed since
+    the check aborts the transaction."""
+    problems = []
+    for path, size, mtime in zip(assets["path"].to_pylist(), assets["size"].to_pylist(), assets["mtime_ns"].to_pylist()):
+        try:
+            st = os.stat(path)
+        except OSError:
+            problems.append(f"{path}: vanished after the check")
+            continue
+        if st.st_size != size or st.st_mtime_ns != mtime:
+            problems.append(f"{path}: changed after the check (size or mtime differs)")
+        if len(problems) >= 5:
+            break
+    if problems:
+        raise IngestError("files changed while ingesting; nothing was written:\n  " + "\n  ".join(problems))
+
+
+def write_plan(location: CatalogLocation, plan: NodePlan, *, parent: str = "", update_metadata: bool = False) -> IngestResult:
+    """Write the plan's new nodes into the catalog in one transaction.
+
+    Existing Hamiltonians (same key, same huid) are kept; their missing artifacts
+    are added. A Hamiltonian whose metadata differs is reported, and updated (with
+    a revision row, as Tiled does) only when ``update_metadata`` is true.
+
+    Raises:
+        IngestError: for anything that stops the write; the catalog is unchanged.
+        CatalogError: when the catalog is not a usable Tiled catalog.
+    """
+    started = time.perf_counter()
+    result = IngestResult()
+    eng = engine(location)
+    dialect = location.dialect
+    try:
+        with eng.connect() as conn:
+            try:
+                if dialect == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                check_schema(conn)
+                _write(conn, plan, parent, update_metadata, result)
+                if pause := os.environ.get("BROKER_PAUSE_BEFORE_COMMIT"):
+                    # Fault-injection hook for the kill test: hold the open transaction.
+                    print("holding the transaction open", flush=True)
+                    time.sleep(float(pause))
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+    except sa.exc.OperationalError as exc:
+        message = str(exc.orig)
+        if "locked" in message or "busy" in message:
+            raise IngestError(f"catalog {location.redacted()} is locked by another writer; nothing was written") from exc
+        if "readonly" in message or "read-only" in message:
+            raise IngestError(f"catalog {location.redacted()} is read-only; nothing was written") from exc
+        raise IngestError(f"catalog {location.redacted()}: {message}; nothing was written") from exc
+    except sa.exc.DatabaseError as exc:
+        raise IngestError(f"catalog {location.redacted()}: {exc.orig}; nothing was written") from exc
+    finally:
+        eng.dispose()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool, result: IngestResult) -> None:
+    dialect = conn.dialect.name
+    parent_id = _ensure_parent(conn, parent, result)
+
+    existing = pl.DataFrame(
+        conn.execute(sa.text(queries.load("write/children")), {"parent": parent_id}).all(),
+        schema={"id": pl.Int64, "key": pl.String, "structure_family": pl.String, "metadata": pl.Object},
+        orient="row",
+    )
+    planned = pl.from_arrow(plan.hamiltonians)
+    assert isinstance(planned, pl.DataFrame)
+    clashes = planned.join(existing.select("id", "key", "structure_family"), on="key", how="inner")
+    existing_meta = dict(zip(existing["key"].to_list(), existing["metadata"].to_list()))
+    keep: dict[str, int] = {}
+    for key, huid, metadata, node_id, family in clashes.select("key", "huid", "metadata", "id", "structure_family").iter_rows():
+        current = existing_meta[key]
+        current = current if isinstance(current, dict) else json.loads(current)
+        if family != "container" or current.get("huid") != huid:
+            raise IngestError(
+                f"key {key} already exists in the catalog for "
+                f"{'huid ' + str(current.get('huid')) if family == 'container' else 'a ' + str(family)}, "
+                f"not huid {huid}; nothing was written"
+            )
+        keep[key] = node_id
+        wanted = json.loads(metadata)
+        if current != wanted:
+            extends = _only_new_locators(current, wanted)
+            if not extends:
+                result.differing_metadata.append(key)
+            if update_metadata or extends:
+                conn.execute(sa.text(queries.load("write/revision")), {"id": node_id})
+                conn.execute(sa.text(queries.load("write/update_metadata", dialect)), {"id": node_id, "metadata": metadata})
+                result.updated_metadata.append(key)
+    result.existing_hamiltonians = len(keep)
+    new_hams = planned.filter(~pl.col("key").is_in(list(keep)))
+
+    arrays = pl.from_arrow(plan.arrays)
+    assert isinstance(arrays, pl.DataFrame)
+    if keep and arrays.height:
+        registered = pl.DataFrame(
+            conn.execute(sa.text(queries.load("write/grandchildren")), {"parent": parent_id}).all(),
+            schema={"parent_key": pl.String, "key": pl.String}, orient="row",
+        )  # fmt: skip
+        before = arrays.height
+        arrays = arrays.join(registered, on=["parent_key", "key"], how="anti")
+        result.existing_arrays = before - arrays.height
+
+    if new_hams.height == 0 and arrays.height == 0:
+        return
+
+    # Ids: contiguous on SQLite under the write lock; reserved from the sequences on PostgreSQL.
+    first = conn.execute(sa.text(queries.load("write/next_ids", "sqlite"))).one() if dialect == "sqlite" else (None, None, None)
+    node_ids = _reserve(conn, "nodes", new_hams.height + arrays.height, first[0])
+    ham_ids = node_ids[: new_hams.height]
+    array_ids = node_ids[new_hams.height :]
+    ham_index = {**keep, **dict(zip(new_hams["key"].to_list(), ham_ids))}
+
+    assets = pl.from_arrow(plan.assets)
+    assert isinstance(assets, pl.DataFrame)
+    assets = assets.join(arrays.select("path").unique(), on="path", how="semi")
+    conn.execute(sa.text(queries.load("write/create_incoming_uris")))
+    _bulk(conn, "incoming_uris", ((u,) for u in assets["data_uri"].to_list()))
+    known = dict((uri, i) for i, uri in conn.execute(sa.text(queries.load("write/existing_assets"))).all())
+    conn.execute(sa.text(queries.load("write/drop_incoming_uris")))
+    fresh_assets = assets.filter(~pl.col("data_uri").is_in(list(known)))
+    asset_ids = _reserve(conn, "assets", fresh_assets.height, first[2])
+    uri_to_asset = {**known, **dict(zip(fresh_assets["data_uri"].to_list(), asset_ids))}
+    path_to_asset = {p: uri_to_asset[u] for p, u in zip(assets["path"].to_list(), assets["data_uri"].to_list())}
+    ds_ids = _reserve(conn, "data_sources", arrays.height, first[1])
+
+    triggers: list[tuple[str, str]] = []
+    bypass = True
+    if dialect == "sqlite":
+        triggers = [(r[0], r[1]) for r in conn.execute(sa.text(queries.load("write/triggers", "sqlite")))]
+        for name, _ in triggers:
+            conn.exec_driver_sql(f"DROP TRIGGER {queries.quote_identifier(name)}")
+    else:
+        bypass = bool(conn.execute(sa.text(queries.load("write/is_superuser", "postgresql"))).scalar())
+        if bypass:
+            # Session-local and transaction-local: other sessions keep their triggers.
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+
+    if plan.structures.num_rows:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        cursor.executemany(queries.load("write/insert_structures", dialect), list(_rows(plan.structures, ["id", "structure"])))
+        cursor.close()
+    _bulk(conn, "nodes", (
+        (i, parent_id, key, "container", metadata, "[]")
+        for i, (key, metadata) in zip(ham_ids, new_hams.select("key", "metadata").iter_rows())
+    ))  # fmt: skip
+    _bulk(conn, "nodes", (
+        (i, ham_index[pk], key, "array", metadata, "[]")
+        for i, (pk, key, metadata) in zip(array_ids, arrays.select("parent_key", "key", "metadata").iter_rows())
+    ))  # fmt: skip
+    if bypass:
+        _set_based_closure_and_fulltext(conn, [ham_ids, array_ids])
+    _bulk(conn, "assets", (
+        (i, uri, False, size)
+        for i, (uri, size) in zip(asset_ids, fresh_assets.select("data_uri", "size").iter_rows())
+    ))  # fmt: skip
+    _bulk(conn, "data_sources", (
+        (d, n, sid, HDF5_MIMETYPE, params, "{}", "external", "array")
+        for d, n, (sid, params) in zip(ds_ids, array_ids, arrays.select("structure_id", "parameters").iter_rows())
+    ))  # fmt: skip
+    _bulk(conn, "data_source_asset_association", (
+        (d, path_to_asset[p], "data_uri", None) for d, p in zip(ds_ids, arrays["path"].to_list())
+    ))  # fmt: skip
+    for _, sql in triggers:
+        conn.exec_driver_sql(sql)
+    _verify_files_unchanged(assets.to_arrow())
+    result.created_hamiltonians = new_hams.height
+    result.created_arrays = arrays.height

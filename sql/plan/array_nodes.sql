@@ -1,0 +1,24 @@
+-- One array node per artifact: parent key, key (= type), metadata, data source
+-- parameters ({"dataset": ..., "slice": "<index>"} for batched rows), the
+-- resolved file and the structure group it belongs to.
+-- Inputs: art_meta(_row, huid, type, file, dataset, index, metadata), ham_keys(huid, key), probes.
+SELECT
+    k.key AS parent_key,
+    a.type AS key,
+    a.metadata,
+    '{"dataset":' || to_json(a.dataset)
+        || CASE WHEN a.index IS NULL THEN '' ELSE ',"slice":' || to_json(a.index::VARCHAR) END
+        || '}' AS parameters,
+    p.path,
+    p.size,
+    p.mtime_ns,
+    p.shape,
+    p.dtype,
+    p.chunks,
+    a.index IS NOT NULL AS indexed,
+    a.dataset,
+    a.index
+FROM art_meta AS a
+JOIN ham_keys AS k USING (huid)
+JOIN probes AS p ON p.file = a.file AND p.dataset = a.dataset
+ORDER BY a._row

@@ -1,0 +1,2 @@
+-- Bulk rows for assets, streamed with COPY inside the writer's transaction.
+COPY assets (id, data_uri, is_directory, size) FROM STDIN

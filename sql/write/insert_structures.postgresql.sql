@@ -1,0 +1,1 @@
+INSERT INTO structures (id, structure) VALUES (%s, %s::jsonb) ON CONFLICT (id) DO NOTHING

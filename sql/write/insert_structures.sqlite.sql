@@ -1,0 +1,1 @@
+INSERT INTO structures (id, structure) VALUES (?, ?) ON CONFLICT (id) DO NOTHING
