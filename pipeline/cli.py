@@ -218,6 +218,92 @@ def ingest(
                     f"(e.g. {', '.join(pending[:5])}); re-run with --update-metadata to update them")  # fmt: skip
 
 
+@app.command()
+def serve(
+    catalog: Annotated[str, typer.Option(help="The catalog the broker wrote.")],
+    base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory, served as readable storage.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    api_key: Annotated[Optional[str], typer.Option(help="API key (default: $TILED_API_KEY or a random one Tiled prints).")] = None,
+) -> None:
+    """Run a stock `tiled serve catalog CATALOG -r BASE_DIR` (no custom adapter or config)."""
+    import os
+
+    from pipeline.serve import serve_command
+
+    command = serve_command(catalog, base_dir, port, api_key or os.environ.get("TILED_API_KEY"), host)
+    render.errors.print("running: " + " ".join(c if c != api_key else "***" for c in command))
+    os.execv(command[0], command)
+
+
+def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: ignore[no-untyped-def]
+    from pipeline.contract import check_manifests
+    from pipeline.manifests import ManifestError, pairs_from_paths
+    from pipeline.plan import plan_nodes
+
+    try:
+        pairs = pairs_from_paths(manifests)
+    except ManifestError as exc:
+        raise _fail(str(exc), 2) from exc
+    report = check_manifests(pairs, base_dir, parent=parent)
+    if not report.ok:
+        render.findings(report.findings)
+        raise _fail(f"the manifests break the contract ({report.errors} error(s))")
+    return report, plan_nodes(report)
+
+
+def _client(url: str, api_key: Optional[str]):  # type: ignore[no-untyped-def]
+    from tiled.client import from_uri
+
+    return from_uri(url, api_key=api_key)
+
+
+@app.command()
+def register(
+    manifests: Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...]")],
+    base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")],
+    url: Annotated[str, typer.Option(help="A running Tiled server.")],
+    api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key.")] = None,
+    parent: Annotated[str, typer.Option(help="Catalog path to register under.")] = "",
+) -> None:
+    """Register incrementally through a running server (the guide's option B); skips existing entries."""
+    from pipeline.register import register_plan
+
+    _report, plan = _checked_plan(manifests, base_dir, parent)
+    result = register_plan(_client(url, api_key), plan, parent=parent)
+    render.console.print(f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts, "
+                         f"skipped {result.skipped} existing, in {result.seconds:.1f}s")  # fmt: skip
+
+
+@app.command()
+def verify(
+    manifests: Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...]")],
+    base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")],
+    url: Annotated[str, typer.Option(help="The Tiled server to check.")],
+    api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key.")] = None,
+    parent: Annotated[str, typer.Option(help="Catalog path the datasets were registered under.")] = "",
+    sample: Annotated[int, typer.Option(help="Random arrays to compare element by element.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """The guide's Step 7: everything served, arrays equal to the files, searches right. Exit 1 on a mismatch."""
+    from pipeline.verify import verify as run_verify
+
+    report, plan = _checked_plan(manifests, base_dir, parent)
+    result = run_verify(_client(url, api_key), report, plan, parent=parent, sample=sample)
+    if as_json:
+        render.print_json(result.__dict__ | {"ok": result.ok})
+    else:
+        for problem in result.problems[:50]:
+            render.console.print(f"[red]mismatch:[/] {problem}")
+        for q in result.queries:
+            render.console.print(f"search {q['query']}: served {q['served']}, manifest {q['expected']}")
+        render.console.print(
+            f"{'[green]OK[/]' if result.ok else '[red]FAILED[/]'}: {result.hamiltonians} Hamiltonians, "
+            f"{result.artifacts} artifacts, {result.arrays_compared} arrays compared, {len(result.problems)} problem(s)"
+        )
+    raise typer.Exit(0 if result.ok else 1)
+
+
 class SqlFormat(str, Enum):
     table = "table"
     csv = "csv"

@@ -1,0 +1,82 @@
+"""Start a stock `tiled serve catalog` on a catalog the broker wrote.
+
+No custom adapter and no server configuration: the data directory is passed as
+readable storage (`-r`), which is all Tiled needs to serve external HDF5 files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from pipeline.catalog import locate
+
+
+class ServeError(RuntimeError):
+    """The server did not come up."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_command(catalog: str, base_dir: Path, port: int, api_key: str | None, host: str = "127.0.0.1") -> list[str]:
+    """The plain `tiled serve catalog` command line for a catalog and its data directory."""
+    tiled = shutil.which("tiled", path=str(Path(sys.executable).parent)) or shutil.which("tiled") or "tiled"
+    command = [tiled, "serve", "catalog", locate(catalog).tiled_uri, "-r", str(Path(base_dir).resolve()),
+               "--host", host, "--port", str(port)]  # fmt: skip
+    if api_key:
+        command += ["--api-key", api_key]
+    return command
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServeError(f"tiled serve exited with code {process.returncode}")
+        try:
+            if httpx.get(f"{url}/api/v1/", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise ServeError(f"tiled serve did not answer at {url} within {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def running_server(catalog: str, base_dir: Path, *, api_key: str = "secret", port: int | None = None,
+                   log: Path | None = None) -> Iterator[str]:  # fmt: skip
+    """Run `tiled serve catalog` on a free loopback port for the duration of the block.
+
+    Yields:
+        The server's base URL.
+    """
+    port = port or free_port()
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    env = {**os.environ, "TILED_API_KEY": api_key}
+    process = subprocess.Popen(serve_command(catalog, base_dir, port, api_key), stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if log:
+            out.close()  # type: ignore[union-attr]

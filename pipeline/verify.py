@@ -1,0 +1,121 @@
+"""`broker verify`: the guide's Step 7, automated, through a running Tiled server."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from pipeline import queries
+from pipeline.contract import ContractReport
+from pipeline.plan import NodePlan
+
+
+@dataclass
+class VerifyReport:
+    hamiltonians: int = 0
+    artifacts: int = 0
+    arrays_compared: int = 0
+    queries: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _numeric_parameter(report: ContractReport) -> tuple[str, str, Any] | None:
+    """(dataset, column, median) of the first numeric metadata column found."""
+    con = duckdb.connect()
+    for name, ham in report.hamiltonians.items():
+        for field_ in ham.schema:
+            if field_.name in ("huid", "key", "_row") or not (
+                str(field_.type).startswith(("double", "float", "int"))
+            ):
+                continue
+            con.register("hamiltonians", ham.select([field_.name]).rename_columns(["value"]))
+            median = con.execute(queries.load("verify/median")).fetchone()
+            con.unregister("hamiltonians")
+            if median and median[0] is not None:
+                return name, field_.name, median[0]
+    return None
+
+
+def verify(client: Any, report: ContractReport, plan: NodePlan, *, parent: str = "", sample: int = 10, seed: int = 0) -> VerifyReport:
+    """Compare what the server serves with the manifests.
+
+    Every Hamiltonian present with all its metadata; every artifact present with
+    its shape and dtype; ``sample`` random arrays read through the server equal
+    the h5py read through the Mode A locator in metadata; a metadata query
+    returns the count DuckDB computes over the manifest.
+    """
+    from tiled.queries import Key
+
+    out = VerifyReport()
+    node = client
+    for segment in [s for s in parent.split("/") if s]:
+        node = node[segment]
+    expected_meta = dict(zip(plan.hamiltonians["key"].to_pylist(), plan.hamiltonians["metadata"].to_pylist()))
+    structures = {sid: json.loads(doc) for sid, doc in zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())}
+    children: dict[str, dict[str, str]] = {}
+    for row in plan.arrays.select(["parent_key", "key", "structure_id"]).to_pylist():
+        children.setdefault(row["parent_key"], {})[row["key"]] = row["structure_id"]
+
+    served = {}
+    for key, child in node.items():
+        if key in expected_meta:
+            served[key] = child
+    for key, metadata in expected_meta.items():
+        if key not in served:
+            out.problems.append(f"Hamiltonian {key} is not served")
+            continue
+        out.hamiltonians += 1
+        got = dict(served[key].metadata)
+        want = json.loads(metadata)
+        missing = [k for k in want if k not in got]
+        wrong = [k for k in want if k in got and got[k] != want[k]]
+        if missing or wrong:
+            out.problems.append(f"{key}: metadata keys missing {missing[:5]}, values differ for {wrong[:5]}")
+        arrays = dict(served[key].items())
+        for art_key, sid in children.get(key, {}).items():
+            if art_key not in arrays:
+                out.problems.append(f"{key}/{art_key} is not served")
+                continue
+            out.artifacts += 1
+            structure = arrays[art_key].structure()
+            want_structure = structures[sid]
+            dtype = structure.data_type.to_numpy_dtype()
+            if list(structure.shape) != list(want_structure["shape"]) or dtype.itemsize != want_structure["data_type"]["itemsize"] \
+                    or dtype.kind != want_structure["data_type"]["kind"]:  # fmt: skip
+                out.problems.append(f"{key}/{art_key}: served shape {structure.shape} dtype {dtype} differ from the file")
+
+    pairs = [(k, a) for k, arts in children.items() for a in arts if k in served]
+    for key, art_key in random.Random(seed).sample(pairs, min(sample, len(pairs))):
+        import h5py
+
+        meta = dict(served[key].metadata)
+        mode_b = served[key][art_key].read()
+        with h5py.File(Path(meta[f"path_{art_key}"]), "r") as handle:
+            dataset = handle[meta[f"dataset_{art_key}"]]
+            index = meta.get(f"index_{art_key}")
+            mode_a = dataset[index] if index is not None else dataset[()]
+        if mode_a.dtype != mode_b.dtype or not np.array_equal(mode_a, mode_b, equal_nan=mode_a.dtype.kind == "f"):
+            out.problems.append(f"{key}/{art_key}: array served (Mode B) differs from the h5py read (Mode A)")
+        out.arrays_compared += 1
+
+    found = _numeric_parameter(report)
+    if found:
+        name, column, threshold = found
+        con = duckdb.connect()
+        con.register("hamiltonians", report.hamiltonians[name].select([column]).rename_columns(["value"]))
+        expected = con.execute(queries.load("verify/count_above"), {"threshold": threshold}).fetchone()[0]
+        got = len(node.search(Key(column) > threshold))
+        out.queries.append({"query": f"Key({column!r}) > {threshold}", "expected": expected, "served": got})
+        if got != expected:
+            out.problems.append(f"search Key({column!r}) > {threshold} returned {got}, the manifest says {expected}")
+    return out
