@@ -361,3 +361,7 @@ def demo(
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # `python -m pipeline.cli`
+    app()

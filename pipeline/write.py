@@ -63,6 +63,9 @@ def init_catalog(location: CatalogLocation) -> bool:
 
     if location.sqlite_path is not None:
         location.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    if _has_tables(location) and not _has_tables(location, "alembic_version"):
+        # Never create Tiled's tables inside somebody else's database.
+        raise CatalogError(f"{location.redacted()} is not a Tiled catalog: it has tables but no alembic_version")
 
     async def setup() -> bool:
         eng = create_async_engine(location.tiled_uri)
@@ -82,6 +85,20 @@ def init_catalog(location: CatalogLocation) -> bool:
     if created:
         stamp_head(ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR, location.tiled_uri)
     return created
+
+
+def _has_tables(location: CatalogLocation, name: str | None = None) -> bool:
+    if location.sqlite_path is not None and not location.sqlite_path.exists():
+        return False
+    eng = engine(location, readonly=location.dialect == "sqlite")
+    try:
+        with eng.connect() as conn:
+            tables = {r[0] for r in conn.execute(sa.text(queries.load("catalog/table_names", location.dialect)))}
+    except sa.exc.DatabaseError as exc:
+        raise CatalogError(f"{location.redacted()} is not a database the broker can read ({exc.orig})") from exc
+    finally:
+        eng.dispose()
+    return name in tables if name else bool(tables)
 
 
 def _batches(rows: Iterable[Sequence[Any]], size: int = BATCH_ROWS) -> Iterable[list[Sequence[Any]]]:
