@@ -1,13 +1,20 @@
 -- Rule: `type` is unique per huid (the guide's first key rule). Lists the
 -- colliding rows and suggests names disambiguated by the dataset path (or, when
 -- the paths are the same, by the file name).
-WITH clashes AS (
+WITH groups AS (
+    SELECT dataset_name, huid, type
+    FROM artifacts
+    WHERE huid IS NOT NULL AND type IS NOT NULL AND type <> ''
+    GROUP BY dataset_name, huid, type
+    HAVING count(*) > 1
+),
+clashes AS (
     SELECT *,
            count(*) OVER w AS n,
            list(row ORDER BY row) OVER w AS rows,
            count(DISTINCT dataset) OVER w AS n_datasets
-    FROM artifacts
-    WHERE huid IS NOT NULL AND type IS NOT NULL AND type <> ''
+    FROM artifacts AS a
+    SEMI JOIN groups AS g USING (dataset_name, huid, type)
     WINDOW w AS (PARTITION BY dataset_name, huid, type)
 ),
 suggested AS (
