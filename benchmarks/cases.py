@@ -100,3 +100,153 @@ def check(
     print(f"{'first check, total':<34}{first.seconds:>15.2f}s  peak RSS {first.peak_rss_mb:,.0f} MiB")
     print(f"{'re-check from probe cache, total':<34}{again.seconds:>15.2f}s  peak RSS {again.peak_rss_mb:,.0f} MiB")
     print(f"{'speed-up of the cached re-check':<34}{first.seconds / again.seconds:>15.1f}x")
+
+
+def _scale_fixture(workdir: Path, n: int) -> Path:
+    """A batched file for the scale curve: /spectra (n, 8) float32 and two
+    parameter arrays; manifests with two artifacts per Hamiltonian."""
+    import h5py
+
+    root = workdir / f"scale-{n}"
+    marker = root / "complete"
+    if not marker.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        (root / "data").mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        with h5py.File(root / "data" / "scale.h5", "w") as f:
+            f.create_dataset("spectra", data=rng.random((n, 8), dtype="f4"), chunks=(min(n, 4096), 8))
+            f.create_dataset("xas", data=rng.random((n, 4)))
+        huids = [f"s{i:07d}" for i in range(n)]
+        (root / "manifests").mkdir()
+        pq.write_table(pa.table({"huid": huids, "key": [f"H_{h}" for h in huids],
+                                 "J1": rng.random(n), "J2": rng.random(n)}),
+                       root / "manifests" / "scale_hamiltonians.parquet")  # fmt: skip
+        index = np.arange(n, dtype="int64")
+        pq.write_table(pa.table({"huid": huids + huids, "type": ["rixs"] * n + ["xas"] * n,
+                                 "file": ["scale.h5"] * (2 * n), "dataset": ["/spectra"] * n + ["/xas"] * n,
+                                 "index": np.concatenate([index, index])}),
+                       root / "manifests" / "scale_artifacts.parquet")  # fmt: skip
+        marker.touch()
+    return root
+
+
+def _layout_fixture(workdir: Path, layout: str, n: int) -> Path:
+    from pipeline.generate import synthesize
+
+    root = workdir / f"{layout}-{n}"
+    if not (root / "complete").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        synthesize(layout, root, n, seed=0)
+        (root / "complete").touch()
+    return root
+
+
+def _raw_ceiling(source: Path, target: Path) -> tuple[int, float]:
+    """Plain bulk inserts of the rows the writer produced, into a fresh catalog of
+    the same schema with Tiled's triggers dropped: the floor of what any writer pays."""
+    import sqlite3
+
+    from pipeline.catalog import locate
+    from pipeline.write import init_catalog
+
+    init_catalog(locate(str(target)))
+    src = sqlite3.connect(source)
+    tables = {
+        "structures": "id, structure",
+        "nodes": "id, parent, key, structure_family, metadata, specs",
+        "nodes_closure": "ancestor, descendant, depth",
+        "assets": "id, data_uri, is_directory, size",
+        "data_sources": "id, node_id, structure_id, mimetype, parameters, properties, management, structure_family",
+        "data_source_asset_association": "data_source_id, asset_id, parameter, num",
+    }
+    rows = {t: src.execute(f"SELECT {c} FROM {t} WHERE {'id' if t in ('nodes', 'assets', 'data_sources') else '1'} > 0").fetchall()
+            for t, c in tables.items()}  # fmt: skip
+    fts = src.execute("SELECT id, metadata FROM nodes WHERE id > 0").fetchall()
+    src.close()
+    rows["nodes_closure"] = [r for r in rows["nodes_closure"] if r[1] != 0]
+    db = sqlite3.connect(target, isolation_level=None)
+    started = time.perf_counter()
+    db.execute("BEGIN IMMEDIATE")
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        db.execute(f'DROP TRIGGER "{name}"')
+    for table, columns in tables.items():
+        marks = ", ".join("?" * len(columns.split(",")))
+        db.executemany(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})", rows[table])
+    db.executemany("INSERT INTO metadata_fts5 (rowid, metadata) VALUES (?, ?)", fts)
+    db.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    db.close()
+    return len(fts), seconds
+
+
+@app.command()
+def ingest(
+    layout: Annotated[str, typer.Option(help="edrixs, vdp, multimodal, spinwave, or scale (small batched rows).")] = "edrixs",
+    n: Annotated[int, typer.Option("-n", help="Hamiltonians.")] = 10_000,
+    tiled_nodes: Annotated[int, typer.Option(help="Nodes registered through Tiled's per-node HTTP path (a prefix of the same plan).")] = 600,
+    workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
+) -> None:
+    """Bulk writer vs Tiled's per-node path vs the raw-insert ceiling, same manifests, same run."""
+    import pyarrow.compute as pc
+
+    from pipeline.catalog import locate
+    from pipeline.contract import check_manifests
+    from pipeline.manifests import ManifestPair
+    from pipeline.plan import NodePlan, plan_nodes
+    from pipeline.register import register_plan
+    from pipeline.serve import running_server
+    from pipeline.write import init_catalog, write_plan
+
+    t0 = time.perf_counter()
+    root = _scale_fixture(workdir, n) if layout == "scale" else _layout_fixture(workdir, layout, n)
+    name = layout
+    pair = ManifestPair(root / "manifests" / f"{name}_hamiltonians.parquet", root / "manifests" / f"{name}_artifacts.parquet")
+    print(f"fixture {layout} n={n} ready in {time.perf_counter() - t0:.1f}s")
+    runs = workdir / "runs"
+    shutil.rmtree(runs, ignore_errors=True)
+    runs.mkdir(parents=True)
+    init_catalog(locate(str(runs / "warm.db")))  # imports and first-use costs, outside the timings
+
+    with measured("check") as check_m:
+        report = check_manifests([pair], root / "data", cache_dir=None)
+    assert report.ok
+    with measured("plan") as plan_m:
+        plan = plan_nodes(report)
+    nodes = plan.nodes
+    bulk_db = runs / "bulk.db"
+    init_catalog(locate(str(bulk_db)))
+    with measured("write") as write_m:
+        written = write_plan(locate(str(bulk_db)), plan)
+    assert written.created_nodes == nodes
+
+    raw_nodes, raw_seconds = _raw_ceiling(bulk_db, runs / "raw.db")
+
+    # Tiled's own path: one HTTP request per node, on a prefix of the same plan.
+    n_ham = max(1, tiled_nodes * plan.hamiltonians.num_rows // nodes)
+    prefix_keys = plan.hamiltonians["key"].slice(0, n_ham)
+    subset = NodePlan(plan.hamiltonians.slice(0, n_ham),
+                      plan.arrays.filter(pc.is_in(plan.arrays["parent_key"], prefix_keys)),
+                      plan.structures, plan.assets)  # fmt: skip
+    tiled_db = runs / "tiled.db"
+    init_catalog(locate(str(tiled_db)))
+    with running_server(str(tiled_db), root / "data") as url:
+        from tiled.client import from_uri
+
+        client = from_uri(url, api_key="secret")
+        with measured("tiled") as tiled_m:
+            registered = register_plan(client, subset)
+    tiled_count = registered.created_hamiltonians + registered.created_arrays
+
+    bulk_rate = nodes / (plan_m.seconds + write_m.seconds)
+    tiled_rate = tiled_count / tiled_m.seconds
+    raw_rate = raw_nodes / raw_seconds
+    print(f"\n{layout}: {plan.hamiltonians.num_rows:,} Hamiltonians, {plan.arrays.num_rows:,} artifacts = {nodes:,} nodes")
+    print(f"{'path':<44}{'nodes':>10}{'seconds':>10}{'nodes/s':>12}{'peak RSS':>12}")
+    print(f"{'contract check (not in nodes/s)':<44}{nodes:>10,}{check_m.seconds:>10.2f}{'':>12}{check_m.peak_rss_mb:>9,.0f} MiB")
+    print(f"{'bulk writer: plan + write (this project)':<44}{nodes:>10,}{plan_m.seconds + write_m.seconds:>10.2f}{bulk_rate:>12,.0f}{max(plan_m.peak_rss_mb, write_m.peak_rss_mb):>9,.0f} MiB")
+    print(f"{'  of which write (one transaction)':<44}{nodes:>10,}{write_m.seconds:>10.2f}{nodes / write_m.seconds:>12,.0f}")
+    print(f"{'bulk writer end to end (check+plan+write)':<44}{nodes:>10,}{check_m.seconds + plan_m.seconds + write_m.seconds:>10.2f}{nodes / (check_m.seconds + plan_m.seconds + write_m.seconds):>12,.0f}")
+    print(f"{'Tiled per-node path (HTTP, tiled.client)':<44}{tiled_count:>10,}{tiled_m.seconds:>10.2f}{tiled_rate:>12,.0f}{tiled_m.peak_rss_mb:>9,.0f} MiB")
+    print(f"{'raw ceiling (bulk inserts, triggers off)':<44}{raw_nodes:>10,}{raw_seconds:>10.2f}{raw_rate:>12,.0f}")
+    print(f"\nbulk / Tiled per-node: {bulk_rate / tiled_rate:,.1f}x   write / raw ceiling: {100 * (nodes / write_m.seconds) / raw_rate:.0f}%   "
+          f"(plan + write) / raw ceiling: {100 * bulk_rate / raw_rate:.0f}%")

@@ -138,7 +138,7 @@ def _generator(pattern: str, root: Path, sample: list[FileInfo]) -> str:
     ok = [f for f in sample if not f.error and f.datasets]
     first = ok[0] if ok else None
     dataset = first.datasets[0].path if first else "/data"
-    body = _TEMPLATES.get(pattern if pattern in _TEMPLATES else "C").format(
+    body = _TEMPLATES[pattern if pattern in _TEMPLATES else "C"].format(
         dataset=dataset,
         file=first.path if first else "data.h5",
         stem=Path(first.path).stem if first else "h",

@@ -119,7 +119,7 @@ def plan_nodes(report: ContractReport) -> NodePlan:
             con.unregister(view)
     con.close()
     ham_table = pa.concat_tables(hams) if hams else pa.table({"key": [], "huid": [], "metadata": []})
-    arr = pl.from_arrow(pa.concat_tables(arrays)) if arrays else None
+    arr = pl.DataFrame(pa.concat_tables(arrays)) if arrays else None
     if arr is None or arr.height == 0:
         empty = pa.table({c: pa.array([], pa.string()) for c in ("parent_key", "key", "metadata", "parameters", "path", "structure_id")})
         return NodePlan(ham_table, empty, pa.table({"id": [], "structure": []}), pa.table({"path": [], "data_uri": [], "size": [], "mtime_ns": []}))

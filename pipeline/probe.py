@@ -133,7 +133,7 @@ def _probe_file(path: str, datasets: list[str]) -> list[tuple]:
         handle5 = h5py.File(path, "r")
     except OSError as exc:
         return rows("corrupt", f"corrupt or truncated HDF5 file ({exc})")
-    out = []
+    out: list[tuple] = []
     with handle5:
         for name in datasets:
             try:
@@ -201,7 +201,7 @@ def probe_locators(
     started = time.perf_counter()
     base_real = os.path.realpath(base_dir)
     wanted = (
-        pl.from_arrow(locators.select(["file", "dataset"]))
+        pl.DataFrame(locators.select(["file", "dataset"]))
         .drop_nulls()
         .unique()
         .group_by("file")
@@ -221,7 +221,7 @@ def probe_locators(
     keys = ["path", "size", "mtime_ns", "ctime_ns", "dataset"]
 
     cache_file = _cache_path(cache_dir, base_real) if cache_dir else None
-    cached = pl.DataFrame(schema=pl.from_arrow(PROBE_SCHEMA.empty_table()).select(_CACHED).schema)
+    cached = pl.DataFrame(schema=pl.DataFrame(PROBE_SCHEMA.empty_table()).select(_CACHED).schema)
     if cache_file and cache_file.is_file():
         try:
             cached = pl.read_parquet(cache_file).select(_CACHED)

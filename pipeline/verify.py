@@ -113,9 +113,10 @@ def verify(client: Any, report: ContractReport, plan: NodePlan, *, parent: str =
         name, column, threshold = found
         con = duckdb.connect()
         con.register("hamiltonians", report.hamiltonians[name].select([column]).rename_columns(["value"]))
-        expected = con.execute(queries.load("verify/count_above"), {"threshold": threshold}).fetchone()[0]
-        got = len(node.search(Key(column) > threshold))
-        out.queries.append({"query": f"Key({column!r}) > {threshold}", "expected": expected, "served": got})
-        if got != expected:
-            out.problems.append(f"search Key({column!r}) > {threshold} returned {got}, the manifest says {expected}")
+        row = con.execute(queries.load("verify/count_above"), {"threshold": threshold}).fetchone()
+        expected = int(row[0]) if row else 0
+        served_count = len(node.search(Key(column) > threshold))
+        out.queries.append({"query": f"Key({column!r}) > {threshold}", "expected": expected, "served": served_count})
+        if served_count != expected:
+            out.problems.append(f"search Key({column!r}) > {threshold} returned {served_count}, the manifest says {expected}")
     return out

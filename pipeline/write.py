@@ -254,8 +254,7 @@ def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool,
         schema={"id": pl.Int64, "key": pl.String, "structure_family": pl.String, "metadata": pl.Object},
         orient="row",
     )
-    planned = pl.from_arrow(plan.hamiltonians)
-    assert isinstance(planned, pl.DataFrame)
+    planned = pl.DataFrame(plan.hamiltonians)
     clashes = planned.join(existing.select("id", "key", "structure_family"), on="key", how="inner")
     existing_meta = dict(zip(existing["key"].to_list(), existing["metadata"].to_list()))
     keep: dict[str, int] = {}
@@ -281,8 +280,7 @@ def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool,
     result.existing_hamiltonians = len(keep)
     new_hams = planned.filter(~pl.col("key").is_in(list(keep)))
 
-    arrays = pl.from_arrow(plan.arrays)
-    assert isinstance(arrays, pl.DataFrame)
+    arrays = pl.DataFrame(plan.arrays)
     if keep and arrays.height:
         registered = pl.DataFrame(
             conn.execute(sa.text(queries.load("write/grandchildren")), {"parent": parent_id}).all(),
@@ -302,8 +300,7 @@ def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool,
     array_ids = node_ids[new_hams.height :]
     ham_index = {**keep, **dict(zip(new_hams["key"].to_list(), ham_ids))}
 
-    assets = pl.from_arrow(plan.assets)
-    assert isinstance(assets, pl.DataFrame)
+    assets = pl.DataFrame(plan.assets)
     assets = assets.join(arrays.select("path").unique(), on="path", how="semi")
     conn.execute(sa.text(queries.load("write/create_incoming_uris")))
     _bulk(conn, "incoming_uris", ((u,) for u in assets["data_uri"].to_list()))

@@ -1,0 +1,26 @@
+"""`broker demo`, the README's first command, end to end and again (idempotent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from tests.integration.catalog_dump import dump
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_twice(tmp_path: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, ["demo", "--workdir", str(tmp_path), "-n", "3"])
+    assert first.exit_code == 0, first.output
+    assert "0 problem(s)" in first.output
+    catalog = str(tmp_path / "catalog.db")
+    nodes = dump(catalog)["nodes"]
+    assert len(nodes) == 1 + 1 + (3 + 30 + 3 + 3) + (33 + 60 + 12 + 6)  # root, /demo, Hamiltonians, artifacts
+    second = runner.invoke(app, ["demo", "--workdir", str(tmp_path), "-n", "3"])
+    assert second.exit_code == 0 and "nothing to add" in second.output
+    assert dump(catalog)["nodes"] == nodes
