@@ -22,11 +22,23 @@ app = typer.Typer(
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ManifestsArgument = Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...]")]
+BaseDirOption = Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
     render.errors.print(f"[red]error:[/] {message}")
     return typer.Exit(code)
+
+
+def _pairs(manifests: list[Path]):  # type: ignore[no-untyped-def]
+    """HAM ART [HAM ART ...] into manifest pairs; an odd count is a usage error (exit 2)."""
+    from pipeline.manifests import ManifestError, pairs_from_paths
+
+    try:
+        return pairs_from_paths(manifests)
+    except ManifestError as exc:
+        raise _fail(str(exc), 2) from exc
 
 
 @app.command()
@@ -74,8 +86,8 @@ def generate(
 
 @app.command()
 def check(
-    manifests: Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...]")],
-    base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")],
+    manifests: ManifestsArgument,
+    base_dir: BaseDirOption,
     catalog: Annotated[Optional[str], typer.Option(help="Catalog to check key collisions against.")] = None,
     parent: Annotated[str, typer.Option(help="Catalog path the Hamiltonians would go under.")] = "",
     feedback: Annotated[Optional[Path], typer.Option(help="Write a message to the data provider here.")] = None,
@@ -86,12 +98,8 @@ def check(
     """Check manifests against the contract. Writes nothing; exit 1 on any error."""
     from pipeline.contract import check_manifests
     from pipeline.feedback import feedback_message
-    from pipeline.manifests import ManifestError, pairs_from_paths
 
-    try:
-        pairs = pairs_from_paths(manifests)
-    except ManifestError as exc:
-        raise _fail(str(exc), 2) from exc
+    pairs = _pairs(manifests)
     report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, use_cache=not no_cache, workers=workers)
     if feedback:
         feedback.write_text(feedback_message(report.findings, ", ".join(p.name for p in pairs)))
@@ -168,8 +176,8 @@ def explore(
 
 @app.command()
 def ingest(
-    manifests: Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...]")],
-    base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")],
+    manifests: ManifestsArgument,
+    base_dir: BaseDirOption,
     catalog: Annotated[str, typer.Option(help="SQLite file, sqlite:///... or postgresql://...; created if missing.")],
     parent: Annotated[str, typer.Option(help="Catalog path to register under (containers created when missing).")] = "",
     update_metadata: Annotated[bool, typer.Option("--update-metadata", help="Update Hamiltonians whose metadata differs.")] = False,
@@ -179,14 +187,10 @@ def ingest(
     """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
     from pipeline.catalog import CatalogError
     from pipeline.ingest import ingest as run_ingest
-    from pipeline.manifests import ManifestError, pairs_from_paths
     from pipeline.plan import PlanError
     from pipeline.write import IngestError
 
-    try:
-        pairs = pairs_from_paths(manifests)
-    except ManifestError as exc:
-        raise _fail(str(exc), 2) from exc
+    pairs = _pairs(manifests)
     try:
         run = run_ingest(pairs, base_dir, catalog, parent=parent, update_metadata=update_metadata, use_cache=not no_cache)
     except (IngestError, CatalogError, PlanError) as exc:
@@ -238,13 +242,9 @@ def serve(
 
 def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: ignore[no-untyped-def]
     from pipeline.contract import check_manifests
-    from pipeline.manifests import ManifestError, pairs_from_paths
     from pipeline.plan import plan_nodes
 
-    try:
-        pairs = pairs_from_paths(manifests)
-    except ManifestError as exc:
-        raise _fail(str(exc), 2) from exc
+    pairs = _pairs(manifests)
     report = check_manifests(pairs, base_dir, parent=parent)
     if not report.ok:
         render.findings(report.findings)
@@ -260,8 +260,8 @@ def _client(url: str, api_key: Optional[str]):  # type: ignore[no-untyped-def]
 
 @app.command()
 def register(
-    manifests: Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...]")],
-    base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")],
+    manifests: ManifestsArgument,
+    base_dir: BaseDirOption,
     url: Annotated[str, typer.Option(help="A running Tiled server.")],
     api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key.")] = None,
     parent: Annotated[str, typer.Option(help="Catalog path to register under.")] = "",
@@ -277,8 +277,8 @@ def register(
 
 @app.command()
 def verify(
-    manifests: Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...]")],
-    base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")],
+    manifests: ManifestsArgument,
+    base_dir: BaseDirOption,
     url: Annotated[str, typer.Option(help="The Tiled server to check.")],
     api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key.")] = None,
     parent: Annotated[str, typer.Option(help="Catalog path the datasets were registered under.")] = "",
