@@ -208,7 +208,7 @@ def ingest(
     init_catalog(locate(str(runs / "warm.db")))  # imports and first-use costs, outside the timings
 
     with measured("check") as check_m:
-        report = check_manifests([pair], root / "data", cache_dir=None)
+        report = check_manifests([pair], root / "data", use_cache=False)  # cold: every file opened
     assert report.ok
     with measured("plan") as plan_m:
         plan = plan_nodes(report)
