@@ -85,7 +85,7 @@ def test_missing_and_duplicate_huid(spinwave: Dataset) -> None:
 
 @pytest.mark.parametrize(
     ("key", "message"),
-    [("", "null or empty"), ("a/b", "path separator"), ("tab\there", "control"), (" padded", "spaces"), (None, "null")],
+    [("", "null or empty"), ("a/b", "path separator"), ("tab\there", "control"), (" padded", "white space"), (None, "null")],
 )
 def test_key_invalid(spinwave: Dataset, key: str | None, message: str) -> None:
     spinwave.write(hamiltonians=set_cell(spinwave.hamiltonians, "key", 2, key))
