@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,13 +48,3 @@ def measured(label: str) -> Iterator[Measurement]:
         stop.set()
         sampler.join()
         result.peak_rss_mb = peak / 2**20
-
-
-def children_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - started

@@ -115,14 +115,20 @@ def check_schema(connection: Connection) -> str:
     return revision
 
 
+def child_id(connection: Connection, parent: int, key: str) -> int | None:
+    """Node id of one child, or None."""
+    row = connection.execute(sa.text(queries.load("catalog/child_id")), {"parent": parent, "key": key}).first()
+    return None if row is None else int(row[0])
+
+
 def find_node(connection: Connection, path: str) -> int | None:
     """Node id of ``a/b/c`` below the root (id 0), or None when a segment is missing."""
     node: int | None = 0
     for segment in [s for s in path.split("/") if s]:
-        row = connection.execute(sa.text(queries.load("catalog/child_id")), {"parent": node, "key": segment}).first()
-        if row is None:
+        assert node is not None
+        node = child_id(connection, node, segment)
+        if node is None:
             return None
-        node = int(row[0])
     return node
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Files opened per task sent to a worker: large enough to amortise the round trip,
@@ -227,10 +226,10 @@ def probe_locators(
             cached = pl.read_parquet(cache_file).select(_CACHED)
         except Exception:  # a damaged cache is only a slower run, never a failure
             cached = cached.clear()
-    hits = requested.filter(pl.col("loc_status") == "ok").join(cached, on=keys, how="inner")
+    located_ok = requested.filter(pl.col("loc_status") == "ok")
+    hits = located_ok.join(cached, on=keys, how="inner")
     to_open = (
-        requested.filter(pl.col("loc_status") == "ok")
-        .join(hits.select(keys), on=keys, how="anti")
+        located_ok.join(hits.select(keys), on=keys, how="anti")
         .group_by("path")
         .agg(pl.col("dataset"))
     )

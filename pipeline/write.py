@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline import queries
-from pipeline.catalog import CatalogError, CatalogLocation, check_schema, engine
+from pipeline.catalog import CatalogError, CatalogLocation, check_schema, child_id, engine
 from pipeline.plan import HDF5_MIMETYPE, NodePlan
 
 BATCH_ROWS = 50_000  # rows handed to the driver at a time: bounds memory at any size
@@ -161,13 +161,13 @@ def _set_based_closure_and_fulltext(conn: Connection, levels: list[list[int]]) -
 def _ensure_parent(conn: Connection, parent: str, result: IngestResult) -> int:
     node = 0
     for segment in [s for s in parent.split("/") if s]:
-        found = conn.execute(sa.text(queries.load("catalog/child_id")), {"parent": node, "key": segment}).first()
+        found = child_id(conn, node, segment)
         if found is None:
             conn.execute(sa.text(queries.load("write/insert_container")), {"parent": node, "key": segment})
-            found = conn.execute(sa.text(queries.load("catalog/child_id")), {"parent": node, "key": segment}).first()
+            found = child_id(conn, node, segment)
             result.created_containers += 1
         assert found is not None
-        node = int(found[0])
+        node = found
     return node
 
 

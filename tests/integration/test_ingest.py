@@ -16,11 +16,10 @@ import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.catalog import CatalogError, locate
+from pipeline.catalog import locate
 from pipeline.cli import app
 from pipeline.contract import check_manifests
 from pipeline.ingest import ingest
