@@ -1,0 +1,1 @@
+"""Packaging time-resolved neutron reflectometry (tNR) runs into Iceberg tables."""
