@@ -21,6 +21,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _tnr() -> typer.Typer:
+    from pipeline.tnr.cli import app as tnr_app
+
+    return tnr_app
+
+
+app.add_typer(_tnr(), name="tnr")
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 ManifestsArgument = Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...]")]
 BaseDirOption = Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")]

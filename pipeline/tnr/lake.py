@@ -4,6 +4,7 @@ per run), partitioned by run_number, a doc on every field."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from pipeline.tnr.package import RunPackage
 DEFAULT_NAMESPACE = "tnr"
 DOCS: dict[str, str] = {
     "run_number": "Neutron run number (from the reduction sidecar)",
-    "filename": "Name of the reduced file", "sha256": "SHA-256 of the reduced file's bytes",
+    "filename": "Name of the reduced file", "filepath": "Absolute path of the reduced file when packaged", "sha256": "SHA-256 of the reduced file's bytes",
     "header_json": "Every '#' header field of the reduced file, as JSON (null for headerless files)",
     "Q": "Momentum transfer Q [1/Angstrom]", "R": "Reflectivity (NaN and negative values kept)",
     "dR": "Reflectivity uncertainty", "dQ": "Q resolution (FWHM) [1/Angstrom]",
@@ -103,7 +104,10 @@ def write_run(lake: Path, package: RunPackage, namespace: str = DEFAULT_NAMESPAC
         table = _table(cat, f"{namespace}.{name}", data.schema)
         target = table.schema().as_arrow()
         data = data.select(target.names).cast(target)
-        table.overwrite(data, overwrite_filter=EqualTo("run_number", package.run_number))
+        with warnings.catch_warnings():
+            # A first packaging has nothing to delete; pyiceberg warns about that.
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            table.overwrite(data, overwrite_filter=EqualTo("run_number", package.run_number))
         if table.properties.get("manifest-broker.packager-version") != __version__:
             with table.transaction() as tx:
                 tx.set_properties({"manifest-broker.packager-version": __version__})

@@ -136,7 +136,9 @@ def package_run(
     if not matched:
         raise RunInputError(f"{reduced_dir}: no reduced file matches an interval of {split_file}")
 
-    data = read_reduced_files([p for _, p in matched])
+    data = read_reduced_files([p for _, p in matched]).with_columns(
+        pl.Series("filepath", [str(p.resolve()) for _, p in matched], pl.String)
+    )
     intervals = []
     for slice_index, (label, path) in enumerate(matched):
         iv = by_label[label]
