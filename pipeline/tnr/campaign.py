@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -95,7 +96,8 @@ def package_many(root: Path, lake: Path, namespace: str, jobs: int = 1,
         if isinstance(item, RunInputError):
             record(RunSummary(str(item).split(":")[0], None, 0, 0, [], str(item)))
     runs = [r for r in found if isinstance(r, RunInputs)]
-    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    # forkserver: polars' thread pool does not survive a plain fork of this process.
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("forkserver")) if jobs > 1 else None
     try:
         pending: list = []
         for index in range(len(runs) + 1):

@@ -85,6 +85,9 @@ def package_many(
     render.table("campaign", ["run", "reduced dir", "slices", "points", "warnings", "error"],
                  [(s.run_number, s.reduced_dir, s.slices, s.points, len(s.warnings), s.error or "") for s in summaries],
                  limit=None)  # fmt: skip
+    for s in summaries:
+        if s.error:
+            render.errors.print(f"[red]error:[/] {s.error}")
     if any(s.error for s in summaries):
         raise typer.Exit(1)
 

@@ -56,6 +56,8 @@ def read_split(path: Path) -> dict[str, Any]:
 
 def find_sidecar(reduced_dir: Path) -> Path | None:
     """The directory's ``r<run>_eis_reduction.json``; two of them are an error."""
+    if not Path(reduced_dir).is_dir():
+        raise RunInputError(f"{reduced_dir}: reduced directory not found")
     found = sorted(p for p in Path(reduced_dir).iterdir() if _SIDECAR.match(p.name))
     if len(found) > 1:
         raise RunInputError(f"{reduced_dir}: {len(found)} reduction sidecars ({', '.join(p.name for p in found)}); one run per directory")

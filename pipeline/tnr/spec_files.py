@@ -35,7 +35,7 @@ def output_paths(output: Path) -> tuple[Path, Path]:
 
 
 def _iso(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S.%fZ")
+    return pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_spec_files(package: RunPackage, output: Path) -> tuple[Path, Path]:

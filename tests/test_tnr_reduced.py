@@ -1,0 +1,81 @@
+"""The reduced-file reader: both flavours, ragged rows, clear errors naming file and line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from generators.tnr import _reduced_text
+from pipeline.tnr.reduced import ReducedFileError, read_reduced_files
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_both_flavours_match_numpy(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    plain = _write(tmp_path, "r1_a.txt", _reduced_text(120, 1, 1, "a", "2025-05-02T09:01:00", rng))
+    headed = _write(tmp_path, "r1_b.txt", _reduced_text(333, 2, 1, "b", "2025-05-02T09:02:00", rng))
+    frame = read_reduced_files([plain, headed])
+    assert frame["n_points"].to_list() == [120, 333]
+    for path, row in zip((plain, headed), frame.iter_rows(named=True)):
+        expected = np.loadtxt(path)
+        for i, column in enumerate(("Q", "R", "dR", "dQ")):
+            np.testing.assert_array_equal(np.asarray(row[column]), expected[:, i])
+        assert row["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert row["n_negative_R"] == int((expected[:, 1] < 0).sum()) >= 1
+        assert row["n_nan"] == int(np.isnan(expected[:, 1]).sum())
+    assert frame["header_json"][0] is None
+    header = json.loads(frame["header_json"][1])
+    assert (header["reduction_version"], header["run_title"], header["theta_offset"]) == ("2.1.14", "sample 6 tNR", "0")
+    assert json.loads(header["meta_json"])["run_number"] == "1"
+    assert json.loads(header["angles_json"])[0]["DataRun"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "r9_x.txt: is empty"),
+        ("# Experiment IPTS-1 Run 9\n# Q R dR dQ\n", "has a header but no data rows"),
+        ("0.1 1 0.1 0.001\n0.2 1 0.1\n", "r9_x.txt:2: expected 4 values (Q R dR dQ), found 3"),
+        ("0.1 1 0.1 0.001 7\n", "r9_x.txt:1: expected 4 values (Q R dR dQ), found 5"),
+        ("# h\n0.1 1 0.1 0.001\n0.2 abc 0.1 0.001\n", "r9_x.txt:3: not a number: 'abc'"),
+        ("# Meta:{broken\n0.1 1 0.1 0.001\n", "r9_x.txt:1: malformed # Meta JSON"),
+    ],
+)
+def test_bad_files_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    good = _write(tmp_path, "r9_ok.txt", "0.1 1 0.1 0.001\n")
+    bad = _write(tmp_path, "r9_x.txt", text)
+    with pytest.raises(ReducedFileError) as info:
+        read_reduced_files([good, bad])
+    assert message in str(info.value)
+
+
+finite = st.one_of(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6), st.just(float("nan")))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=arrays(np.float64, st.tuples(st.integers(1, 40), st.just(4)), elements=finite), flavour=st.sampled_from([1, 2]))
+def test_round_trip(tmp_path_factory: pytest.TempPathFactory, data: np.ndarray, flavour: int) -> None:
+    folder = tmp_path_factory.mktemp("rt")
+    if flavour == 1:
+        text = "\n".join(" ".join(f"{v:.18e}" for v in row) for row in data) + "\n"
+    else:
+        text = "# Experiment IPTS-1 Run 9\n# Q [1/Angstrom] R dR dQ [FWHM]\n" + "\n".join(
+            "  ".join(f"{v:20.16f}" for v in row) for row in data) + "\n"  # fmt: skip
+    path = _write(folder, "r9_p.txt", text)
+    row = read_reduced_files([path]).row(0, named=True)
+    expected = np.loadtxt(path, ndmin=2)
+    assert row["n_points"] == len(data)
+    for i, column in enumerate(("Q", "R", "dR", "dQ")):
+        np.testing.assert_array_equal(np.asarray(row[column]), expected[:, i])
