@@ -54,6 +54,13 @@ DOCS: dict[str, str] = {
 }  # fmt: skip
 
 
+def _run_filter(run_number: int) -> Any:
+    from pyiceberg.expressions import EqualTo, Reference
+    from pyiceberg.expressions.literals import literal
+
+    return EqualTo(term=Reference("run_number"), value=literal(run_number))
+
+
 def catalog(lake: Path) -> Any:
     """The embedded catalog: ``<lake>/catalog.db`` and the warehouse ``<lake>/warehouse``."""
     from pyiceberg.catalog.sql import SqlCatalog
@@ -96,8 +103,6 @@ def write_run(lake: Path, package: RunPackage, namespace: str = DEFAULT_NAMESPAC
     """Replace the run's rows in both tables: each table's delete + append is one commit,
     so a re-packaged run never duplicates. (pyiceberg commits one table at a time;
     the runs row is written last, so a run listed in ``runs`` is complete.)"""
-    from pyiceberg.expressions import EqualTo
-
     cat = catalog(lake)
     cat.create_namespace_if_not_exists(namespace)
     for name, data in (("reflectivity", package.reflectivity), ("runs", package.run)):
@@ -107,7 +112,7 @@ def write_run(lake: Path, package: RunPackage, namespace: str = DEFAULT_NAMESPAC
         with warnings.catch_warnings():
             # A first packaging has nothing to delete; pyiceberg warns about that.
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            table.overwrite(data, overwrite_filter=EqualTo("run_number", package.run_number))
+            table.overwrite(data, overwrite_filter=_run_filter(package.run_number))
         if table.properties.get("manifest-broker.packager-version") != __version__:
             with table.transaction() as tx:
                 tx.set_properties({"manifest-broker.packager-version": __version__})
@@ -115,7 +120,7 @@ def write_run(lake: Path, package: RunPackage, namespace: str = DEFAULT_NAMESPAC
 
 def scan(lake: Path, table: str, namespace: str = DEFAULT_NAMESPACE, run: int | None = None) -> pa.Table:
     """Read a table (optionally one run) as Arrow through a pyiceberg scan."""
-    from pyiceberg.expressions import AlwaysTrue, EqualTo
+    from pyiceberg.expressions import AlwaysTrue
 
     t = catalog(lake).load_table(f"{namespace}.{table}")
-    return t.scan(row_filter=EqualTo("run_number", run) if run is not None else AlwaysTrue()).to_arrow()
+    return t.scan(row_filter=_run_filter(run) if run is not None else AlwaysTrue()).to_arrow()

@@ -55,6 +55,15 @@ def _utc(value: str | None, offset_hours: float, where: str) -> datetime | None:
     return (local - timedelta(hours=offset_hours)).replace(tzinfo=timezone.utc)
 
 
+def _number(text: str | None) -> float | None:
+    """A template value as a number; None for absent, 'N/A' or non-numeric text
+    (the raw XML keeps every value as written)."""
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
+
+
 def _duplicates(labels: list[str]) -> list[str]:
     seen: set[str] = set()
     return sorted({x for x in labels if x in seen or seen.add(x)})  # type: ignore[func-returns-value]
@@ -183,7 +192,7 @@ def package_run(
         "reduction_version": template.header.get("version"), "mantid_version": template.header.get("mantid_version"),
         "n_angles": len(blocks), "n_nan_R": int(frame["n_nan"].sum()), "n_negative_R": int(frame["n_negative_R"].sum()),
         **{f: [b[f] for b in blocks] for f in ("data_sets", "norm_dataset", "scaling_factor_file")},
-        **{f: [float(b[f]) if b[f] not in (None, "N/A") else None for b in blocks]
+        **{f: [_number(b[f]) for b in blocks]
            for f in ("incident_angle", "q_step", "q_min", "angle_offset")},
     }  # fmt: skip
     return RunPackage(run_number, frame.to_arrow(), pa.Table.from_pylist([run]), warnings)
