@@ -250,3 +250,88 @@ def ingest(
     print(f"{'raw ceiling (bulk inserts, triggers off)':<44}{raw_nodes:>10,}{raw_seconds:>10.2f}{raw_rate:>12,.0f}")
     print(f"\nbulk / Tiled per-node: {bulk_rate / tiled_rate:,.1f}x   write / raw ceiling: {100 * (nodes / write_m.seconds) / raw_rate:.0f}%   "
           f"(plan + write) / raw ceiling: {100 * bulk_rate / raw_rate:.0f}%")
+
+
+def _reference_packager(run_dir: Path, output: Path) -> int:
+    """The reference tool's approach: numpy loadtxt per file, pandas rows, plain Parquet."""
+    import json as _json
+
+    import pandas as pd
+
+    reduced = run_dir / "reduced"
+    split = _json.loads(next(run_dir.glob("*.json")).read_text())
+    by_label = {iv["label"]: iv for iv in split["intervals"]}
+    rows = []
+    for path in sorted(reduced.glob("r*_*.txt")):
+        data = np.loadtxt(path, ndmin=2)
+        label = path.stem.split("_", 1)[1]
+        iv = by_label.get(label, {})
+        rows.append({"filename": path.name, "filepath": str(path), "n_points": len(data),
+                     "Q": data[:, 0].tolist(), "R": data[:, 1].tolist(), "dR": data[:, 2].tolist(), "dQ": data[:, 3].tolist(),
+                     "Q_min": float(data[:, 0].min()), "Q_max": float(data[:, 0].max()),
+                     "R_min": float(np.nanmin(data[:, 1])), "R_max": float(np.nanmax(data[:, 1])),
+                     "interval_label": iv.get("label"), "interval_type": iv.get("interval_type"),
+                     "interval_start": iv.get("start"), "interval_end": iv.get("end"),
+                     "duration_seconds": iv.get("duration_seconds"), "hold_index": iv.get("hold_index")})  # fmt: skip
+    pd.DataFrame(rows).to_parquet(output)
+    return len(rows)
+
+
+def _tnr_fixture(workdir: Path, runs: int, slices: int) -> list[Path]:
+    from generators.tnr import synthesize_run
+
+    roots = []
+    for i in range(runs):
+        root = workdir / f"tnr-{slices}" / f"run{i:02d}"
+        if not (root / "complete").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            synthesize_run(root, run_number=218389 + i, n_slices=slices, seed=i)
+            (root / "complete").touch()
+        roots.append(root)
+    return roots
+
+
+@app.command()
+def tnr(
+    slices: Annotated[int, typer.Option(help="Slices per run.")] = 2000,
+    runs: Annotated[int, typer.Option(help="Runs in the campaign case.")] = 20,
+    workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
+) -> None:
+    """One large run (this packager incl. the Iceberg commit vs the reference approach), then a campaign."""
+    from pipeline.tnr.campaign import package_many
+    from pipeline.tnr.lake import write_run
+    from pipeline.tnr.package import package_run
+
+    t0 = time.perf_counter()
+    roots = _tnr_fixture(workdir, runs, slices)
+    first = roots[0]
+    mb = sum(p.stat().st_size for p in (first / "reduced").glob("r*_*.txt")) / 1e6
+    print(f"fixture: {runs} runs x {slices} slices ready in {time.perf_counter() - t0:.1f}s; one run = {mb:.1f} MB of text")
+    out = workdir / "tnr-out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    # warm imports and the catalog outside the timings
+    write_run(out / "warm", package_run(*_run_args(roots[-1])))
+    with measured("reference") as ref:
+        n_ref = _reference_packager(first, out / "reference.parquet")
+    with measured("broker") as ours:
+        package = package_run(*_run_args(first))
+        write_run(out / "lake", package)
+    n = package.reflectivity.num_rows
+    print(f"\n{'one run':<46}{'files':>8}{'seconds':>9}{'files/s':>10}{'MB/s':>8}{'peak RSS':>12}")
+    print(f"{'reference (loadtxt + pandas + plain Parquet)':<46}{n_ref:>8}{ref.seconds:>9.2f}{n_ref / ref.seconds:>10,.0f}{mb / ref.seconds:>8.1f}{ref.peak_rss_mb:>9,.0f} MiB")
+    print(f"{'broker tnr (polars + Iceberg commit)':<46}{n:>8}{ours.seconds:>9.2f}{n / ours.seconds:>10,.0f}{mb / ours.seconds:>8.1f}{ours.peak_rss_mb:>9,.0f} MiB")
+    print(f"speed-up over the reference, same run: {ref.seconds / ours.seconds:.1f}x")
+    with measured("campaign") as camp:
+        summaries = package_many(workdir / f"tnr-{slices}", out / "campaign-lake", "tnr", jobs=1)
+    files = sum(s.slices for s in summaries)
+    total_mb = mb * len(summaries)
+    print(f"\ncampaign: {len(summaries)} runs, {files:,} files (~{total_mb:,.0f} MB) in {camp.seconds:.1f}s: "
+          f"{files / camp.seconds:,.0f} files/s, {total_mb / camp.seconds:.1f} MB/s, peak RSS {camp.peak_rss_mb:,.0f} MiB, "
+          f"errors {sum(1 for s in summaries if s.error)}")
+
+
+def _run_args(root: Path) -> tuple[Path, Path, Path]:
+    from generators.tnr import SPLIT_NAME, TEMPLATE_NAME
+
+    return root / SPLIT_NAME, root / "reduced", root / TEMPLATE_NAME

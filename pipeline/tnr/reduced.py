@@ -2,22 +2,26 @@
 
 Both flavours parse: plain ``numpy.savetxt`` rows, and the reduction library's ASCII
 with a ``#`` header (``# Meta:{json}``, the per-run angle table, a column line) and
-fixed-point rows. Each file is read once; its sha256 comes from the same bytes. All
-files of a run go through one polars CSV parse and come out as list columns.
+fixed-point rows. Each file is read once; its sha256 comes from the same bytes. The
+lines of all files of a run go into one polars frame: splitting, the 4-value check,
+number parsing and the list columns are vectorised; only the short headers are
+parsed in Python.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import os
 import re
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 COLUMNS = ("Q", "R", "dR", "dQ")
+THREAD_CHUNK = 64  # files below which one thread is enough
 _KEY_VALUE = re.compile(r"^#\s*([A-Za-z][A-Za-z ()/]*?)\s*:\s*(.*)$")
 _EXPERIMENT = re.compile(r"^#\s*Experiment\s+(\S+)\s+Run\s+(\S+)")
 _REDUCTION = re.compile(r"^#\s*Reduction\s+(\S+)\s*$")
@@ -27,18 +31,11 @@ class ReducedFileError(ValueError):
     """A reduced file that cannot be packaged; the message names the file and line."""
 
 
-@dataclass
-class _Parsed:
-    header: dict[str, object]
-    rows: list[str]  # normalised "Q R dR dQ" lines
-    first_line: int  # 1-based line number of the first data row
-
-
-def _parse_header(lines: list[str], path: Path) -> dict[str, object]:
+def _parse_header(lines: list[tuple[int, str]], path: Path) -> dict[str, object]:
     header: dict[str, object] = {}
     angles: list[dict[str, str]] = []
     angle_columns: list[str] | None = None
-    for number, line in enumerate(lines, start=1):
+    for number, line in lines:
         body = line[1:].strip()
         if m := _EXPERIMENT.match(line):
             header["experiment"], header["header_run_number"] = m.group(1), m.group(2)
@@ -62,88 +59,99 @@ def _parse_header(lines: list[str], path: Path) -> dict[str, object]:
     return header
 
 
-def _split(path: Path, text: str) -> _Parsed:
-    lines = text.splitlines()
-    header_lines: list[str] = []
-    rows: list[str] = []
-    first = 0
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if stripped.startswith("#"):
-            if rows:
-                raise ReducedFileError(f"{path}:{number}: header line after data rows")
-            header_lines.append(stripped)
-            continue
-        fields = stripped.split()
-        if len(fields) != 4:
-            raise ReducedFileError(f"{path}:{number}: expected 4 values (Q R dR dQ), found {len(fields)}")
-        if not rows:
-            first = number
-        rows.append(" ".join(fields))
-    if not rows:
-        what = "has a header but no data rows" if header_lines else "is empty"
-        raise ReducedFileError(f"{path}: {what}")
-    return _Parsed(_parse_header(header_lines, path), rows, first)
-
-
-def _locate_non_numeric(path: Path, parsed: _Parsed) -> str:
-    for offset, row in enumerate(parsed.rows):
-        for value in row.split():
-            try:
-                float(value)
-            except ValueError:
-                return f"{path}:{parsed.first_line + offset}: not a number: {value!r}"
-    return f"{path}: values polars cannot parse as numbers"
+def _first(frame: pl.DataFrame, paths: list[Path], message: str) -> ReducedFileError:
+    row = frame.sort("file", "lineno").row(0, named=True)
+    return ReducedFileError(f"{paths[row['file']]}:{row['lineno']}: {message.format(**row)}")
 
 
 def read_reduced_files(paths: list[Path]) -> pl.DataFrame:
-    """Read reduced files into one frame, one row per file.
+    """Read reduced files into one frame, one row per file, in the order given.
+
+    Many files are read as contiguous chunks on threads, one per core: the work is
+    in polars' string kernels, which release the GIL.
 
     Returns:
         Columns ``filename``, ``sha256``, ``n_points``, ``Q``, ``R``, ``dR``, ``dQ``
-        (list[f64]), ``n_nan``, ``n_negative_R`` and ``header_json`` (JSON of every header
-        field; empty for headerless files).
+        (list[f64]), ``n_nan``, ``n_negative_R`` and ``header_json`` (JSON of every
+        header field; null for headerless files).
 
     Raises:
         ReducedFileError: naming the file and line of the first problem.
     """
-    parsed: list[_Parsed] = []
+    paths = [Path(p) for p in paths]
+    workers = min(os.cpu_count() or 1, max(1, len(paths) // THREAD_CHUNK))
+    if workers == 1:
+        return _read_chunk(paths)
+    size = -(-len(paths) // workers)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(_read_chunk, [paths[i : i + size] for i in range(0, len(paths), size)]))
+    return pl.concat(parts)
+
+
+def _read_chunk(paths: list[Path]) -> pl.DataFrame:
     digests: list[str] = []
-    buffer = io.StringIO()
-    for index, path in enumerate(paths):
-        data = Path(path).read_bytes()
+    lines: list[str] = []
+    counts: list[int] = []
+    for path in paths:
+        data = path.read_bytes()
         digests.append(hashlib.sha256(data).hexdigest())
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ReducedFileError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from exc
-        item = _split(Path(path), text)
-        parsed.append(item)
-        buffer.write("".join(f"{index} {row}\n" for row in item.rows))
-    schema = {"file": pl.Int32, **{c: pl.Float64 for c in COLUMNS}}
-    try:
-        values = pl.read_csv(io.BytesIO(buffer.getvalue().encode()), has_header=False, separator=" ",
-                             new_columns=list(schema), schema=schema)  # fmt: skip
-    except pl.exceptions.PolarsError as exc:
-        for path, item in zip(paths, parsed):
-            message = _locate_non_numeric(Path(path), item)
-            if "not a number" in message:
-                raise ReducedFileError(message) from exc
-        raise ReducedFileError(f"cannot parse reduced files: {exc}") from exc
-    lists = values.group_by("file", maintain_order=True).agg(
-        *[pl.col(c) for c in COLUMNS],
-        pl.len().alias("n_points"),
-        pl.col("R").is_nan().sum().alias("n_nan"),
-        (pl.col("R") < 0).sum().alias("n_negative_R"),
+        split = text.splitlines()
+        lines.extend(split)
+        counts.append(len(split))
+    file_ids = np.repeat(np.arange(len(paths), dtype=np.int32), counts)
+    frame = pl.DataFrame({"file": file_ids, "line": pl.Series(lines, dtype=pl.String)}).with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("file").alias("lineno"),
+        pl.col("line").str.strip_chars().alias("text"),
+    ).filter(pl.col("text") != "")
+    is_header = pl.col("text").str.starts_with("#")
+    frame = frame.with_columns(is_header.alias("is_header"))
+
+    # Structure: at least one row per file, and headers only above the rows.
+    present = set(frame["file"].unique().to_list())
+    for index, path in enumerate(paths):
+        if index not in present:
+            raise ReducedFileError(f"{path}: is empty")
+    with_rows = set(frame.filter(~pl.col("is_header"))["file"].unique().to_list())
+    for index in sorted(present - with_rows):
+        raise ReducedFileError(f"{paths[index]}: has a header but no data rows")
+    first_row = pl.col("lineno").filter(~pl.col("is_header")).min().over("file")
+    if (late := frame.filter(pl.col("is_header") & (pl.col("lineno") > first_row))).height:
+        raise _first(late, paths, "header line after data rows")
+
+    # Split on single spaces and drop the empty pieces runs of spaces leave: twice as
+    # fast as a regex, and fixed-width rows ("%20.16f" joined by two spaces) come out right.
+    fields = pl.col("text").str.replace_all("\t", " ", literal=True).str.split(" ").list.filter(pl.element() != "")
+    rows = frame.filter(~pl.col("is_header")).with_columns(fields.alias("fields"))
+    if (ragged := rows.filter(pl.col("fields").list.len() != 4)).height:
+        ragged = ragged.with_columns(pl.col("fields").list.len().alias("n"))
+        raise _first(ragged, paths, "expected 4 values (Q R dR dQ), found {n}")
+    rows = rows.with_columns(
+        pl.col("fields").list.get(i).cast(pl.Float64, strict=False).alias(c) for i, c in enumerate(COLUMNS)
     )
+    if (bad := rows.filter(pl.any_horizontal(pl.col(c).is_null() for c in COLUMNS))).height:
+        row = bad.sort("file", "lineno").row(0, named=True)
+        value = next(f for f, c in zip(row["fields"], COLUMNS) if row[c] is None)
+        raise ReducedFileError(f"{paths[row['file']]}:{row['lineno']}: not a number: {value!r}")
+    lists = rows.group_by("file", maintain_order=True).agg(
+        *[pl.col(c) for c in COLUMNS],
+        pl.len().cast(pl.Int32).alias("n_points"),
+        pl.col("R").is_nan().sum().cast(pl.Int32).alias("n_nan"),
+        (pl.col("R") < 0).sum().cast(pl.Int32).alias("n_negative_R"),
+    )
+
+    headers: list[str | None] = [None] * len(paths)
+    header_lines = frame.filter(pl.col("is_header")).group_by("file").agg("lineno", "text")
+    for file, numbers, texts in header_lines.iter_rows():
+        parsed = _parse_header(list(zip(numbers, texts)), paths[file])
+        headers[file] = json.dumps(parsed) if parsed else None
     meta = pl.DataFrame({
         "file": pl.Series(range(len(paths)), dtype=pl.Int32),
-        "filename": [Path(p).name for p in paths],
+        "filename": [p.name for p in paths],
         "sha256": digests,
-        "header_json": [json.dumps(p.header) if p.header else None for p in parsed],
+        "header_json": pl.Series(headers, dtype=pl.String),
     })  # fmt: skip
-    return meta.join(lists, on="file", how="left").drop("file").with_columns(
-        pl.col("n_points").cast(pl.Int32), pl.col("n_nan").cast(pl.Int32), pl.col("n_negative_R").cast(pl.Int32)
-    )
+    return meta.join(lists, on="file", how="left").sort("file").drop("file")
