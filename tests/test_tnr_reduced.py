@@ -79,3 +79,17 @@ def test_round_trip(tmp_path_factory: pytest.TempPathFactory, data: np.ndarray, 
     assert row["n_points"] == len(data)
     for i, column in enumerate(("Q", "R", "dR", "dQ")):
         np.testing.assert_array_equal(np.asarray(row[column]), expected[:, i])
+
+
+def test_many_files_keep_order_and_report_the_right_file(tmp_path: Path) -> None:
+    """Above the threading threshold files are read in chunks; order and errors stay exact."""
+    rng = np.random.default_rng(4)
+    paths = [_write(tmp_path, f"r1_{i:03d}.txt", _reduced_text(5 + i % 7, 1 + i % 2, 1, str(i), "2025-05-02T09:01:00", rng))
+             for i in range(450)]  # fmt: skip
+    frame = read_reduced_files(paths)
+    assert frame["filename"].to_list() == [p.name for p in paths]
+    assert frame["n_points"].to_list() == [5 + i % 7 for i in range(450)]
+    np.testing.assert_array_equal(np.asarray(frame["dQ"][449]), np.loadtxt(paths[449])[:, 3])
+    paths[320].write_text(paths[320].read_text() + "0.1 0.2 0.3\n")
+    with pytest.raises(ReducedFileError, match=r"r1_320\.txt:\d+: expected 4 values"):
+        read_reduced_files(paths)

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 COLUMNS = ("Q", "R", "dR", "dQ")
-THREAD_CHUNK = 64  # files below which one thread is enough
+THREAD_CHUNK = 200  # files per chunk read on one thread
 _KEY_VALUE = re.compile(r"^#\s*([A-Za-z][A-Za-z ()/]*?)\s*:\s*(.*)$")
 _EXPERIMENT = re.compile(r"^#\s*Experiment\s+(\S+)\s+Run\s+(\S+)")
 _REDUCTION = re.compile(r"^#\s*Reduction\s+(\S+)\s*$")
@@ -79,13 +79,13 @@ def read_reduced_files(paths: list[Path]) -> pl.DataFrame:
         ReducedFileError: naming the file and line of the first problem.
     """
     paths = [Path(p) for p in paths]
-    workers = min(os.cpu_count() or 1, max(1, len(paths) // THREAD_CHUNK))
-    if workers == 1:
+    if len(paths) <= THREAD_CHUNK:
         return _read_chunk(paths)
-    size = -(-len(paths) // workers)
-    with ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(_read_chunk, [paths[i : i + size] for i in range(0, len(paths), size)]))
-    return pl.concat(parts)
+    # Chunks of THREAD_CHUNK files: both cores busy, and only a few chunks' line
+    # frames alive at a time, so memory does not grow with the size of the run.
+    chunks = [paths[i : i + THREAD_CHUNK] for i in range(0, len(paths), THREAD_CHUNK)]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        return pl.concat(list(pool.map(_read_chunk, chunks)))
 
 
 def _read_chunk(paths: list[Path]) -> pl.DataFrame:
@@ -103,7 +103,10 @@ def _read_chunk(paths: list[Path]) -> pl.DataFrame:
         lines.extend(split)
         counts.append(len(split))
     file_ids = np.repeat(np.arange(len(paths), dtype=np.int32), counts)
-    frame = pl.DataFrame({"file": file_ids, "line": pl.Series(lines, dtype=pl.String)}).with_columns(
+    frame = pl.DataFrame({"file": file_ids, "line": pl.Series(lines, dtype=pl.String)})
+    del lines
+    frame = frame.select(
+        "file",
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("file").alias("lineno"),
         pl.col("line").str.strip_chars().alias("text"),
     ).filter(pl.col("text") != "")
@@ -136,7 +139,7 @@ def _read_chunk(paths: list[Path]) -> pl.DataFrame:
         row = bad.sort("file", "lineno").row(0, named=True)
         value = next(f for f, c in zip(row["fields"], COLUMNS) if row[c] is None)
         raise ReducedFileError(f"{paths[row['file']]}:{row['lineno']}: not a number: {value!r}")
-    lists = rows.group_by("file", maintain_order=True).agg(
+    lists = rows.select("file", *COLUMNS).group_by("file", maintain_order=True).agg(
         *[pl.col(c) for c in COLUMNS],
         pl.len().cast(pl.Int32).alias("n_points"),
         pl.col("R").is_nan().sum().cast(pl.Int32).alias("n_nan"),
