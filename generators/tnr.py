@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.tnr.package import clean_label
+
 SPLIT_NAME = "expt-splits-per-file-w-hold.json"
 TEMPLATE_NAME = "REF_L_sample_tNR.xml"
 HOLD_SECONDS = 60.0
@@ -33,11 +35,6 @@ class SyntheticRun:
     reduced_dir: Path
     template: Path
     labels: list[str]
-
-
-def clean_label(label: str) -> str:
-    """The reducer's file-name form of a label: ',' and ' ' become '_'."""
-    return label.replace(",", "_").replace(" ", "_")
 
 
 def _iso(t: datetime) -> str:

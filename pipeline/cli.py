@@ -34,9 +34,7 @@ ManifestsArgument = Annotated[list[Path], typer.Argument(help="HAMILTONIANS ARTI
 BaseDirOption = Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    render.errors.print(f"[red]error:[/] {message}")
-    return typer.Exit(code)
+_fail = render.fail
 
 
 def _pairs(manifests: list[Path]):  # type: ignore[no-untyped-def]

@@ -54,3 +54,11 @@ def findings(data: pa.Table) -> None:
         for r in rows
     ]  # fmt: skip
     table(None, ["rule", "severity", "manifest", "row", "column", "value", "message"], styled)
+
+
+def fail(message: str, code: int = 1) -> Exception:
+    """Print ``error: message`` to stderr and return the exit to raise (typer.Exit)."""
+    import typer
+
+    errors.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)

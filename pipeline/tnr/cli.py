@@ -15,9 +15,7 @@ LakeOption = Annotated[Path, typer.Option("--lake", help="Lakehouse directory (S
 NamespaceOption = Annotated[str, typer.Option("--namespace", help="Iceberg namespace.")]
 
 
-def _fail(message: str) -> typer.Exit:
-    render.errors.print(f"[red]error:[/] {message}")
-    return typer.Exit(1)
+_fail = render.fail
 
 
 def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output: Optional[Path], validate_only: bool,
