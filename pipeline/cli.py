@@ -234,16 +234,22 @@ def serve(
     base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory, served as readable storage.")],
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    api_key: Annotated[Optional[str], typer.Option(help="API key (default: $TILED_API_KEY or a random one Tiled prints).")] = None,
 ) -> None:
-    """Run a stock `tiled serve catalog CATALOG -r BASE_DIR` (no custom adapter or config)."""
+    """Run a stock `tiled serve catalog CATALOG -r BASE_DIR` (no custom adapter or config).
+
+    The API key comes from $TILED_API_KEY and reaches the server through its
+    environment, never its command line (which every user of the machine can
+    read), and is masked in what the server prints; without it, Tiled makes a
+    random key and prints it.
+    """
     import os
 
-    from pipeline.serve import serve_command
+    from pipeline.serve import run_redacted, serve_command, server_environment
 
-    command = serve_command(catalog, base_dir, port, api_key or os.environ.get("TILED_API_KEY"), host)
-    render.errors.print("running: " + " ".join(c if c != api_key else "***" for c in command))
-    os.execv(command[0], command)
+    command = serve_command(catalog, base_dir, port, host)
+    key = os.environ.get("TILED_API_KEY")
+    render.errors.print("running: " + " ".join(command))
+    raise typer.Exit(run_redacted(command, server_environment(key), key))
 
 
 def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: ignore[no-untyped-def]
@@ -258,10 +264,10 @@ def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: 
     return report, plan_nodes(report)
 
 
-def _client(url: str, api_key: Optional[str]):  # type: ignore[no-untyped-def]
+def _client(url: str, api_key: Optional[str], *, include_data_sources: bool = False):  # type: ignore[no-untyped-def]
     from tiled.client import from_uri
 
-    return from_uri(url, api_key=api_key)
+    return from_uri(url, api_key=api_key, include_data_sources=include_data_sources)
 
 
 @app.command()
@@ -295,7 +301,8 @@ def verify(
     from pipeline.verify import verify as run_verify
 
     report, plan = _checked_plan(manifests, base_dir, parent)
-    result = run_verify(_client(url, api_key), report, plan, parent=parent, sample=sample)
+    client = _client(url, api_key, include_data_sources=True)
+    result = run_verify(client, report, plan, base_dir=base_dir, parent=parent, sample=sample)
     if as_json:
         render.print_json(result.__dict__ | {"ok": result.ok})
     else:
@@ -305,7 +312,8 @@ def verify(
             render.console.print(f"search {q['query']}: served {q['served']}, manifest {q['expected']}")
         render.console.print(
             f"{'[green]OK[/]' if result.ok else '[red]FAILED[/]'}: {result.hamiltonians} Hamiltonians, "
-            f"{result.artifacts} artifacts, {result.arrays_compared} arrays compared, {len(result.problems)} problem(s)"
+            f"{result.artifacts} artifacts, {result.assets_checked} served assets re-checked inside {base_dir}, "
+            f"{result.arrays_compared} arrays compared, {len(result.problems)} problem(s)"
         )
     raise typer.Exit(0 if result.ok else 1)
 

@@ -122,6 +122,8 @@ def check_manifests(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     con = duckdb.connect()
+    for macro in queries.names("contract/macros"):
+        con.execute(queries.load(macro))
     findings: list[pa.Table] = []
     report = ContractReport(findings=FINDING_SCHEMA.empty_table())
     ham_cores, art_cores = [], []
@@ -143,7 +145,10 @@ def check_manifests(
             con.register("metadata_source", table.select([ROW_COLUMN, *meta]))
             findings.append(_run(con, "contract/schema/metadata_types", {"manifest": manifest}))
             if meta:
-                findings.append(_run(con, "contract/schema/metadata_values", {"manifest": manifest}))
+                con.register("metadata_cells", con.execute(queries.load("contract/schema/metadata_cells")).to_arrow_table())
+                for rule in ("metadata_not_finite", "metadata_integer_range"):
+                    findings.append(_run(con, f"contract/schema/{rule}", {"manifest": manifest}))
+                con.unregister("metadata_cells")
             if table is ham:
                 if meta:
                     findings.append(_run(con, "contract/schema/parameter_variation", {"manifest": manifest}))

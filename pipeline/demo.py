@@ -63,12 +63,14 @@ def run_demo(workdir: Path, n: int) -> int:
 
     with running_server(str(catalog), workdir / "data", log=workdir / "tiled-serve.log") as url:
         c.print(f"  serving at {url}")
-        checked = verify(from_uri(url, api_key="secret"), run.report, run.plan, parent="demo", sample=10)
+        client = from_uri(url, api_key="secret", include_data_sources=True)
+        checked = verify(client, run.report, run.plan, base_dir=workdir / "data", parent="demo", sample=10)
     for q in checked.queries:
         c.print(f"  search {q['query']}: served {q['served']}, manifest says {q['expected']}")
     for problem in checked.problems[:10]:
         c.print(f"  [red]mismatch:[/] {problem}")
     c.print(f"  {checked.hamiltonians} Hamiltonians, {checked.artifacts} artifacts served; "
+            f"{checked.assets_checked} served assets still inside the data directory; "
             f"{checked.arrays_compared} arrays equal to their h5py reads")  # fmt: skip
     summary.append(("serve + verify", "ok" if checked.ok else "FAILED", f"{len(checked.problems)} problem(s)"))
 

@@ -18,9 +18,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
+from h5py import h5l as _h5l
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Files opened per task sent to a worker: large enough to amortise the round trip,
@@ -28,6 +30,8 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 CHUNK_FILES = 256
 # Below this many files the process pool costs more than it saves.
 POOL_THRESHOLD = 128
+# Bumped when the probe's verdicts change (see _cache_path).
+PROBE_VERSION = 2
 
 PROBE_SCHEMA = pa.schema(
     [
@@ -106,6 +110,93 @@ def _locate(base_real: str, file: str) -> tuple[str, str | None, str, int, int, 
     return "ok", None, real, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+# HDF5's own limit on soft-link hops in one path (H5L_NUM_LINKS); more is a loop.
+MAX_SOFT_LINKS = 16
+
+
+def _follow_links(links: Any, name: str) -> tuple[str, str]:
+    """Walk ``name`` link by link without ever leaving the file.
+
+    Tiled's server re-opens the file with h5py and follows whatever the file says;
+    only the asset's path is confined by its readable storage. So an external link
+    (or a user-defined link type) anywhere on the path, also behind a soft link, is
+    refused here before h5py would follow it.
+
+    Args:
+        links: The open file's link interface (``h5py.File.id.links``).
+        name: The manifest's dataset path.
+
+    Returns:
+        (``"ok"``, path made of hard links only), or (status, message) for a refusal:
+        ``missing``, ``external_link``, ``unreadable``.
+    """
+    pending = [p for p in name.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        here = "/" + "/".join([*done, part])
+        try:
+            kind = links.get_info(here.encode()).type
+        except (KeyError, RuntimeError):  # h5py's "name doesn't exist" (or a dataset on the way)
+            return "missing", f"no object {here} in the file"
+        if kind == _h5l.TYPE_HARD:
+            done.append(part)
+        elif kind == _h5l.TYPE_SOFT:
+            hops += 1
+            if hops > MAX_SOFT_LINKS:
+                return "unreadable", f"{name}: more than {MAX_SOFT_LINKS} soft links (a loop?)"
+            target = links.get_val(here.encode()).decode()
+            start = [] if target.startswith("/") else done
+            pending = [*start, *(p for p in target.split("/") if p), *pending]
+            done = []
+        elif kind == _h5l.TYPE_EXTERNAL:
+            other_file, other_path = (v.decode() for v in links.get_val(here.encode()))
+            via = "" if here == name.rstrip("/") else f"{name} passes through "
+            return "external_link", (
+                f"{via}{here}, an external link to {other_path} in {other_file}: the server would "
+                "open a file outside the data directory"
+            )
+        else:
+            return "external_link", f"{here} is a user-defined link (type {kind}), which h5py resolves outside the file"
+    return "ok", "/" + "/".join(done)
+
+
+def _describe_dataset(handle: Any, name: str, resolved: str) -> tuple:
+    """Probe row of one dataset reached through hard links only (low-level h5py: the
+    high-level ``File.get`` costs more than every other step together)."""
+    import h5py
+
+    def refused(status: str, message: str) -> tuple:
+        return (name, "ok", None, status, message, None, None, None, None)
+
+    oid = h5py.h5o.open(handle.id, resolved.encode())
+    if not isinstance(oid, h5py.h5d.DatasetID):
+        kind = "group" if isinstance(oid, h5py.h5g.GroupID) else type(oid).__name__
+        return refused("not_a_dataset", f"{name} is a {kind}, not a dataset")
+    plist = oid.get_create_plist()
+    layout = plist.get_layout()
+    # Bytes read from another file: the data directory confines neither.
+    if layout == h5py.h5d.VIRTUAL:
+        sources = sorted({plist.get_virtual_filename(i) for i in range(plist.get_virtual_count())})
+        return refused("virtual", f"{name} is a virtual dataset reading from {', '.join(sources)}: the server "
+                                  "would open those files, which the data directory does not confine")  # fmt: skip
+    if plist.get_external_count():
+        files = sorted({plist.get_external(i)[0].decode() for i in range(plist.get_external_count())})
+        return refused("external_storage", f"{name} keeps its raw data in external file(s) {', '.join(files)}: "
+                                           "the server would read them, wherever they are")  # fmt: skip
+    dtype = oid.dtype
+    ragged = h5py.check_vlen_dtype(dtype) is not None or dtype.kind == "O"
+    chunks = list(plist.get_chunk()) if layout == h5py.h5d.CHUNKED else None
+    return (name, "ok", None, "ok", None, list(oid.shape), dtype.str, chunks, ragged)
+
+
+def _open_files() -> int:
+    import h5py
+
+    return int(h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE))
+
+
 def _probe_file(path: str, datasets: list[str]) -> list[tuple]:
     """Open one file and describe the requested datasets.
 
@@ -128,30 +219,28 @@ def _probe_file(path: str, datasets: list[str]) -> list[tuple]:
     # A user block can push the signature to offset 512, 1024...; h5py knows where to look.
     if head != HDF5_SIGNATURE and not h5py.is_hdf5(path):
         return rows("not_hdf5", f"not an HDF5 file (starts with {head[:8]!r})")
+    files_before = _open_files()
     try:
         handle5 = h5py.File(path, "r")
     except OSError as exc:
         return rows("corrupt", f"corrupt or truncated HDF5 file ({exc})")
     out: list[tuple] = []
     with handle5:
+        links = handle5.id.links
         for name in datasets:
             try:
-                obj = handle5.get(name)
-            except (KeyError, OSError, RuntimeError) as exc:
+                status, resolved = _follow_links(links, name)
+                if status == "ok":
+                    out.append(_describe_dataset(handle5, name, resolved))
+                else:
+                    out.append((name, "ok", None, status, resolved, None, None, None, None))
+            except (KeyError, OSError, RuntimeError, ValueError) as exc:
                 out.append((name, "ok", None, "unreadable", f"cannot open {name} ({exc})", None, None, None, None))
-                continue
-            if obj is None:
-                out.append((name, "ok", None, "missing", f"no object {name} in the file", None, None, None, None))
-            elif not isinstance(obj, h5py.Dataset):
-                kind = "group" if isinstance(obj, h5py.Group) else type(obj).__name__
-                out.append((name, "ok", None, "not_a_dataset", f"{name} is a {kind}, not a dataset", None, None, None, None))
-            else:
-                dtype = obj.dtype
-                ragged = h5py.check_vlen_dtype(dtype) is not None or dtype.kind == "O"
-                out.append(
-                    (name, "ok", None, "ok", None, list(obj.shape), dtype.str,
-                     list(obj.chunks) if obj.chunks else None, ragged)
-                )  # fmt: skip
+        # Whatever else HDF5 might resolve by itself (a future link or layout kind):
+        # a second file opened while describing this one refuses all of its datasets.
+        if _open_files() > files_before + 1:
+            message = "describing this file made HDF5 open another file, which the data directory does not confine"
+            out = [(row[0], "ok", None, "opens_other_file", message, None, None, None, None) for row in out]
     return out
 
 
@@ -161,7 +250,9 @@ def _probe_chunk(tasks: list[tuple[str, list[str]]]) -> list[tuple[str, list[tup
 
 def _cache_path(cache_dir: Path, base_real: str) -> Path:
     digest = hashlib.sha256(base_real.encode()).hexdigest()[:16]
-    return cache_dir / f"probe-{digest}.parquet"
+    # The version changes whenever the probe learns to refuse something new: a
+    # cached "ok" from an older probe must not vouch for a file it never examined.
+    return cache_dir / f"probe-v{PROBE_VERSION}-{digest}.parquet"
 
 
 def _run_probes(tasks: list[tuple[str, list[str]]], workers: int) -> list[tuple[str, list[tuple]]]:

@@ -31,14 +31,51 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_command(catalog: str, base_dir: Path, port: int, api_key: str | None, host: str = "127.0.0.1") -> list[str]:
-    """The plain `tiled serve catalog` command line for a catalog and its data directory."""
+# Tiled's server reads its single-user API key from this variable when no
+# --api-key is given; passing it there keeps the key out of the process list.
+SERVER_KEY_VARIABLE = "TILED_SINGLE_USER_API_KEY"
+
+
+def serve_command(catalog: str, base_dir: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The plain `tiled serve catalog` command line for a catalog and its data directory.
+
+    The API key is never part of it: see :func:`server_environment`.
+    """
     tiled = shutil.which("tiled", path=str(Path(sys.executable).parent)) or shutil.which("tiled") or "tiled"
-    command = [tiled, "serve", "catalog", locate(catalog).tiled_uri, "-r", str(Path(base_dir).resolve()),
-               "--host", host, "--port", str(port)]  # fmt: skip
+    return [tiled, "serve", "catalog", locate(catalog).tiled_uri, "-r", str(Path(base_dir).resolve()),
+            "--host", host, "--port", str(port)]  # fmt: skip
+
+
+def server_environment(api_key: str | None) -> dict[str, str]:
+    """The environment for `tiled serve`: the API key, if any, in Tiled's own variable."""
+    env = dict(os.environ)
     if api_key:
-        command += ["--api-key", api_key]
-    return command
+        env[SERVER_KEY_VARIABLE] = api_key
+    return env
+
+
+def run_redacted(command: list[str], env: dict[str, str], secret: str | None) -> int:
+    """Run the server in the foreground with ``secret`` masked in everything it prints.
+
+    Tiled prints its API key in the start-up banner when it did not get it through
+    ``--api-key``; the child runs in its own session, so Ctrl-C reaches it once,
+    forwarded from here.
+
+    Returns:
+        The server's exit code.
+    """
+    import signal
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # fmt: skip
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda received, _frame: process.send_signal(received))
+    assert process.stdout is not None
+    mask = secret.encode() if secret else None
+    for line in process.stdout:
+        sys.stderr.buffer.write(line.replace(mask, b"***") if mask else line)
+        sys.stderr.buffer.flush()
+    return process.wait()
 
 
 def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -65,8 +102,8 @@ def running_server(catalog: str, base_dir: Path, *, api_key: str = "secret", por
     """
     port = port or free_port()
     out = open(log, "wb") if log else subprocess.DEVNULL
-    env = {**os.environ, "TILED_API_KEY": api_key}
-    process = subprocess.Popen(serve_command(catalog, base_dir, port, api_key), stdout=out, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(serve_command(catalog, base_dir, port), stdout=out, stderr=subprocess.STDOUT,
+                               env=server_environment(api_key))  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)

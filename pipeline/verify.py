@@ -21,6 +21,7 @@ class VerifyReport:
     hamiltonians: int = 0
     artifacts: int = 0
     arrays_compared: int = 0
+    assets_checked: int = 0
     queries: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -46,13 +47,49 @@ def _numeric_parameter(report: ContractReport) -> tuple[str, str, Any] | None:
     return None
 
 
-def verify(client: Any, report: ContractReport, plan: NodePlan, *, parent: str = "", sample: int = 10, seed: int = 0) -> VerifyReport:
+def confinement_problems(served: list[tuple[str, str, str]], base_dir: Path) -> list[str]:
+    """Re-probe what the server would read now: every asset inside the data directory
+    (symlinks resolved today, not at ingest time) and no dataset that makes h5py
+    open another file.
+
+    Args:
+        served: (node path, asset data_uri, dataset) of every served array.
+        base_dir: The data directory the server's readable storage is meant to be.
+
+    Returns:
+        One message per array that would read outside the data directory.
+    """
+    import pyarrow as pa
+    from tiled.utils import path_from_uri
+
+    from pipeline.probe import probe_locators
+
+    files = [str(path_from_uri(uri)) for _, uri, _ in served]
+    locators = pa.table({"file": files, "dataset": [d for _, _, d in served]})
+    probes = probe_locators(locators, base_dir, cache_dir=None).table.to_pylist()
+    verdicts = {(p["file"], p["dataset"]): p for p in probes}
+    problems = []
+    for (node, _, dataset), file in zip(served, files):
+        probe = verdicts[(file, dataset)]
+        if probe["file_status"] != "ok":
+            problems.append(f"{node}: served asset {file} {probe['file_message']}")
+        elif probe["dataset_status"] != "ok":
+            problems.append(f"{node}: served dataset {dataset} of {file}: {probe['dataset_message']}")
+    return problems
+
+
+def verify(client: Any, report: ContractReport, plan: NodePlan, *, base_dir: Path, parent: str = "",
+           sample: int = 10, seed: int = 0) -> VerifyReport:  # fmt: skip
     """Compare what the server serves with the manifests.
 
     Every Hamiltonian present with all its metadata; every artifact present with
     its shape and dtype; ``sample`` random arrays read through the server equal
     the h5py read through the Mode A locator in metadata; a metadata query
-    returns the count DuckDB computes over the manifest.
+    returns the count DuckDB computes over the manifest; every served asset still
+    resolves inside ``base_dir`` and reads nothing outside it.
+
+    Args:
+        client: A ``tiled.client`` node made with ``include_data_sources=True``.
     """
     from tiled.queries import Key
 
@@ -67,6 +104,7 @@ def verify(client: Any, report: ContractReport, plan: NodePlan, *, parent: str =
         children.setdefault(row["parent_key"], {})[row["key"]] = row["structure_id"]
 
     served = {}
+    assets: list[tuple[str, str, str]] = []
     for key, child in node.items():
         if key in expected_meta:
             served[key] = child
@@ -87,12 +125,19 @@ def verify(client: Any, report: ContractReport, plan: NodePlan, *, parent: str =
                 out.problems.append(f"{key}/{art_key} is not served")
                 continue
             out.artifacts += 1
+            for source in arrays[art_key].data_sources() or []:
+                for asset in source.assets:
+                    assets.append((f"{key}/{art_key}", asset.data_uri, source.parameters.get("dataset", "")))
             structure = arrays[art_key].structure()
             want_structure = structures[sid]
             dtype = structure.data_type.to_numpy_dtype()
             if list(structure.shape) != list(want_structure["shape"]) or dtype.itemsize != want_structure["data_type"]["itemsize"] \
                     or dtype.kind != want_structure["data_type"]["kind"]:  # fmt: skip
                 out.problems.append(f"{key}/{art_key}: served shape {structure.shape} dtype {dtype} differ from the file")
+
+    if assets:
+        out.assets_checked = len(assets)
+        out.problems.extend(confinement_problems(assets, base_dir))
 
     pairs = [(k, a) for k, arts in children.items() for a in arts if k in served]
     for key, art_key in random.Random(seed).sample(pairs, min(sample, len(pairs))):

@@ -1,5 +1,12 @@
--- Rule: the dataset exists in the file and is a dataset (not a group), and it is
--- rectangular (variable-length/ragged data cannot be served as an array).
+-- Rule: the dataset exists in the file and is a dataset (not a group), it is
+-- rectangular (variable-length/ragged data cannot be served as an array), and
+-- reading it opens no other file. The rule name carries the probe's finding:
+-- dataset_missing, dataset_not_a_dataset, dataset_unreadable, dataset_ragged, and
+-- the confinement rules dataset_external_link (anywhere on the path, also behind
+-- a soft link), dataset_external_storage, dataset_virtual, dataset_opens_other_file:
+-- Tiled confines only the asset's own path, so these would let the server read
+-- files outside the data directory.
+-- Reads: artifacts, probes.
 SELECT CASE WHEN p.dataset_status = 'ok' THEN 'dataset_ragged'
             ELSE 'dataset_' || p.dataset_status END AS rule,
        'error' AS severity, a.manifest, a.row, 'dataset' AS "column", a.dataset AS value,

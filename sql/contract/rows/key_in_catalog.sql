@@ -1,7 +1,10 @@
 -- Rule: a key already present under the target parent in the catalog would
--- collide with an existing node.
+-- collide with an existing node (compared in Unicode NFC, as key_duplicate).
+-- Reads: hamiltonians, catalog_keys.
 SELECT 'key_in_catalog' AS rule, 'error' AS severity, h.manifest, h.row, 'key' AS "column",
        h.key AS value,
-       'key ' || h.key || ' already exists in the catalog at ' || c.location AS message
+       'key ' || h.key || ' already exists in the catalog at ' || c.location
+           || CASE WHEN c.key <> h.key THEN ' (as ' || c.key || ', the same name in Unicode NFC)' ELSE '' END
+           AS message
 FROM hamiltonians AS h
-JOIN catalog_keys AS c ON c.key = h.key
+JOIN catalog_keys AS c ON nfc_normalize(c.key) = nfc_normalize(h.key)

@@ -1,11 +1,15 @@
 -- Rule: `type` is unique per huid (the guide's first key rule). Lists the
 -- colliding rows and suggests names disambiguated by the dataset path (or, when
--- the paths are the same, by the file name).
-WITH groups AS (
-    SELECT dataset_name, huid, type
-    FROM artifacts
+-- the paths are the same, by the file name). Types are compared in Unicode NFC.
+-- Reads: artifacts.
+WITH named AS (
+    SELECT *, nfc_normalize(type) AS type_nfc FROM artifacts
+),
+groups AS (
+    SELECT dataset_name, huid, type_nfc
+    FROM named
     WHERE huid IS NOT NULL AND type IS NOT NULL AND type <> ''
-    GROUP BY dataset_name, huid, type
+    GROUP BY dataset_name, huid, type_nfc
     HAVING count(*) > 1
 ),
 clashes AS (
@@ -13,9 +17,9 @@ clashes AS (
            count(*) OVER w AS n,
            list(row ORDER BY row) OVER w AS rows,
            count(DISTINCT dataset) OVER w AS n_datasets
-    FROM artifacts AS a
-    SEMI JOIN groups AS g USING (dataset_name, huid, type)
-    WINDOW w AS (PARTITION BY dataset_name, huid, type)
+    FROM named AS a
+    SEMI JOIN groups AS g USING (dataset_name, huid, type_nfc)
+    WINDOW w AS (PARTITION BY dataset_name, huid, type_nfc)
 ),
 suggested AS (
     SELECT *,
@@ -33,6 +37,6 @@ SELECT 'type_duplicate' AS rule, 'error' AS severity, manifest, row, 'type' AS "
        'type ' || type || ' appears ' || n || ' times for huid ' || huid || ' (rows '
            || array_to_string(rows, ', ') || '); rename this one, e.g. '
            || CASE WHEN count(*) OVER (PARTITION BY dataset_name, huid, suggestion) = 1
-                   THEN suggestion ELSE type || '_' || (row_number() OVER (PARTITION BY dataset_name, huid, type ORDER BY row)) END
+                   THEN suggestion ELSE type || '_' || (row_number() OVER (PARTITION BY dataset_name, huid, type_nfc ORDER BY row)) END
            AS message
 FROM suggested
