@@ -122,8 +122,12 @@ def _reduced_text(n_points: int, flavour: int, run_number: int, label: str, star
 
 
 def synthesize_run(root: Path, run_number: int = 218389, n_slices: int = 12, seed: int = 0,
-                   points: tuple[int, int] = (100, 500), tz_offset: float = -4.0) -> SyntheticRun:  # fmt: skip
-    """Write one complete run under ``root``; half the reduced files in each flavour."""
+                   points: tuple[int, int] = (100, 500), tz_offset: float = 4.0) -> SyntheticRun:  # fmt: skip
+    """Write one complete run under ``root``; half the reduced files in each flavour.
+
+    ``tz_offset`` follows the reducer's convention, UTC = local + tz_offset hours:
+    4.0 for US Eastern daylight time (the runs are in May).
+    """
     rng = np.random.default_rng([seed, run_number])
     reduced = root / "reduced"
     reduced.mkdir(parents=True, exist_ok=True)

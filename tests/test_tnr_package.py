@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from generators.tnr import SyntheticRun, synthesize_run
 from pipeline.cli import app
 from pipeline.tnr.inputs import RunInputError
-from pipeline.tnr.lake import DOCS, catalog, scan
+from pipeline.tnr.lake import catalog, scan
+from pipeline.tnr.schema import TABLES
 from pipeline.tnr.package import package_run
 from pipeline.tnr.spec_files import output_paths
 
@@ -48,11 +49,11 @@ def test_files_matched_to_intervals_with_every_field(run: SyntheticRun) -> None:
         assert r["duration_seconds"] == iv["duration_seconds"] and r["interval_type"] == iv["interval_type"]
         assert r["hold_index"] == iv.get("hold_index") and r["n_frequencies"] == iv.get("n_frequencies")
         assert r["avg_ewe_v"] == iv.get("avg_ewe_v")
-        # tz_offset -4 h from reduction_options.json: 09:01 local is 13:01 UTC
+        # tz_offset 4 h from reduction_options.json, the reducer's UTC = local + offset: 09:01 local is 13:01 UTC
         local = datetime.fromisoformat(iv["start"])
         assert r["interval_start"].utcoffset().total_seconds() == 0
         assert (r["interval_start"].replace(tzinfo=None) - local).total_seconds() == 4 * 3600
-    assert package.run["tz_offset_hours"][0].as_py() == -4.0
+    assert package.run["tz_offset_hours"][0].as_py() == 4.0
     assert _package(run, tz_offset=2.0).run["tz_offset_hours"][0].as_py() == 2.0
     assert package.warnings == []  # the stray REFL_ file is not a reduced file of the run
     run_row = package.run.to_pylist()[0]
@@ -73,7 +74,7 @@ def test_iceberg_tables_idempotent_per_run(run: SyntheticRun, tmp_path: Path) ->
     assert runs.num_rows == 2
     table = catalog(lake).load_table("tnr.reflectivity")
     assert [f.name for f in table.spec().fields] == ["run_number"]
-    assert all(field.doc for field in table.schema().fields) and {f.name for f in table.schema().fields} <= set(DOCS)
+    assert all(field.doc for field in table.schema().fields) and {f.name for f in table.schema().fields} <= {f[0] for fields in TABLES.values() for f in fields}
     assert table.properties["manifest-broker.packager-version"]
     assert str(table.schema().find_field("Q").field_type) == "list<double>"
     assert str(table.schema().find_field("interval_start").field_type) == "timestamptz"
@@ -149,7 +150,7 @@ def test_bad_input_names_the_file(run: SyntheticRun, tmp_path: Path) -> None:
 
     other_run = run.reduced_dir / f"r{run.run_number + 1}_hold_initial_0.txt"
     other_run.write_text("0.1 1 0.1 0.001\n")
-    fails("run number 218390 in the file name differs from the sidecar's 218389")
+    fails("run number 218390 in the file name differs from the run's 218389")
     other_run.unlink()
 
     shutil.copy(sidecar, run.reduced_dir / "r1_eis_reduction.json")
@@ -170,8 +171,14 @@ def test_bad_input_names_the_file(run: SyntheticRun, tmp_path: Path) -> None:
     fails("malformed reduction template XML")
     run.template.write_text(xml)
 
-    _edit_json(run.split_file, lambda s: s["intervals"][4].update(label=s["intervals"][2]["label"]))
-    fails("duplicate interval labels")
+    # two intervals with one cleaned name: the reducer's later write won (a warning; refused with --strict)
+    for path in (run.split_file, sidecar):  # the reducer wrote its sidecar from the same split file
+        _edit_json(path, lambda s: s["intervals"][4].update(label=s["intervals"][2]["label"]))
+    fails("intervals 2 and 4 both write", "--strict")
+    package = _package(run)
+    assert any("intervals 2 and 4 both write" in w and "the file holds the later one (4)" in w for w in package.warnings)
+    row = [r for r in package.reflectivity.to_pylist() if r["interval_label"] == run.labels[2]]
+    assert len(row) == 1 and row[0]["split_index"] == 4
 
 
 def test_bad_reduced_file_stops_the_run(run: SyntheticRun, tmp_path: Path) -> None:
@@ -188,10 +195,10 @@ def test_package_many(tmp_path: Path) -> None:
     for i in range(3):
         synthesize_run(root / f"run{i}", run_number=218400 + i, n_slices=6, seed=i, points=(10, 30))
     broken = root / "run1" / "reduced" / "r218401_hold_initial_0.txt"
-    broken.write_text("")
+    broken.write_text("0.1 1 0.1\n")
     lake = tmp_path / "lake"
     result = runner.invoke(app, ["tnr", "package-many", str(root), "--lake", str(lake), "--jobs", "2"])
-    assert result.exit_code == 1 and "is empty" in result.output
+    assert result.exit_code == 1 and "expected 4 values" in result.output
     assert sorted(scan(lake, "runs")["run_number"].to_pylist()) == [218400, 218402]
     broken.unlink()  # now only a warning: an interval without its file
     result = runner.invoke(app, ["tnr", "package-many", str(root), "--lake", str(lake)])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.tnr.inputs import RunInputError, read_json
+from pipeline.tnr.lake import Lake, LakeError, write_run
 from pipeline.tnr.package import RunPackage, package_run
 
 
@@ -75,15 +76,13 @@ def _package(inputs: RunInputs) -> RunPackage:
     return package_run(inputs.split_file, inputs.reduced_dir, inputs.template_file)
 
 
-def package_many(root: Path, lake: Path, namespace: str, jobs: int = 1,
+def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int = 1,
                  on_done: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:  # fmt: skip
     """Package every run under ``root``; a failing run is reported and skipped.
 
     Reading is spread over ``jobs`` processes; at most ``jobs`` runs are in memory at
     once and each is committed (its own commit per table) as soon as it is read.
     """
-    from pipeline.tnr.lake import write_run
-
     found = list(find_runs(root))
     summaries: list[RunSummary] = []
 
@@ -110,7 +109,7 @@ def package_many(root: Path, lake: Path, namespace: str, jobs: int = 1,
                     write_run(lake, package, namespace)
                     record(RunSummary(str(inputs.reduced_dir), package.run_number, package.reflectivity.num_rows,
                                       package.points, package.warnings))  # fmt: skip
-                except (ValueError, OSError) as exc:
+                except (ValueError, OSError, LakeError) as exc:
                     record(RunSummary(str(inputs.reduced_dir), None, 0, 0, [], str(exc)))
     finally:
         if pool:

@@ -11,22 +11,40 @@ from pipeline import render
 
 app = typer.Typer(help="Package time-resolved neutron reflectometry runs into Iceberg tables.", no_args_is_help=True)
 
-LakeOption = Annotated[Path, typer.Option("--lake", help="Lakehouse directory (SQLite catalog + warehouse).")]
+LakeOption = Annotated[str, typer.Option("--lake", help="Lakehouse directory (embedded SQLite catalog + warehouse), "
+                                          "or a catalog URI (postgresql://..., sqlite:///...) with --warehouse.")]
+WarehouseOption = Annotated[Optional[str], typer.Option("--warehouse", help="Warehouse path for a catalog URI "
+                                                        "(a shared filesystem path every writer can reach).")]
 NamespaceOption = Annotated[str, typer.Option("--namespace", help="Iceberg namespace.")]
+TzOption = Annotated[Optional[float], typer.Option(
+    "--tz-offset", help="Hours ADDED to the split file's local times to get UTC, the reducer's convention "
+                        "(5.0 = US Eastern standard time); default: reduction_options.json, else 0.")]
+RunNumberOption = Annotated[Optional[int], typer.Option("--run-number", help="Needed when the sidecar is missing.")]
 
 
 _fail = render.fail
 
 
+def _lake(lake: str, warehouse: Optional[str]):  # type: ignore[no-untyped-def]
+    from pipeline.tnr.lake import LakeError, locate_lake
+
+    try:
+        return locate_lake(lake, warehouse)
+    except LakeError as exc:
+        raise _fail(str(exc), 2) from exc
+
+
 def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output: Optional[Path], validate_only: bool,
-                lake: Path, namespace: str, tz_offset: Optional[float], run_number: Optional[int], strict: bool) -> None:  # fmt: skip
+                lake: str, warehouse: Optional[str], namespace: str, tz_offset: Optional[float],
+                run_number: Optional[int], strict: bool) -> None:  # fmt: skip
     """Package one run: check everything, then (unless validating) write Iceberg and the spec files."""
     from pipeline.tnr.inputs import RunInputError
-    from pipeline.tnr.lake import write_run
+    from pipeline.tnr.lake import LakeError, write_run
     from pipeline.tnr.package import package_run
     from pipeline.tnr.reduced import ReducedFileError
     from pipeline.tnr.spec_files import write_spec_files
 
+    location = _lake(lake, warehouse)
     try:
         package = package_run(split_file, reduced_dir, template_file, tz_offset=tz_offset, run_number=run_number, strict=strict)
     except (RunInputError, ReducedFileError) as exc:
@@ -39,8 +57,13 @@ def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output
     if validate_only:
         render.console.print(f"valid: {summary}; nothing written (--validate-only)")
         return
-    write_run(lake, package, namespace)
-    render.console.print(f"packaged {summary} into {lake} ({namespace}.reflectivity, {namespace}.runs)")
+    try:
+        written = write_run(location, package, namespace)
+    except LakeError as exc:
+        raise _fail(str(exc)) from exc
+    if written.repaired:
+        render.console.print(f"[yellow]repaired:[/] {written.repaired}; this packaging replaced it")
+    render.console.print(f"packaged {summary} into {location.name} ({namespace}.reflectivity, {namespace}.runs)")
     if output is not None:
         data, meta = write_spec_files(package, output)
         render.console.print(f"wrote {data} and {meta}")
@@ -53,20 +76,23 @@ def package(
     template_file: Annotated[Path, typer.Argument(help="Reduction template XML.")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the spec's two Parquet files.")] = None,
     validate_only: Annotated[bool, typer.Option("--validate-only", help="Run every check, write nothing.")] = False,
-    lake: LakeOption = Path("lakehouse"),
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
     namespace: NamespaceOption = "tnr",
-    tz_offset: Annotated[Optional[float], typer.Option(help="Hours; default: reduction_options.json.")] = None,
-    run_number: Annotated[Optional[int], typer.Option(help="Needed when the sidecar is missing.")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Unmatched files/intervals are errors.")] = False,
+    tz_offset: TzOption = None,
+    run_number: RunNumberOption = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Unmatched files/intervals and shared file names are errors.")] = False,
 ) -> None:
     """Package one run into <ns>.reflectivity and <ns>.runs (re-packaging replaces the run)."""
-    run_package(split_file, reduced_dir, template_file, output, validate_only, lake, namespace, tz_offset, run_number, strict)
+    run_package(split_file, reduced_dir, template_file, output, validate_only, lake, warehouse, namespace, tz_offset,
+                run_number, strict)  # fmt: skip
 
 
 @app.command("package-many")
 def package_many(
     root: Annotated[Path, typer.Argument(help="Directory holding many runs.")],
-    lake: LakeOption = Path("lakehouse"),
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
     namespace: NamespaceOption = "tnr",
     jobs: Annotated[int, typer.Option(min=1, help="Runs read in parallel.")] = 1,
 ) -> None:
@@ -76,10 +102,15 @@ def package_many(
     from pipeline.tnr.campaign import find_runs
     from pipeline.tnr.campaign import package_many as run_many
 
+    location = _lake(lake, warehouse)
+    if not root.is_dir():
+        raise _fail(f"{root}: not a directory")
     total = sum(1 for _ in find_runs(root))
+    if total == 0:
+        raise _fail(f"{root}: no run found (no r<run>_eis_reduction.json below it)")
     with Progress(console=render.console) as progress:
         task = progress.add_task("packaging runs", total=total)
-        summaries = run_many(root, lake, namespace, jobs, on_done=lambda s: progress.advance(task))
+        summaries = run_many(root, location, namespace, jobs, on_done=lambda s: progress.advance(task))
     render.table("campaign", ["run", "reduced dir", "slices", "points", "warnings", "error"],
                  [(s.run_number, s.reduced_dir, s.slices, s.points, len(s.warnings), s.error or "") for s in summaries],
                  limit=None)  # fmt: skip
@@ -94,16 +125,20 @@ def package_many(
 def plot(
     run: Annotated[int, typer.Option("--run", help="Run number.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file.")],
-    lake: LakeOption = Path("lakehouse"),
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
     namespace: NamespaceOption = "tnr",
     q_min: Annotated[float, typer.Option(help="Q band start for the time panel.")] = 0.01,
     q_max: Annotated[float, typer.Option(help="Q band end.")] = 0.03,
 ) -> None:
     """Reflectivity curves coloured by time, and a Q band's integrated R over time."""
-    from pipeline.tnr.lake import scan
+    from pipeline.tnr.lake import LakeError, scan
     from pipeline.tnr.plot import plot_run
 
-    rows = scan(lake, "reflectivity", namespace, run)
+    try:
+        rows = scan(_lake(lake, warehouse), "reflectivity", namespace, run)
+    except LakeError as exc:
+        raise _fail(str(exc)) from exc
     if rows.num_rows == 0:
         raise _fail(f"run {run} is not in {lake} ({namespace}.reflectivity)")
     render.console.print(f"wrote {plot_run(rows, output, (q_min, q_max))}")
@@ -112,18 +147,23 @@ def plot(
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="DuckDB SQL over the tables reflectivity and runs.")],
-    lake: LakeOption = Path("lakehouse"),
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
     namespace: NamespaceOption = "tnr",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
 ) -> None:
     """DuckDB over the Iceberg tables, through the Arrow result of a pyiceberg scan."""
     import duckdb
 
-    from pipeline.tnr.lake import scan
+    from pipeline.tnr.lake import LakeError, scan
 
+    location = _lake(lake, warehouse)
     con = duckdb.connect()
     for name in ("reflectivity", "runs"):
-        con.register(name, scan(lake, name, namespace))
+        try:
+            con.register(name, scan(location, name, namespace))
+        except LakeError as exc:
+            raise _fail(str(exc)) from exc
     try:
         result = con.execute(query).to_arrow_table()
     except duckdb.Error as exc:
@@ -132,6 +172,51 @@ def sql(
         render.print_json(result.to_pylist())
     else:
         render.arrow_table(None, result, limit=None)
+
+
+@app.command()
+def check(
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    namespace: NamespaceOption = "tnr",
+    repair: Annotated[bool, typer.Option("--repair", help="Make every mismatched run consistent.")] = False,
+) -> None:
+    """Find runs whose two tables disagree (a packaging killed between its commits); exit 1 if any."""
+    from pipeline.tnr.lake import LakeError, catalog, check_lake, repair_lake
+
+    location = _lake(lake, warehouse)
+    try:
+        cat = catalog(location, create=False)
+        mismatches = check_lake(cat, namespace)
+        if repair and mismatches:
+            for line in repair_lake(cat, namespace, mismatches):
+                render.console.print(f"repaired {line}")
+            mismatches = check_lake(cat, namespace)
+    except LakeError as exc:
+        raise _fail(str(exc)) from exc
+    for mismatch in mismatches:
+        render.console.print(f"[red]inconsistent:[/] {mismatch.describe()}; re-package the run or run with --repair")
+    if mismatches:
+        raise typer.Exit(1)
+    render.console.print(f"[green]OK[/]: every run in {location.name} ({namespace}) has matching rows in both tables")
+
+
+@app.command()
+def maintain(
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    namespace: NamespaceOption = "tnr",
+    keep: Annotated[int, typer.Option("--keep", min=1, help="Snapshots kept per table (the current one included).")] = 2,
+) -> None:
+    """Expire old snapshots and delete the files only they read, in every table of the namespace."""
+    from pipeline.tnr.lake import LakeError, maintain as run_maintain
+
+    try:
+        done = run_maintain(_lake(lake, warehouse), namespace, keep)
+    except LakeError as exc:
+        raise _fail(str(exc)) from exc
+    for table, (expired, files, size) in done.items():
+        render.console.print(f"{table}: {expired} snapshot(s) expired, {files} file(s) deleted ({size / 1e6:.1f} MB)")
 
 
 packager = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -144,12 +229,15 @@ def _iceberg_packager(
     template_file: Annotated[Path, typer.Argument(help="Reduction template XML file.")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output Parquet file (default <reduced_dir>/tnr_data.parquet).")] = None,
     validate_only: Annotated[bool, typer.Option("--validate-only", help="Only validate inputs, do not create output.")] = False,
-    lake: LakeOption = Path("lakehouse"),
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    tz_offset: TzOption = None,
+    run_number: RunNumberOption = None,
 ) -> None:
     """Package tNR data with EIS timing information (drop-in for the reference iceberg-packager):
     writes the two Parquet files and the Iceberg tables."""
     run_package(split_file, reduced_dir, template_file, output or reduced_dir / "tnr_data.parquet",
-                validate_only, lake, "tnr", None, None, False)  # fmt: skip
+                validate_only, lake, warehouse, "tnr", tz_offset, run_number, False)  # fmt: skip
 
 
 def iceberg_packager() -> None:  # console script

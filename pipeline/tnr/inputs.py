@@ -4,6 +4,8 @@ cannot use."""
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -16,6 +18,7 @@ TEMPLATE_FIELDS = ("data_sets", "norm_dataset", "incident_angle", "q_step", "q_m
                    "to_q_range", "angle_offset", "scaling_factor_file", "dead_time_correction")  # fmt: skip
 TEMPLATE_HEADER = ("instrument_name", "timestamp", "version", "mantid_version", "generator")
 _SIDECAR = re.compile(r"^r(\d+)_eis_reduction\.json$")
+_XML_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
 class RunInputError(ValueError):
@@ -27,37 +30,47 @@ class Template:
     xml: str
     header: dict[str, str | None]
     blocks: list[dict[str, str | None]]
+    sha256: str
+    encoding: str
+
+
+def read_bytes(path: Path, what: str) -> bytes:
+    """A whole input file; a missing file or a directory is a one-line error."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise RunInputError(f"{path}: {what} not found") from exc
+    except IsADirectoryError as exc:
+        raise RunInputError(f"{path}: is a directory, not the {what}") from exc
+    except OSError as exc:
+        raise RunInputError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
 
 
 def read_json(path: Path, what: str) -> Any:
     """Parse a JSON file; errors name the file, line and column."""
+    raw = read_bytes(path, what)
     try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise RunInputError(f"{path}: {what} not found") from exc
+        return json.loads(raw)  # UTF-8, -16 or -32, with or without BOM (RFC 8259)
+    except UnicodeDecodeError as exc:
+        raise RunInputError(f"{path}: {what} is not UTF-8 JSON ({exc.reason} at byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
         raise RunInputError(f"{path}:{exc.lineno}:{exc.colno}: malformed {what} JSON ({exc.msg})") from exc
 
 
 def read_split(path: Path) -> dict[str, Any]:
-    """The EIS interval extractor's split file, with labelled intervals."""
+    """The EIS interval extractor's split file (per-file or per-frequency)."""
     split = read_json(path, "split file")
     intervals = split.get("intervals") if isinstance(split, dict) else None
-    if not isinstance(intervals, list):
-        raise RunInputError(f"{path}: split file has no 'intervals' list")
-    for number, interval in enumerate(intervals):
-        if "label" not in interval:
-            raise RunInputError(
-                f"{path}: interval {number} has no label (resolution {split.get('resolution')!r}); "
-                "reduced files are matched by label, so per-frequency split files cannot be packaged"
-            )
+    if not isinstance(intervals, list) or not all(isinstance(iv, dict) for iv in intervals):
+        raise RunInputError(f"{path}: split file has no 'intervals' list of objects")
     return split
 
 
 def find_sidecar(reduced_dir: Path) -> Path | None:
     """The directory's ``r<run>_eis_reduction.json``; two of them are an error."""
     if not Path(reduced_dir).is_dir():
-        raise RunInputError(f"{reduced_dir}: reduced directory not found")
+        what = "is not a directory" if Path(reduced_dir).exists() else "not found"
+        raise RunInputError(f"{reduced_dir}: reduced directory {what}")
     found = sorted(p for p in Path(reduced_dir).iterdir() if _SIDECAR.match(p.name))
     if len(found) > 1:
         raise RunInputError(f"{reduced_dir}: {len(found)} reduction sidecars ({', '.join(p.name for p in found)}); one run per directory")
@@ -65,11 +78,23 @@ def find_sidecar(reduced_dir: Path) -> Path | None:
 
 
 def read_template(path: Path) -> Template:
-    """The reduction template: raw XML kept byte for byte, plus the filterable fields."""
+    """The reduction template: its text, the sha256 of its bytes, and the filterable fields.
+
+    The text is decoded the way the XML declares (UTF-8 when it declares nothing);
+    every optional element may be absent (its field is then null).
+    """
+    raw = read_bytes(path, "reduction template")
+    declared = _XML_ENCODING.match(raw)
+    encoding = declared.group(1).decode("ascii") if declared else "utf-8"
     try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise RunInputError(f"{path}: reduction template not found") from exc
+        encoding = codecs.lookup(encoding).name
+        text = raw.decode(encoding).removeprefix("\ufeff")
+    except LookupError as exc:
+        raise RunInputError(f"{path}: reduction template declares an unknown encoding {encoding!r}") from exc
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        hint = "" if declared else "; declare its encoding, e.g. <?xml version=\"1.0\" encoding=\"latin-1\"?>"
+        raise RunInputError(f"{path}:{line}: reduction template is not valid {encoding} ({exc.reason}){hint}") from exc
     try:
         root = ET.fromstring(raw)
     except ET.ParseError as exc:
@@ -77,4 +102,4 @@ def read_template(path: Path) -> Template:
         raise RunInputError(f"{path}:{line}:{column}: malformed reduction template XML ({exc})") from exc
     header = {tag: root.findtext(tag) for tag in TEMPLATE_HEADER}
     blocks = [{tag: (b.findtext(tag) or None) for tag in TEMPLATE_FIELDS} for b in root.iter("RefLData")]
-    return Template(raw.decode("utf-8"), header, blocks)
+    return Template(text, header, blocks, hashlib.sha256(raw).hexdigest(), encoding)

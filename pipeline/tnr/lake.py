@@ -1,10 +1,25 @@
-"""The Iceberg side: an embedded pyiceberg SqlCatalog (SQLite file + local warehouse)
-holding ``<ns>.reflectivity`` (one row per reduced file) and ``<ns>.runs`` (one row
-per run), partitioned by run_number, a doc on every field."""
+"""The Iceberg side: a pyiceberg ``SqlCatalog`` holding ``<ns>.reflectivity`` (one row
+per reduced file) and ``<ns>.runs`` (one row per run), partitioned by run_number.
+
+Embedded by default (``<lake>/catalog.db`` + ``<lake>/warehouse``); or a shared
+catalog (``postgresql://...`` with a warehouse path every writer sees), where
+several processes or hosts commit concurrently: a commit conflict is retried from
+a fresh table load, never lost and never duplicated.
+
+A run is written all or nothing. pyiceberg commits one table at a time, so the
+rows of one packaging carry a ``package_id`` in both tables; if the second commit
+fails, the first table's rows of that run are put back as they were, and a
+process killed between the two commits leaves a mismatch that ``check_lake``
+finds and the next packaging of the run (or ``repair_lake``) mends.
+"""
 
 from __future__ import annotations
 
+import random
+import time
 import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,46 +27,99 @@ import pyarrow as pa
 
 from pipeline import __version__
 from pipeline.tnr.package import RunPackage
+from pipeline.tnr.schema import TABLES, iceberg_schema, partition_spec
 
 DEFAULT_NAMESPACE = "tnr"
-DOCS: dict[str, str] = {
-    "run_number": "Neutron run number (from the reduction sidecar)",
-    "filename": "Name of the reduced file", "filepath": "Absolute path of the reduced file when packaged", "sha256": "SHA-256 of the reduced file's bytes",
-    "header_json": "Every '#' header field of the reduced file, as JSON (null for headerless files)",
-    "Q": "Momentum transfer Q [1/Angstrom]", "R": "Reflectivity (NaN and negative values kept)",
-    "dR": "Reflectivity uncertainty", "dQ": "Q resolution (FWHM) [1/Angstrom]",
-    "n_points": "Rows in the reduced file", "n_nan": "NaN values of R", "n_negative_R": "Negative values of R",
-    "slice_index": "Position of the slice in the sidecar's interval order",
-    "interval_label": "EIS interval label from the split file", "interval_type": "hold or eis",
-    "interval_start": "Interval start, UTC (local time shifted by tz_offset_hours)",
-    "interval_end": "Interval end, UTC", "eis_filename": "EIS data file of an eis interval",
-    "duration_seconds": "Interval duration [s]", "hold_index": "Global hold counter (hold intervals)",
-    "n_frequencies": "EIS frequencies measured in the interval", "avg_ewe_v": "Average working electrode potential [V]",
-    "first_time_s": "First EIS time stamp in the file [s]", "last_time_s": "Last EIS time stamp in the file [s]",
-    "step_number": "Step of a multi-step EIS file", "potential_V": "Step potential [V]",
-    "potential_vs": "Reference of the step potential (Eoc or Ref)",
-    "Q_min": "Smallest Q", "Q_max": "Largest Q", "R_min": "Smallest finite R", "R_max": "Largest finite R",
-    "reduction_version": "Reduction software version", "run_title": "Run title from the file header",
-    "run_start_time": "Run start time from the file header", "theta_offset": "Theta offset from the file header or options",
-    "q_summing": "Q summing flag from the file header", "meta_json": "The header's '# Meta:' JSON",
-    "angles_json": "The header's per-angle table (DataRun, NormRun, TwoTheta, ...) as JSON",
-    "total_duration": "Run duration from the sidecar [s]", "n_intervals": "Intervals in the run",
-    "n_reduced_files": "Reduced files packaged", "source_directory": "EIS data directory (split file)",
-    "eis_pattern": "EIS file pattern (split file)", "resolution": "Split resolution: per-file or per-frequency",
-    "reduction_template_xml": "The reduction template, byte for byte",
-    "packaged_timestamp": "When this run was packaged (UTC)", "packager_version": "manifest-broker version",
-    "intervals_json": "All intervals of the split file, as JSON", "split_metadata_json": "The whole split file, as JSON",
-    "reduction_metadata_json": "The whole reduction sidecar, as JSON",
-    "reduction_options_json": "reduction_options.json, as JSON (null when absent)",
-    "tz_offset_hours": "Time-zone offset used to convert interval times to UTC [h]",
-    "split_file": "Split file name", "template_file": "Template file name", "event_file": "Event (NeXus) file reduced",
-    "scan_index": "Scan index (reduction options)", "instrument_name": "Instrument (template)",
-    "mantid_version": "Mantid version (template)", "n_angles": "RefLData blocks (angles) in the template",
-    "n_nan_R": "NaN values of R over the run", "data_sets": "data_sets per angle (template)",
-    "norm_dataset": "Normalisation run per angle (template)", "scaling_factor_file": "Scaling factor file per angle",
-    "incident_angle": "Incident angle per angle (template)", "q_step": "q_step per angle (template)",
-    "q_min": "q_min per angle (template)", "angle_offset": "angle_offset per angle (template)",
-}  # fmt: skip
+# Snapshots kept per table after a commit: the current one and the one before it
+# (an overwrite is a delete snapshot + an append snapshot), so the warehouse holds
+# about one copy of the live data. `broker tnr maintain --keep N` keeps more.
+DEFAULT_KEEP_SNAPSHOTS = 2
+COMMIT_ATTEMPTS = 12
+TABLE_PROPERTIES = {
+    "manifest-broker.packager-version": __version__,
+    # pyiceberg deletes metadata files beyond the last few itself.
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "4",
+    # Merge small manifests so a table's metadata does not grow with every commit.
+    "commit.manifest-merge.enabled": "true",
+}
+
+
+class LakeError(RuntimeError):
+    """A lake that cannot be used or written; the message names the lake."""
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Where the catalog and the warehouse are."""
+
+    uri: str  # SQLAlchemy URL of the catalog database
+    warehouse: str  # file:// URL
+    name: str  # what messages call it
+
+    @property
+    def embedded_path(self) -> Path | None:
+        """The lake directory of an embedded (SQLite) lake."""
+        if self.uri.startswith("sqlite:///"):
+            return Path(self.uri.removeprefix("sqlite:///")).parent
+        return None
+
+
+def locate_lake(lake: str | Path, warehouse: str | Path | None = None) -> Lake:
+    """A lake directory (embedded SQLite catalog), or a catalog URI plus a warehouse.
+
+    Raises:
+        LakeError: for a URI without ``--warehouse`` or an unsupported scheme.
+    """
+    text = str(lake)
+    if "://" not in text:
+        root = Path(text).expanduser().resolve()
+        where = Path(warehouse).resolve() if warehouse else root / "warehouse"
+        return Lake(f"sqlite:///{root / 'catalog.db'}", f"file://{where}", str(root))
+    scheme = text.split("://", 1)[0]
+    if scheme not in ("postgresql", "postgresql+psycopg", "sqlite"):
+        raise LakeError(f"unsupported catalog URI {text!r}: use a lake directory, sqlite:///... or postgresql://...")
+    if warehouse is None:
+        raise LakeError(f"{text}: a catalog URI needs --warehouse (a path every writer can reach)")
+    uri = text.replace("postgresql://", "postgresql+psycopg://", 1) if scheme == "postgresql" else text
+    import sqlalchemy as sa
+
+    return Lake(uri, f"file://{Path(warehouse).expanduser().resolve()}", sa.make_url(text).render_as_string(hide_password=True))
+
+
+def catalog(lake: Lake | str | Path, *, create: bool = True) -> Any:
+    """The pyiceberg ``SqlCatalog`` of a lake.
+
+    Args:
+        create: False for commands that only read: a lake that does not exist is
+            an error instead of being created.
+
+    Raises:
+        LakeError: when ``create`` is False and an embedded lake has no catalog.
+    """
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    location = lake if isinstance(lake, Lake) else locate_lake(lake)
+    root = location.embedded_path
+    if root is not None:
+        if not create and not (root / "catalog.db").is_file():
+            raise LakeError(f"{location.name}: no lake here (no catalog.db); package a run into it first")
+        if create:
+            root.mkdir(parents=True, exist_ok=True)
+    if create:
+        Path(location.warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return SqlCatalog("lake", uri=location.uri, warehouse=location.warehouse)
+    except DBAPIError:
+        # Two writers creating a new catalog's tables at once: one loses the race,
+        # and the tables are there for it now.
+        time.sleep(0.1 + random.random() * 0.2)
+        try:
+            return SqlCatalog("lake", uri=location.uri, warehouse=location.warehouse)
+        except DBAPIError as exc:
+            raise LakeError(f"{location.name}: cannot open the catalog ({exc.orig})") from exc
 
 
 def _run_filter(run_number: int) -> Any:
@@ -61,66 +129,309 @@ def _run_filter(run_number: int) -> Any:
     return EqualTo(term=Reference("run_number"), value=literal(run_number))
 
 
-def catalog(lake: Path) -> Any:
-    """The embedded catalog: ``<lake>/catalog.db`` and the warehouse ``<lake>/warehouse``."""
-    from pyiceberg.catalog.sql import SqlCatalog
+def _retrying(action: Callable[[], Any], what: str) -> Any:
+    """Run ``action`` until it commits, each time from a fresh table load.
 
-    lake = Path(lake).resolve()
-    (lake / "warehouse").mkdir(parents=True, exist_ok=True)
-    return SqlCatalog("lake", uri=f"sqlite:///{lake / 'catalog.db'}", warehouse=f"file://{lake / 'warehouse'}")
+    pyiceberg retries a lost commit itself; what reaches here is a conflict it
+    could not rebase (another writer committed first, or expired the snapshot this
+    attempt started from, whose files may be gone mid-read) or a busy SQLite
+    catalog: retried with exponential backoff and jitter. ``action`` must reload
+    the table itself.
+    """
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return action()
+        except (CommitFailedException, ValidationException, OperationalError, FileNotFoundError) as exc:
+            if isinstance(exc, OperationalError) and "locked" not in str(exc):
+                raise
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise LakeError(f"{what}: still conflicting after {COMMIT_ATTEMPTS} attempts ({exc})") from exc
+            time.sleep(min(2.0, 0.02 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
 
 
-def _documented(schema: pa.Schema) -> pa.Schema:
-    fields = []
-    for f in schema:
-        f = f.with_type(_small(f.type))
-        fields.append(f.with_metadata({b"doc": DOCS.get(f.name, f.name).encode()}))
-    return pa.schema(fields)
+def ensure_table(cat: Any, namespace: str, name: str) -> Any:
+    """Load ``<namespace>.<name>``, creating it from its declaration, or adding the
+    declared fields it lacks (a table made by an older packager)."""
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
 
-
-def _small(t: pa.DataType) -> pa.DataType:
-    if pa.types.is_large_string(t):
-        return pa.string()
-    if pa.types.is_large_list(t) or pa.types.is_list(t):
-        return pa.list_(_small(t.value_type))
-    return t
-
-
-def _table(cat: Any, identifier: str, schema: pa.Schema) -> Any:
-    from pyiceberg.exceptions import NoSuchTableError
-
+    identifier = f"{namespace}.{name}"
+    schema = iceberg_schema(TABLES[name])
     try:
-        return cat.load_table(identifier)
+        cat.create_namespace_if_not_exists(namespace)
+    except NamespaceAlreadyExistsError:  # created by a concurrent writer just now
+        pass
+    try:
+        table = cat.load_table(identifier)
     except NoSuchTableError:
-        table = cat.create_table(identifier, schema=_documented(schema),
-                                 properties={"manifest-broker.packager-version": __version__})  # fmt: skip
-        with table.update_spec() as spec:
-            spec.add_identity("run_number")
-        return table
+        try:
+            return cat.create_table(identifier, schema=schema, partition_spec=partition_spec(schema),
+                                    properties=TABLE_PROPERTIES)  # fmt: skip
+        except TableAlreadyExistsError:
+            table = cat.load_table(identifier)
+    missing = [f.name for f in schema.fields if f.name not in table.schema().column_names]
+    if missing:
+
+        def evolve() -> None:
+            fresh = cat.load_table(identifier)
+            with fresh.update_schema() as update:
+                update.union_by_name(schema)
+
+        _retrying(evolve, f"{identifier}: adding fields {', '.join(missing)}")
+        table = cat.load_table(identifier)
+    return table
 
 
-def write_run(lake: Path, package: RunPackage, namespace: str = DEFAULT_NAMESPACE) -> None:
-    """Replace the run's rows in both tables: each table's delete + append is one commit,
-    so a re-packaged run never duplicates. (pyiceberg commits one table at a time;
-    the runs row is written last, so a run listed in ``runs`` is complete.)"""
-    cat = catalog(lake)
-    cat.create_namespace_if_not_exists(namespace)
-    for name, data in (("reflectivity", package.reflectivity), ("runs", package.run)):
-        table = _table(cat, f"{namespace}.{name}", data.schema)
-        target = table.schema().as_arrow()
-        data = data.select(target.names).cast(target)
+def _conformed(table: Any, data: pa.Table) -> pa.Table:
+    """``data`` in the table's own Arrow schema (its field ids), matched by name."""
+    from pipeline.tnr.schema import conform
+
+    return conform(data, table.schema().as_arrow())
+
+
+def _snapshot_files(io: Any, snapshot: Any, cache: dict[str, set[str]]) -> set[str]:
+    """Every file a snapshot reads: its manifest list, manifests and live data files."""
+    files = {snapshot.manifest_list}
+    for manifest in snapshot.manifests(io):
+        files.add(manifest.manifest_path)
+        if manifest.manifest_path not in cache:
+            cache[manifest.manifest_path] = {e.data_file.file_path for e in manifest.fetch_manifest_entry(io, discard_deleted=True)}
+        files |= cache[manifest.manifest_path]
+    return files
+
+
+def _replace_run(cat: Any, identifier: str, data: pa.Table, run_number: int) -> int | None:
+    """Replace one run's rows in one commit (delete + append), retried on conflict.
+
+    pyiceberg deletes the files of an attempt whose commit did not land.
+
+    Returns:
+        The id of the snapshot the commit replaced (None for an empty table).
+    """
+
+    def attempt() -> int | None:
+        table = cat.load_table(identifier)
+        base = table.current_snapshot()
         with warnings.catch_warnings():
             # A first packaging has nothing to delete; pyiceberg warns about that.
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            table.overwrite(data, overwrite_filter=_run_filter(package.run_number))
-        if table.properties.get("manifest-broker.packager-version") != __version__:
-            with table.transaction() as tx:
-                tx.set_properties({"manifest-broker.packager-version": __version__})
+            table.overwrite(_conformed(table, data), overwrite_filter=_run_filter(run_number))
+        return base.snapshot_id if base else None
+
+    return _retrying(attempt, identifier)
 
 
-def scan(lake: Path, table: str, namespace: str = DEFAULT_NAMESPACE, run: int | None = None) -> pa.Table:
-    """Read a table (optionally one run) as Arrow through a pyiceberg scan."""
+def _restore_run(cat: Any, identifier: str, run_number: int, snapshot_id: int | None) -> None:
+    """Put one run's rows back as they were at ``snapshot_id`` (none: remove them)."""
+    table = cat.load_table(identifier)
+    if snapshot_id is None:
+        rows = table.schema().as_arrow().empty_table()
+    else:
+        rows = table.scan(row_filter=_run_filter(run_number), snapshot_id=snapshot_id).to_arrow()
+    _replace_run(cat, identifier, rows, run_number)
+
+
+@dataclass
+class WriteResult:
+    """What one packaging did to the lake."""
+
+    repaired: str | None = None  # a half-written earlier packaging this one replaced
+    expired_snapshots: int = 0
+    deleted_files: int = 0
+    deleted_bytes: int = 0
+
+
+def write_run(
+    lake: Lake | str | Path,
+    package: RunPackage,
+    namespace: str = DEFAULT_NAMESPACE,
+    *,
+    keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
+    between_commits: Callable[[], None] | None = None,
+) -> WriteResult:
+    """Replace the run's rows in both tables, all or nothing.
+
+    Both tables are created or evolved and the data cast to them before the first
+    commit. ``reflectivity`` is committed first, ``runs`` last (a run listed in
+    ``runs`` is complete); if the ``runs`` commit fails, the run's reflectivity
+    rows are put back as they were and the error is raised. Afterwards snapshots
+    beyond ``keep_snapshots`` are expired and the files only they read deleted.
+
+    Args:
+        between_commits: Called between the two commits (fault-injection tests).
+
+    Raises:
+        LakeError: with both tables as they were before the call.
+    """
+    cat = catalog(lake)
+    tables = {name: ensure_table(cat, namespace, name) for name in ("reflectivity", "runs")}
+    # Cast both before the first commit: a value that does not fit fails here.
+    for name, data in (("reflectivity", package.reflectivity), ("runs", package.run)):
+        _conformed(tables[name], data)
+    result = WriteResult()
+    problems = check_lake(cat, namespace, run_number=package.run_number)
+    if problems:
+        result.repaired = problems[0].describe()
+    refl, runs = f"{namespace}.reflectivity", f"{namespace}.runs"
+    previous = _replace_run(cat, refl, package.reflectivity, package.run_number)
+    if between_commits:
+        between_commits()
+    try:
+        _replace_run(cat, runs, package.run, package.run_number)
+    except Exception as exc:
+        try:
+            _restore_run(cat, refl, package.run_number, previous)
+        except Exception as restore_exc:  # the catalog itself is gone: say what to run
+            raise LakeError(f"{runs}: commit failed ({exc}); putting back {refl} also failed ({restore_exc}): "
+                            f"run `broker tnr check --repair` once the catalog answers") from exc  # fmt: skip
+        raise LakeError(f"{runs}: commit failed ({exc}); {refl} was put back, the lake is as before") from exc
+    for name in ("reflectivity", "runs"):
+        expired, files, size = expire_snapshots(cat, f"{namespace}.{name}", keep_snapshots)
+        result.expired_snapshots += expired
+        result.deleted_files += files
+        result.deleted_bytes += size
+    return result
+
+
+def expire_snapshots(cat: Any, identifier: str, keep: int) -> tuple[int, int, int]:
+    """Expire all but the newest ``keep`` snapshots (never the current one) with
+    pyiceberg's ``expire_snapshots``, then delete the files that only they read.
+
+    Files are found from the snapshots themselves (not by listing the warehouse),
+    so files a concurrent writer has written but not yet committed are never
+    touched.
+
+    Returns:
+        (snapshots expired, files deleted, bytes deleted).
+    """
+    keep = max(keep, 1)
+
+    def attempt() -> tuple[int, set[str], Any]:
+        table = cat.load_table(identifier)
+        current = table.current_snapshot()
+        snapshots = sorted(table.metadata.snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms))
+        old = [s for s in snapshots[:-keep] if current is None or s.snapshot_id != current.snapshot_id]
+        if not old:
+            return 0, set(), table
+        cache: dict[str, set[str]] = {}
+        kept = set().union(*(_snapshot_files(table.io, s, cache) for s in snapshots if s not in old))
+        gone = set().union(*(_snapshot_files(table.io, s, cache) for s in old)) - kept
+        try:
+            table.maintenance.expire_snapshots().by_ids([s.snapshot_id for s in old]).commit()
+        except ValueError as exc:  # a concurrent maintainer expired some of them first
+            from pyiceberg.exceptions import CommitFailedException
+
+            raise CommitFailedException(str(exc)[:200]) from exc
+        return len(old), gone, table
+
+    expired, gone, table = _retrying(attempt, f"{identifier}: expiring snapshots")
+    size = 0
+    for path in gone:
+        local = Path(path.removeprefix("file://"))
+        size += local.stat().st_size if local.exists() else 0
+        table.io.delete(path)
+    return expired, len(gone), size
+
+
+@dataclass
+class RunMismatch:
+    """A run whose rows in reflectivity and runs come from different packagings."""
+
+    run_number: int
+    reflectivity_ids: list[str]
+    runs_ids: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return (f"run {self.run_number}: reflectivity has packaging(s) {', '.join(self.reflectivity_ids) or 'none'}, "
+                f"runs has {', '.join(self.runs_ids) or 'none'} (an interrupted packaging)")  # fmt: skip
+
+
+def _package_ids(cat: Any, identifier: str, run_number: int | None) -> dict[int, set[str]]:
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        table = cat.load_table(identifier)
+    except NoSuchTableError:
+        return {}
+    if "package_id" not in table.schema().column_names:
+        return {}
     from pyiceberg.expressions import AlwaysTrue
 
-    t = catalog(lake).load_table(f"{namespace}.{table}")
+    rows = table.scan(row_filter=_run_filter(run_number) if run_number is not None else AlwaysTrue(),
+                      selected_fields=("run_number", "package_id")).to_arrow()  # fmt: skip
+    found: dict[int, set[str]] = {}
+    for number, package_id in zip(rows["run_number"].to_pylist(), rows["package_id"].to_pylist()):
+        found.setdefault(number, set()).add(package_id)
+    return found
+
+
+def check_lake(cat: Any, namespace: str = DEFAULT_NAMESPACE, *, run_number: int | None = None) -> list[RunMismatch]:
+    """Runs whose two tables disagree (a packaging killed between its commits)."""
+    refl = _package_ids(cat, f"{namespace}.reflectivity", run_number)
+    runs = _package_ids(cat, f"{namespace}.runs", run_number)
+    return [
+        RunMismatch(number, sorted(refl.get(number, ())), sorted(runs.get(number, ())))
+        for number in sorted(set(refl) | set(runs))
+        if refl.get(number, set()) != runs.get(number, set()) or len(runs.get(number, ())) > 1
+    ]
+
+
+def repair_lake(cat: Any, namespace: str, mismatches: Iterable[RunMismatch]) -> list[str]:
+    """Make each mismatched run consistent without its inputs: its reflectivity rows
+    go back to the newest snapshot whose rows carry the runs table's packaging; when
+    no snapshot has them any more, the run is removed from both tables (package it
+    again). Returns what was done, one line per run."""
+    refl, runs = f"{namespace}.reflectivity", f"{namespace}.runs"
+    done = []
+    for mismatch in mismatches:
+        table = cat.load_table(refl)
+        target = set(mismatch.runs_ids)
+        source = None
+        if len(target) == 1:
+            for snapshot in sorted(table.metadata.snapshots, key=lambda s: s.sequence_number or 0, reverse=True):
+                rows = table.scan(row_filter=_run_filter(mismatch.run_number), snapshot_id=snapshot.snapshot_id,
+                                  selected_fields=("package_id",)).to_arrow()  # fmt: skip
+                if rows.num_rows and set(rows["package_id"].to_pylist()) == target:
+                    source = snapshot.snapshot_id
+                    break
+        if source is not None:
+            _restore_run(cat, refl, mismatch.run_number, source)
+            done.append(f"run {mismatch.run_number}: reflectivity put back to packaging {next(iter(target))}")
+        else:
+            _restore_run(cat, refl, mismatch.run_number, None)
+            _restore_run(cat, runs, mismatch.run_number, None)
+            done.append(f"run {mismatch.run_number}: no snapshot holds a complete packaging; removed from both tables, package it again")
+    return done
+
+
+def maintain(lake: Lake | str | Path, namespace: str = DEFAULT_NAMESPACE, keep: int = DEFAULT_KEEP_SNAPSHOTS) -> dict[str, tuple[int, int, int]]:
+    """Expire snapshots and delete unread files in every table of the namespace.
+
+    Returns:
+        Per table: (snapshots expired, files deleted, bytes deleted).
+    """
+    cat = catalog(lake, create=False)
+    return {
+        ".".join(identifier): expire_snapshots(cat, ".".join(identifier), keep)
+        for identifier in cat.list_tables(namespace)
+    }
+
+
+def scan(lake: Lake | str | Path, table: str, namespace: str = DEFAULT_NAMESPACE, run: int | None = None) -> pa.Table:
+    """Read a table (optionally one run) as Arrow through a pyiceberg scan.
+
+    Raises:
+        LakeError: when the lake or the table does not exist (nothing is created).
+    """
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+    from pyiceberg.expressions import AlwaysTrue
+
+    cat = catalog(lake, create=False)
+    try:
+        t = cat.load_table(f"{namespace}.{table}")
+    except (NoSuchTableError, NoSuchNamespaceError) as exc:
+        raise LakeError(f"{lake}: no table {namespace}.{table}; package a run into it first") from exc
     return t.scan(row_filter=_run_filter(run) if run is not None else AlwaysTrue()).to_arrow()

@@ -1,9 +1,15 @@
-"""Assemble one tNR run: reduced files matched to their intervals, every metadata source kept."""
+"""Assemble one tNR run: reduced files matched to their intervals, every metadata source kept.
+
+Everything is read, matched, checked and cast to the declared table schemas here,
+before anything is written: a run that cannot be packaged fails before the lake
+is touched.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,17 +17,21 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import __version__
-from pipeline.tnr.inputs import RunInputError, find_sidecar, read_json, read_split, read_template
+from pipeline.tnr.inputs import RunInputError, Template, find_sidecar, read_json, read_split, read_template
 from pipeline.tnr.reduced import read_reduced_files
+from pipeline.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform
 
-_REDUCED = re.compile(r"^r(\d+)_(.+)\.txt$")
+_RUN_FILE = re.compile(r"^r(\d+)_.+\.txt$")
 # Interval fields copied from the split file, with their types.
 INTERVAL_FIELDS: dict[str, pl.DataType] = {
     "duration_seconds": pl.Float64(), "hold_index": pl.Int64(), "n_frequencies": pl.Int64(),
     "avg_ewe_v": pl.Float64(), "first_time_s": pl.Float64(), "last_time_s": pl.Float64(),
     "step_number": pl.Int64(), "potential_V": pl.Float64(), "potential_vs": pl.String(),
+    "frequency_hz": pl.Float64(), "measurement_index": pl.Int64(), "ewe_v": pl.Float64(),
+    "z_ohm": pl.Float64(), "im_z_ohm": pl.Float64(), "phase_deg": pl.Float64(),
 }  # fmt: skip
 HEADER_FIELDS = ("reduction_version", "run_title", "run_start_time", "theta_offset", "q_summing")
 
@@ -31,42 +41,208 @@ def clean_label(label: str) -> str:
     return label.replace(",", "_").replace(" ", "_")
 
 
+def reducer_name(interval: dict[str, Any], position: int) -> str:
+    """What the reducer names interval ``position`` after: its label, else its
+    filename (per-frequency split files have no label), else ``interval_<i>``."""
+    return str(interval.get("label") or interval.get("filename") or f"interval_{position}")
+
+
 @dataclass
 class RunPackage:
+    """One run, ready to write: both tables' rows conform to the declared schemas."""
+
     run_number: int
+    package_id: str
     reflectivity: pa.Table
     run: pa.Table
     warnings: list[str] = field(default_factory=list)
 
     @property
     def points(self) -> int:
-        return int(pa.compute.sum(self.reflectivity["n_points"]).as_py() or 0)
+        return int(pc.sum(self.reflectivity["n_points"]).as_py() or 0)
 
 
-def _utc(value: str | None, offset_hours: float, where: str) -> datetime | None:
+@dataclass
+class Slices:
+    """The reduced files of a run in slice order, with the split interval of each."""
+
+    order: list[str]  # cleaned names
+    split_index: dict[str, int]  # cleaned name -> position of its interval in the split file
+    files: dict[str, Path]  # cleaned name -> reduced file
+    n_intervals: int
+
+
+def to_utc(value: str | None, offset_hours: float, where: str) -> datetime | None:
+    """A split-file time in UTC by the reducer's convention: UTC = local + tz_offset hours
+    (its default 5.0 is US Eastern standard time: local 22:58 is 03:58 UTC next day).
+    A time that carries its own offset is converted by that offset instead."""
     if value is None:
         return None
     try:
         local = datetime.fromisoformat(value)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise RunInputError(f"{where}: timestamp {value!r} is not ISO 8601") from exc
     if local.tzinfo is not None:
         return local.astimezone(timezone.utc)
-    return (local - timedelta(hours=offset_hours)).replace(tzinfo=timezone.utc)
+    return (local + timedelta(hours=offset_hours)).replace(tzinfo=timezone.utc)
 
 
-def _number(text: str | None) -> float | None:
-    """A template value as a number; None for absent, 'N/A' or non-numeric text
-    (the raw XML keeps every value as written)."""
+def _number(text: Any) -> float | None:
+    """A template or options value as a number; None for absent, 'N/A' or other text
+    (the raw XML and JSON keep every value as written)."""
     try:
         return None if text is None else float(text)
-    except ValueError:
+    except (TypeError, ValueError):
         return None
 
 
-def _duplicates(labels: list[str]) -> list[str]:
-    seen: set[str] = set()
-    return sorted({x for x in labels if x in seen or seen.add(x)})  # type: ignore[func-returns-value]
+def _integer(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def _winners(names: list[str], where: str, strict: bool, warnings: list[str]) -> dict[str, int]:
+    """Cleaned name -> position of the interval whose file it is. The reducer writes
+    in interval order, so when two intervals share a cleaned name the later one
+    overwrote the earlier: the file holds the last."""
+    winner: dict[str, int] = {}
+    clashes = []
+    for position, name in enumerate(names):
+        if name in winner:
+            clashes.append(f"intervals {winner[name]} and {position} both write *_{name}.txt; the file holds the later one ({position})")
+        winner[name] = position
+    if clashes and strict:
+        raise RunInputError(f"{where}: " + "; ".join(clashes))
+    warnings += [f"{where}: {c}" for c in clashes]
+    return winner
+
+
+def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any], sidecar_path: Path | None,
+                 reduced_dir: Path, run_number: int, strict: bool, warnings: list[str]) -> Slices:  # fmt: skip
+    """Match the reduced files to the split file's intervals the way the reducer named them.
+
+    The sidecar, when present, gives the order; its intervals must be the split
+    file's. Files are found by their exact name ``r<run>_<clean name>.txt``.
+
+    Raises:
+        RunInputError: for intervals the sidecar lists but the split file lacks, a
+            reduced file of another run, no file at all, or (``strict``) any
+            unmatched file or interval.
+    """
+    intervals = split["intervals"]
+    names = [clean_label(reducer_name(iv, i)) for i, iv in enumerate(intervals)]
+    winner = _winners(names, str(split_file), strict, warnings)
+    if sidecar_path is not None:
+        listed = [clean_label(reducer_name(iv, i)) for i, iv in enumerate(sidecar.get("intervals") or [])]
+        if unknown := [n for n in listed if n not in winner]:
+            raise RunInputError(f"{sidecar_path}: intervals {', '.join(unknown[:5])} are not in the split file {split_file}")
+    else:
+        listed = names
+    last = {name: position for position, name in enumerate(listed)}
+    order = sorted(last, key=last.__getitem__)
+
+    files: dict[str, Path] = {}
+    unmatched: list[str] = []
+    wanted = {f"r{run_number}_{name}.txt": name for name in order}
+    for path in sorted(Path(reduced_dir).glob("r*.txt")):
+        if path.name in wanted:
+            files[wanted[path.name]] = path
+        elif (m := _RUN_FILE.match(path.name)) and int(m.group(1)) != run_number:
+            raise RunInputError(f"{path}: run number {m.group(1)} in the file name differs from the run's {run_number}")
+        elif m:
+            unmatched.append(f"reduced file {path.name} matches no interval")
+    missing = [f"interval {name!r} has no reduced file r{run_number}_{name}.txt" for name in order if name not in files]
+    if (missing or unmatched) and strict:
+        raise RunInputError(f"{reduced_dir}: " + "; ".join(missing + unmatched))
+    warnings += missing + unmatched
+    if not files:
+        raise RunInputError(f"{reduced_dir}: no reduced file r{run_number}_<interval>.txt matches an interval of {split_file}")
+    return Slices([n for n in order if n in files], winner, files, len(listed))
+
+
+def _interval_rows(slices: Slices, split: dict[str, Any], offset: float, where: str) -> pl.DataFrame:
+    rows = []
+    for slice_index, name in enumerate(slices.order):
+        position = slices.split_index[name]
+        iv = split["intervals"][position]
+        row: dict[str, Any] = {
+            "slice_index": slice_index, "split_index": position, "interval_label": reducer_name(iv, position),
+            "interval_type": iv.get("interval_type"), "interval_start": to_utc(iv.get("start"), offset, where),
+            "interval_end": to_utc(iv.get("end"), offset, where), "eis_filename": iv.get("filename"),
+        }  # fmt: skip
+        row.update({k: iv.get(k) for k in INTERVAL_FIELDS})
+        rows.append(row)
+    schema = {"slice_index": pl.Int32(), "split_index": pl.Int32(), "interval_label": pl.String(),
+              "interval_type": pl.String(), "interval_start": pl.Datetime("us", "UTC"),
+              "interval_end": pl.Datetime("us", "UTC"), "eis_filename": pl.String(), **INTERVAL_FIELDS}  # fmt: skip
+    try:
+        return pl.DataFrame(rows, schema=schema, strict=False)
+    except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+        raise RunInputError(f"{where}: an interval field has an unexpected type ({exc})") from exc
+
+
+def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float, split_file: Path,
+                      run_number: int, package_id: str, warnings: list[str]) -> pa.Table:  # fmt: skip
+    """One row per reduced file: the data lists, the header fields, the interval's fields."""
+    paths = [slices.files[name] for name in slices.order]
+    data, read_warnings = read_reduced_files(paths)
+    warnings += read_warnings
+    data = data.with_columns(pl.Series("filepath", [str(p.resolve()) for p in paths], pl.String))
+    frame = pl.concat([data, _interval_rows(slices, split, offset, str(split_file))], how="horizontal")
+    finite_r = pl.col("R").list.eval(pl.element().filter(pl.element().is_not_nan()))
+    header = pl.col("header_json").str.json_decode(pl.Struct({f: pl.String for f in (*HEADER_FIELDS, "meta_json", "angles_json")}))
+    frame = frame.with_columns(
+        pl.lit(run_number, pl.Int64).alias("run_number"), pl.lit(package_id).alias("package_id"),
+        pl.col("Q").list.min().alias("Q_min"), pl.col("Q").list.max().alias("Q_max"),
+        finite_r.list.min().alias("R_min"), finite_r.list.max().alias("R_max"),
+        header.alias("_h"),
+    ).unnest("_h")  # fmt: skip
+    return conform(frame.to_arrow(), arrow_schema(REFLECTIVITY))
+
+
+def run_row(*, run_number: int, package_id: str, split: dict[str, Any], split_file: Path, sidecar: dict[str, Any],
+            options: dict[str, Any], template: Template, template_file: Path, offset: float, n_intervals: int,
+            reflectivity: pa.Table, warnings: list[str]) -> pa.Table:  # fmt: skip
+    """The run's one row in ``runs``: the spec's metadata columns plus what users filter on."""
+    blocks = template.blocks
+    row = {
+        "run_number": run_number, "package_id": package_id,
+        "total_duration": _number(sidecar.get("duration")),
+        "n_intervals": _integer(sidecar.get("n_intervals")) or n_intervals,
+        "n_reduced_files": reflectivity.num_rows,
+        "source_directory": split.get("source_directory"), "eis_pattern": split.get("pattern"),
+        "resolution": split.get("resolution"),
+        "reduction_template_xml": template.xml, "template_sha256": template.sha256,
+        "template_encoding": template.encoding,
+        "packaged_timestamp": datetime.now(timezone.utc), "packager_version": __version__,
+        "intervals_json": json.dumps(split["intervals"]), "split_metadata_json": json.dumps(split),
+        "reduction_metadata_json": json.dumps(sidecar) if sidecar else None,
+        "reduction_options_json": json.dumps(options) if options else None,
+        "tz_offset_hours": offset, "split_file": Path(split_file).name, "template_file": Path(template_file).name,
+        "event_file": options.get("event_file"), "scan_index": _integer(options.get("scan_index")),
+        "theta_offset": _number(options.get("theta_offset")),
+        "instrument_name": template.header.get("instrument_name"),
+        "reduction_version": template.header.get("version"), "mantid_version": template.header.get("mantid_version"),
+        "n_angles": len(blocks), "n_nan_R": int(pc.sum(reflectivity["n_nan"]).as_py() or 0),
+        "n_negative_R": int(pc.sum(reflectivity["n_negative_R"]).as_py() or 0),
+        **{f: [b[f] for b in blocks] for f in ("data_sets", "norm_dataset", "scaling_factor_file")},
+        **{f: [_number(b[f]) for b in blocks] for f in ("incident_angle", "q_step", "q_min", "angle_offset")},
+        "warnings_json": json.dumps(warnings) if warnings else None,
+    }  # fmt: skip
+    return pa.Table.from_pylist([row], schema=arrow_schema(RUNS))
+
+
+def _run_number(sidecar_path: Path | None, sidecar: dict[str, Any], given: int | None, reduced_dir: Path) -> int:
+    if sidecar_path is None:
+        if given is None:
+            raise RunInputError(f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; give --run-number to package without it")
+        return given
+    found = _integer(sidecar.get("run_number"))
+    if found is None:
+        raise RunInputError(f"{sidecar_path}: run_number {sidecar.get('run_number')!r} is not an integer")
+    if given is not None and given != found:
+        raise RunInputError(f"{sidecar_path}: run number {found} differs from --run-number {given}")
+    return found
 
 
 def package_run(
@@ -78,15 +254,20 @@ def package_run(
     run_number: int | None = None,
     strict: bool = False,
 ) -> RunPackage:
-    """Read and match everything of one run; nothing is written.
+    """Read, match and check everything of one run; nothing is written.
 
     Args:
         split_file: The EIS interval extractor's JSON.
-        reduced_dir: Directory with the reduced files and the sidecar.
+        reduced_dir: Directory with the reduced files and (normally) the sidecar.
         template_file: The reduction template XML.
-        tz_offset: Hours the reducer shifted local times by; default: reduction_options.json.
+        tz_offset: Hours to add to the split file's local times to get UTC (the
+            reducer's convention); default: reduction_options.json, else 0.
         run_number: Required when the sidecar is missing; must agree with it otherwise.
-        strict: Unmatched files and intervals without a file are errors, not warnings.
+        strict: Unmatched files, intervals without a file and intervals sharing a
+            file name are errors, not warnings.
+
+    Returns:
+        A :class:`RunPackage` whose tables conform to the declared schemas.
 
     Raises:
         RunInputError, ReducedFileError: naming the file (and line) at fault.
@@ -94,105 +275,30 @@ def package_run(
     reduced_dir = Path(reduced_dir)
     warnings: list[str] = []
     split = read_split(split_file)
-    by_label = {iv["label"]: iv for iv in split["intervals"]}
-    if dup := _duplicates([iv["label"] for iv in split["intervals"]]):
-        raise RunInputError(f"{split_file}: duplicate interval labels {', '.join(dup)}: files cannot be matched unambiguously")
+    template = read_template(template_file)
     sidecar_path = find_sidecar(reduced_dir)
-    sidecar: dict[str, Any] = {}
+    sidecar: dict[str, Any] = read_json(sidecar_path, "reduction sidecar") if sidecar_path else {}
+    if not isinstance(sidecar, dict):
+        raise RunInputError(f"{sidecar_path}: reduction sidecar is not a JSON object")
+    number = _run_number(sidecar_path, sidecar, run_number, reduced_dir)
     if sidecar_path is None:
-        if run_number is None:
-            raise RunInputError(f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; give --run-number to package without it")
-        warnings.append(f"{reduced_dir}: no sidecar; run number {run_number} from --run-number, order from the split file")
-        order = list(by_label)
-    else:
-        sidecar = read_json(sidecar_path, "reduction sidecar")
-        found = int(sidecar.get("run_number", -1))
-        if run_number is not None and run_number != found:
-            raise RunInputError(f"{sidecar_path}: run number {found} differs from --run-number {run_number}")
-        run_number = found
-        order = [iv["label"] for iv in sidecar.get("intervals", [])]
-        if dup := _duplicates(order):
-            raise RunInputError(f"{sidecar_path}: duplicate interval labels {', '.join(dup)}")
-        if unknown := [label for label in order if label not in by_label]:
-            raise RunInputError(f"{sidecar_path}: intervals {', '.join(unknown[:5])} are not in the split file {split_file}")
-    assert run_number is not None
+        warnings.append(f"{reduced_dir}: no sidecar; run number {number} from --run-number, order from the split file")
 
     options_path = reduced_dir / "reduction_options.json"
     options = read_json(options_path, "reduction options") if options_path.exists() else {}
-    offset = tz_offset if tz_offset is not None else options.get("tz_offset")
+    offset = tz_offset if tz_offset is not None else _number(options.get("tz_offset"))
     if offset is None:
         warnings.append("no tz_offset in reduction_options.json and none given: interval times taken as UTC")
         offset = 0.0
-    offset = float(offset)
 
-    files: dict[str, Path] = {}
-    for path in sorted(reduced_dir.glob("r*.txt")):
-        m = _REDUCED.match(path.name)
-        if not m:
-            continue
-        if int(m.group(1)) != run_number:
-            raise RunInputError(f"{path}: run number {m.group(1)} in the file name differs from the sidecar's {run_number}")
-        files[m.group(2)] = path
-    clean = {clean_label(label): label for label in order}
-    if len(clean) != len(order):
-        raise RunInputError(f"{split_file}: labels that differ only by ',' or ' ' map to the same file name")
-    problems = [f"interval {label!r} has no reduced file r{run_number}_{c}.txt" for c, label in clean.items() if c not in files]
-    problems += [f"reduced file {files[c].name} matches no interval" for c in files if c not in clean]
-    if problems and strict:
-        raise RunInputError(f"{reduced_dir}: " + "; ".join(problems))
-    warnings += problems
-    matched = [(label, files[c]) for c, label in clean.items() if c in files]
-    if not matched:
-        raise RunInputError(f"{reduced_dir}: no reduced file matches an interval of {split_file}")
-
-    data = read_reduced_files([p for _, p in matched]).with_columns(
-        pl.Series("filepath", [str(p.resolve()) for _, p in matched], pl.String)
-    )
-    intervals = []
-    for slice_index, (label, path) in enumerate(matched):
-        iv = by_label[label]
-        row: dict[str, Any] = {
-            "slice_index": slice_index, "interval_label": label, "interval_type": iv.get("interval_type"),
-            "interval_start": _utc(iv.get("start"), offset, str(split_file)),
-            "interval_end": _utc(iv.get("end"), offset, str(split_file)), "eis_filename": iv.get("filename"),
-        }  # fmt: skip
-        row.update({k: iv.get(k) for k in INTERVAL_FIELDS})
-        intervals.append(row)
-    schema = {"slice_index": pl.Int32(), "interval_label": pl.String(), "interval_type": pl.String(),
-              "interval_start": pl.Datetime("us", "UTC"), "interval_end": pl.Datetime("us", "UTC"),
-              "eis_filename": pl.String(), **INTERVAL_FIELDS}  # fmt: skip
-    frame = pl.concat([data, pl.DataFrame(intervals, schema=schema)], how="horizontal")
-    finite_r = pl.col("R").list.eval(pl.element().filter(pl.element().is_not_nan()))
-    header = pl.col("header_json").str.json_decode(pl.Struct({f: pl.String for f in (*HEADER_FIELDS, "meta_json", "angles_json")}))
-    frame = frame.with_columns(
-        pl.lit(run_number, pl.Int64).alias("run_number"),
-        pl.col("Q").list.min().alias("Q_min"), pl.col("Q").list.max().alias("Q_max"),
-        finite_r.list.min().alias("R_min"), finite_r.list.max().alias("R_max"),
-        header.alias("_h"),
-    ).unnest("_h")  # fmt: skip
-
-    template = read_template(template_file)
-    now = datetime.now(timezone.utc)
-    blocks = template.blocks
-    run = {
-        "run_number": run_number,
-        "total_duration": float(sidecar["duration"]) if "duration" in sidecar else None,
-        "n_intervals": int(sidecar.get("n_intervals", len(order))),
-        "n_reduced_files": len(matched),
-        "source_directory": split.get("source_directory"), "eis_pattern": split.get("pattern"),
-        "resolution": split.get("resolution"),
-        "reduction_template_xml": template.xml, "packaged_timestamp": now, "packager_version": __version__,
-        "intervals_json": json.dumps(split["intervals"]), "split_metadata_json": json.dumps(split),
-        "reduction_metadata_json": json.dumps(sidecar) if sidecar else None,
-        "reduction_options_json": json.dumps(options) if options else None,
-        "tz_offset_hours": offset, "split_file": Path(split_file).name, "template_file": Path(template_file).name,
-        "event_file": options.get("event_file"), "scan_index": options.get("scan_index"),
-        "theta_offset": options.get("theta_offset"),
-        "instrument_name": template.header.get("instrument_name"),
-        "reduction_version": template.header.get("version"), "mantid_version": template.header.get("mantid_version"),
-        "n_angles": len(blocks), "n_nan_R": int(frame["n_nan"].sum()), "n_negative_R": int(frame["n_negative_R"].sum()),
-        **{f: [b[f] for b in blocks] for f in ("data_sets", "norm_dataset", "scaling_factor_file")},
-        **{f: [_number(b[f]) for b in blocks]
-           for f in ("incident_angle", "q_step", "q_min", "angle_offset")},
-    }  # fmt: skip
-    return RunPackage(run_number, frame.to_arrow(), pa.Table.from_pylist([run]), warnings)
+    slices = match_slices(split, Path(split_file), sidecar, sidecar_path, reduced_dir, number, strict, warnings)
+    package_id = uuid.uuid4().hex
+    try:
+        reflectivity = reflectivity_rows(slices, split, offset, Path(split_file), number, package_id, warnings)
+        run = run_row(run_number=number, package_id=package_id, split=split, split_file=Path(split_file),
+                      sidecar=sidecar, options=options, template=template, template_file=Path(template_file),
+                      offset=offset, n_intervals=slices.n_intervals, reflectivity=reflectivity,
+                      warnings=warnings)  # fmt: skip
+    except (SchemaMismatch, pa.ArrowException) as exc:
+        raise RunInputError(f"{split_file}: run {number} does not fit the table schema ({exc})") from exc
+    return RunPackage(number, package_id, reflectivity, run, warnings)

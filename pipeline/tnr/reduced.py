@@ -6,6 +6,13 @@ fixed-point rows. Each file is read once; its sha256 comes from the same bytes. 
 lines of all files of a run go into one polars frame: splitting, the 4-value check,
 number parsing and the list columns are vectorised; only the short headers are
 parsed in Python.
+
+Real files are not perfect, and one imperfect slice must not refuse a whole run:
+a UTF-8 byte-order mark is skipped, comment lines that are not UTF-8 are decoded
+with replacement characters (a warning names file and line), ``#`` lines after the
+data are comments, and an empty or header-only slice becomes a row with
+``n_points = 0`` and empty lists (with a warning). Numbers stay strict: a row that
+is not 4 numbers stops the run with file and line.
 """
 
 from __future__ import annotations
@@ -31,6 +38,19 @@ class ReducedFileError(ValueError):
     """A reduced file that cannot be packaged; the message names the file and line."""
 
 
+def _decode(data: bytes, path: Path, warnings: list[str]) -> str:
+    """Text of a reduced file: BOM skipped; bytes that are not UTF-8 replaced, with a
+    warning naming the line (a replaced byte in a data row then fails as a number)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        warnings.append(f"{path}:{line}: not UTF-8 ({exc.reason} at byte {exc.start}); decoded with replacement characters")
+        return data.decode("utf-8", errors="replace")
+
+
 def _parse_header(lines: list[tuple[int, str]], path: Path) -> dict[str, object]:
     header: dict[str, object] = {}
     angles: list[dict[str, str]] = []
@@ -50,10 +70,10 @@ def _parse_header(lines: list[tuple[int, str]], path: Path) -> dict[str, object]
             angle_columns = body.split()
         elif angle_columns and body[:1].isdigit():
             angles.append(dict(zip(angle_columns, body.split())))
+        elif m := _KEY_VALUE.match(line):  # before the column line: "# Q summing: False" is a field
+            header[m.group(1).strip().lower().replace(" ", "_")] = m.group(2).strip()
         elif body.startswith("Q "):
             header["column_line"] = body
-        elif m := _KEY_VALUE.match(line):
-            header[m.group(1).strip().lower().replace(" ", "_")] = m.group(2).strip()
     if angles:
         header["angles_json"] = json.dumps(angles)
     return header
@@ -64,7 +84,7 @@ def _first(frame: pl.DataFrame, paths: list[Path], message: str) -> ReducedFileE
     return ReducedFileError(f"{paths[row['file']]}:{row['lineno']}: {message.format(**row)}")
 
 
-def read_reduced_files(paths: list[Path]) -> pl.DataFrame:
+def read_reduced_files(paths: list[Path]) -> tuple[pl.DataFrame, list[str]]:
     """Read reduced files into one frame, one row per file, in the order given.
 
     Many files are read as contiguous chunks on threads, one per core: the work is
@@ -73,7 +93,8 @@ def read_reduced_files(paths: list[Path]) -> pl.DataFrame:
     Returns:
         Columns ``filename``, ``sha256``, ``n_points``, ``Q``, ``R``, ``dR``, ``dQ``
         (list[f64]), ``n_nan``, ``n_negative_R`` and ``header_json`` (JSON of every
-        header field; null for headerless files).
+        header field; null for headerless files); and the warnings, each naming a
+        file (and line).
 
     Raises:
         ReducedFileError: naming the file and line of the first problem.
@@ -85,21 +106,22 @@ def read_reduced_files(paths: list[Path]) -> pl.DataFrame:
     # frames alive at a time, so memory does not grow with the size of the run.
     chunks = [paths[i : i + THREAD_CHUNK] for i in range(0, len(paths), THREAD_CHUNK)]
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        return pl.concat(list(pool.map(_read_chunk, chunks)))
+        parts = list(pool.map(_read_chunk, chunks))
+    return pl.concat([frame for frame, _ in parts]), [w for _, found in parts for w in found]
 
 
-def _read_chunk(paths: list[Path]) -> pl.DataFrame:
+def _read_chunk(paths: list[Path]) -> tuple[pl.DataFrame, list[str]]:
     digests: list[str] = []
     lines: list[str] = []
     counts: list[int] = []
+    warnings: list[str] = []
     for path in paths:
-        data = path.read_bytes()
-        digests.append(hashlib.sha256(data).hexdigest())
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ReducedFileError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from exc
-        split = text.splitlines()
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ReducedFileError(f"{path}: cannot read ({exc.strerror})") from exc
+        digests.append(hashlib.sha256(data).hexdigest())
+        split = _decode(data, path, warnings).splitlines()
         lines.extend(split)
         counts.append(len(split))
     file_ids = np.repeat(np.arange(len(paths), dtype=np.int32), counts)
@@ -113,17 +135,14 @@ def _read_chunk(paths: list[Path]) -> pl.DataFrame:
     is_header = pl.col("text").str.starts_with("#")
     frame = frame.with_columns(is_header.alias("is_header"))
 
-    # Structure: at least one row per file, and headers only above the rows.
+    # A slice without rows is kept (n_points = 0), said once per file.
     present = set(frame["file"].unique().to_list())
+    with_rows = set(frame.filter(~pl.col("is_header"))["file"].unique().to_list())
     for index, path in enumerate(paths):
         if index not in present:
-            raise ReducedFileError(f"{path}: is empty")
-    with_rows = set(frame.filter(~pl.col("is_header"))["file"].unique().to_list())
-    for index in sorted(present - with_rows):
-        raise ReducedFileError(f"{paths[index]}: has a header but no data rows")
-    first_row = pl.col("lineno").filter(~pl.col("is_header")).min().over("file")
-    if (late := frame.filter(pl.col("is_header") & (pl.col("lineno") > first_row))).height:
-        raise _first(late, paths, "header line after data rows")
+            warnings.append(f"{path}: is empty; kept as a slice with no points")
+        elif index not in with_rows:
+            warnings.append(f"{path}: has a header but no data rows; kept as a slice with no points")
 
     # Split on single spaces and drop the empty pieces runs of spaces leave: twice as
     # fast as a regex, and fixed-width rows ("%20.16f" joined by two spaces) come out right.
@@ -157,4 +176,9 @@ def _read_chunk(paths: list[Path]) -> pl.DataFrame:
         "sha256": digests,
         "header_json": pl.Series(headers, dtype=pl.String),
     })  # fmt: skip
-    return meta.join(lists, on="file", how="left").sort("file").drop("file")
+    empty = pl.lit([], pl.List(pl.Float64))
+    frame = meta.join(lists, on="file", how="left").sort("file").drop("file")
+    return frame.with_columns(
+        *[pl.col(c).fill_null(empty) for c in COLUMNS],
+        *[pl.col(c).fill_null(0) for c in ("n_points", "n_nan", "n_negative_R")],
+    ), warnings
