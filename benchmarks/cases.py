@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import shutil
+import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -252,31 +256,6 @@ def ingest(
           f"(plan + write) / raw ceiling: {100 * bulk_rate / raw_rate:.0f}%")
 
 
-def _reference_packager(run_dir: Path, output: Path) -> int:
-    """The reference tool's approach: numpy loadtxt per file, pandas rows, plain Parquet."""
-    import json as _json
-
-    import pandas as pd
-
-    reduced = run_dir / "reduced"
-    split = _json.loads(next(run_dir.glob("*.json")).read_text())
-    by_label = {iv["label"]: iv for iv in split["intervals"]}
-    rows = []
-    for path in sorted(reduced.glob("r*_*.txt")):
-        data = np.loadtxt(path, ndmin=2)
-        label = path.stem.split("_", 1)[1]
-        iv = by_label.get(label, {})
-        rows.append({"filename": path.name, "filepath": str(path), "n_points": len(data),
-                     "Q": data[:, 0].tolist(), "R": data[:, 1].tolist(), "dR": data[:, 2].tolist(), "dQ": data[:, 3].tolist(),
-                     "Q_min": float(data[:, 0].min()), "Q_max": float(data[:, 0].max()),
-                     "R_min": float(np.nanmin(data[:, 1])), "R_max": float(np.nanmax(data[:, 1])),
-                     "interval_label": iv.get("label"), "interval_type": iv.get("interval_type"),
-                     "interval_start": iv.get("start"), "interval_end": iv.get("end"),
-                     "duration_seconds": iv.get("duration_seconds"), "hold_index": iv.get("hold_index")})  # fmt: skip
-    pd.DataFrame(rows).to_parquet(output)
-    return len(rows)
-
-
 def _tnr_fixture(workdir: Path, runs: int, slices: int) -> list[Path]:
     from generators.tnr import synthesize_run
 
@@ -291,44 +270,104 @@ def _tnr_fixture(workdir: Path, runs: int, slices: int) -> list[Path]:
     return roots
 
 
+def _big_file_fixture(workdir: Path, rows: int) -> Path:
+    """A run of one slice whose reduced file has ``rows`` rows (plain savetxt flavour)."""
+    from generators.tnr import synthesize_run
+
+    root = workdir / f"tnr-bigfile-{rows}"
+    if not (root / "complete").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        run = synthesize_run(root, run_number=218500, n_slices=1, seed=5, points=(10, 10))
+        rng = np.random.default_rng(5)
+        q = np.sort(rng.uniform(0.008, 0.2, rows))
+        data = np.column_stack([q, np.exp(-q * 60), np.full(rows, 1e-3), q * 0.027])
+        np.savetxt(run.reduced_dir / f"r218500_{run.labels[0]}.txt", data, fmt="%.18e")
+        (root / "complete").touch()
+    return root
+
+
+def _timed_process(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one whole process, from its own rusage."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        assert process.stderr is not None
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{process.stderr.read().decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def _compare_processes(label: str, root: Path, out: Path, repeats: int, reference_cmd: str | None) -> None:
+    split, reduced, template = _run_args(root)
+    bin_dir = Path(sys.executable).parent
+    mb = sum(p.stat().st_size for p in reduced.glob("r*_*.txt")) / 1e6
+    files = len(list(reduced.glob("r*_*.txt")))
+
+    def commands(i: int) -> dict[str, list[str]]:
+        case = out / f"{label}-{i}"
+        shutil.rmtree(case, ignore_errors=True)
+        case.mkdir(parents=True)
+        found = {
+            "reference method (loadtxt + pandas + Parquet)": [sys.executable, str(Path(__file__).with_name("reference_packager.py")),
+                                                             str(split), str(reduced), str(template), "-o", str(case / "ref.parquet")],
+            "broker tnr package (Iceberg)": [str(bin_dir / "broker"), "tnr", "package", str(split), str(reduced), str(template),
+                                             "--lake", str(case / "lake")],
+            "iceberg-packager -o (Iceberg + Parquet)": [str(bin_dir / "iceberg-packager"), str(split), str(reduced), str(template),
+                                                        "-o", str(case / "spec.parquet"), "--lake", str(case / "lake2")],
+        }  # fmt: skip
+        if reference_cmd:
+            found["--reference-cmd"] = shlex.split(reference_cmd.format(split=split, reduced=reduced, template=template,
+                                                                         out=case / "their.parquet"))  # fmt: skip
+        return found
+
+    times: dict[str, list[float]] = {}
+    peaks: dict[str, float] = {}
+    for i in range(repeats):  # interleaved, so a busy moment hits every command alike
+        for name, command in commands(i).items():
+            seconds, peak = _timed_process(command)
+            times.setdefault(name, []).append(seconds)
+            peaks[name] = max(peaks.get(name, 0.0), peak)
+    reference = statistics.median(times["reference method (loadtxt + pandas + Parquet)"])
+    print(f"\n{label}: {files} reduced file(s), {mb:.1f} MB; median of {repeats} interleaved whole-process runs")
+    print(f"{'command':<44}{'median s':>10}{'min s':>8}{'files/s':>10}{'MB/s':>8}{'peak RSS':>12}{'vs reference':>14}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:<44}{median:>10.2f}{min(values):>8.2f}{files / median:>10,.0f}{mb / median:>8.1f}"
+              f"{peaks[name]:>8,.0f} MiB{reference / median:>13.2f}x")  # fmt: skip
+
+
 @app.command()
 def tnr(
-    slices: Annotated[int, typer.Option(help="Slices per run.")] = 2000,
-    runs: Annotated[int, typer.Option(help="Runs in the campaign case.")] = 20,
+    slices: Annotated[int, typer.Option(help="Slices of the large run.")] = 2000,
+    big_rows: Annotated[int, typer.Option(help="Rows of the single large reduced file.")] = 1_000_000,
+    repeats: Annotated[int, typer.Option(help="Interleaved repetitions of each command.")] = 5,
+    runs: Annotated[int, typer.Option(help="Runs in the campaign case (0: skip it).")] = 0,
+    reference_cmd: Annotated[Optional[str], typer.Option(
+        help="Another command to time, e.g. the reference tool in its own environment; "
+             "{split} {reduced} {template} {out} are filled in.")] = None,
     workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
 ) -> None:
-    """One large run (this packager incl. the Iceberg commit vs the reference approach), then a campaign."""
-    from pipeline.tnr.campaign import package_many
-    from pipeline.tnr.lake import write_run
-    from pipeline.tnr.package import package_run
-
+    """Whole processes, interleaved: `broker tnr package` and `iceberg-packager` beside the
+    reference packager's method run as its own process; a 2,000-slice run and a 1,000,000-row file."""
     t0 = time.perf_counter()
-    roots = _tnr_fixture(workdir, runs, slices)
-    first = roots[0]
-    mb = sum(p.stat().st_size for p in (first / "reduced").glob("r*_*.txt")) / 1e6
-    print(f"fixture: {runs} runs x {slices} slices ready in {time.perf_counter() - t0:.1f}s; one run = {mb:.1f} MB of text")
+    roots = _tnr_fixture(workdir, max(runs, 1), slices)
+    big = _big_file_fixture(workdir, big_rows)
+    print(f"fixtures ready in {time.perf_counter() - t0:.1f}s")
     out = workdir / "tnr-out"
     shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    # warm imports and the catalog outside the timings
-    write_run(out / "warm", package_run(*_run_args(roots[-1])))
-    with measured("reference") as ref:
-        n_ref = _reference_packager(first, out / "reference.parquet")
-    with measured("broker") as ours:
-        package = package_run(*_run_args(first))
-        write_run(out / "lake", package)
-    n = package.reflectivity.num_rows
-    print(f"\n{'one run':<46}{'files':>8}{'seconds':>9}{'files/s':>10}{'MB/s':>8}{'peak RSS':>12}")
-    print(f"{'reference (loadtxt + pandas + plain Parquet)':<46}{n_ref:>8}{ref.seconds:>9.2f}{n_ref / ref.seconds:>10,.0f}{mb / ref.seconds:>8.1f}{ref.peak_rss_mb:>9,.0f} MiB")
-    print(f"{'broker tnr (polars + Iceberg commit)':<46}{n:>8}{ours.seconds:>9.2f}{n / ours.seconds:>10,.0f}{mb / ours.seconds:>8.1f}{ours.peak_rss_mb:>9,.0f} MiB")
-    print(f"speed-up over the reference, same run: {ref.seconds / ours.seconds:.1f}x")
-    with measured("campaign") as camp:
-        summaries = package_many(workdir / f"tnr-{slices}", out / "campaign-lake", "tnr", jobs=1)
-    files = sum(s.slices for s in summaries)
-    total_mb = mb * len(summaries)
-    print(f"\ncampaign: {len(summaries)} runs, {files:,} files (~{total_mb:,.0f} MB) in {camp.seconds:.1f}s: "
-          f"{files / camp.seconds:,.0f} files/s, {total_mb / camp.seconds:.1f} MB/s, peak RSS {camp.peak_rss_mb:,.0f} MiB, "
-          f"errors {sum(1 for s in summaries if s.error)}")
+    _compare_processes(f"{slices}-slice run", roots[0], out, repeats, reference_cmd)
+    _compare_processes(f"{big_rows:,}-row file", big, out, repeats, reference_cmd)
+    if runs > 1:
+        from pipeline.tnr.campaign import package_many
+
+        with measured("campaign") as camp:
+            summaries = package_many(workdir / f"tnr-{slices}", out / "campaign-lake", "tnr", jobs=1)
+        files = sum(s.slices for s in summaries)
+        print(f"\ncampaign (in process): {len(summaries)} runs, {files:,} files in {camp.seconds:.1f}s: "
+              f"{files / camp.seconds:,.0f} files/s, peak RSS {camp.peak_rss_mb:,.0f} MiB, "
+              f"errors {sum(1 for s in summaries if s.error)}")
 
 
 def _run_args(root: Path) -> tuple[Path, Path, Path]:

@@ -133,3 +133,22 @@ def test_a_bad_byte_in_a_data_row_is_still_an_error(tmp_path: Path) -> None:
     path.write_bytes(b"0.1 1 0.1 0.001\n0.2 1\xff 0.1 0.001\n")
     with pytest.raises(ReducedFileError, match=r"r9_bad\.txt:2: not a number"):
         read_reduced_files([path])
+
+
+def test_the_csv_reader_and_the_line_reader_agree(tmp_path: Path) -> None:
+    """savetxt-style chunks go through polars.read_csv; every other layout through the
+    line reader. On what both can read, they must give the same frame."""
+    from pipeline.tnr.reduced import _read_bytes, _read_chunk, _read_chunk_by_lines
+
+    rng = np.random.default_rng(9)
+    texts = [_reduced_text(30, 1, 1, "a", "2025-05-02T09:01:00", rng) for _ in range(3)]
+    texts.append("# Experiment IPTS-1 Run 1\n# Q summing: False\n" + texts[0])  # header + plain rows
+    texts.append(texts[1].replace("\n", "\r\n"))  # Windows line ends
+    paths = [_write(tmp_path, f"r1_{i}.txt", text) for i, text in enumerate(texts)]
+    bom = tmp_path / "r1_bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbf" + texts[2].encode())
+    paths.append(bom)
+    fast, fast_warnings = _read_chunk(paths)
+    lines, line_warnings = _read_chunk_by_lines(paths, *_read_bytes(paths))
+    assert fast.equals(lines) and fast_warnings == line_warnings == []
+    assert fast["n_points"].to_list() == [30] * 6

@@ -360,3 +360,14 @@ def test_read_commands_never_create_a_lake(tmp_path: Path) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 1 and "no lake here" in result.output and "Traceback" not in result.output, result.output
     assert not lake.exists()
+
+
+def test_an_interval_field_of_the_wrong_type(tmp_path: Path) -> None:
+    split, reduced, xml = spec_run(tmp_path / "run")
+    data = json.loads(split.read_text())
+    data["intervals"][0]["hold_index"] = "first"
+    split.write_text(json.dumps(data))
+    lake = tmp_path / "lake"
+    result = _package_cli(split, reduced, xml, lake)
+    assert result.exit_code == 1 and "Traceback" not in result.output and not lake.exists()
+    assert f"{split}: an interval field has an unexpected type" in result.output

@@ -51,7 +51,8 @@ def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output
         raise _fail(f"{exc}; nothing was written") from exc
     for warning in package.warnings:
         render.console.print(f"[yellow]warning:[/] {warning}")
-    run = package.run.to_pylist()[0]
+    # Only the numeric fields: a timestamp's as_py() makes pyarrow import pandas.
+    run = package.run.select(["n_nan_R", "n_negative_R", "tz_offset_hours"]).to_pylist()[0]
     summary = (f"run {package.run_number}: {package.reflectivity.num_rows} slices, {package.points} points, "
                f"{run['n_nan_R']} NaN and {run['n_negative_R']} negative R values kept, tz_offset {run['tz_offset_hours']} h")  # fmt: skip
     if validate_only:

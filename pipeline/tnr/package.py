@@ -8,6 +8,7 @@ is touched.
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 from pipeline import __version__
 from pipeline.tnr.inputs import RunInputError, Template, find_sidecar, read_json, read_split, read_template
 from pipeline.tnr.reduced import read_reduced_files
-from pipeline.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform
+from pipeline.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform, polars_schema
 
 _RUN_FILE = re.compile(r"^r(\d+)_.+\.txt$")
 # Interval fields copied from the split file, with their types.
@@ -144,13 +145,15 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
     files: dict[str, Path] = {}
     unmatched: list[str] = []
     wanted = {f"r{run_number}_{name}.txt": name for name in order}
-    for path in sorted(Path(reduced_dir).glob("r*.txt")):
-        if path.name in wanted:
-            files[wanted[path.name]] = path
-        elif (m := _RUN_FILE.match(path.name)) and int(m.group(1)) != run_number:
-            raise RunInputError(f"{path}: run number {m.group(1)} in the file name differs from the run's {run_number}")
+    for name in sorted(os.listdir(reduced_dir)):
+        if not (name.startswith("r") and name.endswith(".txt")):
+            continue
+        if name in wanted:
+            files[wanted[name]] = Path(reduced_dir, name)
+        elif (m := _RUN_FILE.match(name)) and int(m.group(1)) != run_number:
+            raise RunInputError(f"{Path(reduced_dir, name)}: run number {m.group(1)} in the file name differs from the run's {run_number}")
         elif m:
-            unmatched.append(f"reduced file {path.name} matches no interval")
+            unmatched.append(f"reduced file {name} matches no interval")
     missing = [f"interval {name!r} has no reduced file r{run_number}_{name}.txt" for name in order if name not in files]
     if (missing or unmatched) and strict:
         raise RunInputError(f"{reduced_dir}: " + "; ".join(missing + unmatched))
@@ -178,7 +181,7 @@ def _interval_rows(slices: Slices, split: dict[str, Any], offset: float, where: 
     try:
         return pl.DataFrame(rows, schema=schema, strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
-        raise RunInputError(f"{where}: an interval field has an unexpected type ({exc})") from exc
+        raise RunInputError(f"{where}: an interval field has an unexpected type ({str(exc).splitlines()[0]})") from exc
 
 
 def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float, split_file: Path,
@@ -187,7 +190,8 @@ def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float, spli
     paths = [slices.files[name] for name in slices.order]
     data, read_warnings = read_reduced_files(paths)
     warnings += read_warnings
-    data = data.with_columns(pl.Series("filepath", [str(p.resolve()) for p in paths], pl.String))
+    folder = os.path.realpath(paths[0].parent)
+    data = data.with_columns(pl.Series("filepath", [os.path.join(folder, p.name) for p in paths], pl.String))
     frame = pl.concat([data, _interval_rows(slices, split, offset, str(split_file))], how="horizontal")
     finite_r = pl.col("R").list.eval(pl.element().filter(pl.element().is_not_nan()))
     header = pl.col("header_json").str.json_decode(pl.Struct({f: pl.String for f in (*HEADER_FIELDS, "meta_json", "angles_json")}))
@@ -229,7 +233,8 @@ def run_row(*, run_number: int, package_id: str, split: dict[str, Any], split_fi
         **{f: [_number(b[f]) for b in blocks] for f in ("incident_angle", "q_step", "q_min", "angle_offset")},
         "warnings_json": json.dumps(warnings) if warnings else None,
     }  # fmt: skip
-    return pa.Table.from_pylist([row], schema=arrow_schema(RUNS))
+    # Built against the declared dtypes: a value of another type fails here.
+    return conform(pl.DataFrame([row], schema=polars_schema(RUNS), orient="row").to_arrow(), arrow_schema(RUNS))
 
 
 def _run_number(sidecar_path: Path | None, sidecar: dict[str, Any], given: int | None, reduced_dir: Path) -> int:
@@ -299,6 +304,9 @@ def package_run(
                       sidecar=sidecar, options=options, template=template, template_file=Path(template_file),
                       offset=offset, n_intervals=slices.n_intervals, reflectivity=reflectivity,
                       warnings=warnings)  # fmt: skip
-    except (SchemaMismatch, pa.ArrowException) as exc:
-        raise RunInputError(f"{split_file}: run {number} does not fit the table schema ({exc})") from exc
+    except RunInputError:
+        raise
+    except (SchemaMismatch, pa.ArrowException, pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        message = str(exc).splitlines()[0]
+        raise RunInputError(f"{split_file}: run {number} does not fit the table schema ({message})") from exc
     return RunPackage(number, package_id, reflectivity, run, warnings)

@@ -124,6 +124,16 @@ def arrow_schema(fields: list[Field]) -> pa.Schema:
     return pa.schema([pa.field(n, _arrow_type(t), nullable=not required) for n, t, required, _ in fields])
 
 
+def polars_schema(fields: list[Field]) -> dict[str, Any]:
+    """The declaration as polars dtypes (to build rows without pyarrow's Python conversion)."""
+    import polars as pl
+
+    kinds = {"long": pl.Int64, "int": pl.Int32, "double": pl.Float64, "string": pl.String,
+             "timestamptz": pl.Datetime("us", "UTC"), "list<double>": pl.List(pl.Float64),
+             "list<string>": pl.List(pl.String)}  # fmt: skip
+    return {name: kinds[kind] for name, kind, _, _ in fields}
+
+
 def iceberg_schema(fields: list[Field]) -> Any:
     """The declaration as a pyiceberg ``Schema`` with docs and required flags.
 

@@ -45,7 +45,10 @@ def write_spec_files(package: RunPackage, output: Path) -> tuple[Path, Path]:
     r = package.reflectivity
     r = r.set_column(r.schema.get_field_index("interval_start"), "interval_start", _iso(r["interval_start"]))
     r = r.set_column(r.schema.get_field_index("interval_end"), "interval_end", _iso(r["interval_end"]))
-    pq.write_table(r.select(DATA_SCHEMA.names).cast(DATA_SCHEMA), data_path)
+    # No dictionary for the float lists (no repeats: pyarrow would try and fall back).
+    strings = [f.name for f in DATA_SCHEMA if f.type == pa.string()]
+    pq.write_table(r.select(DATA_SCHEMA.names).cast(DATA_SCHEMA), data_path, compression="zstd",
+                   compression_level=1, use_dictionary=strings)  # fmt: skip
     m = package.run
     m = m.set_column(m.schema.get_field_index("packaged_timestamp"), "packaged_timestamp", _iso(m["packaged_timestamp"]))
     pq.write_table(m.select(METADATA_SCHEMA.names).cast(METADATA_SCHEMA), meta_path)
