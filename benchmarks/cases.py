@@ -41,7 +41,7 @@ def _write_small_files(base: str, datasets: int, ids: list[int]) -> None:
 
 
 def _check_fixture(workdir: Path, files: int, per_file: int) -> tuple[Path, Path, Path]:
-    from generators.manifest_files import run_parallel
+    from manifest_broker.generators.manifest_files import run_parallel
 
     root = workdir / f"check-{files}x{per_file}"
     base, manifests = root / "data", root / "manifests"
@@ -79,8 +79,8 @@ def check(
     workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
 ) -> None:
     """Contract check of FILES x PER_FILE artifact rows: SQL rules, probing, cached re-check."""
-    from pipeline.contract import check_manifests
-    from pipeline.manifests import ManifestPair
+    from manifest_broker.contract import check_manifests
+    from manifest_broker.manifests import ManifestPair
 
     t0 = time.perf_counter()
     base, ham, art = _check_fixture(workdir, files, per_file)
@@ -135,7 +135,7 @@ def _scale_fixture(workdir: Path, n: int) -> Path:
 
 
 def _layout_fixture(workdir: Path, layout: str, n: int) -> Path:
-    from pipeline.generate import synthesize
+    from manifest_broker.generate import synthesize
 
     root = workdir / f"{layout}-{n}"
     if not (root / "complete").exists():
@@ -150,8 +150,8 @@ def _raw_ceiling(source: Path, target: Path) -> tuple[int, float]:
     the same schema with Tiled's triggers dropped: the floor of what any writer pays."""
     import sqlite3
 
-    from pipeline.catalog import locate
-    from pipeline.write import init_catalog
+    from manifest_broker.catalog import locate
+    from manifest_broker.write import init_catalog
 
     init_catalog(locate(str(target)))
     src = sqlite3.connect(source)
@@ -193,13 +193,13 @@ def ingest(
     """Bulk writer vs Tiled's per-node path vs the raw-insert ceiling, same manifests, same run."""
     import pyarrow.compute as pc
 
-    from pipeline.catalog import locate
-    from pipeline.contract import check_manifests
-    from pipeline.manifests import ManifestPair
-    from pipeline.plan import NodePlan, plan_nodes
-    from pipeline.register import register_plan
-    from pipeline.serve import running_server
-    from pipeline.write import init_catalog, write_plan
+    from manifest_broker.catalog import locate
+    from manifest_broker.contract import check_manifests
+    from manifest_broker.manifests import ManifestPair
+    from manifest_broker.plan import NodePlan, plan_nodes
+    from manifest_broker.register import register_plan
+    from manifest_broker.serve import running_server
+    from manifest_broker.write import init_catalog, write_plan
 
     t0 = time.perf_counter()
     root = _scale_fixture(workdir, n) if layout == "scale" else _layout_fixture(workdir, layout, n)
@@ -257,7 +257,7 @@ def ingest(
 
 
 def _tnr_fixture(workdir: Path, runs: int, slices: int) -> list[Path]:
-    from generators.tnr import synthesize_run
+    from manifest_broker.generators.tnr import synthesize_run
 
     roots = []
     for i in range(runs):
@@ -272,7 +272,7 @@ def _tnr_fixture(workdir: Path, runs: int, slices: int) -> list[Path]:
 
 def _big_file_fixture(workdir: Path, rows: int) -> Path:
     """A run of one slice whose reduced file has ``rows`` rows (plain savetxt flavour)."""
-    from generators.tnr import synthesize_run
+    from manifest_broker.generators.tnr import synthesize_run
 
     root = workdir / f"tnr-bigfile-{rows}"
     if not (root / "complete").exists():
@@ -360,7 +360,7 @@ def tnr(
     _compare_processes(f"{slices}-slice run", roots[0], out, repeats, reference_cmd)
     _compare_processes(f"{big_rows:,}-row file", big, out, repeats, reference_cmd)
     if runs > 1:
-        from pipeline.tnr.campaign import package_many
+        from manifest_broker.tnr.campaign import package_many
 
         with measured("campaign") as camp:
             summaries = package_many(workdir / f"tnr-{slices}", out / "campaign-lake", "tnr", jobs=1)
@@ -371,6 +371,6 @@ def tnr(
 
 
 def _run_args(root: Path) -> tuple[Path, Path, Path]:
-    from generators.tnr import SPLIT_NAME, TEMPLATE_NAME
+    from manifest_broker.generators.tnr import SPLIT_NAME, TEMPLATE_NAME
 
     return root / SPLIT_NAME, root / "reduced", root / TEMPLATE_NAME

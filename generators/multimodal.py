@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from generators.manifest_files import run_parallel, write_manifests
+from manifest_broker.generators.manifest_files import run_parallel, write_manifests
 
 DATA_DIR = "data"
 NAME = "multimodal"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.tnr.package import clean_label
+from manifest_broker.tnr.package import clean_label
 
 SPLIT_NAME = "expt-splits-per-file-w-hold.json"
 TEMPLATE_NAME = "REF_L_sample_tNR.xml"

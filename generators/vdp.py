@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from generators.manifest_files import run_parallel, write_manifests
+from manifest_broker.generators.manifest_files import run_parallel, write_manifests
 
 DATA_DIR = "data"
 NAME = "vdp"

@@ -13,7 +13,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipeline import queries
+from manifest_broker import queries
 
 # Alembic heads whose schema the writer produces rows for, newest first.
 SUPPORTED_REVISIONS: tuple[str, ...] = ("917dbbcfc4b1",)

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline import render
+from manifest_broker import render
 
 app = typer.Typer(
     help="Register HDF5 datasets in a Tiled catalog from Parquet manifests; package tNR runs into Iceberg.",
@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 def _tnr() -> typer.Typer:
-    from pipeline.tnr.cli import app as tnr_app
+    from manifest_broker.tnr.cli import app as tnr_app
 
     return tnr_app
 
@@ -39,7 +39,7 @@ _fail = render.fail
 
 def _pairs(manifests: list[Path]):  # type: ignore[no-untyped-def]
     """HAM ART [HAM ART ...] into manifest pairs; an odd count is a usage error (exit 2)."""
-    from pipeline.manifests import ManifestError, pairs_from_paths
+    from manifest_broker.manifests import ManifestError, pairs_from_paths
 
     try:
         return pairs_from_paths(manifests)
@@ -55,7 +55,7 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
 ) -> None:
     """Write a synthetic dataset in one of the guide's layouts, and its manifests."""
-    from pipeline.generate import GeneratorError, synthesize
+    from manifest_broker.generate import GeneratorError, synthesize
 
     try:
         result = synthesize(layout, out_dir, n, seed)
@@ -76,7 +76,7 @@ def generate(
     n: Annotated[Optional[int], typer.Option("-n", "--n-hamiltonians", help="Limit the Hamiltonians.")] = None,
 ) -> None:
     """Run a manifest generator written to the guide's interface."""
-    from pipeline.generate import GeneratorError, run_generator
+    from manifest_broker.generate import GeneratorError, run_generator
 
     try:
         result = run_generator(generator, data_dir, out_dir, n)
@@ -102,8 +102,8 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Check manifests against the contract. Writes nothing; exit 1 on any error."""
-    from pipeline.contract import check_manifests
-    from pipeline.feedback import feedback_message
+    from manifest_broker.contract import check_manifests
+    from manifest_broker.feedback import feedback_message
 
     pairs = _pairs(manifests)
     report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, use_cache=not no_cache, workers=workers)
@@ -144,7 +144,7 @@ def explore(
     import dataclasses
     import sys
 
-    from pipeline.explore import explore as explore_dir
+    from manifest_broker.explore import explore as explore_dir
 
     if not data_dir.is_dir():
         raise _fail(f"{data_dir} is not a directory")
@@ -191,10 +191,10 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
-    from pipeline.catalog import CatalogError
-    from pipeline.ingest import ingest as run_ingest
-    from pipeline.plan import PlanError
-    from pipeline.write import IngestError
+    from manifest_broker.catalog import CatalogError
+    from manifest_broker.ingest import ingest as run_ingest
+    from manifest_broker.plan import PlanError
+    from manifest_broker.write import IngestError
 
     pairs = _pairs(manifests)
     try:
@@ -244,7 +244,7 @@ def serve(
     """
     import os
 
-    from pipeline.serve import run_redacted, serve_command, server_environment
+    from manifest_broker.serve import run_redacted, serve_command, server_environment
 
     command = serve_command(catalog, base_dir, port, host)
     key = os.environ.get("TILED_API_KEY")
@@ -253,8 +253,8 @@ def serve(
 
 
 def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: ignore[no-untyped-def]
-    from pipeline.contract import check_manifests
-    from pipeline.plan import plan_nodes
+    from manifest_broker.contract import check_manifests
+    from manifest_broker.plan import plan_nodes
 
     pairs = _pairs(manifests)
     report = check_manifests(pairs, base_dir, parent=parent)
@@ -279,7 +279,7 @@ def register(
     parent: Annotated[str, typer.Option(help="Catalog path to register under.")] = "",
 ) -> None:
     """Register incrementally through a running server (the guide's option B); skips existing entries."""
-    from pipeline.register import register_plan
+    from manifest_broker.register import register_plan
 
     _report, plan = _checked_plan(manifests, base_dir, parent)
     result = register_plan(_client(url, api_key), plan, parent=parent)
@@ -298,7 +298,7 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """The guide's Step 7: everything served, arrays equal to the files, searches right. Exit 1 on a mismatch."""
-    from pipeline.verify import verify as run_verify
+    from manifest_broker.verify import verify as run_verify
 
     report, plan = _checked_plan(manifests, base_dir, parent)
     client = _client(url, api_key, include_data_sources=True)
@@ -307,7 +307,7 @@ def verify(
         render.print_json(result.__dict__ | {"ok": result.ok})
     else:
         for problem in result.problems[:50]:
-            render.console.print(f"[red]mismatch:[/] {problem}")
+            render.console.print(render.labelled("red", "mismatch", problem))
         for q in result.queries:
             render.console.print(f"search {q['query']}: served {q['served']}, manifest {q['expected']}")
         render.console.print(
@@ -336,7 +336,7 @@ def sql(
     """Query manifests with DuckDB: views hamiltonians, artifacts, locators."""
     import duckdb
 
-    from pipeline.manifest_sql import manifest_connection
+    from manifest_broker.manifest_sql import manifest_connection
 
     if fmt is SqlFormat.parquet and output is None:
         raise _fail("--format parquet needs -o FILE", 2)
@@ -368,7 +368,7 @@ def demo(
     n: Annotated[int, typer.Option("-n", help="Hamiltonians per layout.")] = 20,
 ) -> None:
     """Run every stage on embedded defaults and synthetic data, with a summary."""
-    from pipeline.demo import run_demo
+    from manifest_broker.demo import run_demo
 
     raise typer.Exit(run_demo(workdir, n))
 
@@ -377,5 +377,5 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-if __name__ == "__main__":  # `python -m pipeline.cli`
+if __name__ == "__main__":  # `python -m manifest_broker.cli`
     app()

@@ -15,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipeline import queries
-from pipeline.catalog import CatalogError, existing_keys
-from pipeline.manifests import (
+from manifest_broker import queries
+from manifest_broker.catalog import CatalogError, existing_keys
+from manifest_broker.manifests import (
     ARTIFACT_COLUMNS,
     HAMILTONIAN_COLUMNS,
     ROW_COLUMN,
@@ -26,7 +26,7 @@ from pipeline.manifests import (
     metadata_columns,
     read_manifest,
 )
-from pipeline.probe import ProbeResult, default_cache_dir, probe_locators
+from manifest_broker.probe import ProbeResult, default_cache_dir, probe_locators
 
 FINDING_SCHEMA = pa.schema(
     [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline import render
+from manifest_broker import render
 
 # Small enough to finish in seconds, large enough to exercise every layout.
 DEMO_SIZES = {"vdp": 1.0, "edrixs": 10.0, "multimodal": 1.0, "spinwave": 1.0}
@@ -13,9 +13,9 @@ DEMO_SIZES = {"vdp": 1.0, "edrixs": 10.0, "multimodal": 1.0, "spinwave": 1.0}
 
 def run_demo(workdir: Path, n: int) -> int:
     """Run the demo; returns the process exit code."""
-    from pipeline.contract import check_manifests
-    from pipeline.generate import synthesize
-    from pipeline.manifests import ManifestPair
+    from manifest_broker.contract import check_manifests
+    from manifest_broker.generate import synthesize
+    from manifest_broker.manifests import ManifestPair
 
     c = render.console
     workdir.mkdir(parents=True, exist_ok=True)
@@ -43,9 +43,9 @@ def run_demo(workdir: Path, n: int) -> int:
         return 1
 
     c.rule("3. bulk ingest into the Tiled catalog (SQLite, one transaction)")
-    from pipeline.ingest import ingest
-    from pipeline.serve import running_server
-    from pipeline.verify import verify
+    from manifest_broker.ingest import ingest
+    from manifest_broker.serve import running_server
+    from manifest_broker.verify import verify
 
     catalog = workdir / "catalog.db"
     run = ingest(pairs, workdir / "data", str(catalog), parent="demo")
@@ -68,7 +68,7 @@ def run_demo(workdir: Path, n: int) -> int:
     for q in checked.queries:
         c.print(f"  search {q['query']}: served {q['served']}, manifest says {q['expected']}")
     for problem in checked.problems[:10]:
-        c.print(f"  [red]mismatch:[/] {problem}")
+        c.print("  " + render.labelled("red", "mismatch", problem))
     c.print(f"  {checked.hamiltonians} Hamiltonians, {checked.artifacts} artifacts served; "
             f"{checked.assets_checked} served assets still inside the data directory; "
             f"{checked.arrays_compared} arrays equal to their h5py reads")  # fmt: skip
@@ -85,11 +85,11 @@ def _tnr_demo(workdir: Path) -> tuple[str, str, str]:
     """Synthesize a realistic run, package it, query it, plot it."""
     import duckdb
 
-    from generators.tnr import synthesize_run
-    from pipeline import queries
-    from pipeline.tnr.lake import scan, write_run
-    from pipeline.tnr.package import package_run
-    from pipeline.tnr.plot import plot_run
+    from manifest_broker.generators.tnr import synthesize_run
+    from manifest_broker import queries
+    from manifest_broker.tnr.lake import scan, write_run
+    from manifest_broker.tnr.package import package_run
+    from manifest_broker.tnr.plot import PlotUnavailable, plot_run
 
     c = render.console
     run = synthesize_run(workdir / "tnr" / "run_218389", n_slices=24)
@@ -100,6 +100,10 @@ def _tnr_demo(workdir: Path) -> tuple[str, str, str]:
     con = duckdb.connect()
     con.register("reflectivity", scan(lake, "reflectivity"))
     render.arrow_table("tnr.reflectivity per interval type", con.execute(queries.load("tnr/slices_by_type")).to_arrow_table())
-    figure = plot_run(scan(lake, "reflectivity", run=package.run_number), workdir / f"tnr_{package.run_number}.png")
+    try:
+        figure = plot_run(scan(lake, "reflectivity", run=package.run_number), workdir / f"tnr_{package.run_number}.png")
+    except PlotUnavailable as exc:
+        c.print(f"  plot skipped: {render.escape(str(exc))}")
+        return ("tnr package", "ok", f"{package.reflectivity.num_rows} slices in tnr.reflectivity (no plot: matplotlib missing)")
     c.print(f"  plot: {figure}")
     return ("tnr package", "ok", f"{package.reflectivity.num_rows} slices in tnr.reflectivity, plot {figure.name}")

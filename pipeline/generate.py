@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pyarrow as pa
 
-from generators import LAYOUTS
+from manifest_broker.generators import LAYOUTS
 
 
 class GeneratorError(RuntimeError):
@@ -33,7 +33,7 @@ def load_generator(spec: str) -> ModuleType:
     """
     try:
         if spec in LAYOUTS:
-            module = importlib.import_module(f"generators.{spec}")
+            module = importlib.import_module(f"manifest_broker.generators.{spec}")
         elif spec.endswith(".py") or Path(spec).is_file():
             path = Path(spec).resolve()
             if not path.is_file():
@@ -98,7 +98,7 @@ def synthesize(layout: str, out_dir: Path, n_hamiltonians: int, seed: int = 0) -
     """
     if layout not in LAYOUTS:
         raise GeneratorError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    module = importlib.import_module(f"generators.{layout}")
+    module = importlib.import_module(f"manifest_broker.generators.{layout}")
     data_dir = out_dir / "data"
     module.synthesize(data_dir, n_hamiltonians, seed)
     return run_generator(layout, data_dir, out_dir / "manifests", n_hamiltonians)

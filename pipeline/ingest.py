@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.catalog import locate
-from pipeline.contract import ContractReport, check_manifests
-from pipeline.manifests import ManifestPair
-from pipeline.plan import NodePlan, plan_nodes
-from pipeline.write import IngestResult, init_catalog, write_plan
+from manifest_broker.catalog import locate
+from manifest_broker.contract import ContractReport, check_manifests
+from manifest_broker.manifests import ManifestPair
+from manifest_broker.plan import NodePlan, plan_nodes
+from manifest_broker.write import IngestResult, init_catalog, write_plan
 
 
 @dataclass

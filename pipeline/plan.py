@@ -16,9 +16,9 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from pipeline import queries
-from pipeline.contract import ContractReport
-from pipeline.manifests import ARTIFACT_COLUMNS, HAMILTONIAN_COLUMNS, ROW_COLUMN, metadata_columns
+from manifest_broker import queries
+from manifest_broker.contract import ContractReport
+from manifest_broker.manifests import ARTIFACT_COLUMNS, HAMILTONIAN_COLUMNS, ROW_COLUMN, metadata_columns
 
 HDF5_MIMETYPE = "application/x-hdf5"
 

@@ -262,7 +262,7 @@ def _run_probes(tasks: list[tuple[str, list[str]]], workers: int) -> list[tuple[
     # forkserver: a clean parent to fork from; forking this process could inherit
     # locks held by DuckDB's or Arrow's threads.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["h5py", "pipeline.probe"])
+    context.set_forkserver_preload(["h5py", "manifest_broker.probe"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         results: list[tuple[str, list[tuple]]] = []
         for part in pool.map(_probe_chunk, chunks):

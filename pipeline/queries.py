@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import functools
 import re
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
-SQL_ROOT = Path(__file__).resolve().parent.parent / "sql"
+# The sql/ folder, installed as the package data manifest_broker.sql: the same
+# files in a checkout (editable install) and in a wheel.
+SQL_ROOT: Traversable = files("manifest_broker.sql")
 
 _IDENTIFIER = re.compile(r"^[^\x00-\x1f\x7f]+$")
 
@@ -34,19 +37,21 @@ def load(name: str, dialect: str | None = None) -> str:
     Raises:
         SqlNotFound: when neither file exists.
     """
-    candidates = [SQL_ROOT / f"{name}.{dialect}.sql"] if dialect else []
-    candidates.append(SQL_ROOT / f"{name}.sql")
+    *folders, stem = name.split("/")
+    directory = SQL_ROOT.joinpath(*folders)
+    candidates = [directory / f"{stem}.{dialect}.sql"] if dialect else []
+    candidates.append(directory / f"{stem}.sql")
     for candidate in candidates:
         if candidate.is_file():
-            return candidate.read_text()
+            return candidate.read_text(encoding="utf-8")
     raise SqlNotFound(f"no SQL file for {name!r} (dialect {dialect}) under {SQL_ROOT}")
 
 
 def names(folder: str) -> list[str]:
     """Names (``folder/stem``) of the dialect-neutral statements in one folder, sorted."""
-    return sorted(
-        f"{folder}/{p.stem}" for p in (SQL_ROOT / folder).glob("*.sql") if "." not in p.stem
-    )
+    directory = SQL_ROOT.joinpath(*folder.split("/"))
+    stems = (entry.name.removesuffix(".sql") for entry in directory.iterdir() if entry.name.endswith(".sql"))
+    return sorted(f"{folder}/{stem}" for stem in stems if "." not in stem)
 
 
 def quote_identifier(name: str) -> str:

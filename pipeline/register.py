@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.plan import HDF5_MIMETYPE, NodePlan
+from manifest_broker.plan import HDF5_MIMETYPE, NodePlan
 
 
 @dataclass

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console(highlight=False)
 # Error lines are read by people and grepped by scripts: never wrapped.
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+if TYPE_CHECKING:  # pyarrow costs start-up time: only commands that have tables import it
+    import pyarrow as pa
 
 MAX_ROWS = 40
 
@@ -56,9 +59,15 @@ def findings(data: pa.Table) -> None:
     table(None, ["rule", "severity", "manifest", "row", "column", "value", "message"], styled)
 
 
+def labelled(style: str, label: str, message: str) -> str:
+    """``label:`` in ``style``, then ``message`` as plain text (paths and messages may
+    hold square brackets, which rich would take for markup)."""
+    return f"[{style}]{label}:[/] {escape(message)}"
+
+
 def fail(message: str, code: int = 1) -> Exception:
     """Print ``error: message`` to stderr and return the exit to raise (typer.Exit)."""
     import typer
 
-    errors.print(f"[red]error:[/] {message}")
+    errors.print(labelled("red", "error", message))
     return typer.Exit(code)

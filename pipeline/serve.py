@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.catalog import locate
+from manifest_broker.catalog import locate
 
 
 class ServeError(RuntimeError):

@@ -11,9 +11,9 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from pipeline import queries
-from pipeline.contract import ContractReport
-from pipeline.plan import NodePlan
+from manifest_broker import queries
+from manifest_broker.contract import ContractReport
+from manifest_broker.plan import NodePlan
 
 
 @dataclass
@@ -62,7 +62,7 @@ def confinement_problems(served: list[tuple[str, str, str]], base_dir: Path) -> 
     import pyarrow as pa
     from tiled.utils import path_from_uri
 
-    from pipeline.probe import probe_locators
+    from manifest_broker.probe import probe_locators
 
     files = [str(path_from_uri(uri)) for _, uri, _ in served]
     locators = pa.table({"file": files, "dataset": [d for _, _, d in served]})

@@ -21,9 +21,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline import queries
-from pipeline.catalog import CatalogError, CatalogLocation, check_schema, child_id, engine
-from pipeline.plan import HDF5_MIMETYPE, NodePlan
+from manifest_broker import queries
+from manifest_broker.catalog import CatalogError, CatalogLocation, check_schema, child_id, engine
+from manifest_broker.plan import HDF5_MIMETYPE, NodePlan
 
 BATCH_ROWS = 50_000  # rows handed to the driver at a time: bounds memory at any size
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.generate import synthesize
-from pipeline.manifests import ManifestPair
+from manifest_broker.generate import synthesize
+from manifest_broker.manifests import ManifestPair
 
 
 @pytest.fixture(autouse=True)

@@ -22,10 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.contract import check_manifests
-from pipeline.feedback import feedback_message
-from pipeline.manifests import ManifestPair
+from manifest_broker.cli import app
+from manifest_broker.contract import check_manifests
+from manifest_broker.feedback import feedback_message
+from manifest_broker.manifests import ManifestPair
 from tests.conftest import tree_state
 
 runner = CliRunner()
@@ -135,7 +135,7 @@ def test_feedback_tells_the_provider_what_to_change(hostile: tuple[Path, Path], 
 
 def test_probe_cache_of_an_older_probe_is_not_trusted(hostile: tuple[Path, Path], tmp_path: Path) -> None:
     """A cache written before the probe refused virtual datasets must not vouch for one."""
-    import pipeline.probe as probe
+    import manifest_broker.probe as probe
 
     base, _ = hostile
     cache = tmp_path / "cache"
@@ -214,8 +214,8 @@ def test_ten_thousand_metadata_columns_check_in_under_a_gibibyte(tmp_path: Path)
     script = (
         "import resource, sys\n"
         "from pathlib import Path\n"
-        "from pipeline.contract import check_manifests\n"
-        "from pipeline.manifests import ManifestPair\n"
+        "from manifest_broker.contract import check_manifests\n"
+        "from manifest_broker.manifests import ManifestPair\n"
         f"r = check_manifests([ManifestPair(Path({str(pair.hamiltonians)!r}), Path({str(pair.artifacts)!r}))],"
         f" Path({str(base)!r}), use_cache=False)\n"
         "print(r.ok, r.errors, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"

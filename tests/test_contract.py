@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.contract import ContractReport, check_manifests
+from manifest_broker.cli import app
+from manifest_broker.contract import ContractReport, check_manifests
 from tests.conftest import Dataset, tree_state
 
 runner = CliRunner()
@@ -217,7 +217,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
     the h5py part runs there: polars' thread pool does not survive a fork)."""
     import tempfile
 
-    from pipeline.probe import _probe_file
+    from manifest_broker.probe import _probe_file
 
     base = Path(tempfile.mkdtemp(prefix="broker-perm-"))
     os.chmod(base, 0o755)

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.contract import check_manifests
-from pipeline.manifests import ManifestPair
+from manifest_broker.contract import check_manifests
+from manifest_broker.manifests import ManifestPair
 
 # Names that a URL or Unicode makes special, mixed into random text.
 _SPECIAL = [".", "..", "?", "#", "%2F", "%zz", "%", "caf\u00e9", "cafe\u0301", "\u200b", "\u00ad"]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.explore import explore
+from manifest_broker.cli import app
+from manifest_broker.explore import explore
 
 runner = CliRunner()
 

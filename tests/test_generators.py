@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from generators import LAYOUTS
-from pipeline.cli import app
-from pipeline.contract import check_manifests
-from pipeline.generate import GeneratorError, run_generator, synthesize
-from pipeline.manifests import ManifestPair
+from manifest_broker.generators import LAYOUTS
+from manifest_broker.cli import app
+from manifest_broker.contract import check_manifests
+from manifest_broker.generate import GeneratorError, run_generator, synthesize
+from manifest_broker.manifests import ManifestPair
 
 runner = CliRunner()
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pyarrow as pa
 
-from pipeline.probe import PROBE_SCHEMA, probe_locators
+from manifest_broker.probe import PROBE_SCHEMA, probe_locators
 
 
 def _files(base: Path, n: int) -> pa.Table:

@@ -12,13 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from generators.tnr import SyntheticRun, synthesize_run
-from pipeline.cli import app
-from pipeline.tnr.inputs import RunInputError
-from pipeline.tnr.lake import catalog, scan
-from pipeline.tnr.schema import TABLES
-from pipeline.tnr.package import package_run
-from pipeline.tnr.spec_files import output_paths
+from manifest_broker.generators.tnr import SyntheticRun, synthesize_run
+from manifest_broker.cli import app
+from manifest_broker.tnr.inputs import RunInputError
+from manifest_broker.tnr.lake import catalog, scan
+from manifest_broker.tnr.schema import TABLES
+from manifest_broker.tnr.package import package_run
+from manifest_broker.tnr.spec_files import output_paths
 
 runner = CliRunner()
 
@@ -110,7 +110,7 @@ def test_spec_files_never_collide(run: SyntheticRun, tmp_path: Path, name: str) 
 
 
 def test_drop_in_iceberg_packager(run: SyntheticRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.tnr.cli import packager
+    from manifest_broker.tnr.cli import packager
 
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(packager, [str(run.split_file), str(run.reduced_dir), str(run.template)])

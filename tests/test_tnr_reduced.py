@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from generators.tnr import _reduced_text
-from pipeline.tnr.reduced import ReducedFileError, read_reduced_files
+from manifest_broker.generators.tnr import _reduced_text
+from manifest_broker.tnr.reduced import ReducedFileError, read_reduced_files
 
 
 def _write(folder: Path, name: str, text: str) -> Path:
@@ -138,7 +138,7 @@ def test_a_bad_byte_in_a_data_row_is_still_an_error(tmp_path: Path) -> None:
 def test_the_csv_reader_and_the_line_reader_agree(tmp_path: Path) -> None:
     """savetxt-style chunks go through polars.read_csv; every other layout through the
     line reader. On what both can read, they must give the same frame."""
-    from pipeline.tnr.reduced import _read_bytes, _read_chunk, _read_chunk_by_lines
+    from manifest_broker.tnr.reduced import _read_bytes, _read_chunk, _read_chunk_by_lines
 
     rng = np.random.default_rng(9)
     texts = [_reduced_text(30, 1, 1, "a", "2025-05-02T09:01:00", rng) for _ in range(3)]

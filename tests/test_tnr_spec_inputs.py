@@ -19,10 +19,10 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.tnr.cli import packager
-from pipeline.tnr.lake import LakeError, catalog, check_lake, scan, write_run
-from pipeline.tnr.package import package_run
+from manifest_broker.cli import app
+from manifest_broker.tnr.cli import packager
+from manifest_broker.tnr.lake import LakeError, catalog, check_lake, scan, write_run
+from manifest_broker.tnr.package import package_run
 
 runner = CliRunner()
 RUN = 218389
@@ -240,8 +240,8 @@ def test_a_directory_where_a_file_belongs(tmp_path: Path) -> None:
 
 def test_an_older_table_schema_is_evolved(tmp_path: Path) -> None:
     """A lake made by an older packager (fewer fields) gains the new ones; old rows read null."""
-    from pipeline.tnr.lake import TABLE_PROPERTIES
-    from pipeline.tnr.schema import REFLECTIVITY, RUNS, iceberg_schema, partition_spec
+    from manifest_broker.tnr.lake import TABLE_PROPERTIES
+    from manifest_broker.tnr.schema import REFLECTIVITY, RUNS, iceberg_schema, partition_spec
 
     lake = tmp_path / "lake"
     newer = {"warnings_json", "template_sha256", "template_encoding", "frequency_hz", "phase_deg", "split_index"}
@@ -288,8 +288,8 @@ def test_a_failing_second_commit_leaves_both_tables_as_they_were(tmp_path: Path,
 _KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
-from pipeline.tnr.lake import write_run
-from pipeline.tnr.package import package_run
+from manifest_broker.tnr.lake import write_run
+from manifest_broker.tnr.package import package_run
 package = package_run(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
 def pause():
     print("between commits", flush=True)
@@ -335,7 +335,7 @@ def _tree_bytes(root: Path) -> int:
 
 
 def test_ten_repackagings_keep_the_lake_small(tmp_path: Path) -> None:
-    from generators.tnr import synthesize_run
+    from manifest_broker.generators.tnr import synthesize_run
 
     run = synthesize_run(tmp_path / "run", n_slices=120, seed=1, points=(200, 300))
     lake = tmp_path / "lake"

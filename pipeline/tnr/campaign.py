@@ -9,9 +9,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.tnr.inputs import RunInputError, read_json
-from pipeline.tnr.lake import Lake, LakeError, write_run
-from pipeline.tnr.package import RunPackage, package_run
+from manifest_broker.tnr.inputs import RunInputError, read_json
+from manifest_broker.tnr.lake import Lake, LakeError, write_run
+from manifest_broker.tnr.package import RunPackage, package_run
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipeline import render
+from manifest_broker import render
 
 app = typer.Typer(help="Package time-resolved neutron reflectometry runs into Iceberg tables.", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ _fail = render.fail
 
 
 def _lake(lake: str, warehouse: Optional[str]):  # type: ignore[no-untyped-def]
-    from pipeline.tnr.lake import LakeError, locate_lake
+    from manifest_broker.tnr.lake import LakeError, locate_lake
 
     try:
         return locate_lake(lake, warehouse)
@@ -38,11 +38,11 @@ def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output
                 lake: str, warehouse: Optional[str], namespace: str, tz_offset: Optional[float],
                 run_number: Optional[int], strict: bool) -> None:  # fmt: skip
     """Package one run: check everything, then (unless validating) write Iceberg and the spec files."""
-    from pipeline.tnr.inputs import RunInputError
-    from pipeline.tnr.lake import LakeError, write_run
-    from pipeline.tnr.package import package_run
-    from pipeline.tnr.reduced import ReducedFileError
-    from pipeline.tnr.spec_files import write_spec_files
+    from manifest_broker.tnr.inputs import RunInputError
+    from manifest_broker.tnr.lake import LakeError, write_run
+    from manifest_broker.tnr.package import package_run
+    from manifest_broker.tnr.reduced import ReducedFileError
+    from manifest_broker.tnr.spec_files import write_spec_files
 
     location = _lake(lake, warehouse)
     try:
@@ -50,7 +50,7 @@ def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output
     except (RunInputError, ReducedFileError) as exc:
         raise _fail(f"{exc}; nothing was written") from exc
     for warning in package.warnings:
-        render.console.print(f"[yellow]warning:[/] {warning}")
+        render.console.print(render.labelled("yellow", "warning", warning))
     # Only the numeric fields: a timestamp's as_py() makes pyarrow import pandas.
     run = package.run.select(["n_nan_R", "n_negative_R", "tz_offset_hours"]).to_pylist()[0]
     summary = (f"run {package.run_number}: {package.reflectivity.num_rows} slices, {package.points} points, "
@@ -63,7 +63,7 @@ def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output
     except LakeError as exc:
         raise _fail(str(exc)) from exc
     if written.repaired:
-        render.console.print(f"[yellow]repaired:[/] {written.repaired}; this packaging replaced it")
+        render.console.print(render.labelled("yellow", "repaired", f"{written.repaired}; this packaging replaced it"))
     render.console.print(f"packaged {summary} into {location.name} ({namespace}.reflectivity, {namespace}.runs)")
     if output is not None:
         data, meta = write_spec_files(package, output)
@@ -100,8 +100,8 @@ def package_many(
     """Find and package every run under ROOT, one commit per run, with a summary."""
     from rich.progress import Progress
 
-    from pipeline.tnr.campaign import find_runs
-    from pipeline.tnr.campaign import package_many as run_many
+    from manifest_broker.tnr.campaign import find_runs
+    from manifest_broker.tnr.campaign import package_many as run_many
 
     location = _lake(lake, warehouse)
     if not root.is_dir():
@@ -117,7 +117,7 @@ def package_many(
                  limit=None)  # fmt: skip
     for s in summaries:
         if s.error:
-            render.errors.print(f"[red]error:[/] {s.error}")
+            render.errors.print(render.labelled("red", "error", s.error))
     if any(s.error for s in summaries):
         raise typer.Exit(1)
 
@@ -133,8 +133,8 @@ def plot(
     q_max: Annotated[float, typer.Option(help="Q band end.")] = 0.03,
 ) -> None:
     """Reflectivity curves coloured by time, and a Q band's integrated R over time."""
-    from pipeline.tnr.lake import LakeError, scan
-    from pipeline.tnr.plot import plot_run
+    from manifest_broker.tnr.lake import LakeError, scan
+    from manifest_broker.tnr.plot import PlotUnavailable, plot_run
 
     try:
         rows = scan(_lake(lake, warehouse), "reflectivity", namespace, run)
@@ -142,7 +142,10 @@ def plot(
         raise _fail(str(exc)) from exc
     if rows.num_rows == 0:
         raise _fail(f"run {run} is not in {lake} ({namespace}.reflectivity)")
-    render.console.print(f"wrote {plot_run(rows, output, (q_min, q_max))}")
+    try:
+        render.console.print(f"wrote {plot_run(rows, output, (q_min, q_max))}")
+    except PlotUnavailable as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command()
@@ -156,7 +159,7 @@ def sql(
     """DuckDB over the Iceberg tables, through the Arrow result of a pyiceberg scan."""
     import duckdb
 
-    from pipeline.tnr.lake import LakeError, scan
+    from manifest_broker.tnr.lake import LakeError, scan
 
     location = _lake(lake, warehouse)
     con = duckdb.connect()
@@ -183,7 +186,7 @@ def check(
     repair: Annotated[bool, typer.Option("--repair", help="Make every mismatched run consistent.")] = False,
 ) -> None:
     """Find runs whose two tables disagree (a packaging killed between its commits); exit 1 if any."""
-    from pipeline.tnr.lake import LakeError, catalog, check_lake, repair_lake
+    from manifest_broker.tnr.lake import LakeError, catalog, check_lake, repair_lake
 
     location = _lake(lake, warehouse)
     try:
@@ -196,7 +199,7 @@ def check(
     except LakeError as exc:
         raise _fail(str(exc)) from exc
     for mismatch in mismatches:
-        render.console.print(f"[red]inconsistent:[/] {mismatch.describe()}; re-package the run or run with --repair")
+        render.console.print(render.labelled("red", "inconsistent", f"{mismatch.describe()}; re-package the run or run with --repair"))
     if mismatches:
         raise typer.Exit(1)
     render.console.print(f"[green]OK[/]: every run in {location.name} ({namespace}) has matching rows in both tables")
@@ -210,7 +213,7 @@ def maintain(
     keep: Annotated[int, typer.Option("--keep", min=1, help="Snapshots kept per table (the current one included).")] = 2,
 ) -> None:
     """Expire old snapshots and delete the files only they read, in every table of the namespace."""
-    from pipeline.tnr.lake import LakeError, maintain as run_maintain
+    from manifest_broker.tnr.lake import LakeError, maintain as run_maintain
 
     try:
         done = run_maintain(_lake(lake, warehouse), namespace, keep)

@@ -25,9 +25,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import __version__
-from pipeline.tnr.package import RunPackage
-from pipeline.tnr.schema import TABLES, iceberg_schema, partition_spec
+from manifest_broker import __version__
+from manifest_broker.tnr.package import RunPackage
+from manifest_broker.tnr.schema import TABLES, iceberg_schema, partition_spec
 
 DEFAULT_NAMESPACE = "tnr"
 # Snapshots kept per table after a commit: the current one and the one before it
@@ -160,9 +160,11 @@ def ensure_table(cat: Any, namespace: str, name: str) -> Any:
 
     identifier = f"{namespace}.{name}"
     schema = iceberg_schema(TABLES[name])
+    from sqlalchemy.exc import IntegrityError
+
     try:
         cat.create_namespace_if_not_exists(namespace)
-    except NamespaceAlreadyExistsError:  # created by a concurrent writer just now
+    except (NamespaceAlreadyExistsError, IntegrityError):  # created by a concurrent writer just now
         pass
     try:
         table = cat.load_table(identifier)
@@ -187,7 +189,7 @@ def ensure_table(cat: Any, namespace: str, name: str) -> Any:
 
 def _conformed(table: Any, data: pa.Table) -> pa.Table:
     """``data`` in the table's own Arrow schema (its field ids), matched by name."""
-    from pipeline.tnr.schema import conform
+    from manifest_broker.tnr.schema import conform
 
     return conform(data, table.schema().as_arrow())
 
@@ -305,6 +307,17 @@ def write_run(
     Raises:
         LakeError: with both tables as they were before the call.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return _write_run(lake, package, namespace, keep_snapshots, between_commits)
+    except SQLAlchemyError as exc:  # the catalog database itself failed (disk, server, permissions)
+        name = lake.name if isinstance(lake, Lake) else str(lake)
+        raise LakeError(f"{name}: catalog database error ({str(getattr(exc, 'orig', exc)).splitlines()[0]})") from exc
+
+
+def _write_run(lake: Lake | str | Path, package: RunPackage, namespace: str, keep_snapshots: int,
+               between_commits: Callable[[], None] | None) -> WriteResult:  # fmt: skip
     cat = catalog(lake)
     tables = {name: ensure_table(cat, namespace, name) for name in ("reflectivity", "runs")}
     # Cast both before the first commit: a value that does not fit fails here.

@@ -20,10 +20,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import __version__
-from pipeline.tnr.inputs import RunInputError, Template, find_sidecar, read_json, read_split, read_template
-from pipeline.tnr.reduced import read_reduced_files
-from pipeline.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform, polars_schema
+from manifest_broker import __version__
+from manifest_broker.tnr.inputs import RunInputError, Template, find_sidecar, read_json, read_split, read_template
+from manifest_broker.tnr.reduced import read_reduced_files
+from manifest_broker.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform, polars_schema
 
 _RUN_FILE = re.compile(r"^r(\d+)_.+\.txt$")
 # Interval fields copied from the split file, with their types.

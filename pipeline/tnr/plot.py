@@ -8,13 +8,23 @@ import numpy as np
 import pyarrow as pa
 
 
+class PlotUnavailable(RuntimeError):
+    """matplotlib is an optional dependency (the ``plot`` extra)."""
+
+
 def plot_run(reflectivity: pa.Table, output: Path, q_band: tuple[float, float] = (0.01, 0.03)) -> Path:
     """Write a two-panel PNG for one run's reflectivity rows.
 
     Left: R(Q) of every slice on log axes, coloured by slice start time. Right: the
     integrated R over ``q_band`` per slice against time, hold and EIS intervals shaded.
+
+    Raises:
+        PlotUnavailable: when matplotlib is not installed.
     """
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise PlotUnavailable("plotting needs matplotlib: pip install 'manifest-broker[plot]'") from exc
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.tnr.package import RunPackage
+from manifest_broker.tnr.package import RunPackage
 
 DATA_SCHEMA = pa.schema([
     ("run_number", pa.int64()), ("filename", pa.string()), ("filepath", pa.string()), ("n_points", pa.int64()),

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.catalog import engine, locate
+from manifest_broker.catalog import engine, locate
 
 
 def _json(value: Any) -> Any:

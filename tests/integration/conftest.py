@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.serve import free_port
+from manifest_broker.serve import free_port
 
 
 def _pg_bin() -> Path | None:

@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.manifests import ManifestPair
-from pipeline.serve import free_port, running_server, wait_ready
-from pipeline.verify import confinement_problems
+from manifest_broker.cli import app
+from manifest_broker.manifests import ManifestPair
+from manifest_broker.serve import free_port, running_server, wait_ready
+from manifest_broker.verify import confinement_problems
 from tests.integration.catalog_dump import dump
 
 pytestmark = pytest.mark.integration

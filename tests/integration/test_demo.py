@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from manifest_broker.cli import app
 from tests.integration.catalog_dump import dump
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ def test_demo_runs_twice(tmp_path: Path) -> None:
     second = runner.invoke(app, ["demo", "--workdir", str(tmp_path), "-n", "3"])
     assert second.exit_code == 0 and "nothing to add" in second.output
     assert dump(catalog)["nodes"] == nodes
-    from pipeline.tnr.lake import scan
+    from manifest_broker.tnr.lake import scan
 
     assert scan(tmp_path / "lakehouse", "reflectivity").num_rows == 24  # re-packaged, not duplicated
     assert (tmp_path / "tnr_218389.png").stat().st_size > 20_000

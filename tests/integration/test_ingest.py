@@ -19,13 +19,13 @@ import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.catalog import locate
-from pipeline.cli import app
-from pipeline.contract import check_manifests
-from pipeline.ingest import ingest
-from pipeline.plan import plan_nodes
-from pipeline.serve import running_server
-from pipeline.write import IngestError, init_catalog, write_plan
+from manifest_broker.catalog import locate
+from manifest_broker.cli import app
+from manifest_broker.contract import check_manifests
+from manifest_broker.ingest import ingest
+from manifest_broker.plan import plan_nodes
+from manifest_broker.serve import running_server
+from manifest_broker.write import IngestError, init_catalog, write_plan
 from tests.conftest import Dataset
 from tests.integration.catalog_dump import dump
 
@@ -227,7 +227,7 @@ def test_killed_run_leaves_catalog_as_it_was_and_rerun_finishes(edrixs: Dataset,
     init_catalog(locate(catalog))
     before = dump(catalog)
     env = {**os.environ, "BROKER_PAUSE_BEFORE_COMMIT": "60"}
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *_args(edrixs, catalog)], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "manifest_broker.cli", *_args(edrixs, catalog)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     assert process.stdout is not None
     line = process.stdout.readline().decode()

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.catalog import locate
-from pipeline.contract import check_manifests
-from pipeline.generate import synthesize
-from pipeline.manifests import ManifestPair
-from pipeline.plan import plan_nodes
-from pipeline.register import register_plan
-from pipeline.serve import running_server
-from pipeline.write import init_catalog, write_plan
+from manifest_broker.catalog import locate
+from manifest_broker.contract import check_manifests
+from manifest_broker.generate import synthesize
+from manifest_broker.manifests import ManifestPair
+from manifest_broker.plan import plan_nodes
+from manifest_broker.register import register_plan
+from manifest_broker.serve import running_server
+from manifest_broker.write import init_catalog, write_plan
 from tests.integration.catalog_dump import dump
 from tests.integration.conftest import new_database
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from generators.tnr import synthesize_run
-from pipeline.tnr.lake import catalog, check_lake, locate_lake
+from manifest_broker.generators.tnr import synthesize_run
+from manifest_broker.tnr.lake import catalog, check_lake, locate_lake
 from tests.integration.conftest import new_database
 
 pytestmark = pytest.mark.integration
