@@ -115,6 +115,31 @@ def check_schema(connection: Connection) -> str:
     return revision
 
 
+def check_catalog(uri: str | Path) -> str:
+    """Refuse, before a server starts on it, a catalog that does not exist or is not
+    a Tiled catalog at a supported revision. Opens it read-only; creates nothing.
+
+    Returns:
+        The catalog's alembic revision.
+
+    Raises:
+        CatalogError: naming the catalog and what is wrong with it.
+    """
+    location = locate(uri)
+    path = location.sqlite_path
+    if path is not None and not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise CatalogError(f"catalog {path} {what}; create one with `broker ingest`")
+    eng = engine(location, readonly=True)
+    try:
+        with eng.connect() as connection:
+            return check_schema(connection)
+    except sa.exc.OperationalError as exc:
+        raise CatalogError(f"cannot open catalog {location.redacted()}: {exc.orig}") from exc
+    finally:
+        eng.dispose()
+
+
 def child_id(connection: Connection, parent: int, key: str) -> int | None:
     """Node id of one child, or None."""
     row = connection.execute(sa.text(queries.load("catalog/child_id")), {"parent": parent, "key": key}).first()
@@ -133,7 +158,7 @@ def find_node(connection: Connection, path: str) -> int | None:
 
 
 def existing_keys(uri: str | Path, parent: str = "") -> pa.Table:
-    """Keys already present under ``parent`` in a catalog, as a table (key, location).
+    """Keys already present under ``parent`` in a catalog, as a table (key, huid, location).
 
     A catalog file that does not exist yet has no keys.
 
@@ -141,7 +166,7 @@ def existing_keys(uri: str | Path, parent: str = "") -> pa.Table:
         CatalogError: when the catalog exists but is not a usable Tiled catalog.
     """
     location = locate(uri)
-    schema = pa.schema([("key", pa.string()), ("location", pa.string())])
+    schema = pa.schema([("key", pa.string()), ("huid", pa.string()), ("location", pa.string())])
     if location.sqlite_path is not None and not location.sqlite_path.exists():
         return schema.empty_table()
     where = f"{location.redacted()} /{parent.strip('/')}"
@@ -152,9 +177,10 @@ def existing_keys(uri: str | Path, parent: str = "") -> pa.Table:
             node = find_node(connection, parent)
             if node is None:
                 return schema.empty_table()
-            keys = [r[0] for r in connection.execute(sa.text(queries.load("catalog/child_keys")), {"parent": node})]
+            rows = connection.execute(sa.text(queries.load("catalog/child_keys", connection.dialect.name)), {"parent": node}).all()
     except sa.exc.OperationalError as exc:
         raise CatalogError(f"cannot open catalog {location.redacted()}: {exc.orig}") from exc
     finally:
         eng.dispose()
-    return pa.table({"key": keys, "location": [where] * len(keys)}, schema=schema)
+    return pa.table({"key": [r[0] for r in rows], "huid": [None if r[1] is None else str(r[1]) for r in rows],
+                     "location": [where] * len(rows)}, schema=schema)  # fmt: skip

@@ -21,6 +21,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from manifest_broker import __version__
+
+        render.console.print(f"manifest-broker {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Register HDF5 datasets in a Tiled catalog from Parquet manifests; package tNR runs into Iceberg."""
+
+
 def _tnr() -> typer.Typer:
     from manifest_broker.tnr.cli import app as tnr_app
 
@@ -246,6 +261,14 @@ def serve(
 
     from manifest_broker.serve import run_redacted, serve_command, server_environment
 
+    from manifest_broker.catalog import CatalogError, check_catalog
+
+    if not base_dir.is_dir():
+        raise _fail(f"--base-dir {base_dir}: not a directory")
+    try:
+        check_catalog(catalog)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from exc
     command = serve_command(catalog, base_dir, port, host)
     key = os.environ.get("TILED_API_KEY")
     render.errors.print("running: " + " ".join(command))
@@ -265,9 +288,27 @@ def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: 
 
 
 def _client(url: str, api_key: Optional[str], *, include_data_sources: bool = False):  # type: ignore[no-untyped-def]
+    """A tiled.client root for ``url``, or a one-line error: checked with one plain
+    request first, so that a server that is down fails at once (tiled's client
+    retries for about half a minute)."""
+    import httpx
+
+    if not url.startswith(("http://", "https://")):
+        raise _fail(f"--url {url}: give the server's address with http:// or https://", 2)
+    try:
+        answer = httpx.get(f"{url.rstrip('/')}/api/v1/", timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise _fail(f"{url}: cannot reach the Tiled server ({exc})") from exc
+    if answer.status_code != 200:
+        raise _fail(f"{url}: not a Tiled server (HTTP {answer.status_code} from /api/v1/)")
     from tiled.client import from_uri
 
-    return from_uri(url, api_key=api_key, include_data_sources=include_data_sources)
+    try:
+        return from_uri(url, api_key=api_key, include_data_sources=include_data_sources)
+    except httpx.HTTPStatusError as exc:
+        status = exc.response.status_code
+        hint = ": give the server's key with --api-key or TILED_API_KEY" if status in (401, 403) else ""
+        raise _fail(f"{url}: the server refused the connection (HTTP {status}){hint}") from exc
 
 
 @app.command()
@@ -298,11 +339,15 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """The guide's Step 7: everything served, arrays equal to the files, searches right. Exit 1 on a mismatch."""
+    from manifest_broker.verify import VerifyError
     from manifest_broker.verify import verify as run_verify
 
     report, plan = _checked_plan(manifests, base_dir, parent)
     client = _client(url, api_key, include_data_sources=True)
-    result = run_verify(client, report, plan, base_dir=base_dir, parent=parent, sample=sample)
+    try:
+        result = run_verify(client, report, plan, base_dir=base_dir, parent=parent, sample=sample)
+    except VerifyError as exc:
+        raise _fail(str(exc)) from exc
     if as_json:
         render.print_json(result.__dict__ | {"ok": result.ok})
     else:

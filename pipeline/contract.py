@@ -137,9 +137,11 @@ def check_manifests(
         ham_path, art_path = str(pair.hamiltonians), str(pair.artifacts)
         con.register("ham_full", ham)
         con.register("art_full", art)
-        schema_errors = _run(con, "contract/schema/required_columns",
-                             {"ham_manifest": ham_path, "art_manifest": art_path})  # fmt: skip
+        pair_params = {"ham_manifest": ham_path, "art_manifest": art_path}
+        schema_errors = _run(con, "contract/schema/required_columns", pair_params)
         findings.append(schema_errors)
+        # An empty manifest is an error, but the rows of its partner are still checked.
+        findings.append(_run(con, "contract/schema/manifest_empty", pair_params))
         for table, standard, manifest in ((ham, HAMILTONIAN_COLUMNS, ham_path), (art, ARTIFACT_COLUMNS, art_path)):
             meta = metadata_columns(table, standard)
             con.register("metadata_source", table.select([ROW_COLUMN, *meta]))
@@ -173,7 +175,8 @@ def check_manifests(
     con.register("hamiltonians", hamiltonians)
     con.register("artifacts", artifacts)
 
-    catalog_keys = pa.table({"key": pa.array([], pa.string()), "location": pa.array([], pa.string())})
+    catalog_keys = pa.table({"key": pa.array([], pa.string()), "huid": pa.array([], pa.string()),
+                             "location": pa.array([], pa.string())})  # fmt: skip
     if catalog:
         try:
             catalog_keys = existing_keys(catalog, parent)

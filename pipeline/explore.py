@@ -87,6 +87,13 @@ def _describe(path: Path, root: Path) -> FileInfo:
     return FileInfo(rel, path.stat().st_size, groups, datasets, attrs)
 
 
+def _batched(info: FileInfo) -> list:
+    """Multi-dimensional datasets whose first axis other datasets share: Hamiltonians
+    batched along axis 0 (the spectra, and the per-Hamiltonian arrays of length N)."""
+    lengths = Counter(d.shape[0] for d in info.datasets if len(d.shape) >= 1 and d.shape[0] > 1)
+    return [d for d in info.datasets if len(d.shape) >= 2 and lengths[d.shape[0]] >= 2]
+
+
 def _pattern(files: list[Path], sample: list[FileInfo]) -> tuple[str, str]:
     ok = [f for f in sample if not f.error]
     if not ok:
@@ -96,8 +103,7 @@ def _pattern(files: list[Path], sample: list[FileInfo]) -> tuple[str, str]:
     # axis is shared by other datasets (the spectra and their per-Hamiltonian
     # arrays, all of length N).
     for f in ok:
-        lengths = Counter(d.shape[0] for d in f.datasets if len(d.shape) >= 1 and d.shape[0] > 1)
-        batched = [d for d in f.datasets if len(d.shape) >= 2 and lengths[d.shape[0]] >= 2]
+        batched = _batched(f)
         if len(files) <= 3 and batched:
             n = batched[0].shape[0]
             return "B", f"{f.path}: {batched[0].path} and other datasets share a first axis of {n}: Hamiltonians batched along axis 0"
@@ -136,8 +142,11 @@ _TEMPLATES = {
 
 def _generator(pattern: str, root: Path, sample: list[FileInfo]) -> str:
     ok = [f for f in sample if not f.error and f.datasets]
+    if pattern == "B":  # the generator reads the batched dataset, not whatever comes first
+        ok = [f for f in ok if _batched(f)] or ok
     first = ok[0] if ok else None
-    dataset = first.datasets[0].path if first else "/data"
+    batched = _batched(first) if first and pattern == "B" else []
+    dataset = batched[0].path if batched else first.datasets[0].path if first else "/data"
     body = _TEMPLATES[pattern if pattern in _TEMPLATES else "C"].format(
         dataset=dataset,
         file=first.path if first else "data.h5",

@@ -11,6 +11,7 @@ import pyarrow as pa
 CONSTRAINTS: dict[str, tuple[str, str]] = {
     "column_missing": ("The manifests follow the broker's contract", "Add the missing standard column(s) to the manifest."),
     "column_type": ("The manifests follow the broker's contract", "Write `huid`, `key`, `type`, `file`, `dataset` as text and `index` as an integer (or leave it empty)."),
+    "manifest_empty": ("The manifests follow the broker's contract", "The manifest is empty: was the generator run on the right data directory?"),
     "manifest_unreadable": ("The manifests follow the broker's contract", "Send the manifests as Parquet files."),
     "huid_missing": ("Each entity needs a unique ID", "Give every Hamiltonian and artifact a run ID, parameter hash or index we can use as `huid`."),
     "huid_duplicate": ("Each entity needs a unique ID", "Make `huid` unique: two Hamiltonians share an ID."),

@@ -75,7 +75,13 @@ def run_generator(spec: str, data_dir: Path, output_dir: Path, n_hamiltonians: i
 
     The guide's template reads a module constant ``DATA_DIR``; it is set before the
     call, and ``data_dir=`` is passed as well when the function accepts it.
+
+    Raises:
+        GeneratorError: for a missing data directory, an unusable generator, or one
+            that found no Hamiltonians (the manifests it just created are removed).
     """
+    if not Path(data_dir).is_dir():
+        raise GeneratorError(f"{data_dir}: data directory not found")
     module = load_generator(spec)
     module.DATA_DIR = str(data_dir)  # type: ignore[attr-defined]
     kwargs: dict[str, object] = {}
@@ -87,7 +93,13 @@ def run_generator(spec: str, data_dir: Path, output_dir: Path, n_hamiltonians: i
         raise GeneratorError(f"{spec}: generate() must return (hamiltonians, artifacts)")
     after = _snapshot(output_dir)
     written = sorted(p for p, mtime in after.items() if before.get(p) != mtime)
-    return GeneratedManifests(_as_arrow(result[0], "Hamiltonians"), _as_arrow(result[1], "artifacts"), written)
+    generated = GeneratedManifests(_as_arrow(result[0], "Hamiltonians"), _as_arrow(result[1], "artifacts"), written)
+    if generated.hamiltonians.num_rows == 0:
+        for path in written:
+            if path not in before:  # only what this run created; a rewritten file stays
+                path.unlink()
+        raise GeneratorError(f"{spec}: generated no Hamiltonians from {data_dir} (is it the right data directory?)")
+    return generated
 
 
 def synthesize(layout: str, out_dir: Path, n_hamiltonians: int, seed: int = 0) -> GeneratedManifests:

@@ -16,6 +16,10 @@ from manifest_broker.contract import ContractReport
 from manifest_broker.plan import NodePlan
 
 
+class VerifyError(RuntimeError):
+    """The catalog path to verify is not served."""
+
+
 @dataclass
 class VerifyReport:
     hamiltonians: int = 0
@@ -95,8 +99,13 @@ def verify(client: Any, report: ContractReport, plan: NodePlan, *, base_dir: Pat
 
     out = VerifyReport()
     node = client
+    walked = []
     for segment in [s for s in parent.split("/") if s]:
-        node = node[segment]
+        walked.append(segment)
+        try:
+            node = node[segment]
+        except KeyError as exc:
+            raise VerifyError(f"--parent {parent}: the server has no node {'/'.join(walked)}") from exc
     expected_meta = dict(zip(plan.hamiltonians["key"].to_pylist(), plan.hamiltonians["metadata"].to_pylist()))
     structures = {sid: json.loads(doc) for sid, doc in zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())}
     children: dict[str, dict[str, str]] = {}
@@ -160,7 +169,8 @@ def verify(client: Any, report: ContractReport, plan: NodePlan, *, base_dir: Pat
         con.register("hamiltonians", report.hamiltonians[name].select([column]).rename_columns(["value"]))
         row = con.execute(queries.load("verify/count_above"), {"threshold": threshold}).fetchone()
         expected = int(row[0]) if row else 0
-        served_count = len(node.search(Key(column) > threshold))
+        # Only this manifest's Hamiltonians: other datasets may share the parent.
+        served_count = sum(1 for key in node.search(Key(column) > threshold) if key in expected_meta)
         out.queries.append({"query": f"Key({column!r}) > {threshold}", "expected": expected, "served": served_count})
         if served_count != expected:
             out.problems.append(f"search Key({column!r}) > {threshold} returned {served_count}, the manifest says {expected}")

@@ -160,8 +160,14 @@ def _set_based_closure_and_fulltext(conn: Connection, levels: list[list[int]]) -
 
 def _ensure_parent(conn: Connection, parent: str, result: IngestResult) -> int:
     node = 0
+    walked: list[str] = []
     for segment in [s for s in parent.split("/") if s]:
+        walked.append(segment)
         found = child_id(conn, node, segment)
+        if found is not None:
+            family = conn.execute(sa.text(queries.load("catalog/structure_family")), {"id": found}).scalar_one()
+            if family != "container":
+                raise IngestError(f"--parent {parent}: {'/'.join(walked)} is an {family}, not a container")
         if found is None:
             conn.execute(sa.text(queries.load("write/insert_container")), {"parent": node, "key": segment})
             found = child_id(conn, node, segment)

@@ -124,6 +124,11 @@ def test_key_in_catalog(spinwave: Dataset, tmp_path: Path) -> None:
     # under another parent there is no collision
     report = check_manifests([spinwave.pair], spinwave.base_dir, catalog=str(catalog), parent="elsewhere")
     assert report.ok
+    # the same Hamiltonian registered before (same huid) is a re-run, as `ingest` says: no collision
+    huid = spinwave.hamiltonians["huid"][3].as_py()
+    with sqlite3.connect(catalog) as db:
+        db.execute("UPDATE nodes SET metadata = json_object('huid', ?) WHERE key = 'H_sw_00004'", (huid,))
+    assert check_manifests([spinwave.pair], spinwave.base_dir, catalog=str(catalog)).ok
 
 
 def test_catalog_that_is_not_tiled(spinwave: Dataset, tmp_path: Path) -> None:

@@ -45,3 +45,23 @@ def test_explore_text_output(_pristine: Path) -> None:
     assert result.exit_code == 0
     assert "/spectra: shape=(6, 151, 40), dtype=<f4" in result.output
     assert "likely pattern: B" in result.output and "def generate(output_dir" in result.output
+
+
+def test_the_pattern_b_generator_reads_the_batched_dataset(_pristine: Path, tmp_path: Path) -> None:
+    """Saved and run as printed, it yields one Hamiltonian per row of the batched axis."""
+    data = _pristine / "data" / "edrixs"
+    report = explore(data, sample=1)
+    script = tmp_path / "gen_edrixs_manifest.py"
+    script.write_text(report.generator)
+    out = tmp_path / "manifests"
+    result = runner.invoke(app, ["generate", str(script), str(data), str(out)])
+    assert result.exit_code == 0, result.output
+    import pyarrow.parquet as pq
+
+    [ham_file] = out.glob("*hamiltonians.parquet")
+    [art_file] = out.glob("*artifacts.parquet")
+    artifacts = pq.read_table(art_file)
+    assert pq.read_table(ham_file).num_rows == 6  # the file's batched axis, not /eloss's 151 points
+    assert set(artifacts["dataset"].to_pylist()) <= {"/spectra", "/xas"} and artifacts["index"].to_pylist() == list(range(6))
+    checked = runner.invoke(app, ["check", str(ham_file), str(art_file), "--base-dir", str(data)])
+    assert checked.exit_code == 0, checked.output

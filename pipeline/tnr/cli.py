@@ -223,6 +223,14 @@ def maintain(
         render.console.print(f"{table}: {expired} snapshot(s) expired, {files} file(s) deleted ({size / 1e6:.1f} MB)")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from manifest_broker import __version__
+
+        render.console.print(f"iceberg-packager (manifest-broker) {__version__}")
+        raise typer.Exit()
+
+
 packager = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -237,6 +245,8 @@ def _iceberg_packager(
     warehouse: WarehouseOption = None,
     tz_offset: TzOption = None,
     run_number: RunNumberOption = None,
+    version: Annotated[bool, typer.Option("--version", callback=lambda v: _print_version(v), is_eager=True,
+                                          help="Print the version and exit.")] = False,  # fmt: skip
 ) -> None:
     """Package tNR data with EIS timing information (drop-in for the reference iceberg-packager):
     writes the two Parquet files and the Iceberg tables."""

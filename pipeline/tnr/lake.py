@@ -122,6 +122,20 @@ def catalog(lake: Lake | str | Path, *, create: bool = True) -> Any:
             raise LakeError(f"{location.name}: cannot open the catalog ({exc.orig})") from exc
 
 
+def _load(cat: Any, identifier: str) -> Any:
+    """``cat.load_table``, again when the metadata file it points at is gone: a
+    concurrent writer committed and pyiceberg deleted the old metadata file between
+    reading the catalog's pointer and opening the file."""
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return cat.load_table(identifier)
+        except FileNotFoundError:
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.01 * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
 def _run_filter(run_number: int) -> Any:
     from pyiceberg.expressions import EqualTo, Reference
     from pyiceberg.expressions.literals import literal
@@ -167,23 +181,23 @@ def ensure_table(cat: Any, namespace: str, name: str) -> Any:
     except (NamespaceAlreadyExistsError, IntegrityError):  # created by a concurrent writer just now
         pass
     try:
-        table = cat.load_table(identifier)
+        table = _load(cat, identifier)
     except NoSuchTableError:
         try:
             return cat.create_table(identifier, schema=schema, partition_spec=partition_spec(schema),
                                     properties=TABLE_PROPERTIES)  # fmt: skip
         except TableAlreadyExistsError:
-            table = cat.load_table(identifier)
+            table = _load(cat, identifier)
     missing = [f.name for f in schema.fields if f.name not in table.schema().column_names]
     if missing:
 
         def evolve() -> None:
-            fresh = cat.load_table(identifier)
+            fresh = _load(cat, identifier)
             with fresh.update_schema() as update:
                 update.union_by_name(schema)
 
         _retrying(evolve, f"{identifier}: adding fields {', '.join(missing)}")
-        table = cat.load_table(identifier)
+        table = _load(cat, identifier)
     return table
 
 
@@ -239,10 +253,10 @@ def _replace_run(cat: Any, identifier: str, data: pa.Table, run_number: int) -> 
     Returns:
         The id of the snapshot the commit replaced (None for an empty table).
     """
-    path = _write_data_file(cat.load_table(identifier), data, run_number) if data.num_rows else None
+    path = _write_data_file(_load(cat, identifier), data, run_number) if data.num_rows else None
 
     def attempt() -> int | None:
-        table = cat.load_table(identifier)
+        table = _load(cat, identifier)
         base = table.current_snapshot()
         with warnings.catch_warnings():
             # A first packaging has nothing to delete; pyiceberg warns about that.
@@ -261,13 +275,13 @@ def _replace_run(cat: Any, identifier: str, data: pa.Table, run_number: int) -> 
         # These say the commit did not land; after any other error the outcome is
         # unknown and the file may be referenced, so it stays.
         if path:
-            cat.load_table(identifier).io.delete(path)
+            _load(cat, identifier).io.delete(path)
         raise
 
 
 def _restore_run(cat: Any, identifier: str, run_number: int, snapshot_id: int | None) -> None:
     """Put one run's rows back as they were at ``snapshot_id`` (none: remove them)."""
-    table = cat.load_table(identifier)
+    table = _load(cat, identifier)
     if snapshot_id is None:
         rows = table.schema().as_arrow().empty_table()
     else:
@@ -362,7 +376,7 @@ def expire_snapshots(cat: Any, identifier: str, keep: int) -> tuple[int, int, in
     keep = max(keep, 1)
 
     def attempt() -> tuple[int, set[str], Any]:
-        table = cat.load_table(identifier)
+        table = _load(cat, identifier)
         current = table.current_snapshot()
         snapshots = sorted(table.metadata.snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms))
         old = [s for s in snapshots[:-keep] if current is None or s.snapshot_id != current.snapshot_id]
@@ -403,17 +417,23 @@ class RunMismatch:
 
 def _package_ids(cat: Any, identifier: str, run_number: int | None) -> dict[int, set[str]]:
     from pyiceberg.exceptions import NoSuchTableError
-
-    try:
-        table = cat.load_table(identifier)
-    except NoSuchTableError:
-        return {}
-    if "package_id" not in table.schema().column_names:
-        return {}
     from pyiceberg.expressions import AlwaysTrue
 
-    rows = table.scan(row_filter=_run_filter(run_number) if run_number is not None else AlwaysTrue(),
-                      selected_fields=("run_number", "package_id")).to_arrow()  # fmt: skip
+    def read() -> pa.Table | None:
+        try:
+            table = _load(cat, identifier)
+        except NoSuchTableError:
+            return None
+        if "package_id" not in table.schema().column_names:
+            return None
+        return table.scan(row_filter=_run_filter(run_number) if run_number is not None else AlwaysTrue(),
+                          selected_fields=("run_number", "package_id")).to_arrow()  # fmt: skip
+
+    # A concurrent writer may expire the snapshot being read (its files then vanish):
+    # read again from a fresh load.
+    rows = _retrying(read, f"{identifier}: reading package ids")
+    if rows is None:
+        return {}
     found: dict[int, set[str]] = {}
     for number, package_id in zip(rows["run_number"].to_pylist(), rows["package_id"].to_pylist()):
         found.setdefault(number, set()).add(package_id)
@@ -439,7 +459,7 @@ def repair_lake(cat: Any, namespace: str, mismatches: Iterable[RunMismatch]) -> 
     refl, runs = f"{namespace}.reflectivity", f"{namespace}.runs"
     done = []
     for mismatch in mismatches:
-        table = cat.load_table(refl)
+        table = _load(cat, refl)
         target = set(mismatch.runs_ids)
         source = None
         if len(target) == 1:
@@ -483,7 +503,7 @@ def scan(lake: Lake | str | Path, table: str, namespace: str = DEFAULT_NAMESPACE
 
     cat = catalog(lake, create=False)
     try:
-        t = cat.load_table(f"{namespace}.{table}")
+        t = _load(cat, f"{namespace}.{table}")
     except (NoSuchTableError, NoSuchNamespaceError) as exc:
         raise LakeError(f"{lake}: no table {namespace}.{table}; package a run into it first") from exc
     return t.scan(row_filter=_run_filter(run) if run is not None else AlwaysTrue()).to_arrow()

@@ -1,2 +1,0 @@
--- Keys of the children of one node.
-SELECT key FROM nodes WHERE parent = :parent
