@@ -137,7 +137,7 @@ def check_manifests(
         ham_path, art_path = str(pair.hamiltonians), str(pair.artifacts)
         con.register("ham_full", ham)
         con.register("art_full", art)
-        pair_params = {"ham_manifest": ham_path, "art_manifest": art_path}
+        pair_params: dict[str, object] = {"ham_manifest": ham_path, "art_manifest": art_path}
         schema_errors = _run(con, "contract/schema/required_columns", pair_params)
         findings.append(schema_errors)
         # An empty manifest is an error, but the rows of its partner are still checked.
