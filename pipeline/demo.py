@@ -78,7 +78,25 @@ def run_demo(workdir: Path, n: int) -> int:
     summary.append(_tnr_demo(workdir))
 
     render.table("demo summary", ["stage", "status", "detail"], summary)
+    c.print(next_steps(workdir), soft_wrap=True)
     return 0 if checked.ok else 1
+
+
+def next_steps(workdir: Path) -> str:
+    """The commands to serve what the demo built and to read it back."""
+    catalog, data, lake = workdir / "catalog.db", workdir / "data", workdir / "lakehouse"
+    read_tiled = ("from tiled.client import from_uri; c = from_uri('http://127.0.0.1:8000', api_key='secret'); "
+                  "h = c['demo']; k = list(h)[0]; print(k, dict(h[k].metadata))")  # fmt: skip
+    read_lake = (f"import polars as pl; from manifest_broker.tnr.lake import catalog; "
+                 f"print(pl.scan_iceberg(catalog('{lake}').load_table('tnr.reflectivity'))"
+                 f".select('interval_label', 'interval_start', 'n_points').collect())")  # fmt: skip
+    return render.escape(
+        "\nserve the catalog (stock tiled serve, the data directory as readable storage):\n"
+        f"  TILED_API_KEY=secret broker serve --catalog {catalog} --base-dir {data} --port 8000\n"
+        f"read it (another terminal):\n  python -c \"{read_tiled}\"\n"
+        f"read the tNR tables:\n  python -c \"{read_lake}\"\n"
+        f"  broker tnr sql \"SELECT interval_type, count(*) FROM reflectivity GROUP BY 1\" --lake {lake}"
+    )
 
 
 def _tnr_demo(workdir: Path) -> tuple[str, str, str]:
