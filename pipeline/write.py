@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,12 +206,17 @@ def _verify_files_unchanged(assets: pa.Table) -> None:
         raise IngestError("files changed while ingesting; nothing was written:\n  " + "\n  ".join(problems))
 
 
-def write_plan(location: CatalogLocation, plan: NodePlan, *, parent: str = "", update_metadata: bool = False) -> IngestResult:
+def write_plan(location: CatalogLocation, plan: NodePlan, *, parent: str = "", update_metadata: bool = False,
+               before_commit: Callable[[], None] | None = None) -> IngestResult:  # fmt: skip
     """Write the plan's new nodes into the catalog in one transaction.
 
     Existing Hamiltonians (same key, same huid) are kept; their missing artifacts
     are added. A Hamiltonian whose metadata differs is reported, and updated (with
     a revision row, as Tiled does) only when ``update_metadata`` is true.
+
+    Args:
+        before_commit: Called with the transaction still open, everything written
+            (fault-injection tests kill the process there).
 
     Raises:
         IngestError: for anything that stops the write; the catalog is unchanged.
@@ -228,10 +233,8 @@ def write_plan(location: CatalogLocation, plan: NodePlan, *, parent: str = "", u
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 check_schema(conn)
                 _write(conn, plan, parent, update_metadata, result)
-                if pause := os.environ.get("BROKER_PAUSE_BEFORE_COMMIT"):
-                    # Fault-injection hook for the kill test: hold the open transaction.
-                    print("holding the transaction open", flush=True)
-                    time.sleep(float(pause))
+                if before_commit:
+                    before_commit()
                 conn.commit()
             except BaseException:
                 conn.rollback()

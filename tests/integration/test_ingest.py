@@ -226,9 +226,24 @@ def test_killed_run_leaves_catalog_as_it_was_and_rerun_finishes(edrixs: Dataset,
     catalog = str(tmp_path / "killed.db")
     init_catalog(locate(catalog))
     before = dump(catalog)
-    env = {**os.environ, "BROKER_PAUSE_BEFORE_COMMIT": "60"}
-    process = subprocess.Popen([sys.executable, "-m", "manifest_broker.cli", *_args(edrixs, catalog)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    # The real ingest (check, plan, write), holding its transaction open before the commit.
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from manifest_broker.catalog import locate\n"
+        "from manifest_broker.contract import check_manifests\n"
+        "from manifest_broker.manifests import ManifestPair\n"
+        "from manifest_broker.plan import plan_nodes\n"
+        "from manifest_broker.write import write_plan\n"
+        "def hold():\n"
+        "    print('holding the transaction open', flush=True)\n"
+        "    time.sleep(60)\n"
+        "if __name__ == '__main__':\n"
+        "    report = check_manifests([ManifestPair(Path(sys.argv[1]), Path(sys.argv[2]))], Path(sys.argv[3]))\n"
+        "    write_plan(locate(sys.argv[4]), plan_nodes(report), before_commit=hold)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script, str(edrixs.pair.hamiltonians), str(edrixs.pair.artifacts),
+                                str(edrixs.base_dir), catalog], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     assert process.stdout is not None
     line = process.stdout.readline().decode()
     deadline = time.monotonic() + 60
