@@ -26,6 +26,7 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "file_invalid": ("Files must be accessible from the server", "List file paths relative to the data directory, without absolute paths or '..'."),
     "file_missing": ("Files must be accessible from the server", "Place the missing files under the data directory, or fix their paths in the manifest."),
     "file_outside_base": ("Files must be accessible from the server", "Move the data (not a symlink to elsewhere) under the shared data directory."),
+    "file_uri_unsafe": ("Files must be accessible from the server", "Rename files and folders so their paths hold no '#' or '?'."),
     "file_not_regular": ("Data must be in HDF5", "Point `file` at HDF5 files, not directories."),
     "file_empty": ("Data must be in HDF5", "Re-send the empty files: they hold no data."),
     "file_unreadable": ("Files must be accessible from the server", "Make the files readable by the broker's account (e.g. `chmod a+r`)."),

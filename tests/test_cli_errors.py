@@ -127,3 +127,27 @@ def test_verify_counts_only_its_own_hamiltonians(spinwave: Dataset, tmp_path: Pa
     assert result.exit_code == 0, result.output
     [query] = json.loads(result.stdout)["queries"]
     assert query["served"] == query["expected"] > 0
+
+
+def test_paths_a_file_uri_cannot_carry(tmp_path: Path) -> None:
+    import h5py
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = tmp_path / "data"
+    (base / "run?1").mkdir(parents=True)
+    names = ["a#b.h5", "run?1/x.h5", "100% ok.h5"]
+    for name in names:
+        with h5py.File(base / name, "w") as f:
+            f["x"] = np.arange(3.0)
+    n = len(names)
+    ham, art = tmp_path / "u_hamiltonians.parquet", tmp_path / "u_artifacts.parquet"
+    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(n)], "key": [f"K{i}" for i in range(n)], "J": [1.0, 2.0, 3.0]}), ham)
+    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(n)], "type": ["t"] * n, "file": names, "dataset": ["/x"] * n}), art)
+    result = runner.invoke(app, ["check", str(ham), str(art), "--base-dir", str(base), "--json"])
+    findings = [(f["rule"], f["row"]) for f in json.loads(result.stdout)["findings"] if f["severity"] == "error"]
+    assert result.exit_code == 1 and findings == [("file_uri_unsafe", 0), ("file_uri_unsafe", 1)]
+    catalog = tmp_path / "catalog.db"
+    _fails(["ingest", str(ham), str(art), "--base-dir", str(base), "--catalog", str(catalog)], "nothing was written")
+    assert not catalog.exists()
