@@ -219,12 +219,10 @@ def _snapshot_files(io: Any, snapshot: Any, cache: dict[str, set[str]]) -> set[s
     return files
 
 
-def _write_data_file(table: Any, data: pa.Table, run_number: int) -> str:
-    """Write one run's rows as one Parquet data file in the table's location.
-
-    Written by pyarrow from the conformed Arrow table (the table's field ids), once:
-    a commit retried after a conflict registers the same file again.
-    """
+def _write_data_file(table: Any, rows: pa.Table, run_number: int) -> str:
+    """Write one run's rows (already in the table's Arrow schema, its field ids) as
+    one Parquet data file in the table's location, once: a commit retried after a
+    conflict registers the same file again."""
     import uuid
 
     import pyarrow.parquet as pq
@@ -232,7 +230,6 @@ def _write_data_file(table: Any, data: pa.Table, run_number: int) -> str:
     location = f"{table.metadata.location}/data/run_number={run_number}/{uuid.uuid4().hex}.parquet"
     local = Path(location.removeprefix("file://"))
     local.parent.mkdir(parents=True, exist_ok=True)
-    rows = _conformed(table, data)
     # zstd level 1: most of the size gain of zstd at a fraction of its time. No
     # dictionary for the float lists: pyarrow would try one, find no repeats and
     # fall back (5x the write time, and a larger file).
@@ -241,9 +238,11 @@ def _write_data_file(table: Any, data: pa.Table, run_number: int) -> str:
     return location
 
 
-def _replace_run(cat: Any, identifier: str, data: pa.Table, run_number: int) -> int | None:
+def _replace_run(cat: Any, table: Any, rows: pa.Table, run_number: int) -> int | None:
     """Replace one run's rows in one commit (delete + add the run's data file),
     retried on conflict from a fresh table load.
+
+    ``rows`` are already in ``table``'s Arrow schema (see :func:`_conformed`).
 
     The run's rows go into one Parquet file written once by pyarrow and registered
     with pyiceberg's ``add_files`` (partition and statistics come from its footer);
@@ -253,7 +252,8 @@ def _replace_run(cat: Any, identifier: str, data: pa.Table, run_number: int) -> 
     Returns:
         The id of the snapshot the commit replaced (None for an empty table).
     """
-    path = _write_data_file(_load(cat, identifier), data, run_number) if data.num_rows else None
+    identifier = ".".join(table.name())
+    path = _write_data_file(table, rows, run_number) if rows.num_rows else None
 
     def attempt() -> int | None:
         table = _load(cat, identifier)
@@ -285,8 +285,8 @@ def _restore_run(cat: Any, identifier: str, run_number: int, snapshot_id: int | 
     if snapshot_id is None:
         rows = table.schema().as_arrow().empty_table()
     else:
-        rows = table.scan(row_filter=_run_filter(run_number), snapshot_id=snapshot_id).to_arrow()
-    _replace_run(cat, identifier, rows, run_number)
+        rows = _conformed(table, table.scan(row_filter=_run_filter(run_number), snapshot_id=snapshot_id).to_arrow())
+    _replace_run(cat, table, rows, run_number)
 
 
 @dataclass
@@ -335,18 +335,18 @@ def _write_run(lake: Lake | str | Path, package: RunPackage, namespace: str, kee
     cat = catalog(lake)
     tables = {name: ensure_table(cat, namespace, name) for name in ("reflectivity", "runs")}
     # Cast both before the first commit: a value that does not fit fails here.
-    for name, data in (("reflectivity", package.reflectivity), ("runs", package.run)):
-        _conformed(tables[name], data)
+    rows = {name: _conformed(tables[name], data) for name, data in (("reflectivity", package.reflectivity),
+                                                                     ("runs", package.run))}  # fmt: skip
     result = WriteResult()
     problems = check_lake(cat, namespace, run_number=package.run_number)
     if problems:
         result.repaired = problems[0].describe()
     refl, runs = f"{namespace}.reflectivity", f"{namespace}.runs"
-    previous = _replace_run(cat, refl, package.reflectivity, package.run_number)
+    previous = _replace_run(cat, tables["reflectivity"], rows["reflectivity"], package.run_number)
     if between_commits:
         between_commits()
     try:
-        _replace_run(cat, runs, package.run, package.run_number)
+        _replace_run(cat, tables["runs"], rows["runs"], package.run_number)
     except Exception as exc:
         try:
             _restore_run(cat, refl, package.run_number, previous)
