@@ -124,11 +124,14 @@ def _read_bytes(paths: list[Path]) -> tuple[list[bytes], list[str]]:
     return contents, digests
 
 
-def _read_chunk_by_lines(paths: list[Path], contents: list[bytes], digests: list[str]) -> tuple[pl.DataFrame, list[str]]:
+def _read_chunk_by_lines(paths: list[Path], contents: list[bytes], digests: list[str]) -> tuple[pl.DataFrame, list[list[str]]]:
     """The line reader: one frame row per line (polars string kernels), every check
-    with file and line. Reads any layout of blanks; names the first bad row."""
-    warnings: list[str] = []
-    texts = [_decode(data, path, warnings) for data, path in zip(contents, paths)]
+    with file and line. Reads any layout of blanks; names the first bad row.
+
+    Returns:
+        The frame, and each file's warnings."""
+    warnings: list[list[str]] = [[] for _ in paths]
+    texts = [_decode(data, path, found) for data, path, found in zip(contents, paths, warnings)]
     # One row per line, in file order; line numbers from the per-file line counts.
     split = pl.Series("text", texts, pl.String).str.split("\n")
     del texts
@@ -151,9 +154,9 @@ def _read_chunk_by_lines(paths: list[Path], contents: list[bytes], digests: list
     per_file = np.bincount(row_files, minlength=len(paths))
     for index, path in enumerate(paths):
         if not present[index]:
-            warnings.append(f"{path}: is empty; kept as a slice with no points")
+            warnings[index].append(f"{path}: is empty; kept as a slice with no points")
         elif not per_file[index]:
-            warnings.append(f"{path}: has a header but no data rows; kept as a slice with no points")
+            warnings[index].append(f"{path}: has a header but no data rows; kept as a slice with no points")
 
     # Runs of blanks (fixed-width rows are "%20.16f" joined by two spaces) become one
     # space; a fifth field or a missing fourth is a row of the wrong width.
@@ -250,10 +253,12 @@ def _read_chunk(paths: list[Path]) -> tuple[pl.DataFrame, list[str]]:
     names the file and line of a bad row.
     """
     contents, digests = _read_bytes(paths)
-    plain = [i for i, data in enumerate(contents) if _is_plain(data)]
-    others = sorted(set(range(len(paths))) - set(plain))
-    parts: list[tuple[list[int], pl.DataFrame, list[str]]] = []
-    fast = _read_csv_rows([paths[i] for i in plain], [contents[i] for i in plain], [digests[i] for i in plain]) if plain else None
+    heads = [_Head(path, data) for path, data in zip(paths, contents)]
+    plain = [i for i, head in enumerate(heads) if head.plain]
+    others = [i for i, head in enumerate(heads) if not head.plain]
+    parts: list[tuple[list[int], pl.DataFrame, list[list[str]]]] = []
+    fast = _read_csv_rows([paths[i] for i in plain], [contents[i] for i in plain], [digests[i] for i in plain],
+                          [heads[i] for i in plain]) if plain else None  # fmt: skip
     if fast is None:
         others = list(range(len(paths)))
     else:
@@ -261,36 +266,40 @@ def _read_chunk(paths: list[Path]) -> tuple[pl.DataFrame, list[str]]:
     if others:
         parts.append((others, *_read_chunk_by_lines([paths[i] for i in others], [contents[i] for i in others],
                                                     [digests[i] for i in others])))  # fmt: skip
-    if len(parts) == 1 and parts[0][0] == list(range(len(paths))):
-        return parts[0][1], parts[0][2]
+    by_file: dict[int, list[str]] = {i: found for indices, _, per_file in parts for i, found in zip(indices, per_file)}
+    warnings = [w for i in range(len(paths)) for w in by_file[i]]
+    if len(parts) == 1:
+        return parts[0][1], warnings
     order = pl.Series("_file", [i for indices, _, _ in parts for i in indices], pl.Int32)
-    frame = pl.concat([f for _, f, _ in parts]).with_columns(order).sort("_file").drop("_file")
-    position = {str(p): i for i, p in enumerate(paths)}
-    warnings = sorted((w for _, _, found in parts for w in found), key=lambda w: position.get(w.split(":")[0], -1))
-    return frame, warnings
+    return pl.concat([f for _, f, _ in parts]).with_columns(order).sort("_file").drop("_file"), warnings
 
 
-def _is_plain(data: bytes) -> bool:
-    """Whether the first data row is single-space separated (checked on that row only;
-    the parse itself checks the rest)."""
-    start = _leading_comments(data, Path(), [])[2]
-    first = data[start : data.find(b"\n", start, start + 4096)]
-    return data.find(b"#", start) < 0 and not first.startswith((b" ", b"\t")) and b"  " not in first and b"\t" not in first
+class _Head:
+    """A file's leading comment lines, read once, and whether its first data row is
+    single-space separated (checked on that row only; the parse checks the rest)."""
+
+    def __init__(self, path: Path, data: bytes) -> None:
+        self.warnings: list[str] = []
+        self.comments, self.lines, self.start = _leading_comments(data, path, self.warnings)
+        first = data[self.start : data.find(b"\n", self.start, self.start + 4096)]
+        self.plain = (data.find(b"#", self.start) < 0 and not first.startswith((b" ", b"\t"))
+                      and b"  " not in first and b"\t" not in first)  # fmt: skip
 
 
-def _read_csv_rows(paths: list[Path], contents: list[bytes], digests: list[str]) -> tuple[pl.DataFrame, list[str]] | None:
-    """The fast reader, or None when it cannot vouch for every row."""
-    comments: list[list[tuple[int, str]]] = []
+def _read_csv_rows(paths: list[Path], contents: list[bytes], digests: list[str],
+                   heads: list[_Head]) -> tuple[pl.DataFrame, list[list[str]]] | None:  # fmt: skip
+    """The fast reader: the frame and each file's warnings, or None when it cannot
+    vouch for every row."""
     counts: list[int] = []
-    warnings: list[str] = []
-    for path, data in zip(paths, contents):
-        found, header_lines, start = _leading_comments(data, path, warnings)
+    warnings: list[list[str]] = []
+    for path, data, head in zip(paths, contents, heads):
         lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
-        counts.append(lines - header_lines)
-        comments.append(found)
-        if start >= len(data):
-            what = "has a header but no data rows" if found else "is empty"
-            warnings.append(f"{path}: {what}; kept as a slice with no points")
+        counts.append(lines - head.lines)
+        found = list(head.warnings)
+        if head.start >= len(data):
+            what = "has a header but no data rows" if head.comments else "is empty"
+            found.append(f"{path}: {what}; kept as a slice with no points")
+        warnings.append(found)
     per_file = np.array(counts, dtype=np.int64)
     rows = [(d[3:] if d.startswith(b"\xef\xbb\xbf") else d).rstrip(b"\n") for d in contents]
     joined = rows[0] if len(rows) == 1 else b"\n".join(r for r in rows if r)
@@ -302,4 +311,4 @@ def _read_csv_rows(paths: list[Path], contents: list[bytes], digests: list[str])
         return None
     if values.height != int(per_file.sum()) or values.null_count().sum_horizontal()[0]:
         return None
-    return _assemble(paths, digests, comments, values, per_file), warnings
+    return _assemble(paths, digests, [head.comments for head in heads], values, per_file), warnings
