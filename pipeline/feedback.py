@@ -40,6 +40,7 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "dataset_external_storage": ("Files must be accessible from the server, and only those", "These datasets keep their bytes in external raw files: copy the data into the HDF5 file (e.g. `h5repack`, or rewrite it with h5py) so that the file is self-contained."),
     "dataset_virtual": ("Files must be accessible from the server, and only those", "These are virtual datasets assembled from other files: list the source files in the manifest instead (one artifact per source, with `index` if batched), or materialise the data into this file."),
     "dataset_opens_other_file": ("Files must be accessible from the server, and only those", "Reading these files makes HDF5 open other files: make each file self-contained."),
+    "dataset_attrs_unusable": ("Metadata must be JSON that Tiled can serve", "Tiled copies each dataset's HDF5 attributes into its metadata: keep attributes to numbers, text and arrays of them (no references or compound values)."),
     "metadata_integer_range": ("Metadata must be JSON that Tiled can serve", "Keep integers between -2^63 and 2^64-1, or store larger ones as text."),
     "dataset_ragged": ("Arrays should be rectangular", "Are all your spectra the same length? If not, could they be zero-padded to a common size?"),
     "dataset_empty": ("Arrays should hold data", "Confirm these empty arrays are expected."),

@@ -9,7 +9,6 @@ exactly the ones Tiled itself would write.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 
 import duckdb
@@ -50,6 +49,29 @@ def _metadata_json(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: lis
     return result
 
 
+def tiled_json(documents: list[str], under: list[str | None] | None = None) -> list[str]:
+    """JSON texts exactly as Tiled's server stores them.
+
+    Tiled's client sends ``{**attributes, **metadata}`` (``Container.register()``: the
+    HDF5 attributes first, the caller's metadata on top, so the manifest wins on a
+    clash) and the server writes what it parsed with orjson (``safe_json_dump``).
+    Re-serialising DuckDB's text through orjson makes ours byte-identical (DuckDB
+    writes ``1e+20`` as ``100000000000000000000.0``, for one).
+
+    Args:
+        documents: JSON objects as text (the manifest's metadata).
+        under: Per document, JSON object text laid underneath it, or ``None``.
+    """
+    import orjson
+
+    if under is None:
+        return [orjson.dumps(orjson.loads(d)).decode() for d in documents]
+    return [
+        orjson.dumps(orjson.loads(d) if u is None else {**orjson.loads(u), **orjson.loads(d)}).decode()
+        for d, u in zip(documents, under)
+    ]
+
+
 def array_structure(path: str, dataset: str, index: int | None) -> dict:
     """The array structure document Tiled's HDF5 adapter reports for one locator."""
     from tiled.adapters.hdf5 import HDF5ArrayAdapter
@@ -64,6 +86,7 @@ def array_structure(path: str, dataset: str, index: int | None) -> dict:
 
 def _structures(arrays: pl.DataFrame) -> tuple[pl.DataFrame, pa.Table]:
     from tiled.catalog.utils import compute_structure_id
+    from tiled.utils import safe_json_dump
 
     group = ["shape", "dtype", "chunks", "indexed"]
     representatives = arrays.group_by(group, maintain_order=True).first()
@@ -74,7 +97,7 @@ def _structures(arrays: pl.DataFrame) -> tuple[pl.DataFrame, pa.Table]:
         if list(structure["shape"]) != expected:
             raise PlanError(f"{row['path']}:{row['dataset']} has shape {structure['shape']}, expected {expected}")
         ids.append(compute_structure_id(structure))
-        docs.append(json.dumps(structure))
+        docs.append(safe_json_dump(structure).decode())
     mapping = representatives.select(group).with_columns(pl.Series("structure_id", ids, pl.String))
     table = pa.table({"id": ids, "structure": docs}).group_by("id").aggregate([("structure", "min")])
     return mapping, table.rename_columns(["id", "structure"])
@@ -119,10 +142,15 @@ def plan_nodes(report: ContractReport) -> NodePlan:
             con.unregister(view)
     con.close()
     ham_table = pa.concat_tables(hams) if hams else pa.table({"key": [], "huid": [], "metadata": []})
+    ham_table = ham_table.set_column(
+        ham_table.schema.get_field_index("metadata"), "metadata",
+        pa.array(tiled_json(ham_table["metadata"].to_pylist()), pa.string()),
+    )  # fmt: skip
     arr = pl.DataFrame(pa.concat_tables(arrays)) if arrays else None
     if arr is None or arr.height == 0:
         empty = pa.table({c: pa.array([], pa.string()) for c in ("parent_key", "key", "metadata", "parameters", "path", "structure_id")})
         return NodePlan(ham_table, empty, pa.table({"id": [], "structure": []}), pa.table({"path": [], "data_uri": [], "size": [], "mtime_ns": []}))
+    arr = arr.with_columns(pl.Series("metadata", tiled_json(arr["metadata"].to_list(), arr["attrs"].to_list()), pl.String))
     mapping, structures = _structures(arr)
     arr = arr.join(mapping, on=["shape", "dtype", "chunks", "indexed"], how="left", nulls_equal=True)
     assets = arr.select("path", "size", "mtime_ns").unique("path", maintain_order=True)

@@ -31,7 +31,7 @@ CHUNK_FILES = 256
 # Below this many files the process pool costs more than it saves.
 POOL_THRESHOLD = 128
 # Bumped when the probe's verdicts change (see _cache_path).
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 
 PROBE_SCHEMA = pa.schema(
     [
@@ -49,11 +49,14 @@ PROBE_SCHEMA = pa.schema(
         ("dtype", pa.string()),
         ("chunks", pa.list_(pa.int64())),
         ("ragged", pa.bool_()),
+        # The dataset's HDF5 attributes as the JSON text Tiled's client sends for them
+        # (tiled.utils.safe_json_dump of the adapter's metadata); null when none.
+        ("attrs", pa.string()),
     ]
 )
 _CACHED = [
     "path", "size", "mtime_ns", "ctime_ns", "dataset", "file_status", "file_message",
-    "dataset_status", "dataset_message", "shape", "dtype", "chunks", "ragged",
+    "dataset_status", "dataset_message", "shape", "dtype", "chunks", "ragged", "attrs",
 ]  # fmt: skip
 
 
@@ -162,14 +165,34 @@ def _follow_links(links: Any, name: str) -> tuple[str, str]:
     return "ok", "/" + "/".join(done)
 
 
+def _refused(name: str, status: str, message: str | None, file_status: str = "ok", file_message: str | None = None) -> tuple:
+    """Probe row of a dataset that cannot be described (or of a file that cannot be opened)."""
+    return (name, file_status, file_message, status, message, None, None, None, None, None)
+
+
+def _attrs_json(oid: Any) -> str | None:
+    """The dataset's attributes as Tiled's HDF5 adapter reads them (bytes decoded to
+    str) and Tiled's client serialises them: the metadata Tiled's own ``register()``
+    gives the array node. ``None`` when the dataset has no attributes (the usual case,
+    answered without reading any)."""
+    import h5py
+    from tiled.utils import safe_json_dump
+
+    if h5py.h5a.get_num_attrs(oid) == 0:
+        return None
+    attrs = dict(h5py.Dataset(oid).attrs)
+    for key, value in attrs.items():
+        if isinstance(value, bytes):
+            attrs[key] = value.decode()
+    return bytes(safe_json_dump(attrs)).decode()
+
+
 def _describe_dataset(handle: Any, name: str, resolved: str) -> tuple:
     """Probe row of one dataset reached through hard links only (low-level h5py: the
     high-level ``File.get`` costs more than every other step together)."""
     import h5py
 
-    def refused(status: str, message: str) -> tuple:
-        return (name, "ok", None, status, message, None, None, None, None)
-
+    refused = functools.partial(_refused, name)
     oid = h5py.h5o.open(handle.id, resolved.encode())
     if not isinstance(oid, h5py.h5d.DatasetID):
         kind = "group" if isinstance(oid, h5py.h5g.GroupID) else type(oid).__name__
@@ -188,7 +211,12 @@ def _describe_dataset(handle: Any, name: str, resolved: str) -> tuple:
     dtype = oid.dtype
     ragged = h5py.check_vlen_dtype(dtype) is not None or dtype.kind == "O"
     chunks = list(plist.get_chunk()) if layout == h5py.h5d.CHUNKED else None
-    return (name, "ok", None, "ok", None, list(oid.shape), dtype.str, chunks, ragged)
+    try:
+        attrs = _attrs_json(oid)
+    except (OSError, RuntimeError, TypeError, ValueError, UnicodeDecodeError) as exc:
+        return refused("attrs_unusable", f"{name} has HDF5 attributes that cannot become JSON metadata ({exc}); "
+                                         "Tiled copies every attribute into the array's metadata")  # fmt: skip
+    return (name, "ok", None, "ok", None, list(oid.shape), dtype.str, chunks, ragged, attrs)
 
 
 def _open_files() -> int:
@@ -202,12 +230,12 @@ def _probe_file(path: str, datasets: list[str]) -> list[tuple]:
 
     Returns:
         One tuple per dataset: (dataset, file_status, file_message, dataset_status,
-        dataset_message, shape, dtype, chunks, ragged).
+        dataset_message, shape, dtype, chunks, ragged, attrs).
     """
     import h5py
 
     def rows(file_status: str, message: str) -> list[tuple]:
-        return [(d, file_status, message, "skipped", None, None, None, None, None) for d in datasets]
+        return [_refused(d, "skipped", None, file_status, message) for d in datasets]
 
     try:
         with open(path, "rb") as handle:
@@ -233,14 +261,14 @@ def _probe_file(path: str, datasets: list[str]) -> list[tuple]:
                 if status == "ok":
                     out.append(_describe_dataset(handle5, name, resolved))
                 else:
-                    out.append((name, "ok", None, status, resolved, None, None, None, None))
+                    out.append(_refused(name, status, resolved))
             except (KeyError, OSError, RuntimeError, ValueError) as exc:
-                out.append((name, "ok", None, "unreadable", f"cannot open {name} ({exc})", None, None, None, None))
+                out.append(_refused(name, "unreadable", f"cannot open {name} ({exc})"))
         # Whatever else HDF5 might resolve by itself (a future link or layout kind):
         # a second file opened while describing this one refuses all of its datasets.
         if _open_files() > files_before + 1:
             message = "describing this file made HDF5 open another file, which the data directory does not confine"
-            out = [(row[0], "ok", None, "opens_other_file", message, None, None, None, None) for row in out]
+            out = [_refused(row[0], "opens_other_file", message) for row in out]
     return out
 
 
@@ -262,7 +290,7 @@ def _run_probes(tasks: list[tuple[str, list[str]]], workers: int) -> list[tuple[
     # forkserver: a clean parent to fork from; forking this process could inherit
     # locks held by DuckDB's or Arrow's threads.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["h5py", "manifest_broker.probe"])
+    context.set_forkserver_preload(["h5py", "tiled.utils", "manifest_broker.probe"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         results: list[tuple[str, list[tuple]]] = []
         for part in pool.map(_probe_chunk, chunks):
@@ -334,7 +362,7 @@ def probe_locators(
             "path": pl.String, "dataset": pl.String, "file_status": pl.String,
             "file_message": pl.String, "dataset_status": pl.String,
             "dataset_message": pl.String, "shape": pl.List(pl.Int64), "dtype": pl.String,
-            "chunks": pl.List(pl.Int64), "ragged": pl.Boolean,
+            "chunks": pl.List(pl.Int64), "ragged": pl.Boolean, "attrs": pl.String,
         },  # fmt: skip
         orient="row",
     )

@@ -71,3 +71,20 @@ def test_damaged_cache_is_ignored(tmp_path: Path) -> None:
         path.write_bytes(b"garbage")
     again = probe_locators(locators, base, cache_dir=cache)
     assert again.opened == 2 and again.table.num_rows == 4
+
+
+def test_attributes_become_json_as_tiled_sends_them(tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        d = f.create_dataset("x", data=np.zeros(3))
+        d.attrs["units"] = b"meV"
+        d.attrs["scale"] = np.float32(0.5)
+        d.attrs["shape_hint"] = np.array([[1, 2], [3, 4]], "i2")
+        d.attrs["missing"] = np.nan  # JSON has no NaN: Tiled's client sends null
+        f.create_dataset("plain", data=np.zeros(3))
+        f.create_dataset("refs", data=np.zeros(3)).attrs["link"] = f["x"].ref  # an object reference
+    table = probe_locators(pa.table({"file": ["a.h5"] * 3, "dataset": ["/x", "/plain", "/refs"]}), tmp_path, cache_dir=None).table
+    rows = {r["dataset"]: r for r in table.to_pylist()}
+    assert rows["/x"]["attrs"] == '{"missing":null,"scale":0.5,"shape_hint":[[1,2],[3,4]],"units":"meV"}'
+    assert rows["/plain"]["attrs"] is None and rows["/plain"]["dataset_status"] == "ok"
+    assert rows["/refs"]["dataset_status"] == "attrs_unusable" and "link" not in (rows["/refs"]["attrs"] or "")
+    assert "cannot become JSON metadata" in rows["/refs"]["dataset_message"]

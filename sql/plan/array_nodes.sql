@@ -1,6 +1,8 @@
 -- One array node per artifact: parent key, key (= type), metadata, data source
 -- parameters ({"dataset": ..., "slice": "<index>"} for batched rows), the
 -- resolved file and the structure group it belongs to.
+-- attrs: the dataset's HDF5 attributes (JSON text or null), merged under the
+-- manifest's metadata by the planner.
 -- Inputs: art_meta(_row, huid, type, file, dataset, index, metadata), ham_keys(huid, key), probes.
 SELECT
     k.key AS parent_key,
@@ -15,6 +17,7 @@ SELECT
     p.shape,
     p.dtype,
     p.chunks,
+    p.attrs,
     a.index IS NOT NULL AS indexed,
     a.dataset,
     a.index

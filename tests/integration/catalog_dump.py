@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from manifest_broker.catalog import engine, locate
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+def _text(value: Any) -> str:
+    """A JSON column as stored: SQLite keeps the text byte for byte (compared as
+    is), PostgreSQL's JSONB keeps only the parsed value (compared key-sorted)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def dump(uri: str) -> dict[str, Any]:
@@ -31,11 +33,11 @@ def dump(uri: str) -> dict[str, Any]:
 
         uri_of = {r[0]: r[1] for r in q("SELECT id, data_uri FROM assets")}
         out = {
-            "nodes": sorted((path(i), str(r[3]), json.dumps(_json(r[4]), sort_keys=True), json.dumps(_json(r[5]))) for i, r in nodes.items()),
+            "nodes": sorted((path(i), str(r[3]), _text(r[4]), _text(r[5])) for i, r in nodes.items()),
             "closure": sorted((path(a), path(d), depth) for a, d, depth in q("SELECT ancestor, descendant, depth FROM nodes_closure")),
-            "structures": sorted((i, json.dumps(_json(s), sort_keys=True)) for i, s in q("SELECT id, structure FROM structures")),
+            "structures": sorted((i, _text(s)) for i, s in q("SELECT id, structure FROM structures")),
             "data_sources": sorted(
-                (path(n), sid, mime, json.dumps(_json(p), sort_keys=True), json.dumps(_json(pr), sort_keys=True), str(m), str(f))
+                (path(n), sid, mime, _text(p), _text(pr), str(m), str(f))
                 for n, sid, mime, p, pr, m, f in q("SELECT node_id, structure_id, mimetype, parameters, properties, management, structure_family FROM data_sources")
             ),
             "assets": sorted(tuple(r) for r in q("SELECT data_uri, is_directory, hash_type, hash_content, size FROM assets")),
@@ -44,7 +46,7 @@ def dump(uri: str) -> dict[str, Any]:
                 for n, a, p, num in q("SELECT d.node_id, x.asset_id, x.parameter, x.num FROM data_source_asset_association x JOIN data_sources d ON d.id = x.data_source_id")
             ),
             "access_tags": sorted((path(n), t) for n, t in q("SELECT a.node_id, t.name FROM node_access_tags_association a JOIN access_tags t ON t.id = a.tag_id")),
-            "revisions": sorted((path(n), num, json.dumps(_json(m), sort_keys=True)) for n, num, m in q("SELECT node_id, revision_number, metadata FROM revisions")),
+            "revisions": sorted((path(n), num, _text(m)) for n, num, m in q("SELECT node_id, revision_number, metadata FROM revisions")),
         }
         if location.dialect == "sqlite":
             out["triggers"] = sorted(tuple(r) for r in q("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))

@@ -5,7 +5,8 @@
 -- the confinement rules dataset_external_link (anywhere on the path, also behind
 -- a soft link), dataset_external_storage, dataset_virtual, dataset_opens_other_file:
 -- Tiled confines only the asset's own path, so these would let the server read
--- files outside the data directory.
+-- files outside the data directory. dataset_attrs_unusable: an HDF5 attribute that
+-- cannot become JSON metadata (Tiled copies every attribute into the array node).
 -- Reads: artifacts, probes.
 SELECT CASE WHEN p.dataset_status = 'ok' THEN 'dataset_ragged'
             ELSE 'dataset_' || p.dataset_status END AS rule,
