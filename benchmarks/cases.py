@@ -374,3 +374,29 @@ def _run_args(root: Path) -> tuple[Path, Path, Path]:
     from manifest_broker.generators.tnr import SPLIT_NAME, TEMPLATE_NAME
 
     return root / SPLIT_NAME, root / "reduced", root / TEMPLATE_NAME
+
+
+@app.command()
+def readers(
+    n: Annotated[int, typer.Option("-n", help="Hamiltonians ingested while the server is read (x 3 nodes).")] = 33_334,
+    catalog: Annotated[str, typer.Option(help="A new SQLite file or an empty postgresql:// database.")] = "",
+    threads: Annotated[int, typer.Option(help="Reader threads.")] = 4,
+    workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
+) -> None:
+    """Requests served by `tiled serve` while `broker ingest` writes into its catalog:
+    failures, and p50/p99 latency during and outside the ingest, from the same run."""
+    from benchmarks.readers import reads_during_ingest
+    from manifest_broker.manifests import ManifestPair
+    from tests.reliability.conftest import batched_dataset
+
+    root = workdir / f"readers-{n}"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "data").mkdir(parents=True)
+    warm = ManifestPair(*batched_dataset(root / "data", root / "m", "warm", 200, file="warm.h5"))
+    bulk = ManifestPair(*batched_dataset(root / "data", root / "m", "bulk", n, file="bulk.h5"))
+    target = catalog or str(root / "served.db")
+    load = reads_during_ingest(target, root / "data", warm, bulk, threads=threads, log=root / "serve.log", cache=root / "cache")
+    seconds = load.ingest_window[1] - load.ingest_window[0]
+    print(f"ingest of {3 * n + 1:,} nodes into {target}: exit {load.ingest_exit}, {seconds:.1f} s (whole `broker ingest` process)")
+    print(f"nodes served right after the commit: {load.seen_after:,} Hamiltonians under bulk/")
+    print(load.summary())

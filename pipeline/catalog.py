@@ -67,26 +67,27 @@ def locate(uri: str | Path) -> CatalogLocation:
     raise CatalogError(f"unsupported catalog URI {text!r}: use a SQLite file or postgresql://")
 
 
-def engine(location: CatalogLocation, *, readonly: bool = False) -> Engine:
-    """A SQLAlchemy engine; SQLite opened read-only when asked (``mode=ro``)."""
+def engine(location: CatalogLocation, *, readonly: bool = False, busy_timeout: float = 5.0) -> Engine:
+    """A SQLAlchemy engine; SQLite opened read-only when asked (``mode=ro``), waiting
+    up to ``busy_timeout`` seconds for another connection's lock."""
     if location.dialect == "sqlite":
         path = location.sqlite_path
         mode = "ro" if readonly else "rw"
         return sa.create_engine(
             "sqlite://",
-            creator=lambda: _sqlite_connect(path, mode),
+            creator=lambda: _sqlite_connect(path, mode, busy_timeout),
             poolclass=sa.pool.NullPool,
         )
     return sa.create_engine(location.url, poolclass=sa.pool.NullPool)
 
 
-def _sqlite_connect(path: Path | None, mode: str):  # type: ignore[no-untyped-def]
+def _sqlite_connect(path: Path | None, mode: str, busy_timeout: float = 5.0):  # type: ignore[no-untyped-def]
     import sqlite3
 
     # isolation_level=None: the writer issues BEGIN IMMEDIATE itself, so the
     # transaction boundaries are exactly the ones it chooses.
     return sqlite3.connect(
-        f"file:{path}?mode={mode}", uri=True, timeout=5.0, isolation_level=None,
+        f"file:{path}?mode={mode}", uri=True, timeout=busy_timeout, isolation_level=None,
         check_same_thread=False,
     )
 

@@ -213,7 +213,8 @@ def ingest(
 
     pairs = _pairs(manifests)
     try:
-        run = run_ingest(pairs, base_dir, catalog, parent=parent, update_metadata=update_metadata, use_cache=not no_cache)
+        run = run_ingest(pairs, base_dir, catalog, parent=parent, update_metadata=update_metadata, use_cache=not no_cache,
+                         notify=lambda message: render.errors.print(message, markup=False))  # fmt: skip
     except (IngestError, CatalogError, PlanError) as exc:
         raise _fail(str(exc)) from exc
     if not run.report.ok:

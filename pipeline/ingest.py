@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from manifest_broker.catalog import locate
+from manifest_broker.locks import writer_lock
 from manifest_broker.contract import ContractReport, check_manifests
 from manifest_broker.manifests import ManifestPair
 from manifest_broker.plan import NodePlan, plan_nodes
@@ -30,8 +32,13 @@ def ingest(
     parent: str = "",
     update_metadata: bool = False,
     use_cache: bool = True,
+    notify: Callable[[str], None] | None = None,
 ) -> IngestRun:
     """Check, plan and write. Nothing is written when the contract has an error.
+
+    Args:
+        notify: Told once when another broker is writing to the catalog and this
+            run waits for it.
 
     Raises:
         IngestError, CatalogError, PlanError: with the catalog left unchanged.
@@ -48,8 +55,13 @@ def ingest(
     timings["plan"] = time.perf_counter() - t0
     location = locate(catalog)
     t0 = time.perf_counter()
-    run.created_catalog = init_catalog(location)
-    timings["init"] = time.perf_counter() - t0
-    run.result = write_plan(location, run.plan, parent=parent, update_metadata=update_metadata)
+    # One writer at a time, from initialisation to commit: a second broker waits, then
+    # adds only what the first one left missing.
+    with writer_lock(location, notify=notify):
+        timings["wait"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run.created_catalog = init_catalog(location)
+        timings["init"] = time.perf_counter() - t0
+        run.result = write_plan(location, run.plan, parent=parent, update_metadata=update_metadata)
     timings["write"] = run.result.seconds
     return run

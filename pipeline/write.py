@@ -23,9 +23,13 @@ from sqlalchemy.engine import Connection
 
 from manifest_broker import queries
 from manifest_broker.catalog import CatalogError, CatalogLocation, check_schema, child_id, engine
+from manifest_broker.locks import writer_lock
 from manifest_broker.plan import HDF5_MIMETYPE, NodePlan
 
 BATCH_ROWS = 50_000  # rows handed to the driver at a time: bounds memory at any size
+# How long the SQLite writer waits for a lock held by someone other than a broker
+# (e.g. a Tiled server registering a node); brokers queue on the writer lock.
+WRITER_BUSY_SECONDS = 60.0
 
 
 class IngestError(RuntimeError):
@@ -51,8 +55,18 @@ class IngestResult:
 def init_catalog(location: CatalogLocation) -> bool:
     """Create and stamp a catalog the way ``tiled catalog init`` does, if it has no tables.
 
+    A catalog whose initialisation was cut short (a kill or a full disk before the
+    alembic stamp) is completed: on SQLite, where Tiled creates its tables one by one,
+    a catalog of Tiled's tables only and no node but the root is rebuilt; on
+    PostgreSQL, where the tables come in one transaction, the stamp is added. Callers
+    hold the writer lock (:func:`manifest_broker.locks.writer_lock`), so two brokers
+    never initialise one catalog together. SQLite catalogs are switched to WAL.
+
     Returns:
-        True when the catalog was created now.
+        True when the catalog was created (or completed) now.
+
+    Raises:
+        CatalogError: for a database that is not a Tiled catalog.
     """
     import asyncio
 
@@ -63,9 +77,10 @@ def init_catalog(location: CatalogLocation) -> bool:
 
     if location.sqlite_path is not None:
         location.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    if _has_tables(location) and not _has_tables(location, "alembic_version"):
-        # Never create Tiled's tables inside somebody else's database.
-        raise CatalogError(f"{location.redacted()} is not a Tiled catalog: it has tables but no alembic_version")
+    tables = _table_names(location)
+    if tables and "alembic_version" not in tables:
+        if not _complete_partial(location, tables):
+            return _stamp(location, stamp_head, ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR)
 
     async def setup() -> bool:
         eng = create_async_engine(location.tiled_uri)
@@ -83,22 +98,83 @@ def init_catalog(location: CatalogLocation) -> bool:
     except Exception as exc:  # tiled raises several types for a database it does not know
         raise CatalogError(f"cannot initialise or open {location.redacted()}: {exc}".strip()) from exc
     if created:
-        stamp_head(ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR, location.tiled_uri)
+        _stamp(location, stamp_head, ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR)
     return created
 
 
-def _has_tables(location: CatalogLocation, name: str | None = None) -> bool:
+def _stamp(location: CatalogLocation, stamp_head: Callable[..., Any], ini: Any, directory: Any) -> bool:
+    stamp_head(ini, directory, location.tiled_uri)
+    use_wal(location)
+    return True
+
+
+def use_wal(location: CatalogLocation) -> None:
+    """Put a SQLite catalog in WAL mode (Tiled's own initialisation means to, but its
+    ``PRAGMA journal_mode=WAL`` runs inside a transaction, where SQLite ignores it)."""
+    if location.sqlite_path is None:
+        return
+    eng = engine(location)
+    try:
+        with eng.connect() as conn:
+            conn.exec_driver_sql(queries.load("catalog/journal_wal", "sqlite"))
+    finally:
+        eng.dispose()
+
+
+def _tiled_tables() -> set[str]:
+    from tiled.catalog import orm  # noqa: F401  (registers the tables on Base.metadata)
+    from tiled.catalog.core import Base
+    from tiled.graph import orm as graph_orm  # noqa: F401
+
+    return set(Base.metadata.tables) | {"alembic_version"}
+
+
+def _complete_partial(location: CatalogLocation, tables: set[str]) -> bool:
+    """Handle a database with tables but no alembic stamp.
+
+    Returns:
+        True when the caller should initialise from scratch (the partial tables were
+        removed); False when only the stamp is missing.
+
+    Raises:
+        CatalogError: when the tables are not (only) Tiled's, or hold nodes.
+    """
+    known = _tiled_tables()
+    foreign = {t for t in tables if t not in known and not t.startswith("metadata_fts5_")}
+    if foreign:
+        # Never create Tiled's tables inside somebody else's database.
+        raise CatalogError(f"{location.redacted()} is not a Tiled catalog: it has tables but no alembic_version "
+                           f"(e.g. {sorted(foreign)[0]})")  # fmt: skip
+    eng = engine(location)
+    try:
+        with eng.begin() as conn:
+            if "nodes" in tables and conn.execute(sa.text(queries.load("catalog/user_nodes"))).scalar():
+                raise CatalogError(f"{location.redacted()} has Tiled's tables and nodes but no alembic_version; "
+                                   "stamp it with `tiled catalog` tools before writing to it")  # fmt: skip
+            if location.dialect == "postgresql":
+                if tables >= {t for t in known if t != "alembic_version" and not t.startswith("metadata_fts5")}:
+                    return False  # created in one transaction: only the stamp is missing
+                raise CatalogError(f"{location.redacted()} has part of Tiled's tables and no alembic_version; "
+                                   "it was not made by tiled's initialisation")  # fmt: skip
+            # SQLite: Tiled's DDL commits table by table; rebuild from nothing.
+            for name in sorted(tables, key=lambda t: t != "metadata_fts5"):  # the FTS table takes its shadows
+                conn.exec_driver_sql(queries.load("catalog/drop_table").format(table=queries.quote_identifier(name)))
+    finally:
+        eng.dispose()
+    return True
+
+
+def _table_names(location: CatalogLocation) -> set[str]:
     if location.sqlite_path is not None and not location.sqlite_path.exists():
-        return False
+        return set()
     eng = engine(location, readonly=location.dialect == "sqlite")
     try:
         with eng.connect() as conn:
-            tables = {r[0] for r in conn.execute(sa.text(queries.load("catalog/table_names", location.dialect)))}
+            return {r[0] for r in conn.execute(sa.text(queries.load("catalog/table_names", location.dialect)))}
     except sa.exc.DatabaseError as exc:
         raise CatalogError(f"{location.redacted()} is not a database the broker can read ({exc.orig})") from exc
     finally:
         eng.dispose()
-    return name in tables if name else bool(tables)
 
 
 def _batches(rows: Iterable[Sequence[Any]], size: int = BATCH_ROWS) -> Iterable[list[Sequence[Any]]]:
@@ -222,14 +298,21 @@ def write_plan(location: CatalogLocation, plan: NodePlan, *, parent: str = "", u
         IngestError: for anything that stops the write; the catalog is unchanged.
         CatalogError: when the catalog is not a usable Tiled catalog.
     """
+    with writer_lock(location):
+        return _write_transaction(location, plan, parent, update_metadata, before_commit)
+
+
+def _write_transaction(location: CatalogLocation, plan: NodePlan, parent: str, update_metadata: bool,
+                       before_commit: Callable[[], None] | None) -> IngestResult:  # fmt: skip
     started = time.perf_counter()
     result = IngestResult()
-    eng = engine(location)
+    eng = engine(location, busy_timeout=WRITER_BUSY_SECONDS)
     dialect = location.dialect
     try:
         with eng.connect() as conn:
             try:
                 if dialect == "sqlite":
+                    conn.exec_driver_sql(queries.load("catalog/journal_wal", "sqlite"))
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 check_schema(conn)
                 _write(conn, plan, parent, update_metadata, result)

@@ -1,0 +1,53 @@
+"""Fixtures for the fault and load tests: hand-made batched datasets (h5py and
+pyarrow directly, not the generators) and the broker run as its own process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.integration.conftest import catalog_uri, new_database, postgres_server  # noqa: F401  (fixtures)
+
+BROKER = [sys.executable, "-m", "manifest_broker.cli"]
+
+
+def batched_dataset(base: Path, manifests: Path, name: str, n: int, *, file: str = "shared.h5",
+                    first: int = 0, rows: int | None = None) -> tuple[Path, Path]:  # fmt: skip
+    """``n`` Hamiltonians x 2 artifacts (3n nodes), rows ``first .. first+n`` of the
+    batched datasets /spectra and /xas in ``file`` (created with ``rows`` rows, default
+    ``first + n``, when missing, so several datasets can share it)."""
+    path = base / file
+    if not path.exists():
+        rows = max(rows or first + n, 1)
+        rng = np.random.default_rng(0)
+        with h5py.File(path, "w") as f:
+            f.create_dataset("spectra", data=rng.random((rows, 8), dtype="f4"), chunks=(min(rows, 4096), 8))
+            f.create_dataset("xas", data=rng.random((rows, 4)))
+    huids = [f"{name}-{i:07d}" for i in range(first, first + n)]
+    manifests.mkdir(parents=True, exist_ok=True)
+    ham, art = manifests / f"{name}_hamiltonians.parquet", manifests / f"{name}_artifacts.parquet"
+    j1 = np.linspace(0.0, 1.0, n) if n else np.array([])
+    pq.write_table(pa.table({"huid": huids, "key": [f"H_{h}" for h in huids], "J1": j1, "J2": j1[::-1].copy()}), ham)
+    index = np.arange(first, first + n, dtype="int64")
+    pq.write_table(pa.table({"huid": huids + huids, "type": ["rixs"] * n + ["xas"] * n, "file": [file] * (2 * n),
+                             "dataset": ["/spectra"] * n + ["/xas"] * n, "index": np.concatenate([index, index])}), art)  # fmt: skip
+    return ham, art
+
+
+def broker(*args: str, cache: Path | None = None) -> subprocess.Popen:
+    """Start ``broker ARGS`` as a separate process (its own imports, its own locks)."""
+    env = {**os.environ, "BROKER_CACHE_DIR": str(cache)} if cache else None
+    return subprocess.Popen([*BROKER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+
+
+@pytest.fixture
+def pg_or_sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return str(tmp_path / "catalog.db") if request.param == "sqlite" else new_database(request.getfixturevalue("postgres_server"))
