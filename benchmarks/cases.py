@@ -236,9 +236,8 @@ def ingest(
     with running_server(str(tiled_db), root / "data") as url:
         from tiled.client import from_uri
 
-        client = from_uri(url, api_key="secret")
         with measured("tiled") as tiled_m:
-            registered = register_plan(client, subset)
+            registered = register_plan(lambda: from_uri(url, api_key="secret"), subset, workers=1)
     tiled_count = registered.created_hamiltonians + registered.created_arrays
 
     bulk_rate = nodes / (plan_m.seconds + write_m.seconds)
@@ -400,3 +399,116 @@ def readers(
     print(f"ingest of {3 * n + 1:,} nodes into {target}: exit {load.ingest_exit}, {seconds:.1f} s (whole `broker ingest` process)")
     print(f"nodes served right after the commit: {load.seen_after:,} Hamiltonians under bulk/")
     print(load.summary())
+
+
+def _client_process(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB, its own rusage) and stdout of one whole client process."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{err.read()[-2000:]}")
+        return seconds, usage.ru_maxrss / 1024, out.read()
+
+
+@app.command()
+def register(
+    n: Annotated[int, typer.Option("-n", help="Hamiltonians (vdp layout: 11 artifacts each).")] = 1000,
+    workers: Annotated[int, typer.Option(help="broker register --workers.")] = 8,
+    latency_ms: Annotated[float, typer.Option(help="Round trip added to every request by a proxy (0: straight to the server).")] = 0.0,
+    workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
+) -> None:
+    """`broker register` vs a plain sequential tiled.client loop, each a whole process
+    against its own fresh `tiled serve` (SQLite) on loopback, same manifests, same run;
+    then a re-run of `broker register` with everything present."""
+    from contextlib import nullcontext
+
+    from manifest_broker.catalog import locate
+    from manifest_broker.serve import running_server
+    from manifest_broker.write import init_catalog
+    from tests.reliability.fault_proxy import fault_proxy
+
+    root = _layout_fixture(workdir, "vdp", n)
+    ham, art = root / "manifests" / "vdp_hamiltonians.parquet", root / "manifests" / "vdp_artifacts.parquet"
+    base = root / "data"
+    runs = workdir / "register-runs"
+    shutil.rmtree(runs, ignore_errors=True)
+    runs.mkdir(parents=True)
+    env = {**os.environ, "TILED_API_KEY": "secret", "BROKER_CACHE_DIR": str(runs / "cache")}
+    # the probe cache is warmed first: both sides then pay only for registration
+    subprocess.run([sys.executable, "-m", "manifest_broker.cli", "check", str(ham), str(art), "--base-dir", str(base)],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    figures = {}
+    for side in ("tiled loop", "broker register", "broker re-run"):
+        catalog = runs / ("loop.db" if side == "tiled loop" else "broker.db")
+        if side != "broker re-run":
+            init_catalog(locate(str(catalog)))
+        with running_server(str(catalog), base, log=runs / f"{catalog.stem}.log") as direct, \
+                (fault_proxy(direct, 0.0, delay=latency_ms / 1e3) if latency_ms else nullcontext((direct, None))) as (url, _):
+            if side == "tiled loop":
+                command = [sys.executable, "-m", "benchmarks.tiled_loop", url, "lab", str(base), str(ham), str(art)]
+            else:
+                command = [sys.executable, "-m", "manifest_broker.cli", "register", str(ham), str(art), "--base-dir",
+                           str(base), "--url", url, "--parent", "lab", "--workers", str(workers)]  # fmt: skip
+            figures[side] = _client_process(command, env)
+        print(f"{side}: {figures[side][0]:.1f} s  {figures[side][2].strip()[:160]}")
+    nodes = n * 12 + 1
+    loop_s, broker_s, rerun_s = (figures[k][0] for k in ("tiled loop", "broker register", "broker re-run"))
+    print(f"\n{n:,} Hamiltonians x 11 artifacts = {nodes:,} nodes into `tiled serve` (SQLite) on loopback"
+          + (f" behind a {latency_ms:g} ms round-trip proxy" if latency_ms else "") + ", whole processes")
+    print(f"{'client':<40}{'seconds':>10}{'nodes/s':>10}{'peak RSS':>12}")
+    print(f"{'plain sequential tiled.client loop':<40}{loop_s:>10.1f}{nodes / loop_s:>10,.0f}{figures['tiled loop'][1]:>9,.0f} MiB")
+    print(f"{f'broker register --workers {workers}':<40}{broker_s:>10.1f}{nodes / broker_s:>10,.0f}{figures['broker register'][1]:>9,.0f} MiB")
+    print(f"{'broker register re-run (all present)':<40}{rerun_s:>10.1f}")
+    print(f"\nbroker register / plain loop: {loop_s / broker_s:.1f}x   re-run / first run: {100 * rerun_s / broker_s:.1f}%")
+
+
+@app.command()
+def modea(
+    n: Annotated[int, typer.Option("-n", help="Arrays to load (rows of one batched dataset, one per Hamiltonian).")] = 10_000,
+    workers: Annotated[int, typer.Option(help="load_batches worker processes.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 256,
+    workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
+) -> None:
+    """Mode A (locators from a Tiled search, arrays read with h5py in worker processes)
+    vs Mode B (each array read through the server with tiled.client), same arrays, same run."""
+    from tiled.client import from_uri
+
+    from manifest_broker.ingest import ingest as run_ingest
+    from manifest_broker.manifests import ManifestPair
+    from manifest_broker.modea import load_batches, locate
+    from manifest_broker.serve import running_server
+    from tests.reliability.conftest import batched_dataset
+
+    root = workdir / f"modea-{n}"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "data").mkdir(parents=True)
+    pair = ManifestPair(*batched_dataset(root / "data", root / "m", "ml", n, file="ml.h5"))
+    catalog = str(root / "c.db")
+    run_ingest([pair], root / "data", catalog, parent="lab")
+    with running_server(catalog, root / "data", log=root / "serve.log") as url:
+        client = from_uri(url, api_key="secret")
+        with measured("locate") as locate_m:
+            table = locate(client["lab"])
+        with measured("load") as load_m:
+            loaded = [a for _, arrays in load_batches(table, batch_size=batch_size, workers=workers, types=["rixs"]) for a in arrays]
+        keys = [k for k, t in zip(table["key"].to_pylist(), table["type"].to_pylist()) if t == "rixs"]
+        lab = client["lab"]
+        with measured("mode B") as b_m:
+            served = [lab[k]["rixs"].read() for k in keys]
+    assert len(loaded) == len(served) == n and all(np.array_equal(a, b) for a, b in zip(loaded, served))
+    a_total = locate_m.seconds + load_m.seconds
+    print(f"\n{n:,} arrays (float32 x 8, rows of one batched dataset), tiled serve (SQLite) on loopback, in this process")
+    print(f"{'path':<52}{'seconds':>10}{'arrays/s':>12}{'peak RSS':>12}")
+    print(f"{'Mode A locate (metadata search, all 2 types)':<52}{locate_m.seconds:>10.2f}{'':>12}{locate_m.peak_rss_mb:>9,.0f} MiB")
+    print(f"{f'Mode A load_batches ({workers} workers, {batch_size}/batch)':<52}{load_m.seconds:>10.2f}{n / load_m.seconds:>12,.0f}{load_m.peak_rss_mb:>9,.0f} MiB")
+    print(f"{'Mode A locate + load':<52}{a_total:>10.2f}{n / a_total:>12,.0f}")
+    print(f"{'Mode B: tiled.client read() per array':<52}{b_m.seconds:>10.2f}{n / b_m.seconds:>12,.0f}{b_m.peak_rss_mb:>9,.0f} MiB")
+    print(f"\nMode A load / Mode B: {b_m.seconds / load_m.seconds:,.0f}x   Mode A locate+load / Mode B: {b_m.seconds / a_total:,.1f}x")

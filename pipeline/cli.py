@@ -6,6 +6,7 @@ Heavy imports (tiled, pyiceberg, h5py, duckdb) happen inside the commands, so
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -195,6 +196,13 @@ def explore(
     sys.stdout.write(report.generator)
 
 
+def _environment_warnings(findings) -> None:  # type: ignore[no-untyped-def]
+    """Warnings about the broker's own surroundings (not the provider's data), on stderr."""
+    for row in findings.to_pylist():
+        if row["rule"] == "probe_cache_unwritten":
+            render.errors.print(render.labelled("yellow", "warning", row["message"]))
+
+
 @app.command()
 def ingest(
     manifests: ManifestsArgument,
@@ -222,9 +230,10 @@ def ingest(
         raise _fail(f"the manifests break the contract ({run.report.errors} error(s)); nothing was written")
     result = run.result
     assert result is not None and run.plan is not None
+    _environment_warnings(run.report.findings)
     if as_json:
-        render.print_json({"created_catalog": run.created_catalog, "seconds": run.seconds, **result.__dict__,
-                           "created_nodes": result.created_nodes})  # fmt: skip
+        render.print_json({"created_catalog": run.created_catalog, **result.__dict__, "created_nodes": result.created_nodes,
+                           "timings": run.seconds})  # fmt: skip
     else:
         c = render.console
         if result.created_nodes == 0 and not result.updated_metadata:
@@ -298,10 +307,13 @@ def _client(url: str, api_key: Optional[str], *, include_data_sources: bool = Fa
         raise _fail(f"--url {url}: give the server's address with http:// or https://", 2)
     try:
         answer = httpx.get(f"{url.rstrip('/')}/api/v1/", timeout=10.0)
-    except httpx.HTTPError as exc:
+        # 5xx and 429 are left to tiled.client, which retries them.
+        if answer.status_code != 200 and answer.status_code < 500 and answer.status_code != 429:
+            raise _fail(f"{url}: not a Tiled server (HTTP {answer.status_code} from /api/v1/)")
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
         raise _fail(f"{url}: cannot reach the Tiled server ({exc})") from exc
-    if answer.status_code != 200:
-        raise _fail(f"{url}: not a Tiled server (HTTP {answer.status_code} from /api/v1/)")
+    except httpx.TransportError:
+        pass  # a dropped connection: tiled.client retries it
     from tiled.client import from_uri
 
     try:
@@ -310,6 +322,9 @@ def _client(url: str, api_key: Optional[str], *, include_data_sources: bool = Fa
         status = exc.response.status_code
         hint = ": give the server's key with --api-key or TILED_API_KEY" if status in (401, 403) else ""
         raise _fail(f"{url}: the server refused the connection (HTTP {status}){hint}") from exc
+    except RuntimeError as exc:  # tiled.client: no key, or one it could not use, for a server that needs one
+        raise _fail(f"{url}: the server needs an API key that it accepts (tiled.client: {str(exc).splitlines()[0]}); "
+                    "give the server's key with --api-key or TILED_API_KEY") from exc  # fmt: skip
 
 
 @app.command()
@@ -317,16 +332,138 @@ def register(
     manifests: ManifestsArgument,
     base_dir: BaseDirOption,
     url: Annotated[str, typer.Option(help="A running Tiled server.")],
-    api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key.")] = None,
-    parent: Annotated[str, typer.Option(help="Catalog path to register under.")] = "",
+    api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key (or $TILED_API_KEY).", show_default=False)] = None,
+    parent: Annotated[str, typer.Option(help="Catalog path to register under (containers created when missing).")] = "",
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent requests (one connection pool each).")] = 8,
+    as_json: JsonOption = False,
 ) -> None:
-    """Register incrementally through a running server (the guide's option B); skips existing entries."""
-    from manifest_broker.register import register_plan
+    """Register incrementally through a running server (the guide's option B).
 
-    _report, plan = _checked_plan(manifests, base_dir, parent)
-    result = register_plan(_client(url, api_key), plan, parent=parent)
-    render.console.print(f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts, "
-                         f"skipped {result.skipped} existing, in {result.seconds:.1f}s")  # fmt: skip
+    The contract is checked first, against the keys the server already has. Existing Hamiltonians (same huid) are kept and their missing artifacts added; transient server errors are retried by tiled.client. Exit 1 if any node was not registered (a re-run finishes the job).
+    """
+    from manifest_broker.contract import check_manifests
+    from manifest_broker.plan import plan_nodes
+    from manifest_broker.register import RegisterError, register_plan, server_state
+
+    pairs = _pairs(manifests)
+    root = _client(url, api_key)
+    try:
+        state = server_state(root, parent)
+        report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys)
+        if not report.ok:
+            render.findings(report.findings)
+            raise _fail(f"the manifests break the contract ({report.errors} error(s)); nothing was registered")
+        plan = plan_nodes(report)
+        from tiled.client import from_uri
+
+        with render.progress("registering", plan.nodes, unit="nodes", enabled=not as_json) as advance:
+            result = register_plan(lambda: from_uri(url, api_key=api_key), plan, parent=parent, workers=workers,
+                                   existing=state, progress=lambda done, _total: advance(done))  # fmt: skip
+    except RegisterError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        render.print_json({**result.__dict__, "created_nodes": result.created_nodes})
+    else:
+        c = render.console
+        rate = result.created_nodes / result.seconds if result.seconds else 0.0
+        c.print(f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
+                + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
+                + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
+                + f"; {result.seconds:.1f}s ({rate:,.0f} nodes/s, {workers} workers)")  # fmt: skip
+        if result.updated_metadata:
+            c.print(f"  extended the Mode A locators of {result.updated_metadata} existing Hamiltonian(s)")
+        if result.differing_metadata:
+            c.print(f"[yellow]{len(result.differing_metadata)} Hamiltonian(s) differ from the server[/] "
+                    f"(e.g. {', '.join(result.differing_metadata[:5])}); they were left as they are")  # fmt: skip
+        for path, reason in result.failed[:20]:
+            render.errors.print(render.labelled("red", "failed", f"{path}: {reason}"))
+    if result.failed or result.interrupted:
+        missing = plan.nodes - result.created_hamiltonians - result.created_arrays - result.skipped
+        raise _fail(f"{len(result.failed)} node(s) failed"
+                    + (" and the run was interrupted" if result.interrupted else "")
+                    + f"; {missing} of {plan.nodes} planned node(s) are not on the server: re-run to finish")  # fmt: skip
+
+
+@app.command()
+def delete(
+    paths: Annotated[list[str], typer.Argument(help="Catalog paths: a Hamiltonian (lab/H_1), an artifact (lab/H_1/rixs), or a parent (lab).", show_default=False)],
+    url: Annotated[Optional[str], typer.Option(help="Delete through this running Tiled server.")] = None,
+    catalog: Annotated[Optional[str], typer.Option(help="Or straight from this catalog database (SQLite file or postgresql://).")] = None,
+    api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key (or $TILED_API_KEY).", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Unregister nodes and everything under them (HDF5 files are never touched).
+
+    The Mode A locators of deleted artifacts are removed from their Hamiltonian, keeping the old metadata as a revision. A path that does not exist deletes nothing.
+    """
+    from manifest_broker.catalog import CatalogError, locate
+    from manifest_broker.delete import DeleteError, delete_in_catalog, delete_through_server
+
+    if (url is None) == (catalog is None):
+        raise _fail("give exactly one of --url (a running server) or --catalog (a catalog database)", 2)
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            raise _fail(f"refusing to delete {', '.join(paths)} without --yes (or try --dry-run first)", 2)
+        typer.confirm(f"Delete {', '.join(paths)} and everything under them?", abort=True)
+    try:
+        if url is not None:
+            result = delete_through_server(_client(url, api_key), paths, dry_run=dry_run)
+        else:
+            assert catalog is not None
+            result = delete_in_catalog(locate(catalog), paths, dry_run=dry_run)
+    except (DeleteError, CatalogError) as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        render.print_json({**result.__dict__, "total": result.total})
+        return
+    what = ", ".join(f"{n} {family} node(s)" for family, n in sorted(result.nodes.items())) or "no nodes"
+    assets = f" and {result.assets} asset row(s)" if url is None else ""
+    render.console.print(f"{'would delete' if dry_run else 'deleted'} {what}{assets}")
+    for parent, keys in result.locators_removed.items():
+        render.console.print(f"  {'would remove' if dry_run else 'removed'} the Mode A locators of {', '.join(keys)} from {parent or '/'}")
+
+
+@app.command()
+def locate(
+    queries: Annotated[Optional[list[str]], typer.Argument(help="Metadata filters, ANDed: 'J1>0.5' 'lattice==square' (== != > >= < <=).", show_default=False)] = None,
+    url: Annotated[str, typer.Option(help="A running Tiled server.")] = "",
+    api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key (or $TILED_API_KEY).", show_default=False)] = None,
+    parent: Annotated[str, typer.Option(help="Catalog path the Hamiltonians are under.")] = "",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the locators as Parquet.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Mode A: search Hamiltonians by metadata and list where each artifact lives (file, dataset, index), with the Hamiltonian's parameters.
+
+    Only metadata travels; load the arrays with manifest_broker.modea.load_batches (h5py, worker processes).
+    """
+    from manifest_broker.modea import LocateError
+    from manifest_broker.modea import locate as run_locate
+
+    if not url:
+        raise _fail("--url is required: the Tiled server to search", 2)
+    root = _client(url, api_key)
+    try:
+        node = root[parent] if parent.strip("/") else root
+    except KeyError as exc:
+        raise _fail(f"--parent {parent}: not on the server") from exc
+    try:
+        table = run_locate(node, queries or [])
+    except LocateError as exc:
+        raise _fail(str(exc), 2) from exc
+    if output is not None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, output)
+    hamiltonians = len(set(table["key"].to_pylist()))
+    if as_json:
+        render.print_json({"hamiltonians": hamiltonians, "artifacts": table.num_rows, "output": output,
+                           **({} if output else {"rows": table.to_pylist()})})  # fmt: skip
+        return
+    if output is None:
+        render.arrow_table(None, table)
+    render.console.print(f"{hamiltonians} Hamiltonian(s), {table.num_rows} artifact(s)" + (f" -> {output}" if output else ""))
 
 
 @app.command()

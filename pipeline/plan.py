@@ -49,6 +49,17 @@ def _metadata_json(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: lis
     return result
 
 
+LOCATOR_PREFIXES = ("path_", "dataset_", "index_")
+
+
+def only_new_locators(current: dict, planned: dict) -> bool:
+    """True when the planned metadata of a Hamiltonian only adds Mode A locators to
+    its current metadata (new artifacts of an existing Hamiltonian)."""
+    if any(k not in planned or planned[k] != v for k, v in current.items()):
+        return False
+    return all(k.startswith(LOCATOR_PREFIXES) for k in planned.keys() - current.keys())
+
+
 def tiled_json(documents: list[str], under: list[str | None] | None = None) -> list[str]:
     """JSON texts exactly as Tiled's server stores them.
 

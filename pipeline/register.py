@@ -1,74 +1,327 @@
-"""Register a node plan through a running Tiled server, one request per node.
+"""Register a node plan through a running Tiled server (the guide's option B).
 
-This is Tiled's own creation path (what `tiled register` and the HTTP API do for
-each node): slow, but incremental and safe against a live server. Existing keys
-are skipped, so a re-run finishes an interrupted registration.
+Every node goes through ``tiled.client`` (Tiled's own creation path, so the server
+does its own checks and the catalog may be live). Work is split by Hamiltonian over
+worker threads, each with its own client and connection pool. Transient failures
+(connection errors, 5xx, 429 with its Retry-After) are retried by ``tiled.client``
+itself (stamina: exponential backoff with jitter); a 409 after a retry is adopted as
+our own node, as Tiled's client does. What still fails is counted with its reason,
+and the run goes on. A Hamiltonian that exists with the same ``huid`` is kept and
+only its missing artifacts are added (its Mode A locators are extended), so a re-run
+after Ctrl-C or a kill finishes the job without duplicates.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from typing import Any
 
-from manifest_broker.plan import HDF5_MIMETYPE, NodePlan
+import pyarrow as pa
+
+from manifest_broker.plan import HDF5_MIMETYPE, NodePlan, only_new_locators
+
+KEY_SCHEMA = pa.schema([("key", pa.string()), ("huid", pa.string()), ("location", pa.string())])
+
+
+class RegisterError(RuntimeError):
+    """The registration cannot start (the parent path is not a container...)."""
 
 
 @dataclass
 class RegisterResult:
+    created_containers: int = 0
     created_hamiltonians: int = 0
     created_arrays: int = 0
-    skipped: int = 0
+    existing_hamiltonians: int = 0
+    existing_arrays: int = 0
+    updated_metadata: int = 0
+    differing_metadata: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (node path, reason)
+    interrupted: bool = False
     seconds: float = 0.0
 
+    @property
+    def created_nodes(self) -> int:
+        return self.created_containers + self.created_hamiltonians + self.created_arrays
 
-def register_plan(client: Any, plan: NodePlan, *, parent: str = "") -> RegisterResult:
-    """Create the plan's nodes through ``tiled.client`` (one request per node).
+    @property
+    def skipped(self) -> int:
+        return self.existing_hamiltonians + self.existing_arrays
 
-    Args:
-        client: A writable ``tiled.client`` container (the server's root).
-        plan: The node plan (the same one the bulk writer takes).
-        parent: Path below the root; containers are created when missing.
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _reason(exc: BaseException) -> str:
+    status = _status(exc)
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"HTTP {status}: {text}" if status and not text.startswith(str(status)) else text
+
+
+def open_parent(client: Any, parent: str, result: RegisterResult | None = None, *, create: bool = True) -> Any:
+    """The container at ``parent`` below ``client``, created segment by segment when
+    missing (counted in ``result``); None when missing and ``create`` is false.
+
+    Raises:
+        RegisterError: when a segment exists and is not a container.
     """
-    from tiled.structures.array import ArrayStructure
-    from tiled.structures.core import StructureFamily
-    from tiled.structures.data_source import Asset, DataSource, Management
-
-    started = time.perf_counter()
-    result = RegisterResult()
     node = client
+    walked = []
     for segment in [s for s in parent.split("/") if s]:
-        node = node[segment] if segment in node else node.create_container(segment)
+        walked.append(segment)
+        if segment in node:
+            node = node[segment]
+            if node.structure_family != "container":
+                raise RegisterError(f"--parent {parent}: {'/'.join(walked)} is an {node.structure_family}, not a container")
+        elif not create:
+            return None
+        else:
+            try:
+                node = node.create_container(segment)
+            except Exception as exc:
+                if _status(exc) != 409:
+                    raise
+                node = node[segment]  # another registration made it meanwhile
+            if result is not None:
+                result.created_containers += 1
+    return node
+
+
+@dataclass
+class ServerState:
+    """What is already under the parent on the server."""
+
+    keys: pa.Table  # key, huid, location: the contract's key_in_catalog input
+    metadata: dict[str, dict]  # Hamiltonian key -> metadata
+    counts: dict[str, int]  # Hamiltonian key -> number of children
+    node: Any = None  # the parent container, None when it does not exist yet
+
+    def arrays(self) -> dict[str, set[str]]:
+        """Array keys under each existing Hamiltonian: one paged deep search."""
+        from tiled.queries import StructureFamilyQuery
+
+        found: dict[str, set[str]] = {}
+        if self.node is None or not self.counts:
+            return found
+        for path in self.node.search_deep(StructureFamilyQuery("array"), max_depth=2):
+            if len(path) == 2:
+                found.setdefault(path[0], set()).add(path[1])
+        return found
+
+
+def server_state(client: Any, parent: str) -> ServerState:
+    """List the parent's children once (keys, huids, metadata, child counts)."""
+    node = open_parent(client, parent, create=False)
+    if node is None:
+        return ServerState(KEY_SCHEMA.empty_table(), {}, {})
+    keys, huids, metadata, counts = [], [], {}, {}
+    for key, child in node.items():
+        keys.append(key)
+        huid = None
+        if child.structure_family == "container":
+            metadata[key] = dict(child.metadata)
+            counts[key] = child.item["attributes"]["structure"]["count"]  # from the listing itself, no request
+            huid = metadata[key].get("huid")
+        huids.append(None if huid is None else str(huid))
+    location = f"{client.uri.split('/api/')[0]} /{parent.strip('/')}"
+    table = pa.table({"key": keys, "huid": huids, "location": [location] * len(keys)}, schema=KEY_SCHEMA)
+    return ServerState(table, metadata, counts, node)
+
+
+@dataclass
+class _Hamiltonian:
+    key: str
+    huid: str
+    metadata: str
+    arrays: list[dict]
+
+
+def _sources(plan: NodePlan) -> tuple[dict, dict]:
+    from tiled.structures.array import ArrayStructure
+
     structures = {sid: ArrayStructure.from_json(json.loads(doc)) for sid, doc in
                   zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())}  # fmt: skip
     assets = dict(zip(plan.assets["path"].to_pylist(), zip(plan.assets["data_uri"].to_pylist(), plan.assets["size"].to_pylist())))
-    arrays_by_parent: dict[str, list[dict]] = {}
-    for row in plan.arrays.to_pylist():
-        arrays_by_parent.setdefault(row["parent_key"], []).append(row)
-    existing = set(node)
-    for key, metadata in zip(plan.hamiltonians["key"].to_pylist(), plan.hamiltonians["metadata"].to_pylist()):
-        if key in existing:
-            container = node[key]
-            result.skipped += 1
-        else:
-            container = node.create_container(key, metadata=json.loads(metadata))
-            result.created_hamiltonians += 1
-        present = set(container) if key in existing else set()
-        for row in arrays_by_parent.get(key, []):
+    return structures, assets
+
+
+class _Worker:
+    """What one Hamiltonian needs: its container (created, or found with the same
+    huid) and its missing arrays. One tiled client per thread."""
+
+    def __init__(self, connect: Callable[[], Any], parent: str, plan: NodePlan, stop: threading.Event,
+                 advance: Callable[[int], None]) -> None:  # fmt: skip
+        self._connect = connect
+        self._parent = parent
+        self._structures, self._assets = _sources(plan)
+        self._local = threading.local()
+        self._stop = stop
+        self._advance = advance
+
+    def _node(self) -> Any:
+        if not hasattr(self._local, "parent"):
+            self._local.parent = open_parent(self._connect(), self._parent, create=False)
+        return self._local.parent
+
+    def _array_source(self, row: dict) -> Any:
+        from tiled.structures.core import StructureFamily
+        from tiled.structures.data_source import Asset, DataSource, Management
+
+        data_uri, size = self._assets[row["path"]]
+        return DataSource(
+            structure_family=StructureFamily.array,
+            structure=self._structures[row["structure_id"]],
+            mimetype=HDF5_MIMETYPE,
+            parameters=json.loads(row["parameters"]),
+            management=Management.external,
+            assets=[Asset(data_uri=data_uri, is_directory=False, parameter="data_uri", size=size)],
+        )
+
+    def __call__(self, ham: _Hamiltonian, exists: bool, present: set[str]) -> RegisterResult:
+        from tiled.structures.core import StructureFamily
+
+        out = RegisterResult()
+        if self._stop.is_set():
+            out.interrupted = True
+            return out
+        where = f"{self._parent.strip('/')}/{ham.key}".lstrip("/")
+        planned = json.loads(ham.metadata)
+        try:
+            node = self._node()
+            if not exists:
+                try:
+                    container = node.create_container(ham.key, metadata=planned)
+                    out.created_hamiltonians += 1
+                    self._advance(1)
+                except Exception as exc:
+                    if _status(exc) != 409:
+                        raise
+                    exists = True  # made meanwhile, by another registration
+            if exists:
+                container = node[ham.key]
+                current = dict(container.metadata)
+                if container.structure_family != "container" or current.get("huid") != ham.huid:
+                    raise RegisterError(f"key exists on the server for huid {current.get('huid')}, not {ham.huid}")
+                out.existing_hamiltonians += 1
+                present = set(container)  # exact, also when made meanwhile
+                if current != planned:
+                    if only_new_locators(current, planned):
+                        container.update_metadata(metadata=planned)
+                        out.updated_metadata += 1
+                    else:
+                        out.differing_metadata.append(ham.key)
+        except Exception as exc:
+            out.failed.append((where, _reason(exc)))
+            self._give_up_if_unreachable(exc)
+            return out
+        for row in ham.arrays:
+            if self._stop.is_set():
+                out.interrupted = True
+                break
             if row["key"] in present:
-                result.skipped += 1
+                out.existing_arrays += 1
                 continue
-            data_uri, size = assets[row["path"]]
-            source = DataSource(
-                structure_family=StructureFamily.array,
-                structure=structures[row["structure_id"]],
-                mimetype=HDF5_MIMETYPE,
-                parameters=json.loads(row["parameters"]),
-                management=Management.external,
-                assets=[Asset(data_uri=data_uri, is_directory=False, parameter="data_uri", size=size)],
-            )
-            container.new(StructureFamily.array, [source], key=row["key"], metadata=json.loads(row["metadata"]))
-            result.created_arrays += 1
+            try:
+                container.new(StructureFamily.array, [self._array_source(row)], key=row["key"], metadata=json.loads(row["metadata"]))
+                out.created_arrays += 1
+                self._advance(1)
+            except Exception as exc:
+                if _status(exc) == 409:
+                    out.existing_arrays += 1
+                else:
+                    out.failed.append((f"{where}/{row['key']}", _reason(exc)))
+                    self._give_up_if_unreachable(exc)
+        return out
+
+    def _give_up_if_unreachable(self, exc: BaseException) -> None:
+        """A connection error that outlived tiled.client's retries (about 45 s): the
+        server is gone, so every other node would wait as long and fail too."""
+        import httpx
+
+        if isinstance(exc, httpx.TransportError):
+            self._stop.set()
+
+
+def _merge(total: RegisterResult, part: RegisterResult) -> None:
+    for name in ("created_hamiltonians", "created_arrays", "existing_hamiltonians", "existing_arrays", "updated_metadata"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.differing_metadata += part.differing_metadata
+    total.failed += part.failed
+    total.interrupted = total.interrupted or part.interrupted
+
+
+def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "", workers: int = 8,
+                  existing: ServerState | None = None, progress: Callable[[int, int], None] | None = None) -> RegisterResult:  # fmt: skip
+    """Create the plan's nodes through the server, ``workers`` Hamiltonians at a time.
+
+    Args:
+        connect: Returns a new writable ``tiled.client`` root (called once per thread).
+        plan: The node plan (the same one the bulk writer takes).
+        parent: Path below the root; containers are created when missing.
+        existing: What the server has under ``parent`` (:func:`server_state`); listed when None.
+        progress: Called with (nodes done so far, nodes planned) as nodes are created.
+
+    Returns:
+        Counts, and the nodes that failed with their reasons. On Ctrl-C the workers
+        finish the request they are in, ``interrupted`` is set, and a re-run completes.
+    """
+    started = time.perf_counter()
+    result = RegisterResult()
+    root = connect()
+    open_parent(root, parent, result)
+    state = existing if existing is not None else server_state(root, parent)
+    by_parent: dict[str, list[dict]] = {}
+    for row in plan.arrays.to_pylist():
+        by_parent.setdefault(row["parent_key"], []).append(row)
+    hams = [_Hamiltonian(k, h, m, by_parent.get(k, [])) for k, h, m in
+            zip(*(plan.hamiltonians[c].to_pylist() for c in ("key", "huid", "metadata")))]  # fmt: skip
+    # A re-run asks nothing per Hamiltonian that is complete: same metadata, and
+    # every planned array among its children (from one deep search).
+    present = state.arrays() if any(h.key in state.counts for h in hams) else {}
+    pending = []
+    for ham in hams:
+        have = present.get(ham.key, set())
+        if (ham.key in state.counts and state.metadata[ham.key] == json.loads(ham.metadata)
+                and all(row["key"] in have for row in ham.arrays)):  # fmt: skip
+            result.existing_hamiltonians += 1
+            result.existing_arrays += len(ham.arrays)
+        else:
+            pending.append(ham)
+    total = plan.nodes
+    done = [0]
+    lock = threading.Lock()
+
+    def advance(n: int) -> None:
+        with lock:
+            done[0] += n
+            if progress:
+                progress(done[0], total)
+
+    stop = threading.Event()
+    worker = _Worker(connect, parent, plan, stop, advance)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="register")
+    known = set(state.keys["key"].to_pylist())
+    futures = [pool.submit(worker, ham, ham.key in known, present.get(ham.key, set())) for ham in pending]
+    merged: set[int] = set()
+    try:
+        for future in as_completed(futures):
+            _merge(result, future.result())
+            merged.add(id(future))
+    except KeyboardInterrupt:
+        stop.set()
+        result.interrupted = True
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future in futures:
+            if id(future) not in merged and future.done() and not future.cancelled():
+                _merge(result, future.result())
+    finally:
+        pool.shutdown(wait=True)
     result.seconds = time.perf_counter() - started
     return result

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console(highlight=False)
+# Result lines are grepped by scripts too: never wrapped (tables still fit the width).
+console = Console(highlight=False, soft_wrap=True)
 # Error lines are read by people and grepped by scripts: never wrapped.
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -57,6 +60,28 @@ def findings(data: pa.Table) -> None:
         for r in rows
     ]  # fmt: skip
     table(None, ["rule", "severity", "manifest", "row", "column", "value", "message"], styled)
+
+
+@contextmanager
+def progress(label: str, total: int, *, unit: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A progress bar with rate on stderr (when stderr is a terminal); yields
+    ``update(done)``, safe to call from worker threads."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+        console=errors, disable=not enabled or not errors.is_terminal, transient=True,
+    )  # fmt: skip
+    task = bar.add_task(label, total=total, rate="")
+    started = time.monotonic()
+
+    def update(done: int) -> None:
+        elapsed = time.monotonic() - started
+        bar.update(task, completed=done, rate=f"{done / elapsed:,.0f} {unit}/s" if elapsed > 0 else "")
+
+    with bar:
+        yield update
 
 
 def labelled(style: str, label: str, message: str) -> str:

@@ -1,6 +1,6 @@
 """The bulk writer's rows are Tiled's own: the same manifests registered by Tiled
 itself (its client's ``create_container`` and ``Container.register()`` through a real
-server, see tiled_reference.py) and by the bulk writer dump equal, table by table,
+server, see benchmarks/tiled_loop.py) and by the bulk writer dump equal, table by table,
 ignoring only ids and timestamps. On SQLite the JSON columns (metadata, structure,
 parameters) are compared as stored text, byte for byte."""
 
@@ -23,8 +23,8 @@ from manifest_broker.plan import plan_nodes
 from manifest_broker.serve import running_server
 from manifest_broker.write import init_catalog, write_plan
 from tests.integration.catalog_dump import dump
-from tests.integration.conftest import new_database
-from tests.integration.tiled_reference import register_like_tiled
+from tests.pg import new_database
+from benchmarks.tiled_loop import register_like_tiled
 
 pytestmark = pytest.mark.integration
 

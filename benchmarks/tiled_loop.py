@@ -1,4 +1,8 @@
-"""The reference side of the parity tests: a catalog written by Tiled itself.
+"""A plain sequential tiled.client loop: what a user would write with Tiled's own API.
+
+It is the reference side of the parity tests (a catalog written by Tiled itself) and
+the peer of `broker register` in `python -m benchmarks register`
+(``python -m benchmarks.tiled_loop URL PARENT BASE HAM ART`` runs it as a process).
 
 Each manifest is registered through a live server with Tiled's own client calls,
 read straight from the Parquet files (none of the product's planning is used):
@@ -53,3 +57,14 @@ def register_like_tiled(root: Any, pairs: list[Any], base: Path, parent: str) ->
                 container.register(os.path.realpath(base / art["file"]), key=art["type"], parameters=parameters, metadata=extra)
                 created += 1
     return created
+
+
+if __name__ == "__main__":
+    import sys
+    from types import SimpleNamespace
+
+    from tiled.client import from_uri
+
+    url, parent, base_dir, ham, art = sys.argv[1:6]
+    pair = SimpleNamespace(hamiltonians=Path(ham), artifacts=Path(art))
+    print(register_like_tiled(from_uri(url), [pair], Path(base_dir), parent))

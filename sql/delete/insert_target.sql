@@ -1,0 +1,1 @@
+INSERT INTO delete_targets (id) VALUES (:id)

@@ -1,0 +1,95 @@
+"""Mode A: `broker locate` answers a metadata search with the locators of every
+artifact (straight from the Hamiltonians' metadata), and `load_batches` reads the
+same arrays with h5py that the server serves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from manifest_broker.ingest import ingest
+from manifest_broker.manifests import ManifestPair
+from manifest_broker.modea import LocateError, load_batches, parse_query
+from manifest_broker.serve import running_server
+from tests.integration.test_delete import _per_file
+from tests.reliability.conftest import BROKER, batched_dataset
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("modea")
+    base, manifests = root / "data", root / "m"
+    base.mkdir()
+    manifests.mkdir()
+    pairs = [ManifestPair(*batched_dataset(base, manifests, "bt", 40)), _per_file(base, manifests)]
+    catalog = str(root / "c.db")
+    ingest(pairs, base, catalog, parent="lab")
+    with running_server(catalog, base, log=root / "serve.log") as url:
+        yield url, base, pairs, root
+
+
+def _expected(base: Path, pairs: list[ManifestPair], keep) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """Locators computed by hand from the manifests: (key, type, file, dataset, index)."""
+    rows = []
+    for pair in pairs:
+        hams = {h["huid"]: h for h in pq.read_table(pair.hamiltonians).to_pylist()}
+        for art in pq.read_table(pair.artifacts).to_pylist():
+            ham = hams[art["huid"]]
+            if keep(ham):
+                rows.append((ham["key"], art["type"], os.path.realpath(base / art["file"]), art["dataset"], art.get("index")))
+    return sorted(rows)
+
+
+def test_locate_writes_the_locators_of_the_matching_hamiltonians(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url, base, pairs, _ = served
+    out = tmp_path / "loc.parquet"
+    done = subprocess.run([*BROKER, "locate", "J1>0.5", "--url", url, "--parent", "lab", "-o", str(out)],
+                          capture_output=True, text=True, env={**os.environ, "TILED_API_KEY": "secret"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(out)
+    got = sorted(zip(*(table[c].to_pylist() for c in ("key", "type", "file", "dataset", "index"))))
+    want = _expected(base, pairs, lambda h: h.get("J1") is not None and h["J1"] > 0.5)
+    assert got == want and len(want) > 10
+    assert {"huid", "J1", "J2"} <= set(table.column_names) and f"{len({r[0] for r in want})} Hamiltonian(s)" in done.stdout
+    everything = subprocess.run([*BROKER, "locate", "--url", url, "--parent", "lab", "--json"], capture_output=True, text=True,
+                                env={**os.environ, "TILED_API_KEY": "secret"})  # fmt: skip
+    assert everything.returncode == 0 and '"artifacts": ' + str(len(_expected(base, pairs, lambda h: True))) in everything.stdout
+
+
+def test_loaded_arrays_equal_what_the_server_serves(served) -> None:  # type: ignore[no-untyped-def]
+    from tiled.client import from_uri
+
+    from manifest_broker.modea import locate
+
+    url, _, _, _ = served
+    client = from_uri(url, api_key="secret")
+    table = locate(client["lab"], ["J2<=0.7"])
+    one = [a for _, arrays in load_batches(table, batch_size=7, workers=1) for a in arrays]
+    two_batches = list(load_batches(table, batch_size=7, workers=2))
+    two = [a for _, arrays in two_batches for a in arrays]
+    assert len(one) == table.num_rows == sum(rows.num_rows for rows, _ in two_batches)
+    keys, types = table["key"].to_pylist(), table["type"].to_pylist()
+    for i, (a, b) in enumerate(zip(one, two)):
+        served_array = client["lab"][keys[i]][types[i]].read()
+        assert np.array_equal(a, served_array) and np.array_equal(b, served_array) and a.dtype == served_array.dtype
+
+
+def test_queries_parse_or_say_how_to_write_them(served) -> None:  # type: ignore[no-untyped-def]
+    from tiled.queries import Comparison, Eq
+
+    assert isinstance(parse_query("J1>0.5"), Comparison) and isinstance(parse_query("lattice==square"), Eq)
+    assert parse_query('name=="3"').value == "3" and parse_query("n==3").value == 3
+    for bad in ("J1", "J1>>2", ">3", "lattice>square"):
+        with pytest.raises(LocateError):
+            parse_query(bad)
+    url, _, _, _ = served
+    wrong = subprocess.run([*BROKER, "locate", "J1>>2", "--url", url], capture_output=True, text=True,
+                           env={**os.environ, "TILED_API_KEY": "secret"})  # fmt: skip
+    assert wrong.returncode == 2 and "query 'J1>>2'" in wrong.stderr and "Traceback" not in wrong.stderr
