@@ -161,7 +161,7 @@ def find_node(connection: Connection, path: str) -> int | None:
 def existing_keys(uri: str | Path, parent: str = "") -> pa.Table:
     """Keys already present under ``parent`` in a catalog, as a table (key, huid, location).
 
-    A catalog file that does not exist yet has no keys.
+    A catalog file that does not exist yet, or a database not yet initialised, has no keys.
 
     Raises:
         CatalogError: when the catalog exists but is not a usable Tiled catalog.
@@ -174,12 +174,16 @@ def existing_keys(uri: str | Path, parent: str = "") -> pa.Table:
     eng = engine(location, readonly=True)
     try:
         with eng.connect() as connection:
+            tables = {r[0] for r in connection.execute(sa.text(queries.load("catalog/table_names", connection.dialect.name)))}
+            if "alembic_version" not in tables:
+                # empty, or initialisation cut short: no keys yet (init_catalog completes or refuses it)
+                return schema.empty_table()
             check_schema(connection)
             node = find_node(connection, parent)
             if node is None:
                 return schema.empty_table()
             rows = connection.execute(sa.text(queries.load("catalog/child_keys", connection.dialect.name)), {"parent": node}).all()
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DatabaseError as exc:  # locked, unreadable, or not a database at all
         raise CatalogError(f"cannot open catalog {location.redacted()}: {exc.orig}") from exc
     finally:
         eng.dispose()

@@ -70,6 +70,11 @@ class ContractReport:
         return self.errors == 0
 
 
+# Largest metadata document per node, as JSON: a listing page of Tiled carries the
+# metadata of every node on it (100 per page by default).
+METADATA_BYTES = 1 << 20
+
+
 def _finding(rule: str, manifest: str, message: str, severity: str = "error") -> pa.Table:
     return pa.Table.from_pylist(
         [{"rule": rule, "severity": severity, "manifest": manifest, "row": None,
@@ -100,6 +105,7 @@ def check_manifests(
     base_dir: Path,
     *,
     catalog: str | None = None,
+    catalog_keys: pa.Table | None = None,
     parent: str = "",
     cache_dir: Path | None = None,
     use_cache: bool = True,
@@ -111,6 +117,8 @@ def check_manifests(
         pairs: The datasets to check together (keys must not collide across them).
         base_dir: Data directory the artifact ``file`` paths are relative to.
         catalog: Optional catalog URI; keys already under ``parent`` there collide.
+        catalog_keys: Or the existing keys themselves (key, huid, location), e.g. as a
+            running server lists them.
         parent: Catalog path the Hamiltonians would be registered under.
         cache_dir: Probe cache directory (default :func:`default_cache_dir`).
         use_cache: False to open every file again.
@@ -132,7 +140,7 @@ def check_manifests(
             ham = read_manifest(pair.hamiltonians)
             art = read_manifest(pair.artifacts)
         except ManifestError as exc:
-            findings.append(_finding("manifest_unreadable", str(exc).split(":")[0], str(exc)))
+            findings.append(_finding(exc.rule, str(exc).split(":")[0], str(exc)))
             continue
         ham_path, art_path = str(pair.hamiltonians), str(pair.artifacts)
         con.register("ham_full", ham)
@@ -147,6 +155,7 @@ def check_manifests(
             con.register("metadata_source", table.select([ROW_COLUMN, *meta]))
             findings.append(_run(con, "contract/schema/metadata_types", {"manifest": manifest}))
             if meta:
+                findings.append(_run(con, "contract/schema/metadata_too_large", {"manifest": manifest, "limit": METADATA_BYTES}))
                 con.register("metadata_cells", con.execute(queries.load("contract/schema/metadata_cells")).to_arrow_table())
                 for rule in ("metadata_not_finite", "metadata_integer_range"):
                     findings.append(_run(con, f"contract/schema/{rule}", {"manifest": manifest}))
@@ -175,8 +184,9 @@ def check_manifests(
     con.register("hamiltonians", hamiltonians)
     con.register("artifacts", artifacts)
 
-    catalog_keys = pa.table({"key": pa.array([], pa.string()), "huid": pa.array([], pa.string()),
-                             "location": pa.array([], pa.string())})  # fmt: skip
+    if catalog_keys is None:
+        catalog_keys = pa.table({"key": pa.array([], pa.string()), "huid": pa.array([], pa.string()),
+                                 "location": pa.array([], pa.string())})  # fmt: skip
     if catalog:
         try:
             catalog_keys = existing_keys(catalog, parent)
@@ -195,6 +205,8 @@ def check_manifests(
     )
     timings["probe"] = time.perf_counter() - t0
     con.register("probes", probe.table)
+    if probe.cache_error:
+        findings.append(_finding("probe_cache_unwritten", str(cache_dir or default_cache_dir()), probe.cache_error, "warning"))
 
     t0 = time.perf_counter()
     for name in queries.names("contract/rows"):

@@ -45,7 +45,8 @@ def ingest(
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    report = check_manifests(pairs, base_dir, parent=parent, use_cache=use_cache)
+    # The catalog's own keys are checked too (key_in_catalog), before anything is planned.
+    report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, use_cache=use_cache)
     timings["check"] = time.perf_counter() - t0
     run = IngestRun(report, seconds=timings)
     if not report.ok:

@@ -14,7 +14,12 @@ ROW_COLUMN = "_row"
 
 
 class ManifestError(ValueError):
-    """A manifest file that cannot be read at all (not Parquet, missing...)."""
+    """A manifest file that cannot be read at all (not Parquet, missing...); ``rule``
+    names the contract rule it is reported under."""
+
+    def __init__(self, message: str, rule: str = "manifest_unreadable") -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,18 @@ def read_manifest(path: Path) -> pa.Table:
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     try:
+        names = pq.ParquetFile(path).schema_arrow.names
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ManifestError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once; "
+                                "each column must have its own name", "column_duplicate")  # fmt: skip
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise ManifestError(f"{path}: not a readable Parquet manifest ({exc})") from exc
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if "too deeply nested" in reason:
+            raise ManifestError(f"{path}: nested metadata deeper than Parquet readers accept ({reason})",
+                                "metadata_too_deep") from exc  # fmt: skip
+        raise ManifestError(f"{path}: not a readable Parquet manifest ({reason})") from exc
     if ROW_COLUMN in table.column_names:
         raise ManifestError(f"{path}: column name {ROW_COLUMN!r} is reserved")
     return table.append_column(ROW_COLUMN, pa.array(range(table.num_rows), pa.int64()))

@@ -68,6 +68,7 @@ class ProbeResult:
     files: int
     opened: int
     seconds: float
+    cache_error: str | None = None  # the cache could not be written (the probe itself stands)
 
 
 def default_cache_dir() -> Path:
@@ -370,12 +371,18 @@ def probe_locators(
     fresh = fresh.join(stats, on="path", how="left").select(_CACHED)
     results = pl.concat([hits.select(_CACHED), fresh])
 
+    cache_error = None
     if cache_file and tasks:
         keep = cached.join(fresh.select("path").unique(), on="path", how="anti")
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        pl.concat([keep, fresh]).write_parquet(partial)
-        os.replace(partial, cache_file)
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            pl.concat([keep, fresh]).write_parquet(partial)
+            os.replace(partial, cache_file)
+        except (OSError, pl.exceptions.ComputeError) as exc:  # full or read-only: slower re-runs, nothing worse
+            partial.unlink(missing_ok=True)
+            reason = getattr(exc, "strerror", None) or str(exc).rsplit(": ", 1)[-1]
+            cache_error = f"probe cache not updated: {reason} ({cache_file}); the check itself is complete"
 
     table = (
         requested.join(results.drop("size", "mtime_ns", "ctime_ns"), on=["path", "dataset"], how="left")
@@ -389,4 +396,5 @@ def probe_locators(
         .to_arrow()
         .cast(PROBE_SCHEMA)
     )
-    return ProbeResult(table, files=files.height, opened=len(tasks), seconds=time.perf_counter() - started)
+    return ProbeResult(table, files=files.height, opened=len(tasks), seconds=time.perf_counter() - started,
+                       cache_error=cache_error)  # fmt: skip

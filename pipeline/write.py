@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from manifest_broker import queries
 from manifest_broker.catalog import CatalogError, CatalogLocation, check_schema, child_id, engine
 from manifest_broker.locks import writer_lock
-from manifest_broker.plan import HDF5_MIMETYPE, NodePlan
+from manifest_broker.plan import HDF5_MIMETYPE, NodePlan, only_new_locators
 
 BATCH_ROWS = 50_000  # rows handed to the driver at a time: bounds memory at any size
 # How long the SQLite writer waits for a lock held by someone other than a broker
@@ -96,7 +96,8 @@ def init_catalog(location: CatalogLocation) -> bool:
     try:
         created = asyncio.run(setup())
     except Exception as exc:  # tiled raises several types for a database it does not know
-        raise CatalogError(f"cannot initialise or open {location.redacted()}: {exc}".strip()) from exc
+        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CatalogError(f"cannot initialise or open {location.redacted()}: {reason}; nothing was written") from exc
     if created:
         _stamp(location, stamp_head, ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR)
     return created
@@ -253,17 +254,6 @@ def _ensure_parent(conn: Connection, parent: str, result: IngestResult) -> int:
     return node
 
 
-LOCATOR_PREFIXES = ("path_", "dataset_", "index_")
-
-
-def _only_new_locators(current: dict, planned: dict) -> bool:
-    """True when the planned metadata only adds Mode A locators to the current one
-    (new artifacts of an existing Hamiltonian)."""
-    if any(k not in planned or planned[k] != v for k, v in current.items()):
-        return False
-    return all(k.startswith(LOCATOR_PREFIXES) for k in planned.keys() - current.keys())
-
-
 def _verify_files_unchanged(assets: pa.Table) -> None:
     """Files must still be what the probe saw: a file that vanished or changed since
     the check aborts the transaction."""
@@ -322,19 +312,24 @@ def _write_transaction(location: CatalogLocation, plan: NodePlan, parent: str, u
             except BaseException:
                 conn.rollback()
                 raise
-    except sa.exc.OperationalError as exc:
-        message = str(exc.orig)
-        if "locked" in message or "busy" in message:
-            raise IngestError(f"catalog {location.redacted()} is locked by another writer; nothing was written") from exc
-        if "readonly" in message or "read-only" in message:
-            raise IngestError(f"catalog {location.redacted()} is read-only; nothing was written") from exc
-        raise IngestError(f"catalog {location.redacted()}: {message}; nothing was written") from exc
-    except sa.exc.DatabaseError as exc:
-        raise IngestError(f"catalog {location.redacted()}: {exc.orig}; nothing was written") from exc
+    except sa.exc.DBAPIError as exc:
+        raise _database_failure(location, exc.orig or exc) from exc
+    except eng.dialect.dbapi.Error as exc:  # type: ignore[union-attr]  # raised by the raw cursors (executemany, COPY)
+        raise _database_failure(location, exc) from exc
     finally:
         eng.dispose()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _database_failure(location: CatalogLocation, error: BaseException) -> IngestError:
+    """One line saying why the database refused the run (which it rolled back)."""
+    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if "locked" in message or "busy" in message:
+        return IngestError(f"catalog {location.redacted()} is locked by another writer; nothing was written")
+    if "readonly" in message or "read-only" in message:
+        return IngestError(f"catalog {location.redacted()} is read-only; nothing was written")
+    return IngestError(f"catalog {location.redacted()}: {message}; nothing was written")
 
 
 def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool, result: IngestResult) -> None:
@@ -362,7 +357,7 @@ def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool,
         keep[key] = node_id
         wanted = json.loads(metadata)
         if current != wanted:
-            extends = _only_new_locators(current, wanted)
+            extends = only_new_locators(current, wanted)
             if not extends:
                 result.differing_metadata.append(key)
             if update_metadata or extends:

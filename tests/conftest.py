@@ -12,6 +12,7 @@ import pytest
 
 from manifest_broker.generate import synthesize
 from manifest_broker.manifests import ManifestPair
+from tests.pg import catalog_uri, postgres_server  # noqa: F401  (fixtures, one PostgreSQL server per session)
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
-"""Real servers for the integration tests: a throw-away PostgreSQL cluster on
-127.0.0.1 (started here from the installed server binaries) and `tiled serve`."""
+"""Real PostgreSQL for the tests: throw-away clusters on 127.0.0.1, started from the
+installed server binaries (the fixtures are registered in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -33,36 +33,60 @@ def _as_postgres(command: list[str]) -> list[str]:
     return command
 
 
+class Cluster:
+    """A throw-away PostgreSQL cluster on 127.0.0.1 that can be stopped hard and restarted."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin = bin_dir
+        self.root = Path(tempfile.mkdtemp(prefix="broker-pg-"))
+        self.data = self.root / "data"
+        os.chmod(self.root, 0o777)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(self.data), "-U", "broker", "--auth=trust", "-E", "UTF8"]),
+                       check=True, capture_output=True)  # fmt: skip
+        self.port = free_port()
+        self.uri = f"postgresql://broker@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start",
+                                     "-o", f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"]),
+                       check=True, capture_output=True)  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "stop"]), capture_output=True)
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_cluster() -> Cluster:
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.fail("no PostgreSQL server binaries (install the Debian package postgresql; .ci/run does)")
+    cluster = Cluster(bin_dir)
+    cluster.start()
+    return cluster
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A PostgreSQL server for this test session; yields a base URI without a database."""
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server binaries (install the Debian package postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="broker-pg-"))
-    data = root / "data"
-    os.chmod(root, 0o777)
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "broker", "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)  # fmt: skip
-    port = free_port()
-    subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start",
-                                 "-o", f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off"]),
-                   check=True, capture_output=True)  # fmt: skip
+    cluster = start_cluster()
     try:
-        yield f"postgresql://broker@127.0.0.1:{port}"
+        yield cluster.uri
     finally:
-        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.remove()
 
 
-def new_database(server: str) -> str:
+def new_database(server: str, template: str | None = None) -> str:
+    """A new database on ``server`` (a copy of ``template`` when given); its URI."""
     import psycopg
 
     name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     return f"{server}/{name}"
 
 

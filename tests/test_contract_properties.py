@@ -30,7 +30,7 @@ def _key_is_bad(key: str | None) -> bool:
     return (
         key is None or key == "" or "/" in key or bool(re.search(r"[\x00-\x1f\x7f-\x9f]", key))
         or key != key.strip() or key in (".", "..") or "?" in key or "#" in key
-        or bool(re.search(r"%[0-9A-Fa-f]{2}", key)) or any(unicodedata.category(c) == "Cf" for c in key)
+        or bool(re.search(r"%[0-9A-Fa-f]{2}", key)) or any(unicodedata.category(c) == "Cf" for c in key) or len(key) > 1023
     )  # fmt: skip
 
 

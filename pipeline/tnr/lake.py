@@ -328,6 +328,13 @@ def write_run(
     except SQLAlchemyError as exc:  # the catalog database itself failed (disk, server, permissions)
         name = lake.name if isinstance(lake, Lake) else str(lake)
         raise LakeError(f"{name}: catalog database error ({str(getattr(exc, 'orig', exc)).splitlines()[0]})") from exc
+    except OSError as exc:  # the warehouse refused a data or metadata file (a full disk, permissions)
+        import os
+
+        name = lake.name if isinstance(lake, Lake) else str(lake)
+        reason = os.strerror(exc.errno) if exc.errno else (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise LakeError(f"{name}: {reason} while writing run {package.run_number}; nothing was committed, "
+                        "the tables are as they were") from exc  # fmt: skip
 
 
 def _write_run(lake: Lake | str | Path, package: RunPackage, namespace: str, keep_snapshots: int,

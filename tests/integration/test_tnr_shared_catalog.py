@@ -12,7 +12,7 @@ import pytest
 
 from manifest_broker.generators.tnr import synthesize_run
 from manifest_broker.tnr.lake import catalog, check_lake, locate_lake
-from tests.integration.conftest import new_database
+from tests.pg import new_database
 
 pytestmark = pytest.mark.integration
 

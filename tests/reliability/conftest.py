@@ -12,9 +12,7 @@ import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
-from tests.integration.conftest import catalog_uri, new_database, postgres_server  # noqa: F401  (fixtures)
 
 BROKER = [sys.executable, "-m", "manifest_broker.cli"]
 
@@ -46,8 +44,3 @@ def broker(*args: str, cache: Path | None = None) -> subprocess.Popen:
     """Start ``broker ARGS`` as a separate process (its own imports, its own locks)."""
     env = {**os.environ, "BROKER_CACHE_DIR": str(cache)} if cache else None
     return subprocess.Popen([*BROKER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-
-
-@pytest.fixture
-def pg_or_sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return str(tmp_path / "catalog.db") if request.param == "sqlite" else new_database(request.getfixturevalue("postgres_server"))

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from manifest_broker.catalog import engine, locate
 from manifest_broker.write import init_catalog
 from tests.integration.catalog_dump import dump
-from tests.integration.conftest import new_database
+from tests.pg import new_database
 from tests.reliability.conftest import batched_dataset, broker
 
 pytestmark = pytest.mark.integration

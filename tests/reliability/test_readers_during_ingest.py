@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.readers import reads_during_ingest
 from manifest_broker.manifests import ManifestPair
-from tests.integration.conftest import new_database
+from tests.pg import new_database
 from tests.reliability.conftest import batched_dataset
 
 pytestmark = pytest.mark.integration

@@ -5,10 +5,13 @@
 -- through a real server per character class): tiled.client puts keys into URL
 -- paths unescaped, so '.', '..', '?', '#' and percent-escapes (%2F...) address
 -- another node or none. Format characters (zero-width space, soft hyphen, BOM...)
--- are refused because they make names that look the same compare different.
+-- are refused because they make names that look the same compare different. More
+-- than 1023 characters do not fit Tiled's key column (PostgreSQL refuses the row).
 CREATE OR REPLACE TEMP MACRO name_problem(what, name) AS
     CASE
         WHEN name IS NULL OR name = '' THEN what || ' is null or empty'
+        WHEN length(name) > 1023 THEN what || ' has ' || length(name) || ' characters; Tiled''s key column '
+            || '(nodes.key, VARCHAR(1023)) holds 1023'
         WHEN contains(name, '/') THEN what || ' contains ''/'', which Tiled reads as a path separator'
         WHEN regexp_matches(name, '[\x00-\x1f\x7f-\x9f]') THEN what || ' contains control characters'
         WHEN regexp_matches(name, '^\p{Z}|\p{Z}$') THEN what || ' has leading or trailing white space'
