@@ -334,7 +334,7 @@ def register(
     url: Annotated[str, typer.Option(help="A running Tiled server.")],
     api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key (or $TILED_API_KEY).", show_default=False)] = None,
     parent: Annotated[str, typer.Option(help="Catalog path to register under (containers created when missing).")] = "",
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent requests (one connection pool each).")] = 8,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent requests (one connection pool each); 1-2 for a SQLite-backed server, whose concurrent writes collide.")] = 8,
     as_json: JsonOption = False,
 ) -> None:
     """Register incrementally through a running server (the guide's option B).
