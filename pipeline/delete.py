@@ -94,12 +94,13 @@ def delete_in_catalog(location: CatalogLocation, paths: list[str], *, dry_run: b
 
 def _delete(conn: sa.Connection, paths: list[str], dry_run: bool) -> DeleteResult:
     check_schema(conn)
-    missing = [p for p in paths if find_node(conn, p) is None]
+    ids = {p: find_node(conn, p) for p in paths}
+    missing = [p for p, node in ids.items() if node is None]
     if missing:
         raise DeleteError(f"not in the catalog: {', '.join(missing)}; nothing was deleted")
     conn.execute(sa.text(queries.load("delete/create_targets")))
-    for path in paths:
-        conn.execute(sa.text(queries.load("delete/insert_target")), {"id": find_node(conn, path)})
+    for node in ids.values():
+        conn.execute(sa.text(queries.load("delete/insert_target")), {"id": node})
     conn.execute(sa.text(queries.load("delete/create_doomed")))
     result = DeleteResult(dry_run=dry_run)
     for what, n in conn.execute(sa.text(queries.load("delete/summary"))).all():
