@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Optional
 
 import numpy as np
@@ -285,17 +286,27 @@ def _big_file_fixture(workdir: Path, rows: int) -> Path:
     return root
 
 
-def _timed_process(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one whole process, from its own rusage."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        assert process.stderr is not None
-        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{process.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+def _timed_process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one whole process."""
+    seconds, peak, _ = _launched(command, env)
+    return seconds, peak
+
+
+def _launched(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) and stdout of one whole process, measured by a
+    small launcher (benchmarks/launch.py) so that this process's memory is not counted."""
+    import json
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as result, tempfile.TemporaryFile("w+") as out:
+        launcher = [sys.executable, str(Path(__file__).with_name("launch.py")), result.name, *command]
+        process = subprocess.run(launcher, stdout=out, stderr=subprocess.PIPE, env=env)
+        measured_run = json.loads(Path(result.name).read_text() or "{}")
+        out.seek(0)
+        stdout = out.read()
+    if process.returncode != 0 or measured_run.get("code") != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({measured_run.get('code')}):\n{process.stderr.decode()[-2000:]}")
+    return measured_run["seconds"], measured_run["peak_mib"], stdout
 
 
 def _compare_processes(label: str, root: Path, out: Path, repeats: int, reference_cmd: str | None) -> None:
@@ -401,23 +412,6 @@ def readers(
     print(load.summary())
 
 
-def _client_process(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB, its own rusage) and stdout of one whole client process."""
-    import tempfile
-
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if process.returncode != 0:
-            raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{err.read()[-2000:]}")
-        return seconds, usage.ru_maxrss / 1024, out.read()
-
-
 @app.command()
 def register(
     n: Annotated[int, typer.Option("-n", help="Hamiltonians (vdp layout: 11 artifacts each).")] = 1000,
@@ -457,7 +451,7 @@ def register(
             else:
                 command = [sys.executable, "-m", "manifest_broker.cli", "register", str(ham), str(art), "--base-dir",
                            str(base), "--url", url, "--parent", "lab", "--workers", str(workers)]  # fmt: skip
-            figures[side] = _client_process(command, env)
+            figures[side] = _launched(command, env)
         print(f"{side}: {figures[side][0]:.1f} s  {figures[side][2].strip()[:160]}")
     nodes = n * 12 + 1
     loop_s, broker_s, rerun_s = (figures[k][0] for k in ("tiled loop", "broker register", "broker re-run"))
@@ -512,3 +506,80 @@ def modea(
     print(f"{'Mode A locate + load':<52}{a_total:>10.2f}{n / a_total:>12,.0f}")
     print(f"{'Mode B: tiled.client read() per array':<52}{b_m.seconds:>10.2f}{n / b_m.seconds:>12,.0f}{b_m.peak_rss_mb:>9,.0f} MiB")
     print(f"\nMode A load / Mode B: {b_m.seconds / load_m.seconds:,.0f}x   Mode A locate+load / Mode B: {b_m.seconds / a_total:,.1f}x")
+
+
+@app.command()
+def cli(
+    repeats: Annotated[int, typer.Option(help="Runs of each small command (median reported).")] = 5,
+    n: Annotated[int, typer.Option("-n", help="Hamiltonians of the edrixs ingest (2 artifacts each).")] = 10_000,
+    workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
+) -> None:
+    """The command line as users run it: whole processes, wall time and peak RSS, beside
+    the same work called in-process (no start-up) for the edrixs ingest."""
+    from manifest_broker.ingest import ingest as run_ingest
+    from manifest_broker.manifests import ManifestPair
+
+    broker = str(Path(sys.executable).parent / "broker")
+    runs = workdir / "cli"
+    shutil.rmtree(runs, ignore_errors=True)
+    runs.mkdir(parents=True)
+    small = _layout_fixture(workdir, "spinwave", 5)  # 5 Hamiltonians x 2 artifacts = 15 nodes
+    small_args = [str(small / "manifests" / "spinwave_hamiltonians.parquet"), str(small / "manifests" / "spinwave_artifacts.parquet"),
+                  "--base-dir", str(small / "data")]  # fmt: skip
+    catalog = runs / "existing.db"
+    warm_cache = runs / "cache-warm"
+    env_warm = {**os.environ, "BROKER_CACHE_DIR": str(warm_cache)}
+    _timed_process([broker, "ingest", *small_args, "--catalog", str(catalog), "--parent", "first"], env_warm)
+
+    def cold_env(i: int) -> dict[str, str]:
+        return {**os.environ, "BROKER_CACHE_DIR": str(runs / f"cache-cold-{i}")}
+
+    cases: dict[str, Callable[[int], tuple[list[str], dict[str, str]]]] = {
+        "broker --help": lambda i: ([broker, "--help"], env_warm),
+        "broker check, 15 nodes (files opened)": lambda i: ([broker, "check", *small_args, "--no-cache"], env_warm),
+        "broker ingest, 15 nodes, known structures": lambda i: (
+            [broker, "ingest", *small_args, "--catalog", str(catalog), "--parent", f"warm{i}"], env_warm),
+        "broker ingest, 15 nodes, empty cache": lambda i: (
+            [broker, "ingest", *small_args, "--catalog", str(catalog), "--parent", f"cold{i}"], cold_env(i)),
+    }  # fmt: skip
+    times: dict[str, list[float]] = {}
+    peaks: dict[str, float] = {}
+    for i in range(repeats):  # interleaved, so a busy moment hits every command alike
+        for name, case in cases.items():
+            command, env = case(i)
+            seconds, peak = _timed_process(command, env)
+            times.setdefault(name, []).append(seconds)
+            peaks[name] = max(peaks.get(name, 0.0), peak)
+    print(f"\nfixed costs: median of {repeats} interleaved whole-process runs (catalog exists; 'known structures' = "
+          "Tiled's structure documents for these shapes cached by an earlier run)")  # fmt: skip
+    print(f"{'command':<46}{'median s':>10}{'min s':>8}{'peak RSS':>12}")
+    for name, values in times.items():
+        print(f"{name:<46}{statistics.median(values):>10.2f}{min(values):>8.2f}{peaks[name]:>8,.0f} MiB")
+
+    big = _layout_fixture(workdir, "edrixs", n)
+    pair = ManifestPair(big / "manifests" / "edrixs_hamiltonians.parquet", big / "manifests" / "edrixs_artifacts.parquet")
+    big_args = [str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(big / "data")]
+    rows: list[tuple[str, float, float]] = []
+    # First: nothing known (every file opened, Tiled's adapter imported for the
+    # structures). Then as a facility re-runs: `broker check` done, and these
+    # shapes' structures known from an earlier ingest (here one into a scratch catalog).
+    _timed_process([broker, "ingest", *big_args, "--catalog", str(runs / "scratch.db")], env_warm)
+    for label, env, extra in (("broker ingest (CLI), nothing cached", cold_env(99), ["--no-cache"]),
+                              ("broker ingest (CLI), checked, shapes known", env_warm, [])):  # fmt: skip
+        if not extra:
+            _timed_process([broker, "check", *big_args], env)
+        target = runs / f"edrixs-{len(rows)}.db"
+        seconds, peak = _timed_process([broker, "ingest", *big_args, "--catalog", str(target), *extra], env)
+        rows.append((label, seconds, peak))
+    nodes = 3 * n
+    run_ingest([pair], big / "data", str(runs / "warm-imports.db"))  # imports and first-use costs, outside the timing
+    os.environ["BROKER_CACHE_DIR"] = str(warm_cache)
+    with measured("in-process") as m:
+        run = run_ingest([pair], big / "data", str(runs / "in-process.db"))
+    assert run.result is not None and run.result.created_nodes == nodes
+    rows.append(("ingest() in-process, checked, shapes known", m.seconds, m.peak_rss_mb))
+    print(f"\nedrixs {n:,} x 2 = {nodes:,} nodes into a new SQLite catalog")
+    print(f"{'path':<46}{'seconds':>10}{'nodes/s':>12}{'peak RSS':>12}")
+    for label, seconds, peak in rows:
+        print(f"{label:<46}{seconds:>10.2f}{nodes / seconds:>12,.0f}{peak:>8,.0f} MiB")
+    print(f"\nCLI (checked, shapes known): {rows[2][1] / rows[1][1]:.2f}x the in-process speed")

@@ -14,12 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from manifest_broker import queries
+from manifest_broker.errors import BrokerError
 
 # Alembic heads whose schema the writer produces rows for, newest first.
 SUPPORTED_REVISIONS: tuple[str, ...] = ("917dbbcfc4b1",)
 
 
-class CatalogError(RuntimeError):
+class CatalogError(BrokerError, RuntimeError):
     """A catalog that cannot be used: not a Tiled catalog, unknown revision, locked..."""
 
 

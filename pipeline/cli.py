@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=render.BrokerGroup,
 )
 
 def _version(value: bool) -> None:
@@ -71,12 +72,9 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
 ) -> None:
     """Write a synthetic dataset in one of the guide's layouts, and its manifests."""
-    from manifest_broker.generate import GeneratorError, synthesize
+    from manifest_broker.generate import synthesize
 
-    try:
-        result = synthesize(layout, out_dir, n, seed)
-    except GeneratorError as exc:
-        raise _fail(str(exc)) from exc
+    result = synthesize(layout, out_dir, n, seed)
     render.console.print(
         f"{layout}: {result.hamiltonians.num_rows} Hamiltonians, {result.artifacts.num_rows} artifacts"
     )
@@ -92,12 +90,9 @@ def generate(
     n: Annotated[Optional[int], typer.Option("-n", "--n-hamiltonians", help="Limit the Hamiltonians.")] = None,
 ) -> None:
     """Run a manifest generator written to the guide's interface."""
-    from manifest_broker.generate import GeneratorError, run_generator
+    from manifest_broker.generate import run_generator
 
-    try:
-        result = run_generator(generator, data_dir, out_dir, n)
-    except GeneratorError as exc:
-        raise _fail(str(exc)) from exc
+    result = run_generator(generator, data_dir, out_dir, n)
     render.console.print(
         f"{result.hamiltonians.num_rows} Hamiltonians "
         f"(columns: {', '.join(result.hamiltonians.column_names)}), {result.artifacts.num_rows} artifacts"
@@ -122,7 +117,9 @@ def check(
     from manifest_broker.feedback import feedback_message
 
     pairs = _pairs(manifests)
-    report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, use_cache=not no_cache, workers=workers)
+    with render.stages(enabled=not as_json) as progress:
+        report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, use_cache=not no_cache,
+                                 workers=workers, progress=progress)  # fmt: skip
     if feedback:
         feedback.write_text(feedback_message(report.findings, ", ".join(p.name for p in pairs)))
     if as_json:
@@ -214,17 +211,12 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
-    from manifest_broker.catalog import CatalogError
     from manifest_broker.ingest import ingest as run_ingest
-    from manifest_broker.plan import PlanError
-    from manifest_broker.write import IngestError
 
     pairs = _pairs(manifests)
-    try:
+    with render.stages(enabled=not as_json) as progress:
         run = run_ingest(pairs, base_dir, catalog, parent=parent, update_metadata=update_metadata, use_cache=not no_cache,
-                         notify=lambda message: render.errors.print(message, markup=False))  # fmt: skip
-    except (IngestError, CatalogError, PlanError) as exc:
-        raise _fail(str(exc)) from exc
+                         notify=lambda message: render.errors.print(message, markup=False), progress=progress)  # fmt: skip
     if not run.report.ok:
         render.findings(run.report.findings)
         raise _fail(f"the manifests break the contract ({run.report.errors} error(s)); nothing was written")
@@ -271,14 +263,11 @@ def serve(
 
     from manifest_broker.serve import run_redacted, serve_command, server_environment
 
-    from manifest_broker.catalog import CatalogError, check_catalog
+    from manifest_broker.catalog import check_catalog
 
     if not base_dir.is_dir():
         raise _fail(f"--base-dir {base_dir}: not a directory")
-    try:
-        check_catalog(catalog)
-    except CatalogError as exc:
-        raise _fail(str(exc)) from exc
+    check_catalog(catalog)
     command = serve_command(catalog, base_dir, port, host)
     key = os.environ.get("TILED_API_KEY")
     render.errors.print("running: " + " ".join(command))
@@ -288,13 +277,14 @@ def serve(
 def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: ignore[no-untyped-def]
     from manifest_broker.contract import check_manifests
     from manifest_broker.plan import plan_nodes
+    from manifest_broker.probe import default_cache_dir
 
     pairs = _pairs(manifests)
     report = check_manifests(pairs, base_dir, parent=parent)
     if not report.ok:
         render.findings(report.findings)
         raise _fail(f"the manifests break the contract ({report.errors} error(s))")
-    return report, plan_nodes(report)
+    return report, plan_nodes(report, cache_dir=default_cache_dir())
 
 
 def _client(url: str, api_key: Optional[str], *, include_data_sources: bool = False):  # type: ignore[no-untyped-def]
@@ -343,6 +333,7 @@ def register(
     """
     from manifest_broker.contract import check_manifests
     from manifest_broker.plan import plan_nodes
+    from manifest_broker.probe import default_cache_dir
     from manifest_broker.register import RegisterError, register_plan, server_state
 
     pairs = _pairs(manifests)
@@ -353,10 +344,10 @@ def register(
         if not report.ok:
             render.findings(report.findings)
             raise _fail(f"the manifests break the contract ({report.errors} error(s)); nothing was registered")
-        plan = plan_nodes(report)
+        plan = plan_nodes(report, cache_dir=default_cache_dir())
         from tiled.client import from_uri
 
-        with render.progress("registering", plan.nodes, unit="nodes", enabled=not as_json) as advance:
+        with render.progress("registering nodes", plan.nodes, enabled=not as_json) as advance:
             result = register_plan(lambda: from_uri(url, api_key=api_key), plan, parent=parent, workers=workers,
                                    existing=state, progress=lambda done, _total: advance(done))  # fmt: skip
     except RegisterError as exc:
@@ -398,8 +389,8 @@ def delete(
 
     The Mode A locators of deleted artifacts are removed from their Hamiltonian, keeping the old metadata as a revision. A path that does not exist deletes nothing.
     """
-    from manifest_broker.catalog import CatalogError, locate
-    from manifest_broker.delete import DeleteError, delete_in_catalog, delete_through_server
+    from manifest_broker.catalog import locate
+    from manifest_broker.delete import delete_in_catalog, delete_through_server
 
     if (url is None) == (catalog is None):
         raise _fail("give exactly one of --url (a running server) or --catalog (a catalog database)", 2)
@@ -407,14 +398,11 @@ def delete(
         if not sys.stdin.isatty():
             raise _fail(f"refusing to delete {', '.join(paths)} without --yes (or try --dry-run first)", 2)
         typer.confirm(f"Delete {', '.join(paths)} and everything under them?", abort=True)
-    try:
-        if url is not None:
-            result = delete_through_server(_client(url, api_key), paths, dry_run=dry_run)
-        else:
-            assert catalog is not None
-            result = delete_in_catalog(locate(catalog), paths, dry_run=dry_run)
-    except (DeleteError, CatalogError) as exc:
-        raise _fail(str(exc)) from exc
+    if url is not None:
+        result = delete_through_server(_client(url, api_key), paths, dry_run=dry_run)
+    else:
+        assert catalog is not None
+        result = delete_in_catalog(locate(catalog), paths, dry_run=dry_run)
     if as_json:
         render.print_json({**result.__dict__, "total": result.total})
         return
@@ -477,15 +465,13 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """The guide's Step 7: everything served, arrays equal to the files, searches right. Exit 1 on a mismatch."""
-    from manifest_broker.verify import VerifyError
     from manifest_broker.verify import verify as run_verify
 
     report, plan = _checked_plan(manifests, base_dir, parent)
     client = _client(url, api_key, include_data_sources=True)
-    try:
-        result = run_verify(client, report, plan, base_dir=base_dir, parent=parent, sample=sample)
-    except VerifyError as exc:
-        raise _fail(str(exc)) from exc
+    with render.stages(enabled=not as_json) as progress:
+        result = run_verify(client, report.hamiltonians, plan, base_dir=base_dir, parent=parent, sample=sample,
+                            progress=progress)  # fmt: skip
     if as_json:
         render.print_json(result.__dict__ | {"ok": result.ok})
     else:

@@ -27,6 +27,7 @@ from manifest_broker.manifests import (
     read_manifest,
 )
 from manifest_broker.probe import ProbeResult, default_cache_dir, probe_locators
+from manifest_broker.progress import Progress
 
 FINDING_SCHEMA = pa.schema(
     [
@@ -110,6 +111,7 @@ def check_manifests(
     cache_dir: Path | None = None,
     use_cache: bool = True,
     workers: int | None = None,
+    progress: Progress | None = None,
 ) -> ContractReport:
     """Run every contract rule over one or more manifest pairs.
 
@@ -202,6 +204,7 @@ def check_manifests(
         base_dir,
         cache_dir=(cache_dir or default_cache_dir()) if use_cache else None,
         workers=workers,
+        progress=progress,
     )
     timings["probe"] = time.perf_counter() - t0
     con.register("probes", probe.table)

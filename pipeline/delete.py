@@ -22,9 +22,10 @@ from manifest_broker import queries
 from manifest_broker.catalog import CatalogError, CatalogLocation, check_schema, engine, find_node
 from manifest_broker.locks import writer_lock
 from manifest_broker.plan import LOCATOR_PREFIXES
+from manifest_broker.errors import BrokerError
 
 
-class DeleteError(RuntimeError):
+class DeleteError(BrokerError, RuntimeError):
     """Nothing was deleted; the message says why."""
 
 

@@ -64,7 +64,7 @@ def run_demo(workdir: Path, n: int) -> int:
     with running_server(str(catalog), workdir / "data", log=workdir / "tiled-serve.log") as url:
         c.print(f"  serving at {url}")
         client = from_uri(url, api_key="secret", include_data_sources=True)
-        checked = verify(client, run.report, run.plan, base_dir=workdir / "data", parent="demo", sample=10)
+        checked = verify(client, run.report.hamiltonians, run.plan, base_dir=workdir / "data", parent="demo", sample=10)
     for q in checked.queries:
         c.print(f"  search {q['query']}: served {q['served']}, manifest says {q['expected']}")
     for problem in checked.problems[:10]:

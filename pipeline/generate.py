@@ -12,9 +12,10 @@ from types import ModuleType
 import pyarrow as pa
 
 from manifest_broker.generators import LAYOUTS
+from manifest_broker.errors import BrokerError
 
 
-class GeneratorError(RuntimeError):
+class GeneratorError(BrokerError, RuntimeError):
     """A generator that cannot be loaded or that returned something unusable."""
 
 
@@ -48,7 +49,7 @@ def load_generator(spec: str) -> ModuleType:
     except ImportError as exc:
         raise GeneratorError(f"cannot import generator {spec!r}: {exc}") from exc
     if not callable(getattr(module, "generate", None)):
-        raise GeneratorError(f"{spec}: no generate(output_dir, n_hamiltonians=None) function")
+        raise GeneratorError(f"{spec}: no generate(output_dir, n_hamiltonians=None) function", where=spec)
     return module
 
 
@@ -81,7 +82,7 @@ def run_generator(spec: str, data_dir: Path, output_dir: Path, n_hamiltonians: i
             that found no Hamiltonians (the manifests it just created are removed).
     """
     if not Path(data_dir).is_dir():
-        raise GeneratorError(f"{data_dir}: data directory not found")
+        raise GeneratorError(f"{data_dir}: data directory not found", where=data_dir)
     module = load_generator(spec)
     module.DATA_DIR = str(data_dir)  # type: ignore[attr-defined]
     kwargs: dict[str, object] = {}
@@ -90,7 +91,7 @@ def run_generator(spec: str, data_dir: Path, output_dir: Path, n_hamiltonians: i
     before = _snapshot(output_dir)
     result = module.generate(str(output_dir), n_hamiltonians, **kwargs)
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise GeneratorError(f"{spec}: generate() must return (hamiltonians, artifacts)")
+        raise GeneratorError(f"{spec}: generate() must return (hamiltonians, artifacts)", where=spec)
     after = _snapshot(output_dir)
     written = sorted(p for p, mtime in after.items() if before.get(p) != mtime)
     generated = GeneratedManifests(_as_arrow(result[0], "Hamiltonians"), _as_arrow(result[1], "artifacts"), written)
@@ -98,7 +99,7 @@ def run_generator(spec: str, data_dir: Path, output_dir: Path, n_hamiltonians: i
         for path in written:
             if path not in before:  # only what this run created; a rewritten file stays
                 path.unlink()
-        raise GeneratorError(f"{spec}: generated no Hamiltonians from {data_dir} (is it the right data directory?)")
+        raise GeneratorError(f"{spec}: generated no Hamiltonians from {data_dir} (is it the right data directory?)", where=spec)
     return generated
 
 

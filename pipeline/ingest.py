@@ -12,6 +12,8 @@ from manifest_broker.locks import writer_lock
 from manifest_broker.contract import ContractReport, check_manifests
 from manifest_broker.manifests import ManifestPair
 from manifest_broker.plan import NodePlan, plan_nodes
+from manifest_broker.probe import default_cache_dir
+from manifest_broker.progress import Progress
 from manifest_broker.write import IngestResult, init_catalog, write_plan
 
 
@@ -33,12 +35,15 @@ def ingest(
     update_metadata: bool = False,
     use_cache: bool = True,
     notify: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> IngestRun:
     """Check, plan and write. Nothing is written when the contract has an error.
 
     Args:
         notify: Told once when another broker is writing to the catalog and this
             run waits for it.
+        progress: Told ``(stage, done, total)`` while files are probed, the plan
+            is made and rows are written.
 
     Raises:
         IngestError, CatalogError, PlanError: with the catalog left unchanged.
@@ -46,13 +51,17 @@ def ingest(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     # The catalog's own keys are checked too (key_in_catalog), before anything is planned.
-    report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, use_cache=use_cache)
+    report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, use_cache=use_cache, progress=progress)
     timings["check"] = time.perf_counter() - t0
     run = IngestRun(report, seconds=timings)
     if not report.ok:
         return run
     t0 = time.perf_counter()
-    run.plan = plan_nodes(report)
+    if progress:
+        progress("planning", 0, 1)
+    run.plan = plan_nodes(report, cache_dir=default_cache_dir() if use_cache else None)
+    if progress:
+        progress("planning", 1, 1)
     timings["plan"] = time.perf_counter() - t0
     location = locate(catalog)
     t0 = time.perf_counter()
@@ -61,8 +70,8 @@ def ingest(
     with writer_lock(location, notify=notify):
         timings["wait"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        run.created_catalog = init_catalog(location)
+        run.created_catalog = init_catalog(location, template_dir=default_cache_dir() if use_cache else None)
         timings["init"] = time.perf_counter() - t0
-        run.result = write_plan(location, run.plan, parent=parent, update_metadata=update_metadata)
+        run.result = write_plan(location, run.plan, parent=parent, update_metadata=update_metadata, progress=progress)
     timings["write"] = run.result.seconds
     return run

@@ -7,18 +7,19 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from manifest_broker.errors import BrokerError
 
 HAMILTONIAN_COLUMNS: tuple[str, ...] = ("huid", "key")
 ARTIFACT_COLUMNS: tuple[str, ...] = ("huid", "type", "file", "dataset", "index")
 ROW_COLUMN = "_row"
 
 
-class ManifestError(ValueError):
+class ManifestError(BrokerError, ValueError):
     """A manifest file that cannot be read at all (not Parquet, missing...); ``rule``
     names the contract rule it is reported under."""
 
-    def __init__(self, message: str, rule: str = "manifest_unreadable") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, rule: str = "manifest_unreadable", *, where: object = None) -> None:
+        super().__init__(message, where=where)
         self.rule = rule
 
 
@@ -39,14 +40,42 @@ class ManifestPair:
 def pairs_from_paths(paths: list[Path]) -> list[ManifestPair]:
     """Group ``HAM ART [HAM ART ...]`` command-line paths into pairs.
 
+    Paths named as the generators name them (``<name>_hamiltonians.parquet`` and
+    ``<name>_artifacts.parquet``) are paired by name in any order, so that a shell
+    glob (``manifests/*.parquet`` lists ``_artifacts`` first) works; other paths
+    are paired in the order given.
+
     Raises:
-        ManifestError: for an odd number of paths.
+        ManifestError: for an odd number of paths, or named manifests without
+            their partner.
     """
     if not paths or len(paths) % 2:
         raise ManifestError(
             f"manifests come in pairs (HAMILTONIANS ARTIFACTS ...); got {len(paths)} path(s)"
         )
-    return [ManifestPair(Path(h), Path(a)) for h, a in zip(paths[::2], paths[1::2])]
+    roles = [_role(Path(p)) for p in paths]
+    if any(role is None for role in roles):
+        return [ManifestPair(Path(h), Path(a)) for h, a in zip(paths[::2], paths[1::2])]
+    named: dict[tuple[Path, str], dict[str, Path]] = {}
+    for path, role in zip(paths, roles):
+        assert role is not None
+        kinds = named.setdefault((Path(path).parent, role[0]), {})
+        if role[1] in kinds:
+            raise ManifestError(f"{path}: {role[1]} manifest of {role[0]!r} given twice", where=path)
+        kinds[role[1]] = Path(path)
+    lonely = [next(iter(k.values())) for k in named.values() if len(k) != 2]
+    if lonely:
+        raise ManifestError(f"{lonely[0]}: its partner manifest is not among the paths given "
+                            "(HAMILTONIANS ARTIFACTS ...)", where=lonely[0])  # fmt: skip
+    return [ManifestPair(k["hamiltonians"], k["artifacts"]) for k in named.values()]
+
+
+def _role(path: Path) -> tuple[str, str] | None:
+    """(dataset name, "hamiltonians" or "artifacts") from a generator-style file name."""
+    for kind in ("hamiltonians", "artifacts"):
+        if path.stem.endswith(f"_{kind}") and len(path.stem) > len(kind) + 1:
+            return path.stem[: -len(kind) - 1], kind
+    return None
 
 
 def read_manifest(path: Path) -> pa.Table:
@@ -57,22 +86,22 @@ def read_manifest(path: Path) -> pa.Table:
     """
     path = Path(path)
     if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
+        raise ManifestError(f"{path}: manifest not found", where=path)
     try:
         names = pq.ParquetFile(path).schema_arrow.names
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ManifestError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once; "
-                                "each column must have its own name", "column_duplicate")  # fmt: skip
+                                "each column must have its own name", "column_duplicate", where=path)  # fmt: skip
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         if "too deeply nested" in reason:
             raise ManifestError(f"{path}: nested metadata deeper than Parquet readers accept ({reason})",
-                                "metadata_too_deep") from exc  # fmt: skip
-        raise ManifestError(f"{path}: not a readable Parquet manifest ({reason})") from exc
+                                "metadata_too_deep", where=path) from exc  # fmt: skip
+        raise ManifestError(f"{path}: not a readable Parquet manifest ({reason})", where=path) from exc
     if ROW_COLUMN in table.column_names:
-        raise ManifestError(f"{path}: column name {ROW_COLUMN!r} is reserved")
+        raise ManifestError(f"{path}: column name {ROW_COLUMN!r} is reserved", where=path)
     return table.append_column(ROW_COLUMN, pa.array(range(table.num_rows), pa.int64()))
 
 

@@ -23,12 +23,13 @@ import numpy as np
 import pyarrow as pa
 
 from manifest_broker.plan import LOCATOR_PREFIXES
+from manifest_broker.errors import BrokerError
 
 LOCATOR_COLUMNS = ["huid", "key", "type", "file", "dataset", "index"]
 _QUERY = re.compile(r"^\s*(?P<key>[^<>=!\s]+)\s*(?P<op>==|!=|>=|<=|>|<|=)\s*(?P<value>.*?)\s*$")
 
 
-class LocateError(ValueError):
+class LocateError(BrokerError, ValueError):
     """A query the command line cannot turn into a Tiled query."""
 
 

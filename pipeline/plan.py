@@ -9,20 +9,26 @@ exactly the ones Tiled itself would write.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
+import orjson
 import polars as pl
 import pyarrow as pa
 
 from manifest_broker import queries
 from manifest_broker.contract import ContractReport
 from manifest_broker.manifests import ARTIFACT_COLUMNS, HAMILTONIAN_COLUMNS, ROW_COLUMN, metadata_columns
+from manifest_broker.errors import BrokerError
 
 HDF5_MIMETYPE = "application/x-hdf5"
+# Bump when the cached structure entries change meaning.
+STRUCTURE_CACHE_VERSION = 1
 
 
-class PlanError(RuntimeError):
+class PlanError(BrokerError, RuntimeError):
     """The manifests passed the contract but cannot be planned (e.g. a structure mismatch)."""
 
 
@@ -73,8 +79,6 @@ def tiled_json(documents: list[str], under: list[str | None] | None = None) -> l
         documents: JSON objects as text (the manifest's metadata).
         under: Per document, JSON object text laid underneath it, or ``None``.
     """
-    import orjson
-
     if under is None:
         return [orjson.dumps(orjson.loads(d)).decode() for d in documents]
     return [
@@ -95,30 +99,75 @@ def array_structure(path: str, dataset: str, index: int | None) -> dict:
     return dataclasses.asdict(adapter.structure())
 
 
-def _structures(arrays: pl.DataFrame) -> tuple[pl.DataFrame, pa.Table]:
+def _structure_cache_file(cache_dir: Path) -> Path:
+    from importlib.metadata import version
+
+    return cache_dir / f"structures-v{STRUCTURE_CACHE_VERSION}-tiled-{version('tiled')}.json"
+
+
+def _read_structure_cache(path: Path | None) -> dict[str, list[str]]:
+    if path is None:
+        return {}
+    try:
+        cached = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):  # missing or damaged: computed again, nothing worse
+        return {}
+    return cached if isinstance(cached, dict) else {}
+
+
+def _write_structure_cache(path: Path, cache: dict[str, list[str]]) -> None:
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(orjson.dumps(cache))
+        os.replace(partial, path)
+    except OSError:  # full or read-only: the next run computes the structures again
+        partial.unlink(missing_ok=True)
+
+
+def _structure(row: dict) -> list[str]:
+    """[id, document] of one (shape, dtype, chunks, batched) group, by Tiled's own code."""
     from tiled.catalog.utils import compute_structure_id
     from tiled.utils import safe_json_dump
 
+    structure = array_structure(row["path"], row["dataset"], row["index"])
+    expected = list(row["shape"][1:] if row["indexed"] else row["shape"])
+    if list(structure["shape"]) != expected:
+        raise PlanError(f"{row['path']}:{row['dataset']} has shape {structure['shape']}, expected {expected}", where=row['path'])
+    return [compute_structure_id(structure), safe_json_dump(structure).decode()]
+
+
+def _structures(arrays: pl.DataFrame, cache_dir: Path | None) -> tuple[pl.DataFrame, pa.Table]:
+    """Structure id and document per group. Tiled's adapter module costs about 2 s
+    to import, so documents it computed are kept in ``cache_dir`` by group and Tiled
+    version: a dataset whose groups were seen before plans without importing it."""
     group = ["shape", "dtype", "chunks", "indexed"]
     representatives = arrays.group_by(group, maintain_order=True).first()
-    ids, docs = [], []
+    cache_file = _structure_cache_file(cache_dir) if cache_dir else None
+    cache = _read_structure_cache(cache_file)
+    ids, docs, computed = [], [], False
     for row in representatives.iter_rows(named=True):
-        structure = array_structure(row["path"], row["dataset"], row["index"])
-        expected = list(row["shape"][1:] if row["indexed"] else row["shape"])
-        if list(structure["shape"]) != expected:
-            raise PlanError(f"{row['path']}:{row['dataset']} has shape {structure['shape']}, expected {expected}")
-        ids.append(compute_structure_id(structure))
-        docs.append(safe_json_dump(structure).decode())
+        signature = orjson.dumps([row[c] for c in group]).decode()
+        entry = cache.get(signature)
+        if not (isinstance(entry, list) and len(entry) == 2):
+            entry = cache[signature] = _structure(row)
+            computed = True
+        ids.append(entry[0])
+        docs.append(entry[1])
+    if cache_file and computed:
+        _write_structure_cache(cache_file, cache)
     mapping = representatives.select(group).with_columns(pl.Series("structure_id", ids, pl.String))
     table = pa.table({"id": ids, "structure": docs}).group_by("id").aggregate([("structure", "min")])
     return mapping, table.rename_columns(["id", "structure"])
 
 
-def plan_nodes(report: ContractReport) -> NodePlan:
+def plan_nodes(report: ContractReport, *, cache_dir: Path | None = None) -> NodePlan:
     """Plan the nodes of every dataset of a passing contract report.
 
     Args:
         report: A report with ``ok`` true (the probe table is reused for structures).
+        cache_dir: Where structure documents computed by Tiled are kept (see
+            :func:`_structures`); ``None`` computes every one.
 
     Returns:
         A :class:`NodePlan`.
@@ -162,7 +211,7 @@ def plan_nodes(report: ContractReport) -> NodePlan:
         empty = pa.table({c: pa.array([], pa.string()) for c in ("parent_key", "key", "metadata", "parameters", "path", "structure_id")})
         return NodePlan(ham_table, empty, pa.table({"id": [], "structure": []}), pa.table({"path": [], "data_uri": [], "size": [], "mtime_ns": []}))
     arr = arr.with_columns(pl.Series("metadata", tiled_json(arr["metadata"].to_list(), arr["attrs"].to_list()), pl.String))
-    mapping, structures = _structures(arr)
+    mapping, structures = _structures(arr, cache_dir)
     arr = arr.join(mapping, on=["shape", "dtype", "chunks", "indexed"], how="left", nulls_equal=True)
     assets = arr.select("path", "size", "mtime_ns").unique("path", maintain_order=True)
     assets = assets.with_columns(pl.Series("data_uri", [ensure_uri(p) for p in assets["path"]], pl.String))

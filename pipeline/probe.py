@@ -24,14 +24,18 @@ import polars as pl
 import pyarrow as pa
 from h5py import h5l as _h5l
 
+from manifest_broker.progress import Progress
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Files opened per task sent to a worker: large enough to amortise the round trip,
 # small enough to keep both cores busy to the end.
 CHUNK_FILES = 256
 # Below this many files the process pool costs more than it saves.
 POOL_THRESHOLD = 128
+# Files opened in this process between two progress reports.
+PROGRESS_FILES = 32
 # Bumped when the probe's verdicts change (see _cache_path).
-PROBE_VERSION = 3
+PROBE_VERSION = 4
 
 PROBE_SCHEMA = pa.schema(
     [
@@ -217,7 +221,14 @@ def _describe_dataset(handle: Any, name: str, resolved: str) -> tuple:
     except (OSError, RuntimeError, TypeError, ValueError, UnicodeDecodeError) as exc:
         return refused("attrs_unusable", f"{name} has HDF5 attributes that cannot become JSON metadata ({exc}); "
                                          "Tiled copies every attribute into the array's metadata")  # fmt: skip
-    return (name, "ok", None, "ok", None, list(oid.shape), dtype.str, chunks, ragged, attrs)
+    return (name, "ok", None, "ok", None, list(oid.shape), dtype_text(dtype), chunks, ragged, attrs)
+
+
+def dtype_text(dtype: Any) -> str:
+    """A dtype as text that tells every two dtypes apart: numpy's ``str`` (``<f8``,
+    ``>c16``), or for structured and subarray types (``|V24`` for all of them) their
+    full numpy spelling."""
+    return dtype.str if dtype.kind != "V" else f"{dtype.str}{dtype}"
 
 
 def _open_files() -> int:
@@ -284,18 +295,31 @@ def _cache_path(cache_dir: Path, base_real: str) -> Path:
     return cache_dir / f"probe-v{PROBE_VERSION}-{digest}.parquet"
 
 
-def _run_probes(tasks: list[tuple[str, list[str]]], workers: int) -> list[tuple[str, list[tuple]]]:
-    if len(tasks) < POOL_THRESHOLD or workers <= 1:
-        return _probe_chunk(tasks)
-    chunks = [tasks[i : i + CHUNK_FILES] for i in range(0, len(tasks), CHUNK_FILES)]
+def _run_probes(tasks: list[tuple[str, list[str]]], workers: int,
+                progress: Progress | None = None) -> list[tuple[str, list[tuple]]]:  # fmt: skip
+    pooled = len(tasks) >= POOL_THRESHOLD and workers > 1
+    size = CHUNK_FILES if pooled else PROGRESS_FILES
+    chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+    results: list[tuple[str, list[tuple]]] = []
+    if progress and tasks:
+        progress("probing files", 0, len(tasks))
+
+    def collect(part: list[tuple[str, list[tuple]]]) -> None:
+        results.extend(part)
+        if progress:
+            progress("probing files", len(results), len(tasks))
+
+    if not pooled:
+        for chunk in chunks:
+            collect(_probe_chunk(chunk))
+        return results
     # forkserver: a clean parent to fork from; forking this process could inherit
     # locks held by DuckDB's or Arrow's threads.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["h5py", "tiled.utils", "manifest_broker.probe"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        results: list[tuple[str, list[tuple]]] = []
         for part in pool.map(_probe_chunk, chunks):
-            results.extend(part)
+            collect(part)
     return results
 
 
@@ -305,6 +329,7 @@ def probe_locators(
     *,
     cache_dir: Path | None = None,
     workers: int | None = None,
+    progress: Progress | None = None,
 ) -> ProbeResult:
     """Describe every distinct (file, dataset) pair of the artifact manifests.
 
@@ -313,6 +338,7 @@ def probe_locators(
         base_dir: The data directory manifest paths are relative to.
         cache_dir: Where the probe cache lives; ``None`` disables the cache.
         workers: Processes that open files; default: every core.
+        progress: Told ``("probing files", opened, to_open)`` as files are opened.
 
     Returns:
         A :class:`ProbeResult` whose table follows :data:`PROBE_SCHEMA`.
@@ -354,7 +380,7 @@ def probe_locators(
         .agg(pl.col("dataset"))
     )
     tasks = list(zip(to_open["path"].to_list(), to_open["dataset"].to_list()))
-    opened = _run_probes(tasks, workers or os.cpu_count() or 1)
+    opened = _run_probes(tasks, workers or os.cpu_count() or 1, progress)
 
     fresh_rows = [(path, *row) for path, rows in opened for row in rows]
     fresh = pl.DataFrame(
@@ -379,6 +405,9 @@ def probe_locators(
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             pl.concat([keep, fresh]).write_parquet(partial)
             os.replace(partial, cache_file)
+            for stale in cache_file.parent.glob("probe-v*-*.parquet"):  # left by older brokers
+                if not stale.name.startswith(f"probe-v{PROBE_VERSION}-"):
+                    stale.unlink(missing_ok=True)
         except (OSError, pl.exceptions.ComputeError) as exc:  # full or read-only: slower re-runs, nothing worse
             partial.unlink(missing_ok=True)
             reason = getattr(exc, "strerror", None) or str(exc).rsplit(": ", 1)[-1]

@@ -24,11 +24,12 @@ from typing import Any
 import pyarrow as pa
 
 from manifest_broker.plan import HDF5_MIMETYPE, NodePlan, only_new_locators
+from manifest_broker.errors import BrokerError
 
 KEY_SCHEMA = pa.schema([("key", pa.string()), ("huid", pa.string()), ("location", pa.string())])
 
 
-class RegisterError(RuntimeError):
+class RegisterError(BrokerError, RuntimeError):
     """The registration cannot start (the parent path is not a container...)."""
 
 

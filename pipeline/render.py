@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
+
+from manifest_broker.errors import BrokerError
 
 # Result lines are grepped by scripts too: never wrapped (tables still fit the width).
 console = Console(highlight=False, soft_wrap=True)
@@ -63,25 +66,37 @@ def findings(data: pa.Table) -> None:
 
 
 @contextmanager
-def progress(label: str, total: int, *, unit: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """A progress bar with rate on stderr (when stderr is a terminal); yields
-    ``update(done)``, safe to call from worker threads."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def stages(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress bars with rate and time left on stderr, one per stage, while stderr
+    is a terminal (quiet when piped, or when ``enabled`` is false, e.g. for
+    ``--json``); yields ``report(stage, done, total)``, safe from worker threads."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bar = Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
         console=errors, disable=not enabled or not errors.is_terminal, transient=True,
     )  # fmt: skip
-    task = bar.add_task(label, total=total, rate="")
-    started = time.monotonic()
+    tasks: dict[str, tuple[Any, float]] = {}
 
-    def update(done: int) -> None:
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = (bar.add_task(stage, total=total, rate=""), time.monotonic())
+        task, started = tasks[stage]
         elapsed = time.monotonic() - started
-        bar.update(task, completed=done, rate=f"{done / elapsed:,.0f} {unit}/s" if elapsed > 0 else "")
+        # A rate only for stages of many steps, once it means something.
+        rate = f"{done / elapsed:,.0f}/s" if total > 1 and done and elapsed > 0.2 else ""
+        bar.update(task, completed=done, total=total, rate=rate)
 
     with bar:
-        yield update
+        yield report
+
+
+@contextmanager
+def progress(label: str, total: int, *, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """One stage of :func:`stages`; yields ``update(done)``."""
+    with stages(enabled) as report:
+        yield lambda done: report(label, done, total)
 
 
 def labelled(style: str, label: str, message: str) -> str:
@@ -90,9 +105,32 @@ def labelled(style: str, label: str, message: str) -> str:
     return f"[{style}]{label}:[/] {escape(message)}"
 
 
-def fail(message: str, code: int = 1) -> Exception:
-    """Print ``error: message`` to stderr and return the exit to raise (typer.Exit)."""
+def fail(message: str, code: int = 1, where: object = None) -> BrokerError:
+    """The error to raise for ``message``: printed as ``error: message`` with exit
+    ``code`` by the one handler (:class:`BrokerGroup`)."""
+    return BrokerError(message, where=where, exit_code=code)
+
+
+def _invoke_reporting_errors(invoke: Callable[[Any], Any], ctx: Any) -> Any:
     import typer
 
-    errors.print(labelled("red", "error", message))
-    return typer.Exit(code)
+    try:
+        return invoke(ctx)
+    except BrokerError as exc:
+        errors.print(labelled("red", "error", str(exc)))
+        raise typer.Exit(exc.exit_code) from None
+
+
+class BrokerGroup(TyperGroup):
+    """The command group of ``broker``: the one place where a :class:`BrokerError`
+    of any subcommand becomes ``error: ...`` on stderr and its exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        return _invoke_reporting_errors(super().invoke, ctx)
+
+
+class BrokerCommand(TyperCommand):
+    """The same, for a program of one command (``iceberg-packager``)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        return _invoke_reporting_errors(super().invoke, ctx)

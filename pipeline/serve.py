@@ -19,9 +19,10 @@ from pathlib import Path
 import httpx
 
 from manifest_broker.catalog import locate
+from manifest_broker.errors import BrokerError
 
 
-class ServeError(RuntimeError):
+class ServeError(BrokerError, RuntimeError):
     """The server did not come up."""
 
 

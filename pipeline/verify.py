@@ -10,13 +10,15 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from manifest_broker import queries
-from manifest_broker.contract import ContractReport
 from manifest_broker.plan import NodePlan
+from manifest_broker.progress import Progress
+from manifest_broker.errors import BrokerError
 
 
-class VerifyError(RuntimeError):
+class VerifyError(BrokerError, RuntimeError):
     """The catalog path to verify is not served."""
 
 
@@ -34,10 +36,10 @@ class VerifyReport:
         return not self.problems
 
 
-def _numeric_parameter(report: ContractReport) -> tuple[str, str, Any] | None:
+def _numeric_parameter(hamiltonians: dict[str, pa.Table]) -> tuple[str, str, Any] | None:
     """(dataset, column, median) of the first numeric metadata column found."""
     con = duckdb.connect()
-    for name, ham in report.hamiltonians.items():
+    for name, ham in hamiltonians.items():
         for field_ in ham.schema:
             if field_.name in ("huid", "key", "_row") or not (
                 str(field_.type).startswith(("double", "float", "int"))
@@ -63,7 +65,6 @@ def confinement_problems(served: list[tuple[str, str, str]], base_dir: Path) -> 
     Returns:
         One message per array that would read outside the data directory.
     """
-    import pyarrow as pa
     from tiled.utils import path_from_uri
 
     from manifest_broker.probe import probe_locators
@@ -82,8 +83,8 @@ def confinement_problems(served: list[tuple[str, str, str]], base_dir: Path) -> 
     return problems
 
 
-def verify(client: Any, report: ContractReport, plan: NodePlan, *, base_dir: Path, parent: str = "",
-           sample: int = 10, seed: int = 0) -> VerifyReport:  # fmt: skip
+def verify(client: Any, hamiltonians: dict[str, pa.Table], plan: NodePlan, *, base_dir: Path, parent: str = "",
+           sample: int = 10, seed: int = 0, progress: Progress | None = None) -> VerifyReport:  # fmt: skip
     """Compare what the server serves with the manifests.
 
     Every Hamiltonian present with all its metadata; every artifact present with
@@ -94,10 +95,28 @@ def verify(client: Any, report: ContractReport, plan: NodePlan, *, base_dir: Pat
 
     Args:
         client: A ``tiled.client`` node made with ``include_data_sources=True``.
-    """
-    from tiled.queries import Key
+        hamiltonians: The checked Hamiltonian manifests, by dataset name
+            (``ContractReport.hamiltonians``).
+        plan: The nodes planned from those manifests.
+        progress: Told ``(stage, done, total)`` per Hamiltonian and per array read.
 
+    Raises:
+        VerifyError: when ``parent`` is not served.
+    """
     out = VerifyReport()
+    node = _parent_node(client, parent)
+    expected_meta = dict(zip(plan.hamiltonians["key"].to_pylist(), plan.hamiltonians["metadata"].to_pylist()))
+    served = {key: child for key, child in node.items() if key in expected_meta}
+    assets = _check_served_nodes(served, expected_meta, plan, out, progress)
+    if assets:
+        out.assets_checked = len(assets)
+        out.problems.extend(confinement_problems(assets, base_dir))
+    _compare_sampled_arrays(served, plan, sample, seed, out, progress)
+    _check_search(node, hamiltonians, set(expected_meta), out)
+    return out
+
+
+def _parent_node(client: Any, parent: str) -> Any:
     node = client
     walked = []
     for segment in [s for s in parent.split("/") if s]:
@@ -105,19 +124,22 @@ def verify(client: Any, report: ContractReport, plan: NodePlan, *, base_dir: Pat
         try:
             node = node[segment]
         except KeyError as exc:
-            raise VerifyError(f"--parent {parent}: the server has no node {'/'.join(walked)}") from exc
-    expected_meta = dict(zip(plan.hamiltonians["key"].to_pylist(), plan.hamiltonians["metadata"].to_pylist()))
+            raise VerifyError(f"--parent {parent}: the server has no node {'/'.join(walked)}", where=parent) from exc
+    return node
+
+
+def _check_served_nodes(served: dict[str, Any], expected_meta: dict[str, str], plan: NodePlan, out: VerifyReport,
+                        progress: Progress | None) -> list[tuple[str, str, str]]:  # fmt: skip
+    """Every Hamiltonian with its metadata, every artifact with its structure;
+    returns (node path, data_uri, dataset) of every served asset."""
     structures = {sid: json.loads(doc) for sid, doc in zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())}
     children: dict[str, dict[str, str]] = {}
     for row in plan.arrays.select(["parent_key", "key", "structure_id"]).to_pylist():
         children.setdefault(row["parent_key"], {})[row["key"]] = row["structure_id"]
-
-    served = {}
     assets: list[tuple[str, str, str]] = []
-    for key, child in node.items():
-        if key in expected_meta:
-            served[key] = child
-    for key, metadata in expected_meta.items():
+    for done, (key, metadata) in enumerate(expected_meta.items(), 1):
+        if progress:
+            progress("checking Hamiltonians", done, len(expected_meta))
         if key not in served:
             out.problems.append(f"Hamiltonian {key} is not served")
             continue
@@ -143,15 +165,18 @@ def verify(client: Any, report: ContractReport, plan: NodePlan, *, base_dir: Pat
             if list(structure.shape) != list(want_structure["shape"]) or dtype.itemsize != want_structure["data_type"]["itemsize"] \
                     or dtype.kind != want_structure["data_type"]["kind"]:  # fmt: skip
                 out.problems.append(f"{key}/{art_key}: served shape {structure.shape} dtype {dtype} differ from the file")
+    return assets
 
-    if assets:
-        out.assets_checked = len(assets)
-        out.problems.extend(confinement_problems(assets, base_dir))
 
-    pairs = [(k, a) for k, arts in children.items() for a in arts if k in served]
-    for key, art_key in random.Random(seed).sample(pairs, min(sample, len(pairs))):
-        import h5py
+def _compare_sampled_arrays(served: dict[str, Any], plan: NodePlan, sample: int, seed: int, out: VerifyReport,
+                            progress: Progress | None) -> None:  # fmt: skip
+    """``sample`` random arrays read through the server (Mode B) equal the h5py read
+    through the Mode A locator in the Hamiltonian's metadata."""
+    import h5py
 
+    pairs = [(k, a) for k, a in zip(plan.arrays["parent_key"].to_pylist(), plan.arrays["key"].to_pylist()) if k in served]
+    chosen = random.Random(seed).sample(pairs, min(sample, len(pairs)))
+    for key, art_key in chosen:
         meta = dict(served[key].metadata)
         mode_b = served[key][art_key].read()
         with h5py.File(Path(meta[f"path_{art_key}"]), "r") as handle:
@@ -161,17 +186,25 @@ def verify(client: Any, report: ContractReport, plan: NodePlan, *, base_dir: Pat
         if mode_a.dtype != mode_b.dtype or not np.array_equal(mode_a, mode_b, equal_nan=mode_a.dtype.kind == "f"):
             out.problems.append(f"{key}/{art_key}: array served (Mode B) differs from the h5py read (Mode A)")
         out.arrays_compared += 1
+        if progress:
+            progress("comparing arrays", out.arrays_compared, len(chosen))
 
-    found = _numeric_parameter(report)
-    if found:
-        name, column, threshold = found
-        con = duckdb.connect()
-        con.register("hamiltonians", report.hamiltonians[name].select([column]).rename_columns(["value"]))
-        row = con.execute(queries.load("verify/count_above"), {"threshold": threshold}).fetchone()
-        expected = int(row[0]) if row else 0
-        # Only this manifest's Hamiltonians: other datasets may share the parent.
-        served_count = sum(1 for key in node.search(Key(column) > threshold) if key in expected_meta)
-        out.queries.append({"query": f"Key({column!r}) > {threshold}", "expected": expected, "served": served_count})
-        if served_count != expected:
-            out.problems.append(f"search Key({column!r}) > {threshold} returned {served_count}, the manifest says {expected}")
-    return out
+
+def _check_search(node: Any, hamiltonians: dict[str, pa.Table], keys: set[str], out: VerifyReport) -> None:
+    """A metadata search (first numeric parameter above its median) finds as many of
+    this manifest's Hamiltonians as DuckDB counts in the manifest."""
+    from tiled.queries import Key
+
+    found = _numeric_parameter(hamiltonians)
+    if not found:
+        return
+    name, column, threshold = found
+    con = duckdb.connect()
+    con.register("hamiltonians", hamiltonians[name].select([column]).rename_columns(["value"]))
+    row = con.execute(queries.load("verify/count_above"), {"threshold": threshold}).fetchone()
+    expected = int(row[0]) if row else 0
+    # Only this manifest's Hamiltonians: other datasets may share the parent.
+    served_count = sum(1 for key in node.search(Key(column) > threshold) if key in keys)
+    out.queries.append({"query": f"Key({column!r}) > {threshold}", "expected": expected, "served": served_count})
+    if served_count != expected:
+        out.problems.append(f"search Key({column!r}) > {threshold} returned {served_count}, the manifest says {expected}")

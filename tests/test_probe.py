@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pyarrow as pa
 
-from manifest_broker.probe import PROBE_SCHEMA, probe_locators
+from manifest_broker.probe import PROBE_SCHEMA, PROBE_VERSION, probe_locators
 
 
 def _files(base: Path, n: int) -> pa.Table:
@@ -43,8 +43,11 @@ def test_cache_reopens_only_changed_files(tmp_path: Path) -> None:
     base, cache = tmp_path / "data", tmp_path / "cache"
     base.mkdir()
     locators = _files(base, 20)
+    cache.mkdir()
+    (cache / "probe-v1-0123456789abcdef.parquet").write_bytes(b"left by an older broker")
     first = probe_locators(locators, base, cache_dir=cache)
     assert first.opened == 20
+    assert [p.name.split("-")[1] for p in cache.iterdir()] == [f"v{PROBE_VERSION}"]  # stale versions removed
     second = probe_locators(locators, base, cache_dir=cache)
     assert second.opened == 0 and second.table.equals(first.table)
     with h5py.File(base / "f0007.h5", "w") as f:  # rewritten with another shape

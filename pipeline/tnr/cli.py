@@ -9,7 +9,8 @@ import typer
 
 from manifest_broker import render
 
-app = typer.Typer(help="Package time-resolved neutron reflectometry runs into Iceberg tables.", no_args_is_help=True)
+app = typer.Typer(help="Package time-resolved neutron reflectometry runs into Iceberg tables.", no_args_is_help=True,
+                  cls=render.BrokerGroup)
 
 LakeOption = Annotated[str, typer.Option("--lake", help="Lakehouse directory (embedded SQLite catalog + warehouse), "
                                           "or a catalog URI (postgresql://..., sqlite:///...) with --warehouse.")]
@@ -36,38 +37,50 @@ def _lake(lake: str, warehouse: Optional[str]):  # type: ignore[no-untyped-def]
 
 def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output: Optional[Path], validate_only: bool,
                 lake: str, warehouse: Optional[str], namespace: str, tz_offset: Optional[float],
-                run_number: Optional[int], strict: bool) -> None:  # fmt: skip
+                run_number: Optional[int], strict: bool, as_json: bool = False) -> None:  # fmt: skip
     """Package one run: check everything, then (unless validating) write Iceberg and the spec files."""
     from manifest_broker.tnr.inputs import RunInputError
-    from manifest_broker.tnr.lake import LakeError, write_run
+    from manifest_broker.tnr.lake import write_run
     from manifest_broker.tnr.package import package_run
     from manifest_broker.tnr.reduced import ReducedFileError
     from manifest_broker.tnr.spec_files import write_spec_files
 
     location = _lake(lake, warehouse)
-    try:
-        package = package_run(split_file, reduced_dir, template_file, tz_offset=tz_offset, run_number=run_number, strict=strict)
-    except (RunInputError, ReducedFileError) as exc:
-        raise _fail(f"{exc}; nothing was written") from exc
+    with render.stages(enabled=not as_json) as progress:
+        try:
+            package = package_run(split_file, reduced_dir, template_file, tz_offset=tz_offset, run_number=run_number,
+                                  strict=strict, progress=progress)  # fmt: skip
+        except (RunInputError, ReducedFileError) as exc:
+            raise _fail(f"{exc}; nothing was written", where=exc.where) from exc
+        # Only the numeric fields: a timestamp's as_py() makes pyarrow import pandas.
+        run = package.run.select(["n_nan_R", "n_negative_R", "tz_offset_hours"]).to_pylist()[0]
+        answer: dict[str, object] = {
+            "run_number": package.run_number, "slices": package.reflectivity.num_rows, "points": package.points, **run,
+            "warnings": package.warnings, "written": False, "lake": str(location.name), "namespace": namespace,
+            "repaired": None, "files": [],
+        }  # fmt: skip
+        if not validate_only:
+            progress("writing the lake", 0, 1)
+            written = write_run(location, package, namespace)
+            progress("writing the lake", 1, 1)
+            answer.update(written=True, repaired=written.repaired)
+            if output is not None:
+                answer["files"] = [str(f) for f in write_spec_files(package, output)]
+    if as_json:
+        render.print_json(answer)
+        return
     for warning in package.warnings:
         render.console.print(render.labelled("yellow", "warning", warning))
-    # Only the numeric fields: a timestamp's as_py() makes pyarrow import pandas.
-    run = package.run.select(["n_nan_R", "n_negative_R", "tz_offset_hours"]).to_pylist()[0]
     summary = (f"run {package.run_number}: {package.reflectivity.num_rows} slices, {package.points} points, "
                f"{run['n_nan_R']} NaN and {run['n_negative_R']} negative R values kept, tz_offset {run['tz_offset_hours']} h")  # fmt: skip
     if validate_only:
         render.console.print(f"valid: {summary}; nothing written (--validate-only)")
         return
-    try:
-        written = write_run(location, package, namespace)
-    except LakeError as exc:
-        raise _fail(str(exc)) from exc
-    if written.repaired:
-        render.console.print(render.labelled("yellow", "repaired", f"{written.repaired}; this packaging replaced it"))
+    if answer["repaired"]:
+        render.console.print(render.labelled("yellow", "repaired", f"{answer['repaired']}; this packaging replaced it"))
     render.console.print(f"packaged {summary} into {location.name} ({namespace}.reflectivity, {namespace}.runs)")
-    if output is not None:
-        data, meta = write_spec_files(package, output)
-        render.console.print(f"wrote {data} and {meta}")
+    if answer["files"]:
+        render.console.print(f"wrote {' and '.join(answer['files'])}")  # type: ignore[arg-type]
 
 
 @app.command()
@@ -83,10 +96,11 @@ def package(
     tz_offset: TzOption = None,
     run_number: RunNumberOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="Unmatched files/intervals and shared file names are errors.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Package one run into <ns>.reflectivity and <ns>.runs (re-packaging replaces the run)."""
     run_package(split_file, reduced_dir, template_file, output, validate_only, lake, warehouse, namespace, tz_offset,
-                run_number, strict)  # fmt: skip
+                run_number, strict, as_json)  # fmt: skip
 
 
 @app.command("package-many")
@@ -98,7 +112,7 @@ def package_many(
     jobs: Annotated[int, typer.Option(min=1, help="Runs read in parallel.")] = 1,
 ) -> None:
     """Find and package every run under ROOT, one commit per run, with a summary."""
-    from rich.progress import Progress
+    import itertools
 
     from manifest_broker.tnr.campaign import find_runs
     from manifest_broker.tnr.campaign import package_many as run_many
@@ -109,9 +123,9 @@ def package_many(
     total = sum(1 for _ in find_runs(root))
     if total == 0:
         raise _fail(f"{root}: no run found (no r<run>_eis_reduction.json below it)")
-    with Progress(console=render.console) as progress:
-        task = progress.add_task("packaging runs", total=total)
-        summaries = run_many(root, location, namespace, jobs, on_done=lambda s: progress.advance(task))
+    done = itertools.count(1)  # next() is atomic: on_done comes from worker threads
+    with render.progress("packaging runs", total) as update:
+        summaries = run_many(root, location, namespace, jobs, on_done=lambda _summary: update(next(done)))
     render.table("campaign", ["run", "reduced dir", "slices", "points", "warnings", "error"],
                  [(s.run_number, s.reduced_dir, s.slices, s.points, len(s.warnings), s.error or "") for s in summaries],
                  limit=None)  # fmt: skip
@@ -133,19 +147,13 @@ def plot(
     q_max: Annotated[float, typer.Option(help="Q band end.")] = 0.03,
 ) -> None:
     """Reflectivity curves coloured by time, and a Q band's integrated R over time."""
-    from manifest_broker.tnr.lake import LakeError, scan
-    from manifest_broker.tnr.plot import PlotUnavailable, plot_run
+    from manifest_broker.tnr.lake import scan
+    from manifest_broker.tnr.plot import plot_run
 
-    try:
-        rows = scan(_lake(lake, warehouse), "reflectivity", namespace, run)
-    except LakeError as exc:
-        raise _fail(str(exc)) from exc
+    rows = scan(_lake(lake, warehouse), "reflectivity", namespace, run)
     if rows.num_rows == 0:
         raise _fail(f"run {run} is not in {lake} ({namespace}.reflectivity)")
-    try:
-        render.console.print(f"wrote {plot_run(rows, output, (q_min, q_max))}")
-    except PlotUnavailable as exc:
-        raise _fail(str(exc)) from exc
+    render.console.print(f"wrote {plot_run(rows, output, (q_min, q_max))}")
 
 
 @app.command()
@@ -159,15 +167,12 @@ def sql(
     """DuckDB over the Iceberg tables, through the Arrow result of a pyiceberg scan."""
     import duckdb
 
-    from manifest_broker.tnr.lake import LakeError, scan
+    from manifest_broker.tnr.lake import scan
 
     location = _lake(lake, warehouse)
     con = duckdb.connect()
     for name in ("reflectivity", "runs"):
-        try:
-            con.register(name, scan(location, name, namespace))
-        except LakeError as exc:
-            raise _fail(str(exc)) from exc
+        con.register(name, scan(location, name, namespace))
     try:
         result = con.execute(query).to_arrow_table()
     except duckdb.Error as exc:
@@ -186,18 +191,15 @@ def check(
     repair: Annotated[bool, typer.Option("--repair", help="Make every mismatched run consistent.")] = False,
 ) -> None:
     """Find runs whose two tables disagree (a packaging killed between its commits); exit 1 if any."""
-    from manifest_broker.tnr.lake import LakeError, catalog, check_lake, repair_lake
+    from manifest_broker.tnr.lake import catalog, check_lake, repair_lake
 
     location = _lake(lake, warehouse)
-    try:
-        cat = catalog(location, create=False)
+    cat = catalog(location, create=False)
+    mismatches = check_lake(cat, namespace)
+    if repair and mismatches:
+        for line in repair_lake(cat, namespace, mismatches):
+            render.console.print(f"repaired {line}")
         mismatches = check_lake(cat, namespace)
-        if repair and mismatches:
-            for line in repair_lake(cat, namespace, mismatches):
-                render.console.print(f"repaired {line}")
-            mismatches = check_lake(cat, namespace)
-    except LakeError as exc:
-        raise _fail(str(exc)) from exc
     for mismatch in mismatches:
         render.console.print(render.labelled("red", "inconsistent", f"{mismatch.describe()}; re-package the run or run with --repair"))
     if mismatches:
@@ -213,12 +215,9 @@ def maintain(
     keep: Annotated[int, typer.Option("--keep", min=1, help="Snapshots kept per table (the current one included).")] = 2,
 ) -> None:
     """Expire old snapshots and delete the files only they read, in every table of the namespace."""
-    from manifest_broker.tnr.lake import LakeError, maintain as run_maintain
+    from manifest_broker.tnr.lake import maintain as run_maintain
 
-    try:
-        done = run_maintain(_lake(lake, warehouse), namespace, keep)
-    except LakeError as exc:
-        raise _fail(str(exc)) from exc
+    done = run_maintain(_lake(lake, warehouse), namespace, keep)
     for table, (expired, files, size) in done.items():
         render.console.print(f"{table}: {expired} snapshot(s) expired, {files} file(s) deleted ({size / 1e6:.1f} MB)")
 
@@ -234,7 +233,7 @@ def _print_version(value: bool) -> None:
 packager = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-@packager.command()
+@packager.command(cls=render.BrokerCommand)
 def _iceberg_packager(
     split_file: Annotated[Path, typer.Argument(help="Path to the split JSON file.")],
     reduced_dir: Annotated[Path, typer.Argument(help="Directory containing reduced .txt files.")],

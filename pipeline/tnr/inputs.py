@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from manifest_broker.errors import BrokerError
 
 # Template fields users filter on, collected per <RefLData> block (one per angle).
 TEMPLATE_FIELDS = ("data_sets", "norm_dataset", "incident_angle", "q_step", "q_min", "from_q_range",
@@ -21,7 +22,7 @@ _SIDECAR = re.compile(r"^r(\d+)_eis_reduction\.json$")
 _XML_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
-class RunInputError(ValueError):
+class RunInputError(BrokerError, ValueError):
     """An input of the run that cannot be used; nothing is written."""
 
 
@@ -39,11 +40,11 @@ def read_bytes(path: Path, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except FileNotFoundError as exc:
-        raise RunInputError(f"{path}: {what} not found") from exc
+        raise RunInputError(f"{path}: {what} not found", where=path) from exc
     except IsADirectoryError as exc:
-        raise RunInputError(f"{path}: is a directory, not the {what}") from exc
+        raise RunInputError(f"{path}: is a directory, not the {what}", where=path) from exc
     except OSError as exc:
-        raise RunInputError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
+        raise RunInputError(f"{path}: cannot read the {what} ({exc.strerror})", where=path) from exc
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -52,9 +53,9 @@ def read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(raw)  # UTF-8, -16 or -32, with or without BOM (RFC 8259)
     except UnicodeDecodeError as exc:
-        raise RunInputError(f"{path}: {what} is not UTF-8 JSON ({exc.reason} at byte {exc.start})") from exc
+        raise RunInputError(f"{path}: {what} is not UTF-8 JSON ({exc.reason} at byte {exc.start})", where=path) from exc
     except json.JSONDecodeError as exc:
-        raise RunInputError(f"{path}:{exc.lineno}:{exc.colno}: malformed {what} JSON ({exc.msg})") from exc
+        raise RunInputError(f"{path}:{exc.lineno}:{exc.colno}: malformed {what} JSON ({exc.msg})", where=path) from exc
 
 
 def read_split(path: Path) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def read_split(path: Path) -> dict[str, Any]:
     split = read_json(path, "split file")
     intervals = split.get("intervals") if isinstance(split, dict) else None
     if not isinstance(intervals, list) or not all(isinstance(iv, dict) for iv in intervals):
-        raise RunInputError(f"{path}: split file has no 'intervals' list of objects")
+        raise RunInputError(f"{path}: split file has no 'intervals' list of objects", where=path)
     return split
 
 
@@ -70,10 +71,10 @@ def find_sidecar(reduced_dir: Path) -> Path | None:
     """The directory's ``r<run>_eis_reduction.json``; two of them are an error."""
     if not Path(reduced_dir).is_dir():
         what = "is not a directory" if Path(reduced_dir).exists() else "not found"
-        raise RunInputError(f"{reduced_dir}: reduced directory {what}")
+        raise RunInputError(f"{reduced_dir}: reduced directory {what}", where=reduced_dir)
     found = sorted(p for p in Path(reduced_dir).iterdir() if _SIDECAR.match(p.name))
     if len(found) > 1:
-        raise RunInputError(f"{reduced_dir}: {len(found)} reduction sidecars ({', '.join(p.name for p in found)}); one run per directory")
+        raise RunInputError(f"{reduced_dir}: {len(found)} reduction sidecars ({', '.join(p.name for p in found)}); one run per directory", where=reduced_dir)
     return found[0] if found else None
 
 
@@ -90,16 +91,16 @@ def read_template(path: Path) -> Template:
         encoding = codecs.lookup(encoding).name
         text = raw.decode(encoding).removeprefix("\ufeff")
     except LookupError as exc:
-        raise RunInputError(f"{path}: reduction template declares an unknown encoding {encoding!r}") from exc
+        raise RunInputError(f"{path}: reduction template declares an unknown encoding {encoding!r}", where=path) from exc
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         hint = "" if declared else "; declare its encoding, e.g. <?xml version=\"1.0\" encoding=\"latin-1\"?>"
-        raise RunInputError(f"{path}:{line}: reduction template is not valid {encoding} ({exc.reason}){hint}") from exc
+        raise RunInputError(f"{path}:{line}: reduction template is not valid {encoding} ({exc.reason}){hint}", where=path) from exc
     try:
         root = ET.fromstring(raw)
     except ET.ParseError as exc:
         line, column = exc.position
-        raise RunInputError(f"{path}:{line}:{column}: malformed reduction template XML ({exc})") from exc
+        raise RunInputError(f"{path}:{line}:{column}: malformed reduction template XML ({exc})", where=path) from exc
     header = {tag: root.findtext(tag) for tag in TEMPLATE_HEADER}
     blocks = [{tag: (b.findtext(tag) or None) for tag in TEMPLATE_FIELDS} for b in root.iter("RefLData")]
     return Template(text, header, blocks, hashlib.sha256(raw).hexdigest(), encoding)

@@ -28,6 +28,7 @@ import pyarrow as pa
 from manifest_broker import __version__
 from manifest_broker.tnr.package import RunPackage
 from manifest_broker.tnr.schema import TABLES, iceberg_schema, partition_spec
+from manifest_broker.errors import BrokerError
 
 DEFAULT_NAMESPACE = "tnr"
 # Snapshots kept per table after a commit: the current one and the one before it
@@ -45,7 +46,7 @@ TABLE_PROPERTIES = {
 }
 
 
-class LakeError(RuntimeError):
+class LakeError(BrokerError, RuntimeError):
     """A lake that cannot be used or written; the message names the lake."""
 
 
@@ -80,7 +81,7 @@ def locate_lake(lake: str | Path, warehouse: str | Path | None = None) -> Lake:
     if scheme not in ("postgresql", "postgresql+psycopg", "sqlite"):
         raise LakeError(f"unsupported catalog URI {text!r}: use a lake directory, sqlite:///... or postgresql://...")
     if warehouse is None:
-        raise LakeError(f"{text}: a catalog URI needs --warehouse (a path every writer can reach)")
+        raise LakeError(f"{text}: a catalog URI needs --warehouse (a path every writer can reach)", where=text)
     uri = text.replace("postgresql://", "postgresql+psycopg://", 1) if scheme == "postgresql" else text
     import sqlalchemy as sa
 
@@ -103,7 +104,7 @@ def catalog(lake: Lake | str | Path, *, create: bool = True) -> Any:
     root = location.embedded_path
     if root is not None:
         if not create and not (root / "catalog.db").is_file():
-            raise LakeError(f"{location.name}: no lake here (no catalog.db); package a run into it first")
+            raise LakeError(f"{location.name}: no lake here (no catalog.db); package a run into it first", where=location.name)
         if create:
             root.mkdir(parents=True, exist_ok=True)
     if create:
@@ -119,7 +120,7 @@ def catalog(lake: Lake | str | Path, *, create: bool = True) -> Any:
         try:
             return SqlCatalog("lake", uri=location.uri, warehouse=location.warehouse)
         except DBAPIError as exc:
-            raise LakeError(f"{location.name}: cannot open the catalog ({exc.orig})") from exc
+            raise LakeError(f"{location.name}: cannot open the catalog ({exc.orig})", where=location.name) from exc
 
 
 def _load(cat: Any, identifier: str) -> Any:
@@ -162,7 +163,7 @@ def _retrying(action: Callable[[], Any], what: str) -> Any:
             if isinstance(exc, OperationalError) and "locked" not in str(exc):
                 raise
             if attempt == COMMIT_ATTEMPTS - 1:
-                raise LakeError(f"{what}: still conflicting after {COMMIT_ATTEMPTS} attempts ({exc})") from exc
+                raise LakeError(f"{what}: still conflicting after {COMMIT_ATTEMPTS} attempts ({exc})", where=what) from exc
             time.sleep(min(2.0, 0.02 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
 
@@ -327,14 +328,14 @@ def write_run(
         return _write_run(lake, package, namespace, keep_snapshots, between_commits)
     except SQLAlchemyError as exc:  # the catalog database itself failed (disk, server, permissions)
         name = lake.name if isinstance(lake, Lake) else str(lake)
-        raise LakeError(f"{name}: catalog database error ({str(getattr(exc, 'orig', exc)).splitlines()[0]})") from exc
+        raise LakeError(f"{name}: catalog database error ({str(getattr(exc, 'orig', exc)).splitlines()[0]})", where=name) from exc
     except OSError as exc:  # the warehouse refused a data or metadata file (a full disk, permissions)
         import os
 
         name = lake.name if isinstance(lake, Lake) else str(lake)
         reason = os.strerror(exc.errno) if exc.errno else (str(exc).splitlines() or [type(exc).__name__])[0]
         raise LakeError(f"{name}: {reason} while writing run {package.run_number}; nothing was committed, "
-                        "the tables are as they were") from exc  # fmt: skip
+                        "the tables are as they were", where=name) from exc  # fmt: skip
 
 
 def _write_run(lake: Lake | str | Path, package: RunPackage, namespace: str, keep_snapshots: int,
@@ -359,8 +360,8 @@ def _write_run(lake: Lake | str | Path, package: RunPackage, namespace: str, kee
             _restore_run(cat, refl, package.run_number, previous)
         except Exception as restore_exc:  # the catalog itself is gone: say what to run
             raise LakeError(f"{runs}: commit failed ({exc}); putting back {refl} also failed ({restore_exc}): "
-                            f"run `broker tnr check --repair` once the catalog answers") from exc  # fmt: skip
-        raise LakeError(f"{runs}: commit failed ({exc}); {refl} was put back, the lake is as before") from exc
+                            f"run `broker tnr check --repair` once the catalog answers", where=runs) from exc  # fmt: skip
+        raise LakeError(f"{runs}: commit failed ({exc}); {refl} was put back, the lake is as before", where=runs) from exc
     for name in ("reflectivity", "runs"):
         expired, files, size = expire_snapshots(cat, f"{namespace}.{name}", keep_snapshots)
         result.expired_snapshots += expired
@@ -512,5 +513,5 @@ def scan(lake: Lake | str | Path, table: str, namespace: str = DEFAULT_NAMESPACE
     try:
         t = _load(cat, f"{namespace}.{table}")
     except (NoSuchTableError, NoSuchNamespaceError) as exc:
-        raise LakeError(f"{lake}: no table {namespace}.{table}; package a run into it first") from exc
+        raise LakeError(f"{lake}: no table {namespace}.{table}; package a run into it first", where=lake) from exc
     return t.scan(row_filter=_run_filter(run) if run is not None else AlwaysTrue()).to_arrow()

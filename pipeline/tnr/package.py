@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from manifest_broker import __version__
 from manifest_broker.tnr.inputs import RunInputError, Template, find_sidecar, read_json, read_split, read_template
+from manifest_broker.progress import Progress
 from manifest_broker.tnr.reduced import read_reduced_files
 from manifest_broker.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform, polars_schema
 
@@ -82,7 +83,7 @@ def to_utc(value: str | None, offset_hours: float, where: str) -> datetime | Non
     try:
         local = datetime.fromisoformat(value)
     except (TypeError, ValueError) as exc:
-        raise RunInputError(f"{where}: timestamp {value!r} is not ISO 8601") from exc
+        raise RunInputError(f"{where}: timestamp {value!r} is not ISO 8601", where=where) from exc
     if local.tzinfo is not None:
         return local.astimezone(timezone.utc)
     return (local + timedelta(hours=offset_hours)).replace(tzinfo=timezone.utc)
@@ -136,7 +137,7 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
     if sidecar_path is not None:
         listed = [clean_label(reducer_name(iv, i)) for i, iv in enumerate(sidecar.get("intervals") or [])]
         if unknown := [n for n in listed if n not in winner]:
-            raise RunInputError(f"{sidecar_path}: intervals {', '.join(unknown[:5])} are not in the split file {split_file}")
+            raise RunInputError(f"{sidecar_path}: intervals {', '.join(unknown[:5])} are not in the split file {split_file}", where=sidecar_path)
     else:
         listed = names
     last = {name: position for position, name in enumerate(listed)}
@@ -151,7 +152,7 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
         if name in wanted:
             files[wanted[name]] = Path(reduced_dir, name)
         elif (m := _RUN_FILE.match(name)) and int(m.group(1)) != run_number:
-            raise RunInputError(f"{Path(reduced_dir, name)}: run number {m.group(1)} in the file name differs from the run's {run_number}")
+            raise RunInputError(f"{Path(reduced_dir, name)}: run number {m.group(1)} in the file name differs from the run's {run_number}", where=Path(reduced_dir, name))
         elif m:
             unmatched.append(f"reduced file {name} matches no interval")
     missing = [f"interval {name!r} has no reduced file r{run_number}_{name}.txt" for name in order if name not in files]
@@ -159,7 +160,7 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
         raise RunInputError(f"{reduced_dir}: " + "; ".join(missing + unmatched))
     warnings += missing + unmatched
     if not files:
-        raise RunInputError(f"{reduced_dir}: no reduced file r{run_number}_<interval>.txt matches an interval of {split_file}")
+        raise RunInputError(f"{reduced_dir}: no reduced file r{run_number}_<interval>.txt matches an interval of {split_file}", where=reduced_dir)
     return Slices([n for n in order if n in files], winner, files, len(listed))
 
 
@@ -181,14 +182,15 @@ def _interval_rows(slices: Slices, split: dict[str, Any], offset: float, where: 
     try:
         return pl.DataFrame(rows, schema=schema, strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
-        raise RunInputError(f"{where}: an interval field has an unexpected type ({str(exc).splitlines()[0]})") from exc
+        raise RunInputError(f"{where}: an interval field has an unexpected type ({str(exc).splitlines()[0]})", where=where) from exc
 
 
 def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float, split_file: Path,
-                      run_number: int, package_id: str, warnings: list[str]) -> pa.Table:  # fmt: skip
+                      run_number: int, package_id: str, warnings: list[str],
+                      progress: Progress | None = None) -> pa.Table:  # fmt: skip
     """One row per reduced file: the data lists, the header fields, the interval's fields."""
     paths = [slices.files[name] for name in slices.order]
-    data, read_warnings = read_reduced_files(paths)
+    data, read_warnings = read_reduced_files(paths, progress)
     warnings += read_warnings
     folder = os.path.realpath(paths[0].parent)
     data = data.with_columns(pl.Series("filepath", [os.path.join(folder, p.name) for p in paths], pl.String))
@@ -240,13 +242,13 @@ def run_row(*, run_number: int, package_id: str, split: dict[str, Any], split_fi
 def _run_number(sidecar_path: Path | None, sidecar: dict[str, Any], given: int | None, reduced_dir: Path) -> int:
     if sidecar_path is None:
         if given is None:
-            raise RunInputError(f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; give --run-number to package without it")
+            raise RunInputError(f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; give --run-number to package without it", where=reduced_dir)
         return given
     found = _integer(sidecar.get("run_number"))
     if found is None:
-        raise RunInputError(f"{sidecar_path}: run_number {sidecar.get('run_number')!r} is not an integer")
+        raise RunInputError(f"{sidecar_path}: run_number {sidecar.get('run_number')!r} is not an integer", where=sidecar_path)
     if given is not None and given != found:
-        raise RunInputError(f"{sidecar_path}: run number {found} differs from --run-number {given}")
+        raise RunInputError(f"{sidecar_path}: run number {found} differs from --run-number {given}", where=sidecar_path)
     return found
 
 
@@ -258,6 +260,7 @@ def package_run(
     tz_offset: float | None = None,
     run_number: int | None = None,
     strict: bool = False,
+    progress: Progress | None = None,
 ) -> RunPackage:
     """Read, match and check everything of one run; nothing is written.
 
@@ -270,6 +273,7 @@ def package_run(
         run_number: Required when the sidecar is missing; must agree with it otherwise.
         strict: Unmatched files, intervals without a file and intervals sharing a
             file name are errors, not warnings.
+        progress: Told ``(stage, done, total)`` while reduced files are read.
 
     Returns:
         A :class:`RunPackage` whose tables conform to the declared schemas.
@@ -284,7 +288,7 @@ def package_run(
     sidecar_path = find_sidecar(reduced_dir)
     sidecar: dict[str, Any] = read_json(sidecar_path, "reduction sidecar") if sidecar_path else {}
     if not isinstance(sidecar, dict):
-        raise RunInputError(f"{sidecar_path}: reduction sidecar is not a JSON object")
+        raise RunInputError(f"{sidecar_path}: reduction sidecar is not a JSON object", where=sidecar_path)
     number = _run_number(sidecar_path, sidecar, run_number, reduced_dir)
     if sidecar_path is None:
         warnings.append(f"{reduced_dir}: no sidecar; run number {number} from --run-number, order from the split file")
@@ -299,7 +303,7 @@ def package_run(
     slices = match_slices(split, Path(split_file), sidecar, sidecar_path, reduced_dir, number, strict, warnings)
     package_id = uuid.uuid4().hex
     try:
-        reflectivity = reflectivity_rows(slices, split, offset, Path(split_file), number, package_id, warnings)
+        reflectivity = reflectivity_rows(slices, split, offset, Path(split_file), number, package_id, warnings, progress)
         run = run_row(run_number=number, package_id=package_id, split=split, split_file=Path(split_file),
                       sidecar=sidecar, options=options, template=template, template_file=Path(template_file),
                       offset=offset, n_intervals=slices.n_intervals, reflectivity=reflectivity,
@@ -308,5 +312,5 @@ def package_run(
         raise
     except (SchemaMismatch, pa.ArrowException, pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         message = str(exc).splitlines()[0]
-        raise RunInputError(f"{split_file}: run {number} does not fit the table schema ({message})") from exc
+        raise RunInputError(f"{split_file}: run {number} does not fit the table schema ({message})", where=split_file) from exc
     return RunPackage(number, package_id, reflectivity, run, warnings)

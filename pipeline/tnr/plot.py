@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from manifest_broker.errors import BrokerError
 
 
-class PlotUnavailable(RuntimeError):
+class PlotUnavailable(BrokerError, RuntimeError):
     """matplotlib is an optional dependency (the ``plot`` extra)."""
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from manifest_broker.errors import BrokerError
+from manifest_broker.progress import Progress
 
 COLUMNS = ("Q", "R", "dR", "dQ")
 THREAD_CHUNK = 200  # files per chunk read on one thread
@@ -35,7 +37,7 @@ _EXPERIMENT = re.compile(r"^#\s*Experiment\s+(\S+)\s+Run\s+(\S+)")
 _REDUCTION = re.compile(r"^#\s*Reduction\s+(\S+)\s*$")
 
 
-class ReducedFileError(ValueError):
+class ReducedFileError(BrokerError, ValueError):
     """A reduced file that cannot be packaged; the message names the file and line."""
 
 
@@ -66,7 +68,7 @@ def _parse_header(lines: list[tuple[int, str]], path: Path) -> dict[str, object]
             try:
                 header["meta_json"] = json.dumps(json.loads(body[5:]))
             except json.JSONDecodeError as exc:
-                raise ReducedFileError(f"{path}:{number}: malformed # Meta JSON ({exc.msg})") from exc
+                raise ReducedFileError(f"{path}:{number}: malformed # Meta JSON ({exc.msg})", where=path) from exc
         elif body.startswith("DataRun"):
             angle_columns = body.split()
         elif angle_columns and body[:1].isdigit():
@@ -85,11 +87,15 @@ def _first(frame: pl.DataFrame, paths: list[Path], message: str) -> ReducedFileE
     return ReducedFileError(f"{paths[row['file']]}:{row['lineno']}: {message.format(**row)}")
 
 
-def read_reduced_files(paths: list[Path]) -> tuple[pl.DataFrame, list[str]]:
+def read_reduced_files(paths: list[Path], progress: Progress | None = None) -> tuple[pl.DataFrame, list[str]]:
     """Read reduced files into one frame, one row per file, in the order given.
 
     Many files are read as contiguous chunks on threads, one per core: the work is
     in polars' string kernels, which release the GIL.
+
+    Args:
+        paths: The reduced files.
+        progress: Told ``("reading reduced files", read, total)`` per chunk read.
 
     Returns:
         Columns ``filename``, ``sha256``, ``n_points``, ``Q``, ``R``, ``dR``, ``dQ``
@@ -101,13 +107,22 @@ def read_reduced_files(paths: list[Path]) -> tuple[pl.DataFrame, list[str]]:
         ReducedFileError: naming the file and line of the first problem.
     """
     paths = [Path(p) for p in paths]
+    if progress:
+        progress("reading reduced files", 0, len(paths))
     if len(paths) <= THREAD_CHUNK:
-        return _read_chunk(paths)
+        one = _read_chunk(paths)
+        if progress:
+            progress("reading reduced files", len(paths), len(paths))
+        return one
     # Chunks of THREAD_CHUNK files: both cores busy, and only a few chunks' line
     # frames alive at a time, so memory does not grow with the size of the run.
     chunks = [paths[i : i + THREAD_CHUNK] for i in range(0, len(paths), THREAD_CHUNK)]
+    parts = []
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        parts = list(pool.map(_read_chunk, chunks))
+        for part in pool.map(_read_chunk, chunks):
+            parts.append(part)
+            if progress:
+                progress("reading reduced files", min(len(parts) * THREAD_CHUNK, len(paths)), len(paths))
     return pl.concat([frame for frame, _ in parts]), [w for _, found in parts for w in found]
 
 
@@ -118,7 +133,7 @@ def _read_bytes(paths: list[Path]) -> tuple[list[bytes], list[str]]:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ReducedFileError(f"{path}: cannot read ({exc.strerror})") from exc
+            raise ReducedFileError(f"{path}: cannot read ({exc.strerror})", where=path) from exc
         contents.append(data)
         digests.append(hashlib.sha256(data).hexdigest())
     return contents, digests
@@ -170,7 +185,7 @@ def _read_chunk_by_lines(paths: list[Path], contents: list[bytes], digests: list
             .filter(pl.any_horizontal(pl.col(c).is_null() for c in COLUMNS))).height:  # fmt: skip
         row = bad.sort("file", "lineno").row(0, named=True)
         value = next(row[f"field_{i}"] for i, c in enumerate(COLUMNS) if row[c] is None)
-        raise ReducedFileError(f"{paths[row['file']]}:{row['lineno']}: not a number: {value!r}")
+        raise ReducedFileError(f"{paths[row['file']]}:{row['lineno']}: not a number: {value!r}", where=paths[row['file']])
     comments: list[list[tuple[int, str]]] = [[] for _ in paths]
     header_lines = frame.filter(pl.col("is_header")).group_by("file").agg("lineno", "text")
     for file, numbers, texts in header_lines.iter_rows():

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+from manifest_broker.errors import BrokerError
 
 # (name, Iceberg type name, required, doc). Types: long, int, double, string,
 # timestamptz, list<double>, list<string>.
@@ -168,7 +169,7 @@ def partition_spec(schema: Any) -> Any:
     return PartitionSpec(PartitionField(source_id=source, field_id=1000, transform=IdentityTransform(), name=PARTITION_SOURCE))
 
 
-class SchemaMismatch(ValueError):
+class SchemaMismatch(BrokerError, ValueError):
     """A value that does not fit its declared column."""
 
 

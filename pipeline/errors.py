@@ -1,0 +1,27 @@
+"""The one root of every error a user can cause.
+
+Anything the broker refuses because of its input or its surroundings (a manifest,
+a data file, a catalog, a lake, a server) raises a :class:`BrokerError` subclass.
+The command line prints it as one line, ``error: ...``, and exits with its
+``exit_code``, in one place (:mod:`manifest_broker.render`); anything else is a
+bug in the broker and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class BrokerError(Exception):
+    """An error the user can act on.
+
+    Attributes:
+        where: The path or URL it concerns, when there is one.
+        exit_code: 1, or 2 for a command line used wrongly.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, where: object = None, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.where = None if where is None else str(where)
+        if exit_code is not None:
+            self.exit_code = exit_code
