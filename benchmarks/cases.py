@@ -10,9 +10,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
@@ -80,8 +80,8 @@ def check(
     workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
 ) -> None:
     """Contract check of FILES x PER_FILE artifact rows: SQL rules, probing, cached re-check."""
-    from manifest_broker.contract import check_manifests
-    from manifest_broker.manifests import ManifestPair
+    from manifest_broker.catalog.contract import check_manifests
+    from manifest_broker.catalog.manifests import ManifestPair
 
     t0 = time.perf_counter()
     base, ham, art = _check_fixture(workdir, files, per_file)
@@ -101,7 +101,9 @@ def check(
     print(f"{'measure':<34}{'value':>16}")
     print(f"{'artifact rows':<34}{rows:>16,}")
     print(f"{'SQL rules (schema + row rules)':<34}{rules:>15.2f}s  ({rows / rules:,.0f} rows/s)")
-    print(f"{'probe, cold (open every file)':<34}{probe:>15.2f}s  ({files / probe:,.0f} files/s, {os.cpu_count()} processes)")
+    print(
+        f"{'probe, cold (open every file)':<34}{probe:>15.2f}s  ({files / probe:,.0f} files/s, {os.cpu_count()} processes)"
+    )
     print(f"{'first check, total':<34}{first.seconds:>15.2f}s  peak RSS {first.peak_rss_mb:,.0f} MiB")
     print(f"{'re-check from probe cache, total':<34}{again.seconds:>15.2f}s  peak RSS {again.peak_rss_mb:,.0f} MiB")
     print(f"{'speed-up of the cached re-check':<34}{first.seconds / again.seconds:>15.1f}x")
@@ -136,7 +138,7 @@ def _scale_fixture(workdir: Path, n: int) -> Path:
 
 
 def _layout_fixture(workdir: Path, layout: str, n: int) -> Path:
-    from manifest_broker.generate import synthesize
+    from manifest_broker.catalog.generate import synthesize
 
     root = workdir / f"{layout}-{n}"
     if not (root / "complete").exists():
@@ -151,8 +153,8 @@ def _raw_ceiling(source: Path, target: Path) -> tuple[int, float]:
     the same schema with Tiled's triggers dropped: the floor of what any writer pays."""
     import sqlite3
 
-    from manifest_broker.catalog import locate
-    from manifest_broker.write import init_catalog
+    from manifest_broker.catalog.database import locate
+    from manifest_broker.catalog.write import init_catalog
 
     init_catalog(locate(str(target)))
     src = sqlite3.connect(source)
@@ -186,26 +188,32 @@ def _raw_ceiling(source: Path, target: Path) -> tuple[int, float]:
 
 @app.command()
 def ingest(
-    layout: Annotated[str, typer.Option(help="edrixs, vdp, multimodal, spinwave, or scale (small batched rows).")] = "edrixs",
+    layout: Annotated[
+        str, typer.Option(help="edrixs, vdp, multimodal, spinwave, or scale (small batched rows).")
+    ] = "edrixs",
     n: Annotated[int, typer.Option("-n", help="Hamiltonians.")] = 10_000,
-    tiled_nodes: Annotated[int, typer.Option(help="Nodes registered through Tiled's per-node HTTP path (a prefix of the same plan).")] = 600,
+    tiled_nodes: Annotated[
+        int, typer.Option(help="Nodes registered through Tiled's per-node HTTP path (a prefix of the same plan).")
+    ] = 600,
     workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
 ) -> None:
     """Bulk writer vs Tiled's per-node path vs the raw-insert ceiling, same manifests, same run."""
     import pyarrow.compute as pc
 
-    from manifest_broker.catalog import locate
-    from manifest_broker.contract import check_manifests
-    from manifest_broker.manifests import ManifestPair
-    from manifest_broker.plan import NodePlan, plan_nodes
-    from manifest_broker.register import register_plan
-    from manifest_broker.serve import running_server
-    from manifest_broker.write import init_catalog, write_plan
+    from manifest_broker.catalog.contract import check_manifests
+    from manifest_broker.catalog.database import locate
+    from manifest_broker.catalog.manifests import ManifestPair
+    from manifest_broker.catalog.plan import NodePlan, plan_nodes
+    from manifest_broker.catalog.register import register_plan
+    from manifest_broker.catalog.serve import running_server
+    from manifest_broker.catalog.write import init_catalog, write_plan
 
     t0 = time.perf_counter()
     root = _scale_fixture(workdir, n) if layout == "scale" else _layout_fixture(workdir, layout, n)
     name = layout
-    pair = ManifestPair(root / "manifests" / f"{name}_hamiltonians.parquet", root / "manifests" / f"{name}_artifacts.parquet")
+    pair = ManifestPair(
+        root / "manifests" / f"{name}_hamiltonians.parquet", root / "manifests" / f"{name}_artifacts.parquet"
+    )
     print(f"fixture {layout} n={n} ready in {time.perf_counter() - t0:.1f}s")
     runs = workdir / "runs"
     shutil.rmtree(runs, ignore_errors=True)
@@ -216,7 +224,7 @@ def ingest(
         report = check_manifests([pair], root / "data", use_cache=False)  # cold: every file opened
     assert report.ok
     with measured("plan") as plan_m:
-        plan = plan_nodes(report)
+        plan = plan_nodes(report.checked())
     nodes = plan.nodes
     bulk_db = runs / "bulk.db"
     init_catalog(locate(str(bulk_db)))
@@ -244,16 +252,30 @@ def ingest(
     bulk_rate = nodes / (plan_m.seconds + write_m.seconds)
     tiled_rate = tiled_count / tiled_m.seconds
     raw_rate = raw_nodes / raw_seconds
-    print(f"\n{layout}: {plan.hamiltonians.num_rows:,} Hamiltonians, {plan.arrays.num_rows:,} artifacts = {nodes:,} nodes")
+    print(
+        f"\n{layout}: {plan.hamiltonians.num_rows:,} Hamiltonians, {plan.arrays.num_rows:,} artifacts = {nodes:,} nodes"
+    )
     print(f"{'path':<44}{'nodes':>10}{'seconds':>10}{'nodes/s':>12}{'peak RSS':>12}")
-    print(f"{'contract check (not in nodes/s)':<44}{nodes:>10,}{check_m.seconds:>10.2f}{'':>12}{check_m.peak_rss_mb:>9,.0f} MiB")
-    print(f"{'bulk writer: plan + write (this project)':<44}{nodes:>10,}{plan_m.seconds + write_m.seconds:>10.2f}{bulk_rate:>12,.0f}{max(plan_m.peak_rss_mb, write_m.peak_rss_mb):>9,.0f} MiB")
-    print(f"{'  of which write (one transaction)':<44}{nodes:>10,}{write_m.seconds:>10.2f}{nodes / write_m.seconds:>12,.0f}")
-    print(f"{'bulk writer end to end (check+plan+write)':<44}{nodes:>10,}{check_m.seconds + plan_m.seconds + write_m.seconds:>10.2f}{nodes / (check_m.seconds + plan_m.seconds + write_m.seconds):>12,.0f}")
-    print(f"{'Tiled per-node path (HTTP, tiled.client)':<44}{tiled_count:>10,}{tiled_m.seconds:>10.2f}{tiled_rate:>12,.0f}{tiled_m.peak_rss_mb:>9,.0f} MiB")
+    print(
+        f"{'contract check (not in nodes/s)':<44}{nodes:>10,}{check_m.seconds:>10.2f}{'':>12}{check_m.peak_rss_mb:>9,.0f} MiB"
+    )
+    print(
+        f"{'bulk writer: plan + write (this project)':<44}{nodes:>10,}{plan_m.seconds + write_m.seconds:>10.2f}{bulk_rate:>12,.0f}{max(plan_m.peak_rss_mb, write_m.peak_rss_mb):>9,.0f} MiB"
+    )
+    print(
+        f"{'  of which write (one transaction)':<44}{nodes:>10,}{write_m.seconds:>10.2f}{nodes / write_m.seconds:>12,.0f}"
+    )
+    print(
+        f"{'bulk writer end to end (check+plan+write)':<44}{nodes:>10,}{check_m.seconds + plan_m.seconds + write_m.seconds:>10.2f}{nodes / (check_m.seconds + plan_m.seconds + write_m.seconds):>12,.0f}"
+    )
+    print(
+        f"{'Tiled per-node path (HTTP, tiled.client)':<44}{tiled_count:>10,}{tiled_m.seconds:>10.2f}{tiled_rate:>12,.0f}{tiled_m.peak_rss_mb:>9,.0f} MiB"
+    )
     print(f"{'raw ceiling (bulk inserts, triggers off)':<44}{raw_nodes:>10,}{raw_seconds:>10.2f}{raw_rate:>12,.0f}")
-    print(f"\nbulk / Tiled per-node: {bulk_rate / tiled_rate:,.1f}x   write / raw ceiling: {100 * (nodes / write_m.seconds) / raw_rate:.0f}%   "
-          f"(plan + write) / raw ceiling: {100 * bulk_rate / raw_rate:.0f}%")
+    print(
+        f"\nbulk / Tiled per-node: {bulk_rate / tiled_rate:,.1f}x   write / raw ceiling: {100 * (nodes / write_m.seconds) / raw_rate:.0f}%   "
+        f"(plan + write) / raw ceiling: {100 * bulk_rate / raw_rate:.0f}%"
+    )
 
 
 def _tnr_fixture(workdir: Path, runs: int, slices: int) -> list[Path]:
@@ -354,9 +376,13 @@ def tnr(
     big_rows: Annotated[int, typer.Option(help="Rows of the single large reduced file.")] = 1_000_000,
     repeats: Annotated[int, typer.Option(help="Interleaved repetitions of each command.")] = 5,
     runs: Annotated[int, typer.Option(help="Runs in the campaign case (0: skip it).")] = 0,
-    reference_cmd: Annotated[Optional[str], typer.Option(
-        help="Another command to time, e.g. the reference tool in its own environment; "
-             "{split} {reduced} {template} {out} are filled in.")] = None,
+    reference_cmd: Annotated[
+        str | None,
+        typer.Option(
+            help="Another command to time, e.g. the reference tool in its own environment; "
+            "{split} {reduced} {template} {out} are filled in."
+        ),
+    ] = None,
     workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
 ) -> None:
     """Whole processes, interleaved: `broker tnr package` and `iceberg-packager` beside the
@@ -375,9 +401,11 @@ def tnr(
         with measured("campaign") as camp:
             summaries = package_many(workdir / f"tnr-{slices}", out / "campaign-lake", "tnr", jobs=1)
         files = sum(s.slices for s in summaries)
-        print(f"\ncampaign (in process): {len(summaries)} runs, {files:,} files in {camp.seconds:.1f}s: "
-              f"{files / camp.seconds:,.0f} files/s, peak RSS {camp.peak_rss_mb:,.0f} MiB, "
-              f"errors {sum(1 for s in summaries if s.error)}")
+        print(
+            f"\ncampaign (in process): {len(summaries)} runs, {files:,} files in {camp.seconds:.1f}s: "
+            f"{files / camp.seconds:,.0f} files/s, peak RSS {camp.peak_rss_mb:,.0f} MiB, "
+            f"errors {sum(1 for s in summaries if s.error)}"
+        )
 
 
 def _run_args(root: Path) -> tuple[Path, Path, Path]:
@@ -396,7 +424,7 @@ def readers(
     """Requests served by `tiled serve` while `broker ingest` writes into its catalog:
     failures, and p50/p99 latency during and outside the ingest, from the same run."""
     from benchmarks.readers import reads_during_ingest
-    from manifest_broker.manifests import ManifestPair
+    from manifest_broker.catalog.manifests import ManifestPair
     from tests.reliability.conftest import batched_dataset
 
     root = workdir / f"readers-{n}"
@@ -405,9 +433,13 @@ def readers(
     warm = ManifestPair(*batched_dataset(root / "data", root / "m", "warm", 200, file="warm.h5"))
     bulk = ManifestPair(*batched_dataset(root / "data", root / "m", "bulk", n, file="bulk.h5"))
     target = catalog or str(root / "served.db")
-    load = reads_during_ingest(target, root / "data", warm, bulk, threads=threads, log=root / "serve.log", cache=root / "cache")
+    load = reads_during_ingest(
+        target, root / "data", warm, bulk, threads=threads, log=root / "serve.log", cache=root / "cache"
+    )
     seconds = load.ingest_window[1] - load.ingest_window[0]
-    print(f"ingest of {3 * n + 1:,} nodes into {target}: exit {load.ingest_exit}, {seconds:.1f} s (whole `broker ingest` process)")
+    print(
+        f"ingest of {3 * n + 1:,} nodes into {target}: exit {load.ingest_exit}, {seconds:.1f} s (whole `broker ingest` process)"
+    )
     print(f"nodes served right after the commit: {load.seen_after:,} Hamiltonians under bulk/")
     print(load.summary())
 
@@ -416,7 +448,9 @@ def readers(
 def register(
     n: Annotated[int, typer.Option("-n", help="Hamiltonians (vdp layout: 11 artifacts each).")] = 1000,
     workers: Annotated[int, typer.Option(help="broker register --workers.")] = 8,
-    latency_ms: Annotated[float, typer.Option(help="Round trip added to every request by a proxy (0: straight to the server).")] = 0.0,
+    latency_ms: Annotated[
+        float, typer.Option(help="Round trip added to every request by a proxy (0: straight to the server).")
+    ] = 0.0,
     workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
 ) -> None:
     """`broker register` vs a plain sequential tiled.client loop, each a whole process
@@ -424,9 +458,9 @@ def register(
     then a re-run of `broker register` with everything present."""
     from contextlib import nullcontext
 
-    from manifest_broker.catalog import locate
-    from manifest_broker.serve import running_server
-    from manifest_broker.write import init_catalog
+    from manifest_broker.catalog.database import locate
+    from manifest_broker.catalog.serve import running_server
+    from manifest_broker.catalog.write import init_catalog
     from tests.reliability.fault_proxy import fault_proxy
 
     root = _layout_fixture(workdir, "vdp", n)
@@ -444,8 +478,10 @@ def register(
         catalog = runs / ("loop.db" if side == "tiled loop" else "broker.db")
         if side != "broker re-run":
             init_catalog(locate(str(catalog)))
-        with running_server(str(catalog), base, log=runs / f"{catalog.stem}.log") as direct, \
-                (fault_proxy(direct, 0.0, delay=latency_ms / 1e3) if latency_ms else nullcontext((direct, None))) as (url, _):
+        with (
+            running_server(str(catalog), base, log=runs / f"{catalog.stem}.log") as direct,
+            fault_proxy(direct, 0.0, delay=latency_ms / 1e3) if latency_ms else nullcontext((direct, None)) as (url, _),
+        ):
             if side == "tiled loop":
                 command = [sys.executable, "-m", "benchmarks.tiled_loop", url, "lab", str(base), str(ham), str(art)]
             else:
@@ -455,18 +491,29 @@ def register(
         print(f"{side}: {figures[side][0]:.1f} s  {figures[side][2].strip()[:160]}")
     nodes = n * 12 + 1
     loop_s, broker_s, rerun_s = (figures[k][0] for k in ("tiled loop", "broker register", "broker re-run"))
-    print(f"\n{n:,} Hamiltonians x 11 artifacts = {nodes:,} nodes into `tiled serve` (SQLite) on loopback"
-          + (f" behind a {latency_ms:g} ms round-trip proxy" if latency_ms else "") + ", whole processes")
+    print(
+        f"\n{n:,} Hamiltonians x 11 artifacts = {nodes:,} nodes into `tiled serve` (SQLite) on loopback"
+        + (f" behind a {latency_ms:g} ms round-trip proxy" if latency_ms else "")
+        + ", whole processes"
+    )
     print(f"{'client':<40}{'seconds':>10}{'nodes/s':>10}{'peak RSS':>12}")
-    print(f"{'plain sequential tiled.client loop':<40}{loop_s:>10.1f}{nodes / loop_s:>10,.0f}{figures['tiled loop'][1]:>9,.0f} MiB")
-    print(f"{f'broker register --workers {workers}':<40}{broker_s:>10.1f}{nodes / broker_s:>10,.0f}{figures['broker register'][1]:>9,.0f} MiB")
+    print(
+        f"{'plain sequential tiled.client loop':<40}{loop_s:>10.1f}{nodes / loop_s:>10,.0f}{figures['tiled loop'][1]:>9,.0f} MiB"
+    )
+    print(
+        f"{f'broker register --workers {workers}':<40}{broker_s:>10.1f}{nodes / broker_s:>10,.0f}{figures['broker register'][1]:>9,.0f} MiB"
+    )
     print(f"{'broker register re-run (all present)':<40}{rerun_s:>10.1f}")
-    print(f"\nbroker register / plain loop: {loop_s / broker_s:.1f}x   re-run / first run: {100 * rerun_s / broker_s:.1f}%")
+    print(
+        f"\nbroker register / plain loop: {loop_s / broker_s:.1f}x   re-run / first run: {100 * rerun_s / broker_s:.1f}%"
+    )
 
 
 @app.command()
 def modea(
-    n: Annotated[int, typer.Option("-n", help="Arrays to load (rows of one batched dataset, one per Hamiltonian).")] = 10_000,
+    n: Annotated[
+        int, typer.Option("-n", help="Arrays to load (rows of one batched dataset, one per Hamiltonian).")
+    ] = 10_000,
     workers: Annotated[int, typer.Option(help="load_batches worker processes.")] = 2,
     batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 256,
     workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
@@ -475,10 +522,10 @@ def modea(
     vs Mode B (each array read through the server with tiled.client), same arrays, same run."""
     from tiled.client import from_uri
 
-    from manifest_broker.ingest import ingest as run_ingest
-    from manifest_broker.manifests import ManifestPair
-    from manifest_broker.modea import load_batches, locate
-    from manifest_broker.serve import running_server
+    from manifest_broker.catalog.ingest import ingest as run_ingest
+    from manifest_broker.catalog.manifests import ManifestPair
+    from manifest_broker.catalog.modea import load_batches, locate
+    from manifest_broker.catalog.serve import running_server
     from tests.reliability.conftest import batched_dataset
 
     root = workdir / f"modea-{n}"
@@ -492,20 +539,34 @@ def modea(
         with measured("locate") as locate_m:
             table = locate(client["lab"])
         with measured("load") as load_m:
-            loaded = [a for _, arrays in load_batches(table, batch_size=batch_size, workers=workers, types=["rixs"]) for a in arrays]
+            loaded = [
+                a
+                for _, arrays in load_batches(table, batch_size=batch_size, workers=workers, types=["rixs"])
+                for a in arrays
+            ]
         keys = [k for k, t in zip(table["key"].to_pylist(), table["type"].to_pylist()) if t == "rixs"]
         lab = client["lab"]
         with measured("mode B") as b_m:
             served = [lab[k]["rixs"].read() for k in keys]
     assert len(loaded) == len(served) == n and all(np.array_equal(a, b) for a, b in zip(loaded, served))
     a_total = locate_m.seconds + load_m.seconds
-    print(f"\n{n:,} arrays (float32 x 8, rows of one batched dataset), tiled serve (SQLite) on loopback, in this process")
+    print(
+        f"\n{n:,} arrays (float32 x 8, rows of one batched dataset), tiled serve (SQLite) on loopback, in this process"
+    )
     print(f"{'path':<52}{'seconds':>10}{'arrays/s':>12}{'peak RSS':>12}")
-    print(f"{'Mode A locate (metadata search, all 2 types)':<52}{locate_m.seconds:>10.2f}{'':>12}{locate_m.peak_rss_mb:>9,.0f} MiB")
-    print(f"{f'Mode A load_batches ({workers} workers, {batch_size}/batch)':<52}{load_m.seconds:>10.2f}{n / load_m.seconds:>12,.0f}{load_m.peak_rss_mb:>9,.0f} MiB")
+    print(
+        f"{'Mode A locate (metadata search, all 2 types)':<52}{locate_m.seconds:>10.2f}{'':>12}{locate_m.peak_rss_mb:>9,.0f} MiB"
+    )
+    print(
+        f"{f'Mode A load_batches ({workers} workers, {batch_size}/batch)':<52}{load_m.seconds:>10.2f}{n / load_m.seconds:>12,.0f}{load_m.peak_rss_mb:>9,.0f} MiB"
+    )
     print(f"{'Mode A locate + load':<52}{a_total:>10.2f}{n / a_total:>12,.0f}")
-    print(f"{'Mode B: tiled.client read() per array':<52}{b_m.seconds:>10.2f}{n / b_m.seconds:>12,.0f}{b_m.peak_rss_mb:>9,.0f} MiB")
-    print(f"\nMode A load / Mode B: {b_m.seconds / load_m.seconds:,.0f}x   Mode A locate+load / Mode B: {b_m.seconds / a_total:,.1f}x")
+    print(
+        f"{'Mode B: tiled.client read() per array':<52}{b_m.seconds:>10.2f}{n / b_m.seconds:>12,.0f}{b_m.peak_rss_mb:>9,.0f} MiB"
+    )
+    print(
+        f"\nMode A load / Mode B: {b_m.seconds / load_m.seconds:,.0f}x   Mode A locate+load / Mode B: {b_m.seconds / a_total:,.1f}x"
+    )
 
 
 @app.command()
@@ -516,8 +577,8 @@ def cli(
 ) -> None:
     """The command line as users run it: whole processes, wall time and peak RSS, beside
     the same work called in-process (no start-up) for the edrixs ingest."""
-    from manifest_broker.ingest import ingest as run_ingest
-    from manifest_broker.manifests import ManifestPair
+    from manifest_broker.catalog.ingest import ingest as run_ingest
+    from manifest_broker.catalog.manifests import ManifestPair
 
     broker = str(Path(sys.executable).parent / "broker")
     runs = workdir / "cli"
@@ -557,7 +618,9 @@ def cli(
         print(f"{name:<46}{statistics.median(values):>10.2f}{min(values):>8.2f}{peaks[name]:>8,.0f} MiB")
 
     big = _layout_fixture(workdir, "edrixs", n)
-    pair = ManifestPair(big / "manifests" / "edrixs_hamiltonians.parquet", big / "manifests" / "edrixs_artifacts.parquet")
+    pair = ManifestPair(
+        big / "manifests" / "edrixs_hamiltonians.parquet", big / "manifests" / "edrixs_artifacts.parquet"
+    )
     big_args = [str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(big / "data")]
     rows: list[tuple[str, float, float]] = []
     # First: nothing known (every file opened, Tiled's adapter imported for the

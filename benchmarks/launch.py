@@ -22,7 +22,9 @@ def main() -> None:
     _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - started
     with open(result_path, "w") as out:
-        json.dump({"seconds": seconds, "peak_mib": usage.ru_maxrss / 1024, "code": os.waitstatus_to_exitcode(status)}, out)
+        json.dump(
+            {"seconds": seconds, "peak_mib": usage.ru_maxrss / 1024, "code": os.waitstatus_to_exitcode(status)}, out
+        )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from manifest_broker.ingest import ingest
-from manifest_broker.manifests import ManifestPair
-from manifest_broker.serve import running_server
+from manifest_broker.catalog.ingest import ingest
+from manifest_broker.catalog.manifests import ManifestPair
+from manifest_broker.catalog.serve import running_server
 
 API_KEY = "secret"
 SETTLE_SECONDS = 1.5  # reads before the ingest starts and after it ends

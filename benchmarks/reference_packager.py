@@ -17,7 +17,7 @@ import argparse
 import glob
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -62,7 +62,7 @@ def main() -> None:
         "run_number": run_number, "total_duration": reduction.get("duration"), "n_intervals": len(split["intervals"]),
         "n_reduced_files": len(rows), "source_directory": split.get("source_directory"),
         "eis_pattern": split.get("pattern"), "resolution": split.get("resolution"), "reduction_template_xml": template,
-        "packaged_timestamp": datetime.now(timezone.utc).isoformat(), "packager_version": "reference",
+        "packaged_timestamp": datetime.now(UTC).isoformat(), "packager_version": "reference",
         "intervals_json": json.dumps(split["intervals"]), "split_metadata_json": json.dumps(split),
         "reduction_metadata_json": json.dumps(reduction),
     }  # fmt: skip

@@ -54,7 +54,9 @@ def register_like_tiled(root: Any, pairs: list[Any], base: Path, parent: str) ->
                 if art.get("index") is not None:
                     parameters["slice"] = str(art["index"])
                 extra = {k: v for k, v in art.items() if k not in STANDARD_ARTIFACT}
-                container.register(os.path.realpath(base / art["file"]), key=art["type"], parameters=parameters, metadata=extra)
+                container.register(
+                    os.path.realpath(base / art["file"]), key=art["type"], parameters=parameters, metadata=extra
+                )
                 created += 1
     return created
 

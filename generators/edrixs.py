@@ -60,7 +60,9 @@ def synthesize(data_dir: str | Path, n_hamiltonians: int, seed: int = 0) -> None
         f.attrs["generator"] = "manifest-broker synth edrixs"
 
 
-def generate(output_dir: str | Path, n_hamiltonians: int | None = None, *, data_dir: str | Path = DATA_DIR) -> tuple[pa.Table, pa.Table]:
+def generate(
+    output_dir: str | Path, n_hamiltonians: int | None = None, *, data_dir: str | Path = DATA_DIR
+) -> tuple[pa.Table, pa.Table]:
     """Manifests from the parameter arrays inside the batched file.
 
     Returns:

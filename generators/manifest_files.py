@@ -11,7 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def write_manifests(output_dir: str | Path, name: str, hamiltonians: pa.Table, artifacts: pa.Table) -> tuple[Path, Path]:
+def write_manifests(
+    output_dir: str | Path, name: str, hamiltonians: pa.Table, artifacts: pa.Table
+) -> tuple[Path, Path]:
     """Write ``<name>_hamiltonians.parquet`` and ``<name>_artifacts.parquet`` (the guide's names)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

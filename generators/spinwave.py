@@ -44,7 +44,9 @@ def synthesize(data_dir: str | Path, n_hamiltonians: int, seed: int = 0) -> None
     run_parallel(functools.partial(_write, str(data_dir), seed), range(1, n_hamiltonians + 1))
 
 
-def generate(output_dir: str | Path, n_hamiltonians: int | None = None, *, data_dir: str | Path = DATA_DIR) -> tuple[pa.Table, pa.Table]:
+def generate(
+    output_dir: str | Path, n_hamiltonians: int | None = None, *, data_dir: str | Path = DATA_DIR
+) -> tuple[pa.Table, pa.Table]:
     """The guide's SpinWave generator, returning pyarrow Tables.
 
     Returns:

@@ -97,7 +97,9 @@ def _template(run_number: int) -> str:
     )
 
 
-def _reduced_text(n_points: int, flavour: int, run_number: int, label: str, start: str, rng: np.random.Generator) -> str:
+def _reduced_text(
+    n_points: int, flavour: int, run_number: int, label: str, start: str, rng: np.random.Generator
+) -> str:
     q = np.sort(rng.uniform(0.008, 0.2, n_points))
     r = np.exp(-q * 60) * (1 + 0.05 * np.cos(q * 200)) + rng.normal(0, 1e-5, n_points)
     r[rng.integers(0, n_points)] = -abs(r[0]) * 0.01  # real data has negative R

@@ -90,7 +90,9 @@ def synthesize(data_dir: str | Path, n_hamiltonians: int, seed: int = 0) -> None
     run_parallel(functools.partial(_write, str(data_dir), seed), ids.tolist())
 
 
-def generate(output_dir: str | Path, n_hamiltonians: int | None = None, *, data_dir: str | Path = DATA_DIR) -> tuple[pa.Table, pa.Table]:
+def generate(
+    output_dir: str | Path, n_hamiltonians: int | None = None, *, data_dir: str | Path = DATA_DIR
+) -> tuple[pa.Table, pa.Table]:
     """Manifests from the provider table (the guide's "existing manifest" case).
 
     Returns:
@@ -101,9 +103,7 @@ def generate(output_dir: str | Path, n_hamiltonians: int | None = None, *, data_
         params = params.slice(0, n_hamiltonians)
     ids = params["vdp_id"].to_pylist()
     huids = [f"vdp_{i:06d}" for i in ids]
-    hamiltonians = pa.table(
-        {"huid": huids, "key": [f"H_{h}" for h in huids], **{p: params[p] for p in PARAMETERS}}
-    )
+    hamiltonians = pa.table({"huid": huids, "key": [f"H_{h}" for h in huids], **{p: params[p] for p in PARAMETERS}})
     types = artifact_types()
     n_types = len(types)
     rows = {

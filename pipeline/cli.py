@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,6 +23,7 @@ app = typer.Typer(
     cls=render.BrokerGroup,
 )
 
+
 def _version(value: bool) -> None:
     if value:
         from manifest_broker import __version__
@@ -33,7 +34,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Register HDF5 datasets in a Tiled catalog from Parquet manifests; package tNR runs into Iceberg."""
 
@@ -56,7 +59,7 @@ _fail = render.fail
 
 def _pairs(manifests: list[Path]):  # type: ignore[no-untyped-def]
     """HAM ART [HAM ART ...] into manifest pairs; an odd count is a usage error (exit 2)."""
-    from manifest_broker.manifests import ManifestError, pairs_from_paths
+    from manifest_broker.catalog.manifests import ManifestError, pairs_from_paths
 
     try:
         return pairs_from_paths(manifests)
@@ -72,7 +75,7 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
 ) -> None:
     """Write a synthetic dataset in one of the guide's layouts, and its manifests."""
-    from manifest_broker.generate import synthesize
+    from manifest_broker.catalog.generate import synthesize
 
     result = synthesize(layout, out_dir, n, seed)
     render.console.print(
@@ -87,10 +90,10 @@ def generate(
     generator: Annotated[str, typer.Argument(help="A layout name, a dotted module, or a generator .py file.")],
     data_dir: Annotated[Path, typer.Argument(help="Where the HDF5 files are (sets the script's DATA_DIR).")],
     out_dir: Annotated[Path, typer.Argument(help="Where the two Parquet manifests go.")],
-    n: Annotated[Optional[int], typer.Option("-n", "--n-hamiltonians", help="Limit the Hamiltonians.")] = None,
+    n: Annotated[int | None, typer.Option("-n", "--n-hamiltonians", help="Limit the Hamiltonians.")] = None,
 ) -> None:
     """Run a manifest generator written to the guide's interface."""
-    from manifest_broker.generate import run_generator
+    from manifest_broker.catalog.generate import run_generator
 
     result = run_generator(generator, data_dir, out_dir, n)
     render.console.print(
@@ -105,16 +108,16 @@ def generate(
 def check(
     manifests: ManifestsArgument,
     base_dir: BaseDirOption,
-    catalog: Annotated[Optional[str], typer.Option(help="Catalog to check key collisions against.")] = None,
+    catalog: Annotated[str | None, typer.Option(help="Catalog to check key collisions against.")] = None,
     parent: Annotated[str, typer.Option(help="Catalog path the Hamiltonians would go under.")] = "",
-    feedback: Annotated[Optional[Path], typer.Option(help="Write a message to the data provider here.")] = None,
+    feedback: Annotated[Path | None, typer.Option(help="Write a message to the data provider here.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Processes probing files (default: all cores).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes probing files (default: all cores).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check manifests against the contract. Writes nothing; exit 1 on any error."""
-    from manifest_broker.contract import check_manifests
-    from manifest_broker.feedback import feedback_message
+    from manifest_broker.catalog.contract import check_manifests
+    from manifest_broker.catalog.feedback import feedback_message
 
     pairs = _pairs(manifests)
     with render.stages(enabled=not as_json) as progress:
@@ -157,7 +160,7 @@ def explore(
     import dataclasses
     import sys
 
-    from manifest_broker.explore import explore as explore_dir
+    from manifest_broker.catalog.explore import explore as explore_dir
 
     if not data_dir.is_dir():
         raise _fail(f"{data_dir} is not a directory")
@@ -206,12 +209,14 @@ def ingest(
     base_dir: BaseDirOption,
     catalog: Annotated[str, typer.Option(help="SQLite file, sqlite:///... or postgresql://...; created if missing.")],
     parent: Annotated[str, typer.Option(help="Catalog path to register under (containers created when missing).")] = "",
-    update_metadata: Annotated[bool, typer.Option("--update-metadata", help="Update Hamiltonians whose metadata differs.")] = False,
+    update_metadata: Annotated[
+        bool, typer.Option("--update-metadata", help="Update Hamiltonians whose metadata differs.")
+    ] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
-    from manifest_broker.ingest import ingest as run_ingest
+    from manifest_broker.catalog.ingest import ingest as run_ingest
 
     pairs = _pairs(manifests)
     with render.stages(enabled=not as_json) as progress:
@@ -261,9 +266,8 @@ def serve(
     """
     import os
 
-    from manifest_broker.serve import run_redacted, serve_command, server_environment
-
-    from manifest_broker.catalog import check_catalog
+    from manifest_broker.catalog.database import check_catalog
+    from manifest_broker.catalog.serve import run_redacted, serve_command, server_environment
 
     if not base_dir.is_dir():
         raise _fail(f"--base-dir {base_dir}: not a directory")
@@ -275,19 +279,19 @@ def serve(
 
 
 def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: ignore[no-untyped-def]
-    from manifest_broker.contract import check_manifests
-    from manifest_broker.plan import plan_nodes
-    from manifest_broker.probe import default_cache_dir
+    from manifest_broker.catalog.contract import check_manifests
+    from manifest_broker.catalog.plan import plan_nodes
+    from manifest_broker.catalog.probe import default_cache_dir
 
     pairs = _pairs(manifests)
     report = check_manifests(pairs, base_dir, parent=parent)
     if not report.ok:
         render.findings(report.findings)
         raise _fail(f"the manifests break the contract ({report.errors} error(s))")
-    return report, plan_nodes(report, cache_dir=default_cache_dir())
+    return report, plan_nodes(report.checked(), cache_dir=default_cache_dir())
 
 
-def _client(url: str, api_key: Optional[str], *, include_data_sources: bool = False):  # type: ignore[no-untyped-def]
+def _client(url: str, api_key: str | None, *, include_data_sources: bool = False):  # type: ignore[no-untyped-def]
     """A tiled.client root for ``url``, or a one-line error: checked with one plain
     request first, so that a server that is down fails at once (tiled's client
     retries for about half a minute)."""
@@ -322,36 +326,42 @@ def register(
     manifests: ManifestsArgument,
     base_dir: BaseDirOption,
     url: Annotated[str, typer.Option(help="A running Tiled server.")],
-    api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key (or $TILED_API_KEY).", show_default=False)] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="TILED_API_KEY", help="API key (or $TILED_API_KEY).", show_default=False)
+    ] = None,
     parent: Annotated[str, typer.Option(help="Catalog path to register under (containers created when missing).")] = "",
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent requests (one connection pool each); 1-2 for a SQLite-backed server, whose concurrent writes collide.")] = 8,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Concurrent requests (one connection pool each); 1-2 for a SQLite-backed server, whose concurrent writes collide.",
+        ),
+    ] = 8,
     as_json: JsonOption = False,
 ) -> None:
     """Register incrementally through a running server (the guide's option B).
 
     The contract is checked first, against the keys the server already has. Existing Hamiltonians (same huid) are kept and their missing artifacts added; transient server errors are retried by tiled.client. Exit 1 if any node was not registered (a re-run finishes the job).
     """
-    from manifest_broker.contract import check_manifests
-    from manifest_broker.plan import plan_nodes
-    from manifest_broker.probe import default_cache_dir
-    from manifest_broker.register import RegisterError, register_plan, server_state
+    from manifest_broker.catalog.contract import check_manifests
+    from manifest_broker.catalog.plan import plan_nodes
+    from manifest_broker.catalog.probe import default_cache_dir
+    from manifest_broker.catalog.register import register_plan, server_state
 
     pairs = _pairs(manifests)
     root = _client(url, api_key)
-    try:
-        state = server_state(root, parent)
-        report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys)
+    state = server_state(root, parent)
+    with render.stages(enabled=not as_json) as progress:
+        report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress)
         if not report.ok:
             render.findings(report.findings)
             raise _fail(f"the manifests break the contract ({report.errors} error(s)); nothing was registered")
-        plan = plan_nodes(report, cache_dir=default_cache_dir())
+        plan = plan_nodes(report.checked(), cache_dir=default_cache_dir())
         from tiled.client import from_uri
 
-        with render.progress("registering nodes", plan.nodes, enabled=not as_json) as advance:
-            result = register_plan(lambda: from_uri(url, api_key=api_key), plan, parent=parent, workers=workers,
-                                   existing=state, progress=lambda done, _total: advance(done))  # fmt: skip
-    except RegisterError as exc:
-        raise _fail(str(exc)) from exc
+        result = register_plan(lambda: from_uri(url, api_key=api_key), plan, parent=parent, workers=workers,
+                               existing=state, progress=progress)  # fmt: skip
     if as_json:
         render.print_json({**result.__dict__, "created_nodes": result.created_nodes})
     else:
@@ -377,10 +387,20 @@ def register(
 
 @app.command()
 def delete(
-    paths: Annotated[list[str], typer.Argument(help="Catalog paths: a Hamiltonian (lab/H_1), an artifact (lab/H_1/rixs), or a parent (lab).", show_default=False)],
-    url: Annotated[Optional[str], typer.Option(help="Delete through this running Tiled server.")] = None,
-    catalog: Annotated[Optional[str], typer.Option(help="Or straight from this catalog database (SQLite file or postgresql://).")] = None,
-    api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key (or $TILED_API_KEY).", show_default=False)] = None,
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Catalog paths: a Hamiltonian (lab/H_1), an artifact (lab/H_1/rixs), or a parent (lab).",
+            show_default=False,
+        ),
+    ],
+    url: Annotated[str | None, typer.Option(help="Delete through this running Tiled server.")] = None,
+    catalog: Annotated[
+        str | None, typer.Option(help="Or straight from this catalog database (SQLite file or postgresql://).")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="TILED_API_KEY", help="API key (or $TILED_API_KEY).", show_default=False)
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; change nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
@@ -389,8 +409,8 @@ def delete(
 
     The Mode A locators of deleted artifacts are removed from their Hamiltonian, keeping the old metadata as a revision. A path that does not exist deletes nothing.
     """
-    from manifest_broker.catalog import locate
-    from manifest_broker.delete import delete_in_catalog, delete_through_server
+    from manifest_broker.catalog.database import locate
+    from manifest_broker.catalog.delete import delete_in_catalog, delete_through_server
 
     if (url is None) == (catalog is None):
         raise _fail("give exactly one of --url (a running server) or --catalog (a catalog database)", 2)
@@ -410,24 +430,33 @@ def delete(
     assets = f" and {result.assets} asset row(s)" if url is None else ""
     render.console.print(f"{'would delete' if dry_run else 'deleted'} {what}{assets}")
     for parent, keys in result.locators_removed.items():
-        render.console.print(f"  {'would remove' if dry_run else 'removed'} the Mode A locators of {', '.join(keys)} from {parent or '/'}")
+        render.console.print(
+            f"  {'would remove' if dry_run else 'removed'} the Mode A locators of {', '.join(keys)} from {parent or '/'}"
+        )
 
 
 @app.command()
 def locate(
-    queries: Annotated[Optional[list[str]], typer.Argument(help="Metadata filters, ANDed: 'J1>0.5' 'lattice==square' (== != > >= < <=).", show_default=False)] = None,
+    queries: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Metadata filters, ANDed: 'J1>0.5' 'lattice==square' (== != > >= < <=).", show_default=False
+        ),
+    ] = None,
     url: Annotated[str, typer.Option(help="A running Tiled server.")] = "",
-    api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key (or $TILED_API_KEY).", show_default=False)] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="TILED_API_KEY", help="API key (or $TILED_API_KEY).", show_default=False)
+    ] = None,
     parent: Annotated[str, typer.Option(help="Catalog path the Hamiltonians are under.")] = "",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the locators as Parquet.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the locators as Parquet.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Mode A: search Hamiltonians by metadata and list where each artifact lives (file, dataset, index), with the Hamiltonian's parameters.
 
-    Only metadata travels; load the arrays with manifest_broker.modea.load_batches (h5py, worker processes).
+    Only metadata travels; load the arrays with manifest_broker.catalog.modea.load_batches (h5py, worker processes).
     """
-    from manifest_broker.modea import LocateError
-    from manifest_broker.modea import locate as run_locate
+    from manifest_broker.catalog.modea import LocateError
+    from manifest_broker.catalog.modea import locate as run_locate
 
     if not url:
         raise _fail("--url is required: the Tiled server to search", 2)
@@ -451,7 +480,9 @@ def locate(
         return
     if output is None:
         render.arrow_table(None, table)
-    render.console.print(f"{hamiltonians} Hamiltonian(s), {table.num_rows} artifact(s)" + (f" -> {output}" if output else ""))
+    render.console.print(
+        f"{hamiltonians} Hamiltonian(s), {table.num_rows} artifact(s)" + (f" -> {output}" if output else "")
+    )
 
 
 @app.command()
@@ -459,13 +490,13 @@ def verify(
     manifests: ManifestsArgument,
     base_dir: BaseDirOption,
     url: Annotated[str, typer.Option(help="The Tiled server to check.")],
-    api_key: Annotated[Optional[str], typer.Option(envvar="TILED_API_KEY", help="API key.")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="TILED_API_KEY", help="API key.")] = None,
     parent: Annotated[str, typer.Option(help="Catalog path the datasets were registered under.")] = "",
     sample: Annotated[int, typer.Option(help="Random arrays to compare element by element.")] = 10,
     as_json: JsonOption = False,
 ) -> None:
     """The guide's Step 7: everything served, arrays equal to the files, searches right. Exit 1 on a mismatch."""
-    from manifest_broker.verify import verify as run_verify
+    from manifest_broker.catalog.verify import verify as run_verify
 
     report, plan = _checked_plan(manifests, base_dir, parent)
     client = _client(url, api_key, include_data_sources=True)
@@ -500,12 +531,12 @@ def sql(
     ham: Annotated[Path, typer.Option("--ham", help="Hamiltonian manifest.")],
     art: Annotated[Path, typer.Option("--art", help="Artifact manifest.")],
     fmt: Annotated[SqlFormat, typer.Option("--format", help="Output format.")] = SqlFormat.table,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="File for --format parquet.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File for --format parquet.")] = None,
 ) -> None:
     """Query manifests with DuckDB: views hamiltonians, artifacts, locators."""
     import duckdb
 
-    from manifest_broker.manifest_sql import manifest_connection
+    from manifest_broker.catalog.manifest_sql import manifest_connection
 
     if fmt is SqlFormat.parquet and output is None:
         raise _fail("--format parquet needs -o FILE", 2)
@@ -533,7 +564,9 @@ def sql(
 
 @app.command()
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the demo writes its data, catalog and lakehouse.")] = Path("broker-demo"),
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its data, catalog and lakehouse.")] = Path(
+        "broker-demo"
+    ),
     n: Annotated[int, typer.Option("-n", help="Hamiltonians per layout.")] = 20,
 ) -> None:
     """Run every stage on embedded defaults and synthetic data, with a summary."""

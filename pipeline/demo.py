@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from manifest_broker import render
+
+if TYPE_CHECKING:  # the stages import what they run, so `broker --help` stays light
+    from manifest_broker.catalog.contract import ContractReport
+    from manifest_broker.catalog.ingest import IngestRun
+    from manifest_broker.catalog.manifests import ManifestPair
 
 # Small enough to finish in seconds, large enough to exercise every layout.
 DEMO_SIZES = {"vdp": 1.0, "edrixs": 10.0, "multimodal": 1.0, "spinwave": 1.0}
@@ -13,40 +19,60 @@ DEMO_SIZES = {"vdp": 1.0, "edrixs": 10.0, "multimodal": 1.0, "spinwave": 1.0}
 
 def run_demo(workdir: Path, n: int) -> int:
     """Run the demo; returns the process exit code."""
-    from manifest_broker.contract import check_manifests
-    from manifest_broker.generate import synthesize
-    from manifest_broker.manifests import ManifestPair
-
-    c = render.console
     workdir.mkdir(parents=True, exist_ok=True)
     summary: list[tuple[str, str, str]] = []
-    pairs: list[ManifestPair] = []
+    pairs = _synth_stage(workdir, n, summary)
+    report = _check_stage(workdir, pairs, summary)
+    if not report.ok:
+        render.table("demo summary", ["stage", "status", "detail"], summary)
+        return 1
+    run = _ingest_stage(workdir, pairs, summary)
+    ok = _serve_stage(workdir, run, summary)
+    render.console.rule("5. tNR run into the Iceberg lakehouse (pyiceberg SqlCatalog, local warehouse)")
+    summary.append(_tnr_demo(workdir))
+    render.table("demo summary", ["stage", "status", "detail"], summary)
+    render.console.print(next_steps(workdir), soft_wrap=True)
+    return 0 if ok else 1
+
+
+def _synth_stage(workdir: Path, n: int, summary: list[tuple[str, str, str]]) -> list[ManifestPair]:
+    from manifest_broker.catalog.generate import synthesize
+    from manifest_broker.catalog.manifests import ManifestPair
+
+    c = render.console
+    pairs = []
     t0 = time.perf_counter()
     c.rule("1. synthetic datasets (the guide's three layouts + its worked example)")
     for layout, factor in DEMO_SIZES.items():
         size = max(1, int(n * factor))
         result = synthesize(layout, workdir, size, seed=0)
-        c.print(f"  {layout:<11} {result.hamiltonians.num_rows:>6} Hamiltonians {result.artifacts.num_rows:>7} artifacts")
+        c.print(
+            f"  {layout:<11} {result.hamiltonians.num_rows:>6} Hamiltonians {result.artifacts.num_rows:>7} artifacts"
+        )
         pairs.append(ManifestPair(workdir / "manifests" / f"{layout}_hamiltonians.parquet",
                                   workdir / "manifests" / f"{layout}_artifacts.parquet"))  # fmt: skip
     summary.append(("synth", "ok", f"{len(pairs)} datasets in {time.perf_counter() - t0:.1f}s"))
+    return pairs
 
-    c.rule("2. contract check (DuckDB SQL rules + HDF5 probe)")
+
+def _check_stage(workdir: Path, pairs: list[ManifestPair], summary: list[tuple[str, str, str]]) -> ContractReport:
+    from manifest_broker.catalog.contract import check_manifests
+
+    render.console.rule("2. contract check (DuckDB SQL rules + HDF5 probe)")
     report = check_manifests(pairs, workdir / "data", use_cache=False)
     if report.findings.num_rows:
         render.findings(report.findings)
-    c.print(f"  {report.errors} error(s), {report.warnings} warning(s), {report.probe.files if report.probe else 0} files probed "
-            f"in {report.seconds['total']:.2f}s")  # fmt: skip
+    render.console.print(f"  {report.errors} error(s), {report.warnings} warning(s), "
+                         f"{report.probe.files if report.probe else 0} files probed in {report.seconds['total']:.2f}s")  # fmt: skip
     summary.append(("check", "ok" if report.ok else "FAILED", f"{report.errors} errors, {report.warnings} warnings"))
-    if not report.ok:
-        render.table("demo summary", ["stage", "status", "detail"], summary)
-        return 1
+    return report
 
+
+def _ingest_stage(workdir: Path, pairs: list[ManifestPair], summary: list[tuple[str, str, str]]) -> IngestRun:
+    from manifest_broker.catalog.ingest import ingest
+
+    c = render.console
     c.rule("3. bulk ingest into the Tiled catalog (SQLite, one transaction)")
-    from manifest_broker.ingest import ingest
-    from manifest_broker.serve import running_server
-    from manifest_broker.verify import verify
-
     catalog = workdir / "catalog.db"
     run = ingest(pairs, workdir / "data", str(catalog), parent="demo")
     written = run.result
@@ -55,13 +81,29 @@ def run_demo(workdir: Path, n: int) -> int:
         c.print(f"  created {written.created_nodes} nodes in {written.seconds:.2f}s "
                 f"({written.created_nodes / written.seconds:,.0f} nodes/s) -> {catalog}")  # fmt: skip
     else:
-        c.print(f"  nothing to add: {written.existing_hamiltonians} Hamiltonians already in {catalog} (re-run is a no-op)")
-    summary.append(("ingest", "ok", f"{written.created_nodes} new nodes, {written.existing_hamiltonians} Hamiltonians already there"))
+        c.print(
+            f"  nothing to add: {written.existing_hamiltonians} Hamiltonians already in {catalog} (re-run is a no-op)"
+        )
+    summary.append(
+        (
+            "ingest",
+            "ok",
+            f"{written.created_nodes} new nodes, {written.existing_hamiltonians} Hamiltonians already there",
+        )
+    )
+    return run
 
-    c.rule("4. tiled serve (stock server, data directory as readable storage) + verify")
+
+def _serve_stage(workdir: Path, run: IngestRun, summary: list[tuple[str, str, str]]) -> bool:
     from tiled.client import from_uri
 
-    with running_server(str(catalog), workdir / "data", log=workdir / "tiled-serve.log") as url:
+    from manifest_broker.catalog.serve import running_server
+    from manifest_broker.catalog.verify import verify
+
+    c = render.console
+    c.rule("4. tiled serve (stock server, data directory as readable storage) + verify")
+    assert run.plan is not None
+    with running_server(str(workdir / "catalog.db"), workdir / "data", log=workdir / "tiled-serve.log") as url:
         c.print(f"  serving at {url}")
         client = from_uri(url, api_key="secret", include_data_sources=True)
         checked = verify(client, run.report.hamiltonians, run.plan, base_dir=workdir / "data", parent="demo", sample=10)
@@ -73,13 +115,7 @@ def run_demo(workdir: Path, n: int) -> int:
             f"{checked.assets_checked} served assets still inside the data directory; "
             f"{checked.arrays_compared} arrays equal to their h5py reads")  # fmt: skip
     summary.append(("serve + verify", "ok" if checked.ok else "FAILED", f"{len(checked.problems)} problem(s)"))
-
-    c.rule("5. tNR run into the Iceberg lakehouse (pyiceberg SqlCatalog, local warehouse)")
-    summary.append(_tnr_demo(workdir))
-
-    render.table("demo summary", ["stage", "status", "detail"], summary)
-    c.print(next_steps(workdir), soft_wrap=True)
-    return 0 if checked.ok else 1
+    return checked.ok
 
 
 def next_steps(workdir: Path) -> str:
@@ -93,9 +129,9 @@ def next_steps(workdir: Path) -> str:
     return render.escape(
         "\nserve the catalog (stock tiled serve, the data directory as readable storage):\n"
         f"  TILED_API_KEY=secret broker serve --catalog {catalog} --base-dir {data} --port 8000\n"
-        f"read it (another terminal):\n  python -c \"{read_tiled}\"\n"
-        f"read the tNR tables:\n  python -c \"{read_lake}\"\n"
-        f"  broker tnr sql \"SELECT interval_type, count(*) FROM reflectivity GROUP BY 1\" --lake {lake}"
+        f'read it (another terminal):\n  python -c "{read_tiled}"\n'
+        f'read the tNR tables:\n  python -c "{read_lake}"\n'
+        f'  broker tnr sql "SELECT interval_type, count(*) FROM reflectivity GROUP BY 1" --lake {lake}'
     )
 
 
@@ -103,8 +139,8 @@ def _tnr_demo(workdir: Path) -> tuple[str, str, str]:
     """Synthesize a realistic run, package it, query it, plot it."""
     import duckdb
 
-    from manifest_broker.generators.tnr import synthesize_run
     from manifest_broker import queries
+    from manifest_broker.generators.tnr import synthesize_run
     from manifest_broker.tnr.lake import scan, write_run
     from manifest_broker.tnr.package import package_run
     from manifest_broker.tnr.plot import PlotUnavailable, plot_run
@@ -117,11 +153,17 @@ def _tnr_demo(workdir: Path) -> tuple[str, str, str]:
     c.print(f"  run {package.run_number}: {package.reflectivity.num_rows} slices, {package.points} points -> {lake}")
     con = duckdb.connect()
     con.register("reflectivity", scan(lake, "reflectivity"))
-    render.arrow_table("tnr.reflectivity per interval type", con.execute(queries.load("tnr/slices_by_type")).to_arrow_table())
+    render.arrow_table(
+        "tnr.reflectivity per interval type", con.execute(queries.load("tnr/slices_by_type")).to_arrow_table()
+    )
     try:
         figure = plot_run(scan(lake, "reflectivity", run=package.run_number), workdir / f"tnr_{package.run_number}.png")
     except PlotUnavailable as exc:
         c.print(f"  plot skipped: {render.escape(str(exc))}")
-        return ("tnr package", "ok", f"{package.reflectivity.num_rows} slices in tnr.reflectivity (no plot: matplotlib missing)")
+        return (
+            "tnr package",
+            "ok",
+            f"{package.reflectivity.num_rows} slices in tnr.reflectivity (no plot: matplotlib missing)",
+        )
     c.print(f"  plot: {figure}")
     return ("tnr package", "ok", f"{package.reflectivity.num_rows} slices in tnr.reflectivity, plot {figure.name}")

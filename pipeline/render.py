@@ -32,7 +32,9 @@ def print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], limit: int | None = MAX_ROWS) -> None:
+def table(
+    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], limit: int | None = MAX_ROWS
+) -> None:
     """Print rows as a rich table, at most ``limit`` of them."""
     out = Table(title=title, show_lines=False, title_justify="left")
     for column in columns:
@@ -70,7 +72,14 @@ def stages(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
     """Progress bars with rate and time left on stderr, one per stage, while stderr
     is a terminal (quiet when piped, or when ``enabled`` is false, e.g. for
     ``--json``); yields ``report(stage, done, total)``, safe from worker threads."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from manifest_broker.serve import free_port
+from manifest_broker.catalog.serve import free_port
 
 
 def _pg_bin() -> Path | None:
@@ -54,7 +54,9 @@ class Cluster:
                        check=True, capture_output=True)  # fmt: skip
 
     def stop(self, mode: str = "fast") -> None:
-        subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "stop"]), capture_output=True
+        )
 
     def remove(self) -> None:
         self.stop("immediate")

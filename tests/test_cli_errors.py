@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from manifest_broker import __version__
+from manifest_broker.catalog.serve import free_port
 from manifest_broker.cli import app
-from manifest_broker.serve import free_port
 from manifest_broker.tnr.cli import packager
 from tests.conftest import Dataset, tree_state
 
@@ -88,7 +88,7 @@ def test_parent_must_name_containers(spinwave: Dataset, tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_a_wrong_key_and_a_missing_parent_through_a_real_server(spinwave: Dataset, tmp_path: Path) -> None:
-    from manifest_broker.serve import running_server
+    from manifest_broker.catalog.serve import running_server
 
     catalog = str(tmp_path / "catalog.db")
     pair = [str(spinwave.pair.hamiltonians), str(spinwave.pair.artifacts), "--base-dir", str(spinwave.base_dir)]
@@ -99,15 +99,13 @@ def test_a_wrong_key_and_a_missing_parent_through_a_real_server(spinwave: Datase
                "--parent no/such: the server has no node no")  # fmt: skip
 
 
-
-
 @pytest.mark.integration
 def test_verify_counts_only_its_own_hamiltonians(spinwave: Dataset, tmp_path: Path) -> None:
     """Two datasets with the same parameter side by side under one parent."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from manifest_broker.serve import running_server
+    from manifest_broker.catalog.serve import running_server
 
     ham, art = spinwave.hamiltonians, spinwave.artifacts
     other = tmp_path / "other"
@@ -115,7 +113,9 @@ def test_verify_counts_only_its_own_hamiltonians(spinwave: Dataset, tmp_path: Pa
     renamed = ham.set_column(0, "huid", pc.binary_join_element_wise("b_", ham["huid"], ""))
     renamed = renamed.set_column(1, "key", pc.binary_join_element_wise("B_", ham["key"], ""))
     pq.write_table(renamed, other / "b_hamiltonians.parquet")
-    pq.write_table(art.set_column(0, "huid", pc.binary_join_element_wise("b_", art["huid"], "")), other / "b_artifacts.parquet")
+    pq.write_table(
+        art.set_column(0, "huid", pc.binary_join_element_wise("b_", art["huid"], "")), other / "b_artifacts.parquet"
+    )
     catalog = str(tmp_path / "catalog.db")
     base = ["--base-dir", str(spinwave.base_dir)]
     first = [str(spinwave.pair.hamiltonians), str(spinwave.pair.artifacts)]
@@ -123,7 +123,9 @@ def test_verify_counts_only_its_own_hamiltonians(spinwave: Dataset, tmp_path: Pa
     for pair in (first, second):
         assert runner.invoke(app, ["ingest", *pair, *base, "--catalog", catalog, "--parent", "shared"]).exit_code == 0
     with running_server(catalog, spinwave.base_dir) as url:
-        result = runner.invoke(app, ["verify", *first, *base, "--url", url, "--api-key", "secret", "--parent", "shared", "--json"])
+        result = runner.invoke(
+            app, ["verify", *first, *base, "--url", url, "--api-key", "secret", "--parent", "shared", "--json"]
+        )
     assert result.exit_code == 0, result.output
     [query] = json.loads(result.stdout)["queries"]
     assert query["served"] == query["expected"] > 0
@@ -143,11 +145,63 @@ def test_paths_a_file_uri_cannot_carry(tmp_path: Path) -> None:
             f["x"] = np.arange(3.0)
     n = len(names)
     ham, art = tmp_path / "u_hamiltonians.parquet", tmp_path / "u_artifacts.parquet"
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(n)], "key": [f"K{i}" for i in range(n)], "J": [1.0, 2.0, 3.0]}), ham)
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(n)], "type": ["t"] * n, "file": names, "dataset": ["/x"] * n}), art)
+    pq.write_table(
+        pa.table({"huid": [f"h{i}" for i in range(n)], "key": [f"K{i}" for i in range(n)], "J": [1.0, 2.0, 3.0]}), ham
+    )
+    pq.write_table(
+        pa.table({"huid": [f"h{i}" for i in range(n)], "type": ["t"] * n, "file": names, "dataset": ["/x"] * n}), art
+    )
     result = runner.invoke(app, ["check", str(ham), str(art), "--base-dir", str(base), "--json"])
     findings = [(f["rule"], f["row"]) for f in json.loads(result.stdout)["findings"] if f["severity"] == "error"]
     assert result.exit_code == 1 and findings == [("file_uri_unsafe", 0), ("file_uri_unsafe", 1)]
     catalog = tmp_path / "catalog.db"
     _fails(["ingest", str(ham), str(art), "--base-dir", str(base), "--catalog", str(catalog)], "nothing was written")
     assert not catalog.exists()
+
+
+# Each documented command given a missing path, a directory or a file of the wrong
+# kind: (arguments, the message's key words, exit code). {missing}, {folder}, {text}
+# (a text file named like a manifest), {down} (a closed port) are filled in below.
+BAD_PATHS = {
+    "ingest, a text file as manifest": (
+        ["ingest", "{text_h}", "{text_a}", "--base-dir", "{folder}", "--catalog", "{folder}/new.db"],
+        "the manifests break the contract", 1),
+    "check, a directory as manifest": (["check", "{folder}", "{folder}", "--base-dir", "{folder}"], "FAILED", 1),
+    "check, manifests missing": (["check", "{missing}", "{missing}", "--base-dir", "{folder}"], "FAILED", 1),
+    "register, server down": (["register", "{text_h}", "{text_a}", "--base-dir", "{folder}", "--url", "{down}"],
+                              "cannot reach the Tiled server", 1),
+    "locate, server down": (["locate", "--url", "{down}"], "cannot reach the Tiled server", 1),
+    "delete, catalog missing": (["delete", "x", "--catalog", "{missing}", "--yes"], "does not exist", 1),
+    "delete, a directory as catalog": (["delete", "x", "--catalog", "{folder}", "--yes"], "is a directory", 1),
+    "explore, directory missing": (["explore", "{missing}"], "is not a directory", 1),
+    "explore, a file as directory": (["explore", "{text_h}"], "is not a directory", 1),
+    "generate, script missing": (["generate", "{missing}", "{folder}", "{folder}/out"], "not found", 1),
+    "tnr package, split missing": (["tnr", "package", "{missing}", "{folder}", "{missing}", "--lake", "{folder}/lake"],
+                                   "split file not found; nothing was written", 1),
+    "tnr package, text as split": (["tnr", "package", "{text_h}", "{folder}", "{text_h}", "--lake", "{folder}/lake"],
+                                   "malformed split file JSON", 1),
+    "tnr package-many, root missing": (["tnr", "package-many", "{missing}", "--lake", "{folder}/lake"], "not a directory", 1),
+    "tnr package-many, a file as root": (["tnr", "package-many", "{text_h}", "--lake", "{folder}/lake"], "not a directory", 1),
+    "tnr package-many, nothing in root": (["tnr", "package-many", "{folder}", "--lake", "{folder}/lake"], "no run found", 1),
+    "tnr sql, lake missing": (["tnr", "sql", "select 1", "--lake", "{folder}/lake"], "no lake here", 1),
+    "tnr plot, lake missing": (["tnr", "plot", "--run", "1", "-o", "{folder}/p.png", "--lake", "{folder}/lake"], "no lake here", 1),
+    "tnr check, lake missing": (["tnr", "check", "--lake", "{folder}/lake"], "no lake here", 1),
+    "tnr maintain, lake missing": (["tnr", "maintain", "--lake", "{folder}/lake"], "no lake here", 1),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PATHS))
+def test_every_command_given_a_bad_path(case: str, tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    text_h, text_a = tmp_path / "notes_hamiltonians.parquet", tmp_path / "notes_artifacts.parquet"
+    for text in (text_h, text_a):
+        text.write_text("a text file, not Parquet")
+    fill = {"missing": str(tmp_path / "missing"), "folder": str(folder), "text_h": str(text_h), "text_a": str(text_a),
+            "down": f"http://127.0.0.1:{free_port()}"}  # fmt: skip
+    args, message, code = BAD_PATHS[case]
+    before = tree_state(tmp_path)
+    _fails([a.format(**fill) for a in args], message, code)
+    assert tree_state(tmp_path) == before  # nothing created or changed, not even a lock file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", text_a.name, text_h.name]
+    assert list(folder.iterdir()) == []

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from manifest_broker.contract import check_manifests
+from manifest_broker.catalog.contract import check_manifests
+from manifest_broker.catalog.ingest import ingest
 from manifest_broker.errors import BrokerError
-from manifest_broker.ingest import ingest
 from manifest_broker.tnr.cli import app as tnr_app
 from tests.conftest import Dataset
-from tests.test_tnr_spec_inputs import FILES, RUN, spec_run
+from tests.tnr.test_spec_inputs import FILES, RUN, spec_run
 
 BROKER = str(Path(sys.executable).parent / "broker")
 BAR = "━"
@@ -100,20 +100,20 @@ def test_tnr_package_answers_in_json(tmp_path: Path) -> None:
 
 
 def test_every_project_error_has_one_root() -> None:
-    import manifest_broker.catalog
-    import manifest_broker.delete
-    import manifest_broker.generate
-    import manifest_broker.manifests
-    import manifest_broker.modea
-    import manifest_broker.plan
-    import manifest_broker.register
-    import manifest_broker.serve
+    import manifest_broker.catalog.database
+    import manifest_broker.catalog.delete
+    import manifest_broker.catalog.generate
+    import manifest_broker.catalog.manifests
+    import manifest_broker.catalog.modea
+    import manifest_broker.catalog.plan
+    import manifest_broker.catalog.register
+    import manifest_broker.catalog.serve
+    import manifest_broker.catalog.verify
+    import manifest_broker.catalog.write
     import manifest_broker.tnr.inputs
     import manifest_broker.tnr.lake
     import manifest_broker.tnr.reduced
     import manifest_broker.tnr.schema
-    import manifest_broker.verify
-    import manifest_broker.write
 
     modules = [v for k, v in sys.modules.items() if k.startswith("manifest_broker.")]
     errors = {
@@ -123,4 +123,4 @@ def test_every_project_error_has_one_root() -> None:
     strays = sorted(e.__name__ for e in errors if not issubclass(e, BrokerError))
     # SqlNotFound is the broker's own bug (a SQL file missing from the package), not the user's.
     assert strays == ["SqlNotFound"]
-    assert manifest_broker.manifests.ManifestError("m", where=Path("/x")).where == "/x"
+    assert manifest_broker.catalog.manifests.ManifestError("m", where=Path("/x")).where == "/x"

@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from manifest_broker.generators import LAYOUTS
+from manifest_broker.catalog.contract import check_manifests
+from manifest_broker.catalog.generate import GeneratorError, run_generator, synthesize
+from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.cli import app
-from manifest_broker.contract import check_manifests
-from manifest_broker.generate import GeneratorError, run_generator, synthesize
-from manifest_broker.manifests import ManifestPair
+from manifest_broker.generators import LAYOUTS
 
 runner = CliRunner()
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -25,10 +25,12 @@ def _digest(folder: Path) -> str:
     h = hashlib.sha256()
     for path in sorted(folder.rglob("*.h5")):
         with h5py.File(path, "r") as f:
+
             def visit(name: str, obj: object) -> None:
                 if isinstance(obj, h5py.Dataset):
                     h.update(name.encode())
                     h.update(obj[()].tobytes())
+
             f.visititems(visit)
     return h.hexdigest()
 

@@ -31,7 +31,9 @@ class RunSummary:
     error: str | None = None
 
 
-def _named_or_beside(named: str | None, places: list[Path], pattern: str, accept: Callable[[Path], bool]) -> Path | None:
+def _named_or_beside(
+    named: str | None, places: list[Path], pattern: str, accept: Callable[[Path], bool]
+) -> Path | None:
     if named:
         for candidate in [Path(named), *(p / Path(named).name for p in places)]:
             if candidate.is_file():
@@ -96,7 +98,11 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
             record(RunSummary(str(item).split(":")[0], None, 0, 0, [], str(item)))
     runs = [r for r in found if isinstance(r, RunInputs)]
     # forkserver: polars' thread pool does not survive a plain fork of this process.
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("forkserver")) if jobs > 1 else None
+    pool = (
+        ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("forkserver"))
+        if jobs > 1
+        else None
+    )
     try:
         pending: list = []
         for index in range(len(runs) + 1):

@@ -3,30 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from manifest_broker import render
 
-app = typer.Typer(help="Package time-resolved neutron reflectometry runs into Iceberg tables.", no_args_is_help=True,
-                  cls=render.BrokerGroup)
+app = typer.Typer(
+    help="Package time-resolved neutron reflectometry runs into Iceberg tables.",
+    no_args_is_help=True,
+    cls=render.BrokerGroup,
+)
 
-LakeOption = Annotated[str, typer.Option("--lake", help="Lakehouse directory (embedded SQLite catalog + warehouse), "
-                                          "or a catalog URI (postgresql://..., sqlite:///...) with --warehouse.")]
-WarehouseOption = Annotated[Optional[str], typer.Option("--warehouse", help="Warehouse path for a catalog URI "
-                                                        "(a shared filesystem path every writer can reach).")]
+LakeOption = Annotated[
+    str,
+    typer.Option(
+        "--lake",
+        help="Lakehouse directory (embedded SQLite catalog + warehouse), "
+        "or a catalog URI (postgresql://..., sqlite:///...) with --warehouse.",
+    ),
+]
+WarehouseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--warehouse", help="Warehouse path for a catalog URI (a shared filesystem path every writer can reach)."
+    ),
+]
 NamespaceOption = Annotated[str, typer.Option("--namespace", help="Iceberg namespace.")]
-TzOption = Annotated[Optional[float], typer.Option(
-    "--tz-offset", help="Hours ADDED to the split file's local times to get UTC, the reducer's convention "
-                        "(5.0 = US Eastern standard time); default: reduction_options.json, else 0.")]
-RunNumberOption = Annotated[Optional[int], typer.Option("--run-number", help="Needed when the sidecar is missing.")]
+TzOption = Annotated[
+    float | None,
+    typer.Option(
+        "--tz-offset",
+        help="Hours ADDED to the split file's local times to get UTC, the reducer's convention "
+        "(5.0 = US Eastern standard time); default: reduction_options.json, else 0.",
+    ),
+]
+RunNumberOption = Annotated[int | None, typer.Option("--run-number", help="Needed when the sidecar is missing.")]
 
 
 _fail = render.fail
 
 
-def _lake(lake: str, warehouse: Optional[str]):  # type: ignore[no-untyped-def]
+def _lake(lake: str, warehouse: str | None):  # type: ignore[no-untyped-def]
     from manifest_broker.tnr.lake import LakeError, locate_lake
 
     try:
@@ -35,9 +53,9 @@ def _lake(lake: str, warehouse: Optional[str]):  # type: ignore[no-untyped-def]
         raise _fail(str(exc), 2) from exc
 
 
-def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output: Optional[Path], validate_only: bool,
-                lake: str, warehouse: Optional[str], namespace: str, tz_offset: Optional[float],
-                run_number: Optional[int], strict: bool, as_json: bool = False) -> None:  # fmt: skip
+def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output: Path | None, validate_only: bool,
+                lake: str, warehouse: str | None, namespace: str, tz_offset: float | None,
+                run_number: int | None, strict: bool, as_json: bool = False) -> None:  # fmt: skip
     """Package one run: check everything, then (unless validating) write Iceberg and the spec files."""
     from manifest_broker.tnr.inputs import RunInputError
     from manifest_broker.tnr.lake import write_run
@@ -88,14 +106,18 @@ def package(
     split_file: Annotated[Path, typer.Argument(help="Split JSON from the EIS interval extractor.")],
     reduced_dir: Annotated[Path, typer.Argument(help="Directory of reduced files and the sidecar.")],
     template_file: Annotated[Path, typer.Argument(help="Reduction template XML.")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the spec's two Parquet files.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Also write the spec's two Parquet files.")
+    ] = None,
     validate_only: Annotated[bool, typer.Option("--validate-only", help="Run every check, write nothing.")] = False,
     lake: LakeOption = "lakehouse",
     warehouse: WarehouseOption = None,
     namespace: NamespaceOption = "tnr",
     tz_offset: TzOption = None,
     run_number: RunNumberOption = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Unmatched files/intervals and shared file names are errors.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Unmatched files/intervals and shared file names are errors.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Package one run into <ns>.reflectivity and <ns>.runs (re-packaging replaces the run)."""
@@ -201,7 +223,9 @@ def check(
             render.console.print(f"repaired {line}")
         mismatches = check_lake(cat, namespace)
     for mismatch in mismatches:
-        render.console.print(render.labelled("red", "inconsistent", f"{mismatch.describe()}; re-package the run or run with --repair"))
+        render.console.print(
+            render.labelled("red", "inconsistent", f"{mismatch.describe()}; re-package the run or run with --repair")
+        )
     if mismatches:
         raise typer.Exit(1)
     render.console.print(f"[green]OK[/]: every run in {location.name} ({namespace}) has matching rows in both tables")
@@ -212,7 +236,9 @@ def maintain(
     lake: LakeOption = "lakehouse",
     warehouse: WarehouseOption = None,
     namespace: NamespaceOption = "tnr",
-    keep: Annotated[int, typer.Option("--keep", min=1, help="Snapshots kept per table (the current one included).")] = 2,
+    keep: Annotated[
+        int, typer.Option("--keep", min=1, help="Snapshots kept per table (the current one included).")
+    ] = 2,
 ) -> None:
     """Expire old snapshots and delete the files only they read, in every table of the namespace."""
     from manifest_broker.tnr.lake import maintain as run_maintain
@@ -238,14 +264,23 @@ def _iceberg_packager(
     split_file: Annotated[Path, typer.Argument(help="Path to the split JSON file.")],
     reduced_dir: Annotated[Path, typer.Argument(help="Directory containing reduced .txt files.")],
     template_file: Annotated[Path, typer.Argument(help="Reduction template XML file.")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output Parquet file (default <reduced_dir>/tnr_data.parquet).")] = None,
-    validate_only: Annotated[bool, typer.Option("--validate-only", help="Only validate inputs, do not create output.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Output Parquet file (default <reduced_dir>/tnr_data.parquet)."),
+    ] = None,
+    validate_only: Annotated[
+        bool, typer.Option("--validate-only", help="Only validate inputs, do not create output.")
+    ] = False,
     lake: LakeOption = "lakehouse",
     warehouse: WarehouseOption = None,
     tz_offset: TzOption = None,
     run_number: RunNumberOption = None,
-    version: Annotated[bool, typer.Option("--version", callback=lambda v: _print_version(v), is_eager=True,
-                                          help="Print the version and exit.")] = False,  # fmt: skip
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=lambda v: _print_version(v), is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,  # fmt: skip
 ) -> None:
     """Package tNR data with EIS timing information (drop-in for the reference iceberg-packager):
     writes the two Parquet files and the Iceberg tables."""

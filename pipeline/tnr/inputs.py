@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
 from manifest_broker.errors import BrokerError
 
 # Template fields users filter on, collected per <RefLData> block (one per angle).
@@ -74,7 +75,10 @@ def find_sidecar(reduced_dir: Path) -> Path | None:
         raise RunInputError(f"{reduced_dir}: reduced directory {what}", where=reduced_dir)
     found = sorted(p for p in Path(reduced_dir).iterdir() if _SIDECAR.match(p.name))
     if len(found) > 1:
-        raise RunInputError(f"{reduced_dir}: {len(found)} reduction sidecars ({', '.join(p.name for p in found)}); one run per directory", where=reduced_dir)
+        raise RunInputError(
+            f"{reduced_dir}: {len(found)} reduction sidecars ({', '.join(p.name for p in found)}); one run per directory",
+            where=reduced_dir,
+        )
     return found[0] if found else None
 
 
@@ -91,11 +95,15 @@ def read_template(path: Path) -> Template:
         encoding = codecs.lookup(encoding).name
         text = raw.decode(encoding).removeprefix("\ufeff")
     except LookupError as exc:
-        raise RunInputError(f"{path}: reduction template declares an unknown encoding {encoding!r}", where=path) from exc
+        raise RunInputError(
+            f"{path}: reduction template declares an unknown encoding {encoding!r}", where=path
+        ) from exc
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        hint = "" if declared else "; declare its encoding, e.g. <?xml version=\"1.0\" encoding=\"latin-1\"?>"
-        raise RunInputError(f"{path}:{line}: reduction template is not valid {encoding} ({exc.reason}){hint}", where=path) from exc
+        hint = "" if declared else '; declare its encoding, e.g. <?xml version="1.0" encoding="latin-1"?>'
+        raise RunInputError(
+            f"{path}:{line}: reduction template is not valid {encoding} ({exc.reason}){hint}", where=path
+        ) from exc
     try:
         root = ET.fromstring(raw)
     except ET.ParseError as exc:

@@ -26,9 +26,9 @@ from typing import Any
 import pyarrow as pa
 
 from manifest_broker import __version__
+from manifest_broker.errors import BrokerError
 from manifest_broker.tnr.package import RunPackage
 from manifest_broker.tnr.schema import TABLES, iceberg_schema, partition_spec
-from manifest_broker.errors import BrokerError
 
 DEFAULT_NAMESPACE = "tnr"
 # Snapshots kept per table after a commit: the current one and the one before it
@@ -85,7 +85,9 @@ def locate_lake(lake: str | Path, warehouse: str | Path | None = None) -> Lake:
     uri = text.replace("postgresql://", "postgresql+psycopg://", 1) if scheme == "postgresql" else text
     import sqlalchemy as sa
 
-    return Lake(uri, f"file://{Path(warehouse).expanduser().resolve()}", sa.make_url(text).render_as_string(hide_password=True))
+    return Lake(
+        uri, f"file://{Path(warehouse).expanduser().resolve()}", sa.make_url(text).render_as_string(hide_password=True)
+    )
 
 
 def catalog(lake: Lake | str | Path, *, create: bool = True) -> Any:
@@ -104,7 +106,9 @@ def catalog(lake: Lake | str | Path, *, create: bool = True) -> Any:
     root = location.embedded_path
     if root is not None:
         if not create and not (root / "catalog.db").is_file():
-            raise LakeError(f"{location.name}: no lake here (no catalog.db); package a run into it first", where=location.name)
+            raise LakeError(
+                f"{location.name}: no lake here (no catalog.db); package a run into it first", where=location.name
+            )
         if create:
             root.mkdir(parents=True, exist_ok=True)
     if create:
@@ -163,7 +167,9 @@ def _retrying(action: Callable[[], Any], what: str) -> Any:
             if isinstance(exc, OperationalError) and "locked" not in str(exc):
                 raise
             if attempt == COMMIT_ATTEMPTS - 1:
-                raise LakeError(f"{what}: still conflicting after {COMMIT_ATTEMPTS} attempts ({exc})", where=what) from exc
+                raise LakeError(
+                    f"{what}: still conflicting after {COMMIT_ATTEMPTS} attempts ({exc})", where=what
+                ) from exc
             time.sleep(min(2.0, 0.02 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
 
@@ -215,7 +221,9 @@ def _snapshot_files(io: Any, snapshot: Any, cache: dict[str, set[str]]) -> set[s
     for manifest in snapshot.manifests(io):
         files.add(manifest.manifest_path)
         if manifest.manifest_path not in cache:
-            cache[manifest.manifest_path] = {e.data_file.file_path for e in manifest.fetch_manifest_entry(io, discard_deleted=True)}
+            cache[manifest.manifest_path] = {
+                e.data_file.file_path for e in manifest.fetch_manifest_entry(io, discard_deleted=True)
+            }
         files |= cache[manifest.manifest_path]
     return files
 
@@ -328,7 +336,9 @@ def write_run(
         return _write_run(lake, package, namespace, keep_snapshots, between_commits)
     except SQLAlchemyError as exc:  # the catalog database itself failed (disk, server, permissions)
         name = lake.name if isinstance(lake, Lake) else str(lake)
-        raise LakeError(f"{name}: catalog database error ({str(getattr(exc, 'orig', exc)).splitlines()[0]})", where=name) from exc
+        raise LakeError(
+            f"{name}: catalog database error ({str(getattr(exc, 'orig', exc)).splitlines()[0]})", where=name
+        ) from exc
     except OSError as exc:  # the warehouse refused a data or metadata file (a full disk, permissions)
         import os
 
@@ -361,7 +371,9 @@ def _write_run(lake: Lake | str | Path, package: RunPackage, namespace: str, kee
         except Exception as restore_exc:  # the catalog itself is gone: say what to run
             raise LakeError(f"{runs}: commit failed ({exc}); putting back {refl} also failed ({restore_exc}): "
                             f"run `broker tnr check --repair` once the catalog answers", where=runs) from exc  # fmt: skip
-        raise LakeError(f"{runs}: commit failed ({exc}); {refl} was put back, the lake is as before", where=runs) from exc
+        raise LakeError(
+            f"{runs}: commit failed ({exc}); {refl} was put back, the lake is as before", where=runs
+        ) from exc
     for name in ("reflectivity", "runs"):
         expired, files, size = expire_snapshots(cat, f"{namespace}.{name}", keep_snapshots)
         result.expired_snapshots += expired
@@ -483,11 +495,15 @@ def repair_lake(cat: Any, namespace: str, mismatches: Iterable[RunMismatch]) -> 
         else:
             _restore_run(cat, refl, mismatch.run_number, None)
             _restore_run(cat, runs, mismatch.run_number, None)
-            done.append(f"run {mismatch.run_number}: no snapshot holds a complete packaging; removed from both tables, package it again")
+            done.append(
+                f"run {mismatch.run_number}: no snapshot holds a complete packaging; removed from both tables, package it again"
+            )
     return done
 
 
-def maintain(lake: Lake | str | Path, namespace: str = DEFAULT_NAMESPACE, keep: int = DEFAULT_KEEP_SNAPSHOTS) -> dict[str, tuple[int, int, int]]:
+def maintain(
+    lake: Lake | str | Path, namespace: str = DEFAULT_NAMESPACE, keep: int = DEFAULT_KEEP_SNAPSHOTS
+) -> dict[str, tuple[int, int, int]]:
     """Expire snapshots and delete unread files in every table of the namespace.
 
     Returns:

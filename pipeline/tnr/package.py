@@ -12,7 +12,7 @@ import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifest_broker import __version__
-from manifest_broker.tnr.inputs import RunInputError, Template, find_sidecar, read_json, read_split, read_template
 from manifest_broker.progress import Progress
+from manifest_broker.tnr.inputs import RunInputError, Template, find_sidecar, read_json, read_split, read_template
 from manifest_broker.tnr.reduced import read_reduced_files
 from manifest_broker.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform, polars_schema
 
@@ -85,8 +85,8 @@ def to_utc(value: str | None, offset_hours: float, where: str) -> datetime | Non
     except (TypeError, ValueError) as exc:
         raise RunInputError(f"{where}: timestamp {value!r} is not ISO 8601", where=where) from exc
     if local.tzinfo is not None:
-        return local.astimezone(timezone.utc)
-    return (local + timedelta(hours=offset_hours)).replace(tzinfo=timezone.utc)
+        return local.astimezone(UTC)
+    return (local + timedelta(hours=offset_hours)).replace(tzinfo=UTC)
 
 
 def _number(text: Any) -> float | None:
@@ -111,7 +111,9 @@ def _winners(names: list[str], where: str, strict: bool, warnings: list[str]) ->
     clashes = []
     for position, name in enumerate(names):
         if name in winner:
-            clashes.append(f"intervals {winner[name]} and {position} both write *_{name}.txt; the file holds the later one ({position})")
+            clashes.append(
+                f"intervals {winner[name]} and {position} both write *_{name}.txt; the file holds the later one ({position})"
+            )
         winner[name] = position
     if clashes and strict:
         raise RunInputError(f"{where}: " + "; ".join(clashes))
@@ -137,7 +139,10 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
     if sidecar_path is not None:
         listed = [clean_label(reducer_name(iv, i)) for i, iv in enumerate(sidecar.get("intervals") or [])]
         if unknown := [n for n in listed if n not in winner]:
-            raise RunInputError(f"{sidecar_path}: intervals {', '.join(unknown[:5])} are not in the split file {split_file}", where=sidecar_path)
+            raise RunInputError(
+                f"{sidecar_path}: intervals {', '.join(unknown[:5])} are not in the split file {split_file}",
+                where=sidecar_path,
+            )
     else:
         listed = names
     last = {name: position for position, name in enumerate(listed)}
@@ -152,7 +157,10 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
         if name in wanted:
             files[wanted[name]] = Path(reduced_dir, name)
         elif (m := _RUN_FILE.match(name)) and int(m.group(1)) != run_number:
-            raise RunInputError(f"{Path(reduced_dir, name)}: run number {m.group(1)} in the file name differs from the run's {run_number}", where=Path(reduced_dir, name))
+            raise RunInputError(
+                f"{Path(reduced_dir, name)}: run number {m.group(1)} in the file name differs from the run's {run_number}",
+                where=Path(reduced_dir, name),
+            )
         elif m:
             unmatched.append(f"reduced file {name} matches no interval")
     missing = [f"interval {name!r} has no reduced file r{run_number}_{name}.txt" for name in order if name not in files]
@@ -160,7 +168,10 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
         raise RunInputError(f"{reduced_dir}: " + "; ".join(missing + unmatched))
     warnings += missing + unmatched
     if not files:
-        raise RunInputError(f"{reduced_dir}: no reduced file r{run_number}_<interval>.txt matches an interval of {split_file}", where=reduced_dir)
+        raise RunInputError(
+            f"{reduced_dir}: no reduced file r{run_number}_<interval>.txt matches an interval of {split_file}",
+            where=reduced_dir,
+        )
     return Slices([n for n in order if n in files], winner, files, len(listed))
 
 
@@ -182,7 +193,9 @@ def _interval_rows(slices: Slices, split: dict[str, Any], offset: float, where: 
     try:
         return pl.DataFrame(rows, schema=schema, strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
-        raise RunInputError(f"{where}: an interval field has an unexpected type ({str(exc).splitlines()[0]})", where=where) from exc
+        raise RunInputError(
+            f"{where}: an interval field has an unexpected type ({str(exc).splitlines()[0]})", where=where
+        ) from exc
 
 
 def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float, split_file: Path,
@@ -196,7 +209,9 @@ def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float, spli
     data = data.with_columns(pl.Series("filepath", [os.path.join(folder, p.name) for p in paths], pl.String))
     frame = pl.concat([data, _interval_rows(slices, split, offset, str(split_file))], how="horizontal")
     finite_r = pl.col("R").list.eval(pl.element().filter(pl.element().is_not_nan()))
-    header = pl.col("header_json").str.json_decode(pl.Struct({f: pl.String for f in (*HEADER_FIELDS, "meta_json", "angles_json")}))
+    header = pl.col("header_json").str.json_decode(
+        pl.Struct({f: pl.String for f in (*HEADER_FIELDS, "meta_json", "angles_json")})
+    )
     frame = frame.with_columns(
         pl.lit(run_number, pl.Int64).alias("run_number"), pl.lit(package_id).alias("package_id"),
         pl.col("Q").list.min().alias("Q_min"), pl.col("Q").list.max().alias("Q_max"),
@@ -220,7 +235,7 @@ def run_row(*, run_number: int, package_id: str, split: dict[str, Any], split_fi
         "resolution": split.get("resolution"),
         "reduction_template_xml": template.xml, "template_sha256": template.sha256,
         "template_encoding": template.encoding,
-        "packaged_timestamp": datetime.now(timezone.utc), "packager_version": __version__,
+        "packaged_timestamp": datetime.now(UTC), "packager_version": __version__,
         "intervals_json": json.dumps(split["intervals"]), "split_metadata_json": json.dumps(split),
         "reduction_metadata_json": json.dumps(sidecar) if sidecar else None,
         "reduction_options_json": json.dumps(options) if options else None,
@@ -242,11 +257,16 @@ def run_row(*, run_number: int, package_id: str, split: dict[str, Any], split_fi
 def _run_number(sidecar_path: Path | None, sidecar: dict[str, Any], given: int | None, reduced_dir: Path) -> int:
     if sidecar_path is None:
         if given is None:
-            raise RunInputError(f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; give --run-number to package without it", where=reduced_dir)
+            raise RunInputError(
+                f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; give --run-number to package without it",
+                where=reduced_dir,
+            )
         return given
     found = _integer(sidecar.get("run_number"))
     if found is None:
-        raise RunInputError(f"{sidecar_path}: run_number {sidecar.get('run_number')!r} is not an integer", where=sidecar_path)
+        raise RunInputError(
+            f"{sidecar_path}: run_number {sidecar.get('run_number')!r} is not an integer", where=sidecar_path
+        )
     if given is not None and given != found:
         raise RunInputError(f"{sidecar_path}: run number {found} differs from --run-number {given}", where=sidecar_path)
     return found
@@ -303,7 +323,9 @@ def package_run(
     slices = match_slices(split, Path(split_file), sidecar, sidecar_path, reduced_dir, number, strict, warnings)
     package_id = uuid.uuid4().hex
     try:
-        reflectivity = reflectivity_rows(slices, split, offset, Path(split_file), number, package_id, warnings, progress)
+        reflectivity = reflectivity_rows(
+            slices, split, offset, Path(split_file), number, package_id, warnings, progress
+        )
         run = run_row(run_number=number, package_id=package_id, split=split, split_file=Path(split_file),
                       sidecar=sidecar, options=options, template=template, template_file=Path(template_file),
                       offset=offset, n_intervals=slices.n_intervals, reflectivity=reflectivity,
@@ -312,5 +334,7 @@ def package_run(
         raise
     except (SchemaMismatch, pa.ArrowException, pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         message = str(exc).splitlines()[0]
-        raise RunInputError(f"{split_file}: run {number} does not fit the table schema ({message})", where=split_file) from exc
+        raise RunInputError(
+            f"{split_file}: run {number} does not fit the table schema ({message})", where=split_file
+        ) from exc
     return RunPackage(number, package_id, reflectivity, run, warnings)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
 from manifest_broker.errors import BrokerError
 
 
@@ -39,7 +40,13 @@ def plot_run(reflectivity: pa.Table, output: Path, q_band: tuple[float, float] =
         q, r = np.asarray(row["Q"], float), np.asarray(row["R"], float)
         keep = np.isfinite(r) & (r > 0)
         left.plot(q[keep], r[keep], color=colour, lw=0.8)
-    left.set(xscale="log", yscale="log", xlabel="Q [1/Å]", ylabel="R", title=f"run {rows[0]['run_number']}: {len(rows)} slices")
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="Q [1/Å]",
+        ylabel="R",
+        title=f"run {rows[0]['run_number']}: {len(rows)} slices",
+    )
     mappable = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, minutes.max()))
     fig.colorbar(mappable, ax=left, label="minutes since first slice")
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
 
@@ -50,7 +51,9 @@ def _decode(data: bytes, path: Path, warnings: list[str]) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        warnings.append(f"{path}:{line}: not UTF-8 ({exc.reason} at byte {exc.start}); decoded with replacement characters")
+        warnings.append(
+            f"{path}:{line}: not UTF-8 ({exc.reason} at byte {exc.start}); decoded with replacement characters"
+        )
         return data.decode("utf-8", errors="replace")
 
 
@@ -139,7 +142,9 @@ def _read_bytes(paths: list[Path]) -> tuple[list[bytes], list[str]]:
     return contents, digests
 
 
-def _read_chunk_by_lines(paths: list[Path], contents: list[bytes], digests: list[str]) -> tuple[pl.DataFrame, list[list[str]]]:
+def _read_chunk_by_lines(
+    paths: list[Path], contents: list[bytes], digests: list[str]
+) -> tuple[pl.DataFrame, list[list[str]]]:
     """The line reader: one frame row per line (polars string kernels), every check
     with file and line. Reads any layout of blanks; names the first bad row.
 
@@ -178,14 +183,18 @@ def _read_chunk_by_lines(paths: list[Path], contents: list[bytes], digests: list
     fields = pl.col("text").str.replace_all(r"[ \t]+", " ").str.split_exact(" ", 4).alias("f")
     rows = rows.with_columns(fields).unnest("f")
     if (ragged := rows.filter(pl.col("field_3").is_null() | pl.col("field_4").is_not_null())).height:
-        ragged = ragged.with_columns(pl.col("text").str.split(" ").list.filter(pl.element() != "").list.len().alias("n"))
+        ragged = ragged.with_columns(
+            pl.col("text").str.split(" ").list.filter(pl.element() != "").list.len().alias("n")
+        )
         raise _first(ragged, paths, "expected 4 values (Q R dR dQ), found {n}")
     values = rows.select(pl.col(f"field_{i}").cast(pl.Float64, strict=False).alias(c) for i, c in enumerate(COLUMNS))
     if (bad := values.with_columns(rows.select("file", "lineno", *[f"field_{i}" for i in range(4)]))
             .filter(pl.any_horizontal(pl.col(c).is_null() for c in COLUMNS))).height:  # fmt: skip
         row = bad.sort("file", "lineno").row(0, named=True)
         value = next(row[f"field_{i}"] for i, c in enumerate(COLUMNS) if row[c] is None)
-        raise ReducedFileError(f"{paths[row['file']]}:{row['lineno']}: not a number: {value!r}", where=paths[row['file']])
+        raise ReducedFileError(
+            f"{paths[row['file']]}:{row['lineno']}: not a number: {value!r}", where=paths[row["file"]]
+        )
     comments: list[list[tuple[int, str]]] = [[] for _ in paths]
     header_lines = frame.filter(pl.col("is_header")).group_by("file").agg("lineno", "text")
     for file, numbers, texts in header_lines.iter_rows():

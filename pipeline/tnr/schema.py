@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+
 from manifest_broker.errors import BrokerError
 
 # (name, Iceberg type name, required, doc). Types: long, int, double, string,
@@ -166,7 +167,9 @@ def partition_spec(schema: Any) -> Any:
     from pyiceberg.transforms import IdentityTransform
 
     source = schema.find_field(PARTITION_SOURCE).field_id
-    return PartitionSpec(PartitionField(source_id=source, field_id=1000, transform=IdentityTransform(), name=PARTITION_SOURCE))
+    return PartitionSpec(
+        PartitionField(source_id=source, field_id=1000, transform=IdentityTransform(), name=PARTITION_SOURCE)
+    )
 
 
 class SchemaMismatch(BrokerError, ValueError):

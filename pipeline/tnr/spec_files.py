@@ -50,6 +50,8 @@ def write_spec_files(package: RunPackage, output: Path) -> tuple[Path, Path]:
     pq.write_table(r.select(DATA_SCHEMA.names).cast(DATA_SCHEMA), data_path, compression="zstd",
                    compression_level=1, use_dictionary=strings)  # fmt: skip
     m = package.run
-    m = m.set_column(m.schema.get_field_index("packaged_timestamp"), "packaged_timestamp", _iso(m["packaged_timestamp"]))
+    m = m.set_column(
+        m.schema.get_field_index("packaged_timestamp"), "packaged_timestamp", _iso(m["packaged_timestamp"])
+    )
     pq.write_table(m.select(METADATA_SCHEMA.names).cast(METADATA_SCHEMA), meta_path)
     return data_path, meta_path

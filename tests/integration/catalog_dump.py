@@ -8,8 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from manifest_broker.catalog import engine, locate
-
+from manifest_broker.catalog.database import engine, locate
 
 # Above this many nodes the per-node search would compare millions of matches.
 FULLTEXT_SEARCH_LIMIT = 2_000
@@ -38,19 +37,34 @@ def dump(uri: str) -> dict[str, Any]:
         uri_of = {r[0]: r[1] for r in q("SELECT id, data_uri FROM assets")}
         out = {
             "nodes": sorted((path(i), str(r[3]), _text(r[4]), _text(r[5])) for i, r in nodes.items()),
-            "closure": sorted((path(a), path(d), depth) for a, d, depth in q("SELECT ancestor, descendant, depth FROM nodes_closure")),
+            "closure": sorted(
+                (path(a), path(d), depth) for a, d, depth in q("SELECT ancestor, descendant, depth FROM nodes_closure")
+            ),
             "structures": sorted((i, _text(s)) for i, s in q("SELECT id, structure FROM structures")),
             "data_sources": sorted(
                 (path(n), sid, mime, _text(p), _text(pr), str(m), str(f))
-                for n, sid, mime, p, pr, m, f in q("SELECT node_id, structure_id, mimetype, parameters, properties, management, structure_family FROM data_sources")
+                for n, sid, mime, p, pr, m, f in q(
+                    "SELECT node_id, structure_id, mimetype, parameters, properties, management, structure_family FROM data_sources"
+                )
             ),
-            "assets": sorted(tuple(r) for r in q("SELECT data_uri, is_directory, hash_type, hash_content, size FROM assets")),
+            "assets": sorted(
+                tuple(r) for r in q("SELECT data_uri, is_directory, hash_type, hash_content, size FROM assets")
+            ),
             "associations": sorted(
                 (path(n), uri_of[a], p, num)
-                for n, a, p, num in q("SELECT d.node_id, x.asset_id, x.parameter, x.num FROM data_source_asset_association x JOIN data_sources d ON d.id = x.data_source_id")
+                for n, a, p, num in q(
+                    "SELECT d.node_id, x.asset_id, x.parameter, x.num FROM data_source_asset_association x JOIN data_sources d ON d.id = x.data_source_id"
+                )
             ),
-            "access_tags": sorted((path(n), t) for n, t in q("SELECT a.node_id, t.name FROM node_access_tags_association a JOIN access_tags t ON t.id = a.tag_id")),
-            "revisions": sorted((path(n), num, _text(m)) for n, num, m in q("SELECT node_id, revision_number, metadata FROM revisions")),
+            "access_tags": sorted(
+                (path(n), t)
+                for n, t in q(
+                    "SELECT a.node_id, t.name FROM node_access_tags_association a JOIN access_tags t ON t.id = a.tag_id"
+                )
+            ),
+            "revisions": sorted(
+                (path(n), num, _text(m)) for n, num, m in q("SELECT node_id, revision_number, metadata FROM revisions")
+            ),
         }
         if location.dialect == "sqlite":
             out["triggers"] = sorted(tuple(r) for r in q("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
@@ -64,7 +78,9 @@ def dump(uri: str) -> dict[str, Any]:
                 for i, r in nodes.items() if r[2]
             )  # fmt: skip
         else:
-            out["triggers"] = sorted(tuple(r) for r in q("SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal"))
+            out["triggers"] = sorted(
+                tuple(r) for r in q("SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal")
+            )
     eng.dispose()
     return out
 
@@ -78,12 +94,20 @@ def integrity_problems(uri: str) -> dict[str, int]:
     with eng.connect() as conn:
         q = lambda sql: conn.execute(sa.text(sql)).scalar()  # noqa: E731
         out = {
-            "closure_dangling": q("SELECT count(*) FROM nodes_closure WHERE ancestor NOT IN (SELECT id FROM nodes) OR descendant NOT IN (SELECT id FROM nodes)"),
+            "closure_dangling": q(
+                "SELECT count(*) FROM nodes_closure WHERE ancestor NOT IN (SELECT id FROM nodes) OR descendant NOT IN (SELECT id FROM nodes)"
+            ),
             "data_sources_dangling": q("SELECT count(*) FROM data_sources WHERE node_id NOT IN (SELECT id FROM nodes)"),
-            "associations_dangling": q("SELECT count(*) FROM data_source_asset_association WHERE data_source_id NOT IN (SELECT id FROM data_sources) OR asset_id NOT IN (SELECT id FROM assets)"),
-            "assets_unreferenced": q("SELECT count(*) FROM assets WHERE id NOT IN (SELECT asset_id FROM data_source_asset_association)"),
+            "associations_dangling": q(
+                "SELECT count(*) FROM data_source_asset_association WHERE data_source_id NOT IN (SELECT id FROM data_sources) OR asset_id NOT IN (SELECT id FROM assets)"
+            ),
+            "assets_unreferenced": q(
+                "SELECT count(*) FROM assets WHERE id NOT IN (SELECT asset_id FROM data_source_asset_association)"
+            ),
             "revisions_dangling": q("SELECT count(*) FROM revisions WHERE node_id NOT IN (SELECT id FROM nodes)"),
-            "tags_dangling": q("SELECT count(*) FROM node_access_tags_association WHERE node_id NOT IN (SELECT id FROM nodes)"),
+            "tags_dangling": q(
+                "SELECT count(*) FROM node_access_tags_association WHERE node_id NOT IN (SELECT id FROM nodes)"
+            ),
         }
         nodes = dict(conn.execute(sa.text("SELECT id, parent FROM nodes")).all())
         expected = set()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from manifest_broker.catalog import locate
-from manifest_broker.ingest import ingest
-from manifest_broker.serve import running_server
-from manifest_broker.write import init_catalog
+from manifest_broker.catalog.database import locate
+from manifest_broker.catalog.ingest import ingest
+from manifest_broker.catalog.serve import running_server
+from manifest_broker.catalog.write import init_catalog
 from tests.conftest import Dataset
 from tests.integration.catalog_dump import dump
 

@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from manifest_broker.catalog.manifests import ManifestPair
+from manifest_broker.catalog.serve import free_port, running_server, wait_ready
+from manifest_broker.catalog.verify import confinement_problems
 from manifest_broker.cli import app
-from manifest_broker.manifests import ManifestPair
-from manifest_broker.serve import free_port, running_server, wait_ready
-from manifest_broker.verify import confinement_problems
 from tests.integration.catalog_dump import dump
 
 pytestmark = pytest.mark.integration
@@ -101,7 +101,9 @@ def test_hostile_files_never_reach_the_catalog(tmp_path: Path) -> None:
     outside.mkdir()
     (outside / "secret.txt").write_bytes(SECRET)
     with h5py.File(base / "hostile.h5", "w") as f:
-        f.create_dataset("x", shape=(len(SECRET),), dtype="u1", external=[(str(outside / "secret.txt"), 0, len(SECRET))])
+        f.create_dataset(
+            "x", shape=(len(SECRET),), dtype="u1", external=[(str(outside / "secret.txt"), 0, len(SECRET))]
+        )
     catalog = str(tmp_path / "catalog.db")
     good = _write_pair(tmp_path, ["A", "B"], ["t", "t"], ["sub/a.h5", "b.h5"])
     _ingest(good, base, catalog)
@@ -144,7 +146,9 @@ def test_verify_catches_a_data_directory_changed_after_ingest(tmp_path: Path) ->
         (outside / "secret.txt").write_bytes(SECRET)
         (base / "b.h5").unlink()
         with h5py.File(base / "b.h5", "w") as f:
-            f.create_dataset("x", shape=(len(SECRET),), dtype="u1", external=[(str(outside / "secret.txt"), 0, len(SECRET))])
+            f.create_dataset(
+                "x", shape=(len(SECRET),), dtype="u1", external=[(str(outside / "secret.txt"), 0, len(SECRET))]
+            )
         # Tiled itself serves both (what the README warns about) ...
         client = from_uri(url, api_key="secret")
         assert client["A"]["t"].read().tobytes() == SECRET

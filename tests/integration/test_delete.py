@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from manifest_broker.ingest import ingest
-from manifest_broker.manifests import ManifestPair
-from manifest_broker.serve import running_server
+from manifest_broker.catalog.ingest import ingest
+from manifest_broker.catalog.manifests import ManifestPair
+from manifest_broker.catalog.serve import running_server
 from tests.integration.catalog_dump import dump, integrity_problems
 from tests.pg import new_database
 from tests.reliability.conftest import BROKER, batched_dataset
@@ -31,7 +31,9 @@ def _per_file(base: Path, manifests: Path) -> ManifestPair:
         for t in ("sqw", "dos"):
             with h5py.File(base / f"{h}_{t}.h5", "w") as f:
                 f.create_dataset("data", data=np.arange(6.0))
-    pq.write_table(pa.table({"huid": ["p0", "p1"], "key": ["P0", "P1"], "J": [1.0, 2.0]}), manifests / "pf_hamiltonians.parquet")
+    pq.write_table(
+        pa.table({"huid": ["p0", "p1"], "key": ["P0", "P1"], "J": [1.0, 2.0]}), manifests / "pf_hamiltonians.parquet"
+    )
     pq.write_table(pa.table({"huid": ["p0", "p0", "p1", "p1"], "type": ["sqw", "dos"] * 2,
                              "file": [f"{h}_{t}.h5" for h in ("p0", "p1") for t in ("sqw", "dos")],
                              "dataset": ["/data"] * 4}), manifests / "pf_artifacts.parquet")  # fmt: skip
@@ -48,7 +50,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ManifestP
 
 
 def _fresh(backend: str, tmp_path: Path, request: pytest.FixtureRequest, name: str) -> str:
-    return str(tmp_path / f"{name}.db") if backend == "sqlite" else new_database(request.getfixturevalue("postgres_server"))
+    return (
+        str(tmp_path / f"{name}.db")
+        if backend == "sqlite"
+        else new_database(request.getfixturevalue("postgres_server"))
+    )
 
 
 def _broker(*args: str) -> subprocess.CompletedProcess:
@@ -66,11 +72,16 @@ def test_delete_then_reingest_gives_the_original(data: tuple[Path, list[Manifest
     files = {p: p.stat().st_mtime_ns for p in base.iterdir()}
 
     preview = _broker("delete", "lab/P0", "lab/H_bt-0000002", "--catalog", catalog, "--dry-run")
-    assert preview.returncode == 0 and "would delete 4 array node(s), 2 container node(s) and 2 asset row(s)" in preview.stdout, preview.stderr
+    assert (
+        preview.returncode == 0
+        and "would delete 4 array node(s), 2 container node(s) and 2 asset row(s)" in preview.stdout
+    ), preview.stderr
     assert dump(catalog) == original
 
     done = _broker("delete", "lab/P0", "lab/H_bt-0000002", "--catalog", catalog, "--yes")
-    assert done.returncode == 0 and "deleted 4 array node(s), 2 container node(s) and 2 asset row(s)" in done.stdout, done.stdout
+    assert done.returncode == 0 and "deleted 4 array node(s), 2 container node(s) and 2 asset row(s)" in done.stdout, (
+        done.stdout
+    )
     after = dump(catalog)
     assert len(after["nodes"]) == len(original["nodes"]) - 6
     assert not any(n[0].startswith(("/lab/P0", "/lab/H_bt-0000002")) for n in after["nodes"])
@@ -101,7 +112,9 @@ def test_deleting_an_artifact_trims_its_locators_with_a_revision(data: tuple[Pat
     # re-ingest restores the node and its locators (a second revision row records that)
     ingest(pairs, base, catalog, parent="lab")
     again = dump(catalog)
-    assert {k: v for k, v in again.items() if k != "revisions"} == {k: v for k, v in original.items() if k != "revisions"}
+    assert {k: v for k, v in again.items() if k != "revisions"} == {
+        k: v for k, v in original.items() if k != "revisions"
+    }
     assert [r[1] for r in again["revisions"]] == [1, 2]
 
 
@@ -114,7 +127,9 @@ def test_through_the_server_equals_the_catalog_path(data: tuple[Path, list[Manif
     assert _broker("delete", *targets, "--catalog", direct, "--yes").returncode == 0
     with running_server(served, base, log=tmp_path / "serve.log") as url:
         preview = _broker("delete", *targets, "--url", url, "--dry-run")
-        assert preview.returncode == 0 and "would delete 3 array node(s), 1 container node(s)" in preview.stdout, preview.stdout
+        assert preview.returncode == 0 and "would delete 3 array node(s), 1 container node(s)" in preview.stdout, (
+            preview.stdout
+        )
         done = _broker("delete", *targets, "--url", url, "--yes")
         assert done.returncode == 0, done.stderr
         from tiled.client import from_uri
@@ -123,7 +138,9 @@ def test_through_the_server_equals_the_catalog_path(data: tuple[Path, list[Manif
     a, b = dump(direct), dump(served)
     # revisions: same rows; Tiled's patch may store the old metadata with different key spacing
     assert {k: v for k, v in a.items() if k != "revisions"} == {k: v for k, v in b.items() if k != "revisions"}
-    assert [(r[0], r[1], json.loads(r[2])) for r in a["revisions"]] == [(r[0], r[1], json.loads(r[2])) for r in b["revisions"]]
+    assert [(r[0], r[1], json.loads(r[2])) for r in a["revisions"]] == [
+        (r[0], r[1], json.loads(r[2])) for r in b["revisions"]
+    ]
 
 
 def test_wrong_use_is_refused_and_deletes_nothing(data: tuple[Path, list[ManifestPair]], tmp_path: Path) -> None:

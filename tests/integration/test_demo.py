@@ -29,5 +29,8 @@ def test_demo_runs_twice(tmp_path: Path) -> None:
     assert scan(tmp_path / "lakehouse", "reflectivity").num_rows == 24  # re-packaged, not duplicated
     assert (tmp_path / "tnr_218389.png").stat().st_size > 20_000
     # it ends with the commands to serve and read what it built, each on one line
-    assert f"TILED_API_KEY=secret broker serve --catalog {tmp_path / 'catalog.db'} --base-dir {tmp_path / 'data'}" in second.output
+    assert (
+        f"TILED_API_KEY=secret broker serve --catalog {tmp_path / 'catalog.db'} --base-dir {tmp_path / 'data'}"
+        in second.output
+    )
     assert f"catalog('{tmp_path / 'lakehouse'}').load_table('tnr.reflectivity')" in second.output

@@ -19,13 +19,13 @@ import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
-from manifest_broker.catalog import locate
+from manifest_broker.catalog.contract import check_manifests
+from manifest_broker.catalog.database import locate
+from manifest_broker.catalog.ingest import ingest
+from manifest_broker.catalog.plan import plan_nodes
+from manifest_broker.catalog.serve import running_server
+from manifest_broker.catalog.write import IngestError, init_catalog, write_plan
 from manifest_broker.cli import app
-from manifest_broker.contract import check_manifests
-from manifest_broker.ingest import ingest
-from manifest_broker.plan import plan_nodes
-from manifest_broker.serve import running_server
-from manifest_broker.write import IngestError, init_catalog, write_plan
 from tests.conftest import Dataset
 from tests.integration.catalog_dump import dump
 
@@ -53,9 +53,16 @@ def test_rerun_adds_nothing_then_adds_only_what_is_new(edrixs: Dataset, catalog_
     edrixs.write(ham, art)
     third = runner.invoke(app, _args(edrixs, catalog_uri, "--json"))
     out = json.loads(third.stdout)
-    assert (out["created_hamiltonians"], out["created_arrays"], out["existing_hamiltonians"], out["existing_arrays"]) == (2, 8, 4, 4)
+    assert (
+        out["created_hamiltonians"],
+        out["created_arrays"],
+        out["existing_hamiltonians"],
+        out["existing_arrays"],
+    ) == (2, 8, 4, 4)
     # the existing Hamiltonians' Mode A locators were extended, each with a revision, not flagged as differing
-    assert sorted(out["updated_metadata"]) == [f"H_edrixs_{i:06d}" for i in range(4)] and out["differing_metadata"] == []
+    assert (
+        sorted(out["updated_metadata"]) == [f"H_edrixs_{i:06d}" for i in range(4)] and out["differing_metadata"] == []
+    )
     after = dump(catalog_uri)
     assert len(after["nodes"]) == 1 + 6 + 12
     assert len(after["revisions"]) == 4
@@ -80,7 +87,9 @@ def test_differing_metadata_is_reported_then_updated_on_request(spinwave: Datase
     assert [json.loads(n[2])["J1"] for n in after["nodes"] if n[0] == "/H_sw_00003"] == [99.0]
 
 
-def test_served_by_plain_tiled_serve_and_verified(spinwave: Dataset, edrixs: Dataset, vdp: Dataset, tmp_path: Path) -> None:
+def test_served_by_plain_tiled_serve_and_verified(
+    spinwave: Dataset, edrixs: Dataset, vdp: Dataset, tmp_path: Path
+) -> None:
     catalog = str(tmp_path / "served.db")
     pairs = [spinwave.pair, edrixs.pair, vdp.pair]
     run = ingest(pairs, spinwave.base_dir, catalog, parent="lab/2026")
@@ -151,7 +160,7 @@ def test_bad_input_leaves_catalog_unchanged(spinwave: Dataset, multimodal: Datas
 def test_files_that_change_after_the_check(spinwave: Dataset, catalog_uri: str) -> None:
     location = locate(catalog_uri)
     init_catalog(location)
-    plan = plan_nodes(check_manifests([spinwave.pair], spinwave.base_dir))
+    plan = plan_nodes(check_manifests([spinwave.pair], spinwave.base_dir).checked())
     before = dump(catalog_uri)
     (spinwave.base_dir / "sw_00002.h5").unlink()
     with pytest.raises(IngestError, match="sw_00002.h5: vanished after the check"):
@@ -231,17 +240,17 @@ def test_killed_run_leaves_catalog_as_it_was_and_rerun_finishes(edrixs: Dataset,
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from manifest_broker.catalog import locate\n"
-        "from manifest_broker.contract import check_manifests\n"
-        "from manifest_broker.manifests import ManifestPair\n"
-        "from manifest_broker.plan import plan_nodes\n"
-        "from manifest_broker.write import write_plan\n"
+        "from manifest_broker.catalog.database import locate\n"
+        "from manifest_broker.catalog.contract import check_manifests\n"
+        "from manifest_broker.catalog.manifests import ManifestPair\n"
+        "from manifest_broker.catalog.plan import plan_nodes\n"
+        "from manifest_broker.catalog.write import write_plan\n"
         "def hold():\n"
         "    print('holding the transaction open', flush=True)\n"
         "    time.sleep(60)\n"
         "if __name__ == '__main__':\n"
         "    report = check_manifests([ManifestPair(Path(sys.argv[1]), Path(sys.argv[2]))], Path(sys.argv[3]))\n"
-        "    write_plan(locate(sys.argv[4]), plan_nodes(report), before_commit=hold)\n"
+        "    write_plan(locate(sys.argv[4]), plan_nodes(report.checked()), before_commit=hold)\n"
     )
     process = subprocess.Popen([sys.executable, "-c", script, str(edrixs.pair.hamiltonians), str(edrixs.pair.artifacts),
                                 str(edrixs.base_dir), catalog], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip

@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from manifest_broker.ingest import ingest
-from manifest_broker.manifests import ManifestPair
-from manifest_broker.modea import LocateError, load_batches, parse_query
-from manifest_broker.serve import running_server
+from manifest_broker.catalog.ingest import ingest
+from manifest_broker.catalog.manifests import ManifestPair
+from manifest_broker.catalog.modea import LocateError, load_batches, parse_query
+from manifest_broker.catalog.serve import running_server
 from tests.integration.test_delete import _per_file
 from tests.reliability.conftest import BROKER, batched_dataset
 
@@ -43,7 +43,9 @@ def _expected(base: Path, pairs: list[ManifestPair], keep) -> list[tuple]:  # ty
         for art in pq.read_table(pair.artifacts).to_pylist():
             ham = hams[art["huid"]]
             if keep(ham):
-                rows.append((ham["key"], art["type"], os.path.realpath(base / art["file"]), art["dataset"], art.get("index")))
+                rows.append(
+                    (ham["key"], art["type"], os.path.realpath(base / art["file"]), art["dataset"], art.get("index"))
+                )
     return sorted(rows)
 
 
@@ -57,16 +59,21 @@ def test_locate_writes_the_locators_of_the_matching_hamiltonians(served, tmp_pat
     got = sorted(zip(*(table[c].to_pylist() for c in ("key", "type", "file", "dataset", "index"))))
     want = _expected(base, pairs, lambda h: h.get("J1") is not None and h["J1"] > 0.5)
     assert got == want and len(want) > 10
-    assert {"huid", "J1", "J2"} <= set(table.column_names) and f"{len({r[0] for r in want})} Hamiltonian(s)" in done.stdout
+    assert {"huid", "J1", "J2"} <= set(
+        table.column_names
+    ) and f"{len({r[0] for r in want})} Hamiltonian(s)" in done.stdout
     everything = subprocess.run([*BROKER, "locate", "--url", url, "--parent", "lab", "--json"], capture_output=True, text=True,
                                 env={**os.environ, "TILED_API_KEY": "secret"})  # fmt: skip
-    assert everything.returncode == 0 and '"artifacts": ' + str(len(_expected(base, pairs, lambda h: True))) in everything.stdout
+    assert (
+        everything.returncode == 0
+        and '"artifacts": ' + str(len(_expected(base, pairs, lambda h: True))) in everything.stdout
+    )
 
 
 def test_loaded_arrays_equal_what_the_server_serves(served) -> None:  # type: ignore[no-untyped-def]
     from tiled.client import from_uri
 
-    from manifest_broker.modea import locate
+    from manifest_broker.catalog.modea import locate
 
     url, _, _, _ = served
     client = from_uri(url, api_key="secret")

@@ -31,8 +31,12 @@ def _campaigns(root: Path, writers: int, runs_per_writer: int) -> dict[int, int]
 def _concurrently(root: Path, writers: int, lake: str, *extra: str) -> None:
     broker = str(Path(sys.executable).parent / "broker")
     processes = [
-        subprocess.Popen([broker, "tnr", "package-many", str(root / f"w{w}"), "--lake", lake, *extra],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        subprocess.Popen(
+            [broker, "tnr", "package-many", str(root / f"w{w}"), "--lake", lake, *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
         for w in range(writers)
     ]
     outputs = [p.communicate(timeout=600)[0] for p in processes]

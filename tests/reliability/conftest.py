@@ -13,7 +13,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-
 BROKER = [sys.executable, "-m", "manifest_broker.cli"]
 
 

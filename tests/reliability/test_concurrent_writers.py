@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from manifest_broker.catalog import engine, locate
-from manifest_broker.write import init_catalog
+from manifest_broker.catalog.database import engine, locate
+from manifest_broker.catalog.write import init_catalog
 from tests.integration.catalog_dump import dump
 from tests.pg import new_database
 from tests.reliability.conftest import batched_dataset, broker
@@ -38,7 +38,9 @@ def _ingest_args(pair: tuple[Path, Path], base: Path, catalog: str) -> list[str]
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("trial", range(2))
-def test_same_dataset_three_writers_new_catalog(backend: str, trial: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_same_dataset_three_writers_new_catalog(
+    backend: str, trial: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     base = tmp_path / "data"
     base.mkdir()
     pair = batched_dataset(base, tmp_path / "m", "same", 400)
@@ -84,7 +86,9 @@ def _tables(uri: str) -> set[str]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_catalog_left_without_its_stamp_is_completed(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_catalog_left_without_its_stamp_is_completed(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     base = tmp_path / "data"
     base.mkdir()
     pair = batched_dataset(base, tmp_path / "m", "stamp", 50)
@@ -142,11 +146,15 @@ def test_sqlite_catalogs_are_switched_to_wal(tmp_path: Path) -> None:
     base.mkdir()
     pair = batched_dataset(base, tmp_path / "m", "wal", 5)
     by_tiled = tmp_path / "by_tiled.db"
-    subprocess.run([sys.executable, "-m", "tiled", "catalog", "init", f"sqlite:///{by_tiled}"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "tiled", "catalog", "init", f"sqlite:///{by_tiled}"], check=True, capture_output=True
+    )
     with sqlite3.connect(by_tiled) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     by_broker = tmp_path / "by_broker.db"
-    outcomes = _together([_ingest_args(pair, base, str(by_tiled)), _ingest_args(pair, base, str(by_broker))], tmp_path / "c")
+    outcomes = _together(
+        [_ingest_args(pair, base, str(by_tiled)), _ingest_args(pair, base, str(by_broker))], tmp_path / "c"
+    )
     assert [code for code, _ in outcomes] == [0, 0], outcomes
     for catalog in (by_tiled, by_broker):
         with sqlite3.connect(catalog) as conn:

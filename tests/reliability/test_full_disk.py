@@ -14,9 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from manifest_broker.catalog.ingest import ingest
+from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.generators.tnr import synthesize_run
-from manifest_broker.ingest import ingest
-from manifest_broker.manifests import ManifestPair
 from manifest_broker.tnr.lake import scan
 from tests.integration.catalog_dump import dump, integrity_problems
 from tests.reliability.conftest import BROKER, batched_dataset
@@ -49,7 +49,9 @@ def _fill(path: Path) -> Path:
 
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*BROKER, *args], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*BROKER, *args], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
+    )
 
 
 def _one_line_error(done: subprocess.CompletedProcess, path: Path) -> None:
@@ -76,10 +78,14 @@ def test_catalog_filesystem_fills(tmp_path: Path) -> None:
         # a new catalog that cannot even be initialised: refused the same way, completed later
         fresh = small / "fresh.db"
         filler = _fill(small / "filler")
-        done = _run("ingest", str(warm.hamiltonians), str(warm.artifacts), "--base-dir", str(base), "--catalog", str(fresh))
+        done = _run(
+            "ingest", str(warm.hamiltonians), str(warm.artifacts), "--base-dir", str(base), "--catalog", str(fresh)
+        )
         _one_line_error(done, fresh)
         filler.unlink()
-        done = _run("ingest", str(warm.hamiltonians), str(warm.artifacts), "--base-dir", str(base), "--catalog", str(fresh))
+        done = _run(
+            "ingest", str(warm.hamiltonians), str(warm.artifacts), "--base-dir", str(base), "--catalog", str(fresh)
+        )
         assert done.returncode == 0, done.stderr
         assert all(v == 0 for v in integrity_problems(str(fresh)).values())
 
@@ -89,10 +95,26 @@ def test_lake_filesystem_fills(tmp_path: Path) -> None:
     big_run = synthesize_run(tmp_path / "big", run_number=218002, n_slices=400, seed=2, points=(3000, 4000))
     with small_filesystem(tmp_path, "3m") as small:
         lake = small / "lake"
-        done = _run("tnr", "package", str(small_run.split_file), str(small_run.reduced_dir), str(small_run.template), "--lake", str(lake))
+        done = _run(
+            "tnr",
+            "package",
+            str(small_run.split_file),
+            str(small_run.reduced_dir),
+            str(small_run.template),
+            "--lake",
+            str(lake),
+        )
         assert done.returncode == 0, done.stderr
         before = {t: pl.DataFrame(scan(lake, t)).sort("run_number") for t in ("runs", "reflectivity")}
-        done = _run("tnr", "package", str(big_run.split_file), str(big_run.reduced_dir), str(big_run.template), "--lake", str(lake))
+        done = _run(
+            "tnr",
+            "package",
+            str(big_run.split_file),
+            str(big_run.reduced_dir),
+            str(big_run.template),
+            "--lake",
+            str(lake),
+        )
         _one_line_error(done, lake)
         for table, rows in before.items():
             assert pl.DataFrame(scan(lake, table)).sort("run_number").equals(rows)

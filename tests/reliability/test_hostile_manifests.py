@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from manifest_broker.catalog.contract import check_manifests
+from manifest_broker.catalog.ingest import ingest
+from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.cli import app
-from manifest_broker.contract import check_manifests
-from manifest_broker.ingest import ingest
-from manifest_broker.manifests import ManifestPair
 from tests.integration.catalog_dump import dump
 
 runner = CliRunner()
@@ -60,7 +60,9 @@ def _good(root: Path) -> None:
     for i in range(3):
         with h5py.File(base / f"h{i}.h5", "w") as f:
             f["sqw"] = np.full((4, 4), float(i))
-    pq.write_table(pa.table({"huid": ["h0", "h1", "h2"], "key": ["H0", "H1", "H2"], "J": [0.1, 0.2, 0.3]}), root / "ham.parquet")
+    pq.write_table(
+        pa.table({"huid": ["h0", "h1", "h2"], "key": ["H0", "H1", "H2"], "J": [0.1, 0.2, 0.3]}), root / "ham.parquet"
+    )
     pq.write_table(pa.table({"huid": ["h0", "h1", "h2"] * 2, "type": ["rixs"] * 3 + ["sqw"] * 3,
                              "file": ["batch.h5"] * 3 + [f"h{i}.h5" for i in range(3)],
                              "dataset": ["/spectra"] * 3 + ["/sqw"] * 3,
@@ -167,18 +169,30 @@ CASES: list[tuple[str, Callable[[Case], None], str]] = [
     ("symlink escape", _outside, "file_outside_base"),
     ("symlink loop", _loop, "file_missing"),
     ("fifo instead of a file", _fifo, "file_not_regular"),
-    ("directory instead of a file", lambda c: ((c.base / "dir.h5").mkdir(), _set(c.art, 3, file="dir.h5")), "file_not_regular"),
+    (
+        "directory instead of a file",
+        lambda c: ((c.base / "dir.h5").mkdir(), _set(c.art, 3, file="dir.h5")),
+        "file_not_regular",
+    ),
     ("missing file", lambda c: _set(c.art, 3, file="nope.h5"), "file_missing"),
     ("empty file", lambda c: ((c.base / "empty.h5").write_bytes(b""), _set(c.art, 3, file="empty.h5")), "file_empty"),
     ("not HDF5", lambda c: ((c.base / "text.h5").write_text("hello"), _set(c.art, 3, file="text.h5")), "file_not_hdf5"),
     ("truncated HDF5", _truncated, "file_corrupt"),
     ("device instead of a file", _device, "file_not_regular"),
     ("socket instead of a file", _socket, "file_not_regular"),
-    ("'#' in a path", lambda c: (shutil.copyfile(c.base / "h0.h5", c.base / "a#b.h5"), _set(c.art, 3, file="a#b.h5")), "file_uri_unsafe"),
+    (
+        "'#' in a path",
+        lambda c: (shutil.copyfile(c.base / "h0.h5", c.base / "a#b.h5"), _set(c.art, 3, file="a#b.h5")),
+        "file_uri_unsafe",
+    ),
     ("external link out", _external_link, "dataset_external_link"),
     ("virtual dataset out", _virtual, "dataset_virtual"),
     ("missing dataset", lambda c: _set(c.art, 3, dataset="/nothing"), "dataset_missing"),
-    ("dataset is a group", lambda c: (c.file("grp.h5", **{"g/x": np.zeros(2)}), _set(c.art, 3, file="grp.h5", dataset="/g")), "dataset_not_a_dataset"),
+    (
+        "dataset is a group",
+        lambda c: (c.file("grp.h5", **{"g/x": np.zeros(2)}), _set(c.art, 3, file="grp.h5", dataset="/g")),
+        "dataset_not_a_dataset",
+    ),
     ("ragged dataset", lambda c: (c.file("ragged.h5"), _ragged(c)), "dataset_ragged"),
     ("null dataset", lambda c: _set(c.art, 3, dataset=None), "dataset_invalid"),
     ("key with /", lambda c: _set(c.ham, 0, key="a/b"), "key_invalid"),
@@ -188,9 +202,17 @@ CASES: list[tuple[str, Callable[[Case], None], str]] = [
     ("key '..'", lambda c: _set(c.ham, 0, key=".."), "key_invalid"),
     ("key of 10,000 characters", lambda c: _set(c.ham, 0, key="k" * 10_000), "key_invalid"),
     # NFC and NFD forms of one name are one key (compared in NFC): a duplicate
-    ("NFC and NFD of one key", lambda c: (_set(c.ham, 0, key="caf\u00e9"), _set(c.ham, 1, key="cafe\u0301")), "key_duplicate"),
+    (
+        "NFC and NFD of one key",
+        lambda c: (_set(c.ham, 0, key="caf\u00e9"), _set(c.ham, 1, key="cafe\u0301")),
+        "key_duplicate",
+    ),
     ("duplicate key", lambda c: _set(c.ham, 1, key="H0"), "key_duplicate"),
-    ("key in the catalog for another huid", lambda c: (_set(c.ham, 0, huid="new0"), _set(c.art, 0, huid="new0"), _set(c.art, 3, huid="new0")), "key_in_catalog"),
+    (
+        "key in the catalog for another huid",
+        lambda c: (_set(c.ham, 0, huid="new0"), _set(c.art, 0, huid="new0"), _set(c.art, 3, huid="new0")),
+        "key_in_catalog",
+    ),
     ("type with /", lambda c: _set(c.art, 3, type="s/q"), "type_invalid"),
     ("duplicate type for one huid", lambda c: _set(c.art, 3, type="rixs"), "type_duplicate"),
     ("null huid", lambda c: _set(c.ham, 0, huid=None), "huid_missing"),
@@ -198,21 +220,49 @@ CASES: list[tuple[str, Callable[[Case], None], str]] = [
     ("artifact of no Hamiltonian", lambda c: _set(c.art, 3, huid="ghost"), "artifact_orphan"),
     ("index beyond the axis", lambda c: _set(c.art, 0, index=7), "index_out_of_range"),
     ("negative index", lambda c: _set(c.art, 0, index=-1), "index_out_of_range"),
-    ("index on a scalar dataset", lambda c: (c.file("scalar.h5", sqw=np.float64(3.0)), _set(c.art, 3, file="scalar.h5", index=0)), "index_out_of_range"),
-    ("index on one of two rows reading a dataset whole", lambda c: _set(c.art, 4, file="h0.h5", index=0), "index_inconsistent"),
+    (
+        "index on a scalar dataset",
+        lambda c: (c.file("scalar.h5", sqw=np.float64(3.0)), _set(c.art, 3, file="scalar.h5", index=0)),
+        "index_out_of_range",
+    ),
+    (
+        "index on one of two rows reading a dataset whole",
+        lambda c: _set(c.art, 4, file="h0.h5", index=0),
+        "index_inconsistent",
+    ),
     ("missing index on a batched row", lambda c: _set(c.art, 0, index=None), "index_inconsistent"),
     ("float index", lambda c: _index_as(c, pa.array([0.0, 1.0, 2.0, None, None, None])), "column_type"),
     ("string index", lambda c: _index_as(c, pa.array(["0", "1", "2", None, None, None])), "column_type"),
-    ("missing required column", lambda c: setattr(c, "ham_table", pa.Table.from_pylist(c.ham).drop_columns(["key"])), "column_missing"),
+    (
+        "missing required column",
+        lambda c: setattr(c, "ham_table", pa.Table.from_pylist(c.ham).drop_columns(["key"])),
+        "column_missing",
+    ),
     ("NaN in metadata", lambda c: _column(c, "ham", "bad", pa.array([float("nan"), 1.0, 2.0])), "metadata_not_finite"),
-    ("Infinity in metadata", lambda c: _column(c, "ham", "bad", pa.array([float("inf"), 1.0, 2.0])), "metadata_not_finite"),
-    ("int64 overflow in metadata", lambda c: _column(c, "ham", "big", pa.array([2**64, 1, 2], pa.decimal128(38, 0))), "metadata_integer_range"),
+    (
+        "Infinity in metadata",
+        lambda c: _column(c, "ham", "bad", pa.array([float("inf"), 1.0, 2.0])),
+        "metadata_not_finite",
+    ),
+    (
+        "int64 overflow in metadata",
+        lambda c: _column(c, "ham", "big", pa.array([2**64, 1, 2], pa.decimal128(38, 0))),
+        "metadata_integer_range",
+    ),
     ("binary metadata", lambda c: _column(c, "ham", "blob", pa.array([b"\x00", b"", b"x"])), "metadata_binary"),
     ("deeply nested metadata (200 levels)", _deep, "metadata_too_deep"),
-    ("10 MB string in metadata", lambda c: _column(c, "ham", "essay", pa.array(["x" * 10_000_000, "", ""])), "metadata_too_large"),
+    (
+        "10 MB string in metadata",
+        lambda c: _column(c, "ham", "essay", pa.array(["x" * 10_000_000, "", ""])),
+        "metadata_too_large",
+    ),
     ("thousands of metadata columns, one NaN", _many_columns, "metadata_not_finite"),
     ("duplicate column names", _duplicate_columns, "column_duplicate"),
-    ("SQL-looking metadata column name", lambda c: _column(c, "ham", "x\"); DROP TABLE nodes; --", pa.array([b"1", b"2", b"3"])), "metadata_binary"),
+    (
+        "SQL-looking metadata column name",
+        lambda c: _column(c, "ham", 'x"); DROP TABLE nodes; --', pa.array([b"1", b"2", b"3"])),
+        "metadata_binary",
+    ),
     ("a manifest that is not Parquet", _not_parquet, "manifest_unreadable"),
     ("empty manifests", lambda c: (c.ham.clear(), c.art.clear()), "manifest_empty"),
 ]
@@ -276,10 +326,15 @@ def test_sql_looking_text_is_stored_as_text(good: tuple[Path, Path, dict], tmp_p
     shutil.copyfile(pristine, catalog)
     case = Case(tmp_path / "case")
     evil = "x'); DROP TABLE nodes; --"
-    case.ham = [{**h, "huid": f"n{i}", "key": f"{evil}{i}", "note": f"'; DELETE FROM assets; -- {i}"} for i, h in enumerate(case.ham)]
+    case.ham = [
+        {**h, "huid": f"n{i}", "key": f"{evil}{i}", "note": f"'; DELETE FROM assets; -- {i}"}
+        for i, h in enumerate(case.ham)
+    ]
     case.art = [{**a, "huid": "n" + a["huid"][1:]} for a in case.art]
     case.write()
-    result = runner.invoke(app, ["ingest", str(case.ham_path), str(case.art_path), "--base-dir", str(case.base), "--catalog", str(catalog)])
+    result = runner.invoke(
+        app, ["ingest", str(case.ham_path), str(case.art_path), "--base-dir", str(case.base), "--catalog", str(catalog)]
+    )
     assert result.exit_code == 0, result.output
     after = dump(str(catalog))
     new = [n for n in after["nodes"] if n not in before["nodes"]]

@@ -19,12 +19,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from manifest_broker.catalog import locate
-from manifest_broker.contract import check_manifests
-from manifest_broker.manifests import ManifestPair
-from manifest_broker.plan import plan_nodes
-from manifest_broker.serve import running_server
-from manifest_broker.write import init_catalog, write_plan
+from manifest_broker.catalog.contract import check_manifests
+from manifest_broker.catalog.database import locate
+from manifest_broker.catalog.manifests import ManifestPair
+from manifest_broker.catalog.plan import plan_nodes
+from manifest_broker.catalog.serve import running_server
+from manifest_broker.catalog.write import init_catalog, write_plan
 
 pytestmark = pytest.mark.integration
 
@@ -76,13 +76,36 @@ def manifests(draw):  # type: ignore[no-untyped-def]
 
 def _write(folder: Path, hams: list[dict], arts: list[dict]) -> ManifestPair:
     folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(hams, schema=pa.schema([("huid", pa.string()), ("key", pa.string()),
-                                                                 ("J", pa.string() if any(isinstance(h["J"], str) for h in hams) else pa.float64()),
-                                                                 ("label", pa.string())])),  # fmt: skip
-                   folder / "p_hamiltonians.parquet")
-    pq.write_table(pa.Table.from_pylist(arts, schema=pa.schema([("huid", pa.string()), ("type", pa.string()), ("file", pa.string()),
-                                                                 ("dataset", pa.string()), ("index", pa.int64()), ("note", pa.string())])),  # fmt: skip
-                   folder / "p_artifacts.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(
+            hams,
+            schema=pa.schema(
+                [
+                    ("huid", pa.string()),
+                    ("key", pa.string()),
+                    ("J", pa.string() if any(isinstance(h["J"], str) for h in hams) else pa.float64()),
+                    ("label", pa.string()),
+                ]
+            ),
+        ),  # fmt: skip
+        folder / "p_hamiltonians.parquet",
+    )
+    pq.write_table(
+        pa.Table.from_pylist(
+            arts,
+            schema=pa.schema(
+                [
+                    ("huid", pa.string()),
+                    ("type", pa.string()),
+                    ("file", pa.string()),
+                    ("dataset", pa.string()),
+                    ("index", pa.int64()),
+                    ("note", pa.string()),
+                ]
+            ),
+        ),  # fmt: skip
+        folder / "p_artifacts.parquet",
+    )
     return ManifestPair(folder / "p_hamiltonians.parquet", folder / "p_artifacts.parquet")
 
 
@@ -109,7 +132,9 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 COUNTER = itertools.count()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(drawn=manifests())
 def test_accepted_manifests_plan_deterministically_and_serve_every_array(served, drawn) -> None:  # type: ignore[no-untyped-def]
     root, base, catalog, client = served
@@ -121,7 +146,7 @@ def test_accepted_manifests_plan_deterministically_and_serve_every_array(served,
     pair = _write(root / top, hams, arts)
     report = check_manifests([pair], base, catalog=str(catalog), parent=parent, use_cache=False)
     assume(report.ok)
-    first, second = plan_nodes(report), plan_nodes(report)
+    first, second = plan_nodes(report.checked()), plan_nodes(report.checked())
     for name in ("hamiltonians", "arrays", "structures", "assets"):
         assert getattr(first, name).equals(getattr(second, name)), name
     assert first.nodes == len(hams) + len(arts)

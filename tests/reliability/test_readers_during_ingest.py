@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.readers import reads_during_ingest
-from manifest_broker.manifests import ManifestPair
+from manifest_broker.catalog.manifests import ManifestPair
 from tests.pg import new_database
 from tests.reliability.conftest import batched_dataset
 
@@ -31,7 +31,9 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ManifestPa
 def test_no_read_fails_while_100k_nodes_are_ingested(datasets: tuple[Path, ManifestPair, ManifestPair], backend: str,
                                                      tmp_path: Path, request: pytest.FixtureRequest) -> None:  # fmt: skip
     base, warm, bulk = datasets
-    catalog = str(tmp_path / "served.db") if backend == "sqlite" else new_database(request.getfixturevalue("postgres_server"))
+    catalog = (
+        str(tmp_path / "served.db") if backend == "sqlite" else new_database(request.getfixturevalue("postgres_server"))
+    )
     load = reads_during_ingest(catalog, base, warm, bulk, log=tmp_path / "serve.log", cache=tmp_path / "cache")
     print(f"\n{backend}:\n{load.summary()}")
     assert load.ingest_exit == 0, load.ingest_output

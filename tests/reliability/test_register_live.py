@@ -12,14 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from manifest_broker.catalog import locate
-from manifest_broker.contract import check_manifests
-from manifest_broker.ingest import ingest
-from manifest_broker.manifests import ManifestPair
-from manifest_broker.plan import plan_nodes
-from manifest_broker.register import KEY_SCHEMA, ServerState, register_plan
-from manifest_broker.serve import running_server
-from manifest_broker.write import init_catalog
+from manifest_broker.catalog.contract import check_manifests
+from manifest_broker.catalog.database import locate
+from manifest_broker.catalog.ingest import ingest
+from manifest_broker.catalog.manifests import ManifestPair
+from manifest_broker.catalog.plan import plan_nodes
+from manifest_broker.catalog.register import KEY_SCHEMA, ServerState, register_plan
+from manifest_broker.catalog.serve import running_server
+from manifest_broker.catalog.write import init_catalog
 from tests.integration.catalog_dump import dump
 from tests.pg import new_database
 from tests.reliability.conftest import BROKER, batched_dataset
@@ -43,7 +43,9 @@ def _catalog(backend: str, tmp_path: Path, request: pytest.FixtureRequest, name:
     return new_database(request.getfixturevalue("postgres_server"))
 
 
-def _register(url: str, base: Path, pair: ManifestPair, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def _register(
+    url: str, base: Path, pair: ManifestPair, *extra: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run([*BROKER, "register", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base),
                            "--url", url, "--parent", "lab", *extra], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TILED_API_KEY": "secret", "COLUMNS": "250", **(env or {})})  # fmt: skip
@@ -72,7 +74,9 @@ def test_retried_through_faults_equals_the_bulk_writer(dataset: tuple[Path, Mani
     assert dump(served) == _bulk(base, pair, reference)
 
 
-def test_interrupted_then_rerun_completes_without_duplicates(dataset: tuple[Path, ManifestPair], tmp_path: Path) -> None:
+def test_interrupted_then_rerun_completes_without_duplicates(
+    dataset: tuple[Path, ManifestPair], tmp_path: Path
+) -> None:
     base, pair = dataset
     served, reference = str(tmp_path / "served.db"), str(tmp_path / "bulk.db")
     init_catalog(locate(served))
@@ -84,7 +88,9 @@ def test_interrupted_then_rerun_completes_without_duplicates(dataset: tuple[Path
                                        env={**os.environ, "TILED_API_KEY": "secret"})  # fmt: skip
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # wait until some, not all, Hamiltonians are there
-                answer = httpx.get(f"{url}/api/v1/search/lab", params={"page[limit]": "0"}, headers={"Authorization": "Apikey secret"})
+                answer = httpx.get(
+                    f"{url}/api/v1/search/lab", params={"page[limit]": "0"}, headers={"Authorization": "Apikey secret"}
+                )
                 count = answer.json()["meta"]["count"] if answer.status_code == 200 else 0
                 if count >= (5 if sig == signal.SIGINT else 20):
                     break
@@ -99,11 +105,13 @@ def test_interrupted_then_rerun_completes_without_duplicates(dataset: tuple[Path
     assert dump(served) == _bulk(base, pair, reference)
 
 
-def test_key_taken_between_check_and_write_is_a_counted_failure(dataset: tuple[Path, ManifestPair], tmp_path: Path) -> None:
+def test_key_taken_between_check_and_write_is_a_counted_failure(
+    dataset: tuple[Path, ManifestPair], tmp_path: Path
+) -> None:
     base, pair = dataset
     served = str(tmp_path / "served.db")
     init_catalog(locate(served))
-    plan = plan_nodes(check_manifests([pair], base))
+    plan = plan_nodes(check_manifests([pair], base).checked())
     taken = plan.hamiltonians["key"][3].as_py()
     with running_server(served, base, log=tmp_path / "serve.log") as url:
         from tiled.client import from_uri
@@ -112,7 +120,12 @@ def test_key_taken_between_check_and_write_is_a_counted_failure(dataset: tuple[P
         client.create_container("lab").create_container(taken, metadata={"huid": "somebody-else"})
         stale = ServerState(KEY_SCHEMA.empty_table(), {}, {})  # listed before somebody took the key
         result = register_plan(lambda: from_uri(url, api_key="secret"), plan, parent="lab", workers=4, existing=stale)
-        assert result.failed == [(f"lab/{taken}", f"key exists on the server for huid somebody-else, not {plan.hamiltonians['huid'][3].as_py()}")]
+        assert result.failed == [
+            (
+                f"lab/{taken}",
+                f"key exists on the server for huid somebody-else, not {plan.hamiltonians['huid'][3].as_py()}",
+            )
+        ]
         assert result.created_hamiltonians == N - 1 and result.created_arrays == 2 * (N - 1)
         # through the CLI the contract sees the server's key first
         done = _register(url, base, pair)
@@ -121,7 +134,7 @@ def test_key_taken_between_check_and_write_is_a_counted_failure(dataset: tuple[P
 
 
 def test_one_line_errors(dataset: tuple[Path, ManifestPair], tmp_path: Path) -> None:
-    from manifest_broker.serve import free_port
+    from manifest_broker.catalog.serve import free_port
 
     base, pair = dataset
     down = _register(f"http://127.0.0.1:{free_port()}", base, pair)

@@ -8,7 +8,7 @@ import duckdb
 import pyarrow as pa
 
 from manifest_broker import queries
-from manifest_broker.manifests import ROW_COLUMN, read_manifest
+from manifest_broker.catalog.manifests import ROW_COLUMN, read_manifest
 
 
 def manifest_connection(hamiltonians: Path, artifacts: Path) -> duckdb.DuckDBPyConnection:

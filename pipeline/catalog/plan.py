@@ -19,8 +19,8 @@ import polars as pl
 import pyarrow as pa
 
 from manifest_broker import queries
-from manifest_broker.contract import ContractReport
-from manifest_broker.manifests import ARTIFACT_COLUMNS, HAMILTONIAN_COLUMNS, ROW_COLUMN, metadata_columns
+from manifest_broker.catalog.contract import CheckedManifests
+from manifest_broker.catalog.manifests import ARTIFACT_COLUMNS, HAMILTONIAN_COLUMNS, ROW_COLUMN, metadata_columns
 from manifest_broker.errors import BrokerError
 
 HDF5_MIMETYPE = "application/x-hdf5"
@@ -133,7 +133,9 @@ def _structure(row: dict) -> list[str]:
     structure = array_structure(row["path"], row["dataset"], row["index"])
     expected = list(row["shape"][1:] if row["indexed"] else row["shape"])
     if list(structure["shape"]) != expected:
-        raise PlanError(f"{row['path']}:{row['dataset']} has shape {structure['shape']}, expected {expected}", where=row['path'])
+        raise PlanError(
+            f"{row['path']}:{row['dataset']} has shape {structure['shape']}, expected {expected}", where=row["path"]
+        )
     return [compute_structure_id(structure), safe_json_dump(structure).decode()]
 
 
@@ -161,11 +163,11 @@ def _structures(arrays: pl.DataFrame, cache_dir: Path | None) -> tuple[pl.DataFr
     return mapping, table.rename_columns(["id", "structure"])
 
 
-def plan_nodes(report: ContractReport, *, cache_dir: Path | None = None) -> NodePlan:
-    """Plan the nodes of every dataset of a passing contract report.
+def plan_nodes(checked: CheckedManifests, *, cache_dir: Path | None = None) -> NodePlan:
+    """Plan the nodes of every dataset of checked manifests.
 
     Args:
-        report: A report with ``ok`` true (the probe table is reused for structures).
+        checked: ``ContractReport.checked()`` (the probe table is reused for structures).
         cache_dir: Where structure documents computed by Tiled are kept (see
             :func:`_structures`); ``None`` computes every one.
 
@@ -173,25 +175,23 @@ def plan_nodes(report: ContractReport, *, cache_dir: Path | None = None) -> Node
         A :class:`NodePlan`.
 
     Raises:
-        PlanError: when the report has errors or a structure cannot be computed.
+        PlanError: when a structure cannot be computed.
     """
     from tiled.utils import ensure_uri
 
-    if not report.ok or report.probes is None:
-        raise PlanError("the manifests do not pass the contract; run `broker check` for the report")
     con = duckdb.connect()
-    con.register("probes", report.probes)
+    con.register("probes", checked.probes)
     hams, arrays = [], []
-    for name, ham in report.hamiltonians.items():
-        art = report.artifacts[name]
+    for name, ham in checked.hamiltonians.items():
+        art = checked.artifacts[name]
         if "index" not in art.column_names:
             art = art.append_column("index", pa.nulls(art.num_rows, pa.int64()))
         ham_meta = _metadata_json(con, ham, ["huid", *metadata_columns(ham, HAMILTONIAN_COLUMNS)])
         ham_meta = ham_meta.append_column("key", ham["key"]).append_column("huid", ham["huid"])
         art_meta = _metadata_json(con, art, metadata_columns(art, ARTIFACT_COLUMNS))
-        art_meta = pa.table({c: art[c] for c in (ROW_COLUMN, "huid", "type", "file", "dataset", "index")}).append_column(
-            "metadata", art_meta["metadata"]
-        )
+        art_meta = pa.table(
+            {c: art[c] for c in (ROW_COLUMN, "huid", "type", "file", "dataset", "index")}
+        ).append_column("metadata", art_meta["metadata"])
         con.register("ham_meta", ham_meta)
         con.register("art_meta", art_meta)
         con.register("ham_keys", ham.select(["huid", "key"]))
@@ -208,9 +208,21 @@ def plan_nodes(report: ContractReport, *, cache_dir: Path | None = None) -> Node
     )  # fmt: skip
     arr = pl.DataFrame(pa.concat_tables(arrays)) if arrays else None
     if arr is None or arr.height == 0:
-        empty = pa.table({c: pa.array([], pa.string()) for c in ("parent_key", "key", "metadata", "parameters", "path", "structure_id")})
-        return NodePlan(ham_table, empty, pa.table({"id": [], "structure": []}), pa.table({"path": [], "data_uri": [], "size": [], "mtime_ns": []}))
-    arr = arr.with_columns(pl.Series("metadata", tiled_json(arr["metadata"].to_list(), arr["attrs"].to_list()), pl.String))
+        empty = pa.table(
+            {
+                c: pa.array([], pa.string())
+                for c in ("parent_key", "key", "metadata", "parameters", "path", "structure_id")
+            }
+        )
+        return NodePlan(
+            ham_table,
+            empty,
+            pa.table({"id": [], "structure": []}),
+            pa.table({"path": [], "data_uri": [], "size": [], "mtime_ns": []}),
+        )
+    arr = arr.with_columns(
+        pl.Series("metadata", tiled_json(arr["metadata"].to_list(), arr["attrs"].to_list()), pl.String)
+    )
     mapping, structures = _structures(arr, cache_dir)
     arr = arr.join(mapping, on=["shape", "dtype", "chunks", "indexed"], how="left", nulls_equal=True)
     assets = arr.select("path", "size", "mtime_ns").unique("path", maintain_order=True)

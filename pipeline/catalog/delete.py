@@ -19,9 +19,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from manifest_broker import queries
-from manifest_broker.catalog import CatalogError, CatalogLocation, check_schema, engine, find_node
-from manifest_broker.locks import writer_lock
-from manifest_broker.plan import LOCATOR_PREFIXES
+from manifest_broker.catalog.database import (
+    CatalogError,
+    CatalogLocation,
+    check_schema,
+    engine,
+    find_node,
+    require_file,
+)
+from manifest_broker.catalog.locks import writer_lock
+from manifest_broker.catalog.plan import LOCATOR_PREFIXES
 from manifest_broker.errors import BrokerError
 
 
@@ -70,6 +77,7 @@ def delete_in_catalog(location: CatalogLocation, paths: list[str], *, dry_run: b
         CatalogError: when the catalog is not a usable Tiled catalog.
     """
     paths = normalise_paths(paths)
+    require_file(location)
     with writer_lock(location):
         eng = engine(location, busy_timeout=60.0)
         try:
@@ -87,7 +95,9 @@ def delete_in_catalog(location: CatalogLocation, paths: list[str], *, dry_run: b
                     conn.rollback()
                     raise
         except sa.exc.DBAPIError as exc:
-            raise CatalogError(f"catalog {location.redacted()}: {str(exc.orig).splitlines()[0]}; nothing was deleted") from exc
+            raise CatalogError(
+                f"catalog {location.redacted()}: {str(exc.orig).splitlines()[0]}; nothing was deleted"
+            ) from exc
         finally:
             eng.dispose()
     return result
@@ -152,7 +162,7 @@ def delete_through_server(client: Any, paths: list[str], *, dry_run: bool = Fals
     if missing:
         raise DeleteError(f"not on the server: {', '.join(missing)}; nothing was deleted")
     result = DeleteResult(dry_run=dry_run)
-    for path, node in nodes.items():
+    for node in nodes.values():
         family = str(node.structure_family.value if hasattr(node.structure_family, "value") else node.structure_family)
         result.nodes[family] = result.nodes.get(family, 0) + 1
         if family == "container":
@@ -168,7 +178,7 @@ def delete_through_server(client: Any, paths: list[str], *, dry_run: bool = Fals
     if dry_run:
         result.locators_removed = trims
         return result
-    for path, node in nodes.items():
+    for node in nodes.values():
         node.delete(recursive=True, external_only=True)
     from tiled.client.metadata_update import DELETE_KEY
 

@@ -3,7 +3,7 @@ search, take the locators from their metadata, and read the arrays straight from
 HDF5 files with h5py, in worker processes, batch by batch, with no array bytes going
 through HTTP.
 
-    from manifest_broker.modea import locate, load_batches
+    from manifest_broker.catalog.modea import locate, load_batches
     table = locate(client["lab"], ["J1>0.5"])            # one row per artifact
     for rows, arrays in load_batches(table, batch_size=256, workers=4):
         ...                                               # a training step
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from manifest_broker.plan import LOCATOR_PREFIXES
+from manifest_broker.catalog.plan import LOCATOR_PREFIXES
 from manifest_broker.errors import BrokerError
 
 LOCATOR_COLUMNS = ["huid", "key", "type", "file", "dataset", "index"]
@@ -66,7 +66,7 @@ def parse_query(text: str) -> Any:
 def locator_rows(key: str, metadata: dict) -> list[dict]:
     """One row per artifact of a Hamiltonian, from its metadata alone: huid, key,
     type, file, dataset, index, then the Hamiltonian's parameters."""
-    types = [k[len("path_"):] for k in metadata if k.startswith("path_")]
+    types = [k[len("path_") :] for k in metadata if k.startswith("path_")]
     # a parameter named like a locator column keeps its value as param_<name>
     parameters = {(f"param_{k}" if k in LOCATOR_COLUMNS else k): v for k, v in metadata.items()
                   if k != "huid" and not k.startswith(LOCATOR_PREFIXES)}  # fmt: skip
@@ -149,14 +149,16 @@ def load_batches(table: pa.Table, *, batch_size: int = 256, workers: int | None 
     files, datasets = table["file"].to_pylist(), table["dataset"].to_pylist()
     indexes = table["index"].to_pylist() if "index" in table.column_names else [None] * table.num_rows
     starts = list(range(0, table.num_rows, batch_size))
-    tasks = [[(p, files[p], datasets[p], indexes[p]) for p in range(s, min(s + batch_size, table.num_rows))] for s in starts]
+    tasks = [
+        [(p, files[p], datasets[p], indexes[p]) for p in range(s, min(s + batch_size, table.num_rows))] for s in starts
+    ]
     workers = workers or min(len(tasks), os.cpu_count() or 1)
     if workers <= 1 or len(tasks) <= 1:
         results: Iterator[list[tuple[int, np.ndarray]]] = map(_read, tasks)
         pool = None
     else:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["h5py", "manifest_broker.modea"])
+        context.set_forkserver_preload(["h5py", "manifest_broker.catalog.modea"])
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         results = pool.map(_read, tasks)
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from manifest_broker.catalog import locate
+from manifest_broker.catalog.database import locate
 from manifest_broker.errors import BrokerError
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 
 from manifest_broker import queries
-from manifest_broker.plan import NodePlan
-from manifest_broker.progress import Progress
+from manifest_broker.catalog.plan import NodePlan
 from manifest_broker.errors import BrokerError
+from manifest_broker.progress import Progress
 
 
 class VerifyError(BrokerError, RuntimeError):
@@ -41,9 +41,7 @@ def _numeric_parameter(hamiltonians: dict[str, pa.Table]) -> tuple[str, str, Any
     con = duckdb.connect()
     for name, ham in hamiltonians.items():
         for field_ in ham.schema:
-            if field_.name in ("huid", "key", "_row") or not (
-                str(field_.type).startswith(("double", "float", "int"))
-            ):
+            if field_.name in ("huid", "key", "_row") or not (str(field_.type).startswith(("double", "float", "int"))):
                 continue
             con.register("hamiltonians", ham.select([field_.name]).rename_columns(["value"]))
             median = con.execute(queries.load("verify/median")).fetchone()
@@ -67,7 +65,7 @@ def confinement_problems(served: list[tuple[str, str, str]], base_dir: Path) -> 
     """
     from tiled.utils import path_from_uri
 
-    from manifest_broker.probe import probe_locators
+    from manifest_broker.catalog.probe import probe_locators
 
     files = [str(path_from_uri(uri)) for _, uri, _ in served]
     locators = pa.table({"file": files, "dataset": [d for _, _, d in served]})
@@ -132,7 +130,10 @@ def _check_served_nodes(served: dict[str, Any], expected_meta: dict[str, str], p
                         progress: Progress | None) -> list[tuple[str, str, str]]:  # fmt: skip
     """Every Hamiltonian with its metadata, every artifact with its structure;
     returns (node path, data_uri, dataset) of every served asset."""
-    structures = {sid: json.loads(doc) for sid, doc in zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())}
+    structures = {
+        sid: json.loads(doc)
+        for sid, doc in zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())
+    }
     children: dict[str, dict[str, str]] = {}
     for row in plan.arrays.select(["parent_key", "key", "structure_id"]).to_pylist():
         children.setdefault(row["parent_key"], {})[row["key"]] = row["structure_id"]
@@ -164,7 +165,9 @@ def _check_served_nodes(served: dict[str, Any], expected_meta: dict[str, str], p
             dtype = structure.data_type.to_numpy_dtype()
             if list(structure.shape) != list(want_structure["shape"]) or dtype.itemsize != want_structure["data_type"]["itemsize"] \
                     or dtype.kind != want_structure["data_type"]["kind"]:  # fmt: skip
-                out.problems.append(f"{key}/{art_key}: served shape {structure.shape} dtype {dtype} differ from the file")
+                out.problems.append(
+                    f"{key}/{art_key}: served shape {structure.shape} dtype {dtype} differ from the file"
+                )
     return assets
 
 
@@ -174,7 +177,9 @@ def _compare_sampled_arrays(served: dict[str, Any], plan: NodePlan, sample: int,
     through the Mode A locator in the Hamiltonian's metadata."""
     import h5py
 
-    pairs = [(k, a) for k, a in zip(plan.arrays["parent_key"].to_pylist(), plan.arrays["key"].to_pylist()) if k in served]
+    pairs = [
+        (k, a) for k, a in zip(plan.arrays["parent_key"].to_pylist(), plan.arrays["key"].to_pylist()) if k in served
+    ]
     chosen = random.Random(seed).sample(pairs, min(sample, len(pairs)))
     for key, art_key in chosen:
         meta = dict(served[key].metadata)
@@ -207,4 +212,6 @@ def _check_search(node: Any, hamiltonians: dict[str, pa.Table], keys: set[str], 
     served_count = sum(1 for key in node.search(Key(column) > threshold) if key in keys)
     out.queries.append({"query": f"Key({column!r}) > {threshold}", "expected": expected, "served": served_count})
     if served_count != expected:
-        out.problems.append(f"search Key({column!r}) > {threshold} returned {served_count}, the manifest says {expected}")
+        out.problems.append(
+            f"search Key({column!r}) > {threshold} returned {served_count}, the manifest says {expected}"
+        )

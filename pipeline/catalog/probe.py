@@ -170,7 +170,9 @@ def _follow_links(links: Any, name: str) -> tuple[str, str]:
     return "ok", "/" + "/".join(done)
 
 
-def _refused(name: str, status: str, message: str | None, file_status: str = "ok", file_message: str | None = None) -> tuple:
+def _refused(
+    name: str, status: str, message: str | None, file_status: str = "ok", file_message: str | None = None
+) -> tuple:
     """Probe row of a dataset that cannot be described (or of a file that cannot be opened)."""
     return (name, file_status, file_message, status, message, None, None, None, None, None)
 
@@ -316,11 +318,84 @@ def _run_probes(tasks: list[tuple[str, list[str]]], workers: int,
     # forkserver: a clean parent to fork from; forking this process could inherit
     # locks held by DuckDB's or Arrow's threads.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["h5py", "tiled.utils", "manifest_broker.probe"])
+    context.set_forkserver_preload(["h5py", "tiled.utils", "manifest_broker.catalog.probe"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for part in pool.map(_probe_chunk, chunks):
             collect(part)
     return results
+
+
+def _located_files(locators: pa.Table, base_real: str) -> pl.DataFrame:
+    """One row per distinct file: its datasets, where it resolves and its stat."""
+    wanted = (
+        pl.DataFrame(locators.select(["file", "dataset"]))
+        .drop_nulls()
+        .unique()
+        .group_by("file")
+        .agg(pl.col("dataset").sort())
+    )
+    located = [_locate(base_real, f) for f in wanted["file"]]
+    _real_directory.cache_clear()
+    return wanted.with_columns(
+        pl.Series("loc_status", [x[0] for x in located], pl.String),
+        pl.Series("loc_message", [x[1] for x in located], pl.String),
+        pl.Series("path", [x[2] for x in located], pl.String),
+        pl.Series("size", [x[3] for x in located], pl.Int64),
+        pl.Series("mtime_ns", [x[4] for x in located], pl.Int64),
+        pl.Series("ctime_ns", [x[5] for x in located], pl.Int64),
+    )
+
+
+def _read_cache(cache_file: Path | None) -> pl.DataFrame:
+    cached = pl.DataFrame(schema=pl.DataFrame(PROBE_SCHEMA.empty_table()).select(_CACHED).schema)
+    if cache_file and cache_file.is_file():
+        try:
+            return pl.read_parquet(cache_file).select(_CACHED)
+        except Exception:  # a damaged cache is only a slower run, never a failure
+            return cached
+    return cached
+
+
+def _fresh_rows(opened: list[tuple[str, list[tuple]]], files: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the files opened now, with the stat they were opened at."""
+    fresh = pl.DataFrame(
+        [(path, *row) for path, rows in opened for row in rows],
+        schema={
+            "path": pl.String,
+            "dataset": pl.String,
+            "file_status": pl.String,
+            "file_message": pl.String,
+            "dataset_status": pl.String,
+            "dataset_message": pl.String,
+            "shape": pl.List(pl.Int64),
+            "dtype": pl.String,
+            "chunks": pl.List(pl.Int64),
+            "ragged": pl.Boolean,
+            "attrs": pl.String,
+        },  # fmt: skip
+        orient="row",
+    )
+    stats = files.select("path", "size", "mtime_ns", "ctime_ns").unique("path")
+    return fresh.join(stats, on="path", how="left").select(_CACHED)
+
+
+def _write_cache(cache_file: Path, cached: pl.DataFrame, fresh: pl.DataFrame) -> str | None:
+    """Replace the cache file with the old rows of other files plus the fresh ones;
+    returns why it could not be written, if it could not."""
+    keep = cached.join(fresh.select("path").unique(), on="path", how="anti")
+    partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        pl.concat([keep, fresh]).write_parquet(partial)
+        os.replace(partial, cache_file)
+        for stale in cache_file.parent.glob("probe-v*-*.parquet"):  # left by older brokers
+            if not stale.name.startswith(f"probe-v{PROBE_VERSION}-"):
+                stale.unlink(missing_ok=True)
+    except (OSError, pl.exceptions.ComputeError) as exc:  # full or read-only: slower re-runs, nothing worse
+        partial.unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or str(exc).rsplit(": ", 1)[-1]
+        return f"probe cache not updated: {reason} ({cache_file}); the check itself is complete"
+    return None
 
 
 def probe_locators(
@@ -345,80 +420,36 @@ def probe_locators(
     """
     started = time.perf_counter()
     base_real = os.path.realpath(base_dir)
-    wanted = (
-        pl.DataFrame(locators.select(["file", "dataset"]))
-        .drop_nulls()
-        .unique()
-        .group_by("file")
-        .agg(pl.col("dataset").sort())
-    )
-    located = [_locate(base_real, f) for f in wanted["file"]]
-    _real_directory.cache_clear()
-    files = wanted.with_columns(
-        pl.Series("loc_status", [x[0] for x in located], pl.String),
-        pl.Series("loc_message", [x[1] for x in located], pl.String),
-        pl.Series("path", [x[2] for x in located], pl.String),
-        pl.Series("size", [x[3] for x in located], pl.Int64),
-        pl.Series("mtime_ns", [x[4] for x in located], pl.Int64),
-        pl.Series("ctime_ns", [x[5] for x in located], pl.Int64),
-    )
+    files = _located_files(locators, base_real)
     requested = files.explode("dataset")
     keys = ["path", "size", "mtime_ns", "ctime_ns", "dataset"]
 
     cache_file = _cache_path(cache_dir, base_real) if cache_dir else None
-    cached = pl.DataFrame(schema=pl.DataFrame(PROBE_SCHEMA.empty_table()).select(_CACHED).schema)
-    if cache_file and cache_file.is_file():
-        try:
-            cached = pl.read_parquet(cache_file).select(_CACHED)
-        except Exception:  # a damaged cache is only a slower run, never a failure
-            cached = cached.clear()
+    cached = _read_cache(cache_file)
     located_ok = requested.filter(pl.col("loc_status") == "ok")
     hits = located_ok.join(cached, on=keys, how="inner")
-    to_open = (
-        located_ok.join(hits.select(keys), on=keys, how="anti")
-        .group_by("path")
-        .agg(pl.col("dataset"))
-    )
+    to_open = located_ok.join(hits.select(keys), on=keys, how="anti").group_by("path").agg(pl.col("dataset"))
     tasks = list(zip(to_open["path"].to_list(), to_open["dataset"].to_list()))
     opened = _run_probes(tasks, workers or os.cpu_count() or 1, progress)
-
-    fresh_rows = [(path, *row) for path, rows in opened for row in rows]
-    fresh = pl.DataFrame(
-        fresh_rows,
-        schema={
-            "path": pl.String, "dataset": pl.String, "file_status": pl.String,
-            "file_message": pl.String, "dataset_status": pl.String,
-            "dataset_message": pl.String, "shape": pl.List(pl.Int64), "dtype": pl.String,
-            "chunks": pl.List(pl.Int64), "ragged": pl.Boolean, "attrs": pl.String,
-        },  # fmt: skip
-        orient="row",
-    )
-    stats = files.select("path", "size", "mtime_ns", "ctime_ns").unique("path")
-    fresh = fresh.join(stats, on="path", how="left").select(_CACHED)
+    fresh = _fresh_rows(opened, files)
     results = pl.concat([hits.select(_CACHED), fresh])
-
-    cache_error = None
-    if cache_file and tasks:
-        keep = cached.join(fresh.select("path").unique(), on="path", how="anti")
-        partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            pl.concat([keep, fresh]).write_parquet(partial)
-            os.replace(partial, cache_file)
-            for stale in cache_file.parent.glob("probe-v*-*.parquet"):  # left by older brokers
-                if not stale.name.startswith(f"probe-v{PROBE_VERSION}-"):
-                    stale.unlink(missing_ok=True)
-        except (OSError, pl.exceptions.ComputeError) as exc:  # full or read-only: slower re-runs, nothing worse
-            partial.unlink(missing_ok=True)
-            reason = getattr(exc, "strerror", None) or str(exc).rsplit(": ", 1)[-1]
-            cache_error = f"probe cache not updated: {reason} ({cache_file}); the check itself is complete"
+    cache_error = _write_cache(cache_file, cached, fresh) if cache_file and tasks else None
 
     table = (
         requested.join(results.drop("size", "mtime_ns", "ctime_ns"), on=["path", "dataset"], how="left")
         .with_columns(
-            pl.when(pl.col("loc_status") != "ok").then(pl.col("loc_status")).otherwise(pl.col("file_status")).alias("file_status"),
-            pl.when(pl.col("loc_status") != "ok").then(pl.col("loc_message")).otherwise(pl.col("file_message")).alias("file_message"),
-            pl.when(pl.col("loc_status") != "ok").then(pl.lit("skipped")).otherwise(pl.col("dataset_status")).alias("dataset_status"),
+            pl.when(pl.col("loc_status") != "ok")
+            .then(pl.col("loc_status"))
+            .otherwise(pl.col("file_status"))
+            .alias("file_status"),
+            pl.when(pl.col("loc_status") != "ok")
+            .then(pl.col("loc_message"))
+            .otherwise(pl.col("file_message"))
+            .alias("file_message"),
+            pl.when(pl.col("loc_status") != "ok")
+            .then(pl.lit("skipped"))
+            .otherwise(pl.col("dataset_status"))
+            .alias("dataset_status"),
         )  # fmt: skip
         .select(PROBE_SCHEMA.names)
         .sort("file", "dataset")

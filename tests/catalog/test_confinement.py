@@ -22,10 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from manifest_broker.catalog.contract import check_manifests
+from manifest_broker.catalog.feedback import feedback_message
+from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.cli import app
-from manifest_broker.contract import check_manifests
-from manifest_broker.feedback import feedback_message
-from manifest_broker.manifests import ManifestPair
 from tests.conftest import tree_state
 
 runner = CliRunner()
@@ -114,7 +114,9 @@ def test_cli_refuses_with_exit_1_and_writes_nothing(hostile: tuple[Path, Path], 
     pair = _manifests(tmp_path, ["/real", "/vds"])
     catalog = tmp_path / "catalog.db"
     before = tree_state(tmp_path)
-    checked = runner.invoke(app, ["check", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base), "--json"])
+    checked = runner.invoke(
+        app, ["check", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base), "--json"]
+    )
     assert checked.exit_code == 1
     assert [f["rule"] for f in json.loads(checked.stdout)["findings"]] == ["dataset_virtual"]
     ingested = runner.invoke(app, ["ingest", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base),
@@ -135,7 +137,7 @@ def test_feedback_tells_the_provider_what_to_change(hostile: tuple[Path, Path], 
 
 def test_probe_cache_of_an_older_probe_is_not_trusted(hostile: tuple[Path, Path], tmp_path: Path) -> None:
     """A cache written before the probe refused virtual datasets must not vouch for one."""
-    import manifest_broker.probe as probe
+    import manifest_broker.catalog.probe as probe
 
     base, _ = hostile
     cache = tmp_path / "cache"
@@ -214,14 +216,14 @@ def test_ten_thousand_metadata_columns_check_in_under_a_gibibyte(tmp_path: Path)
     script = (
         "import resource, sys\n"
         "from pathlib import Path\n"
-        "from manifest_broker.contract import check_manifests\n"
-        "from manifest_broker.manifests import ManifestPair\n"
+        "from manifest_broker.catalog.contract import check_manifests\n"
+        "from manifest_broker.catalog.manifests import ManifestPair\n"
         f"r = check_manifests([ManifestPair(Path({str(pair.hamiltonians)!r}), Path({str(pair.artifacts)!r}))],"
         f" Path({str(base)!r}), use_cache=False)\n"
         "print(r.ok, r.errors, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parent.parent, env={**os.environ})  # fmt: skip
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ})  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     ok, n_findings, max_rss_kib = out.stdout.split()
     assert (ok, n_findings) == ("True", "0")

@@ -62,6 +62,7 @@ def _describe(path: Path, root: Path) -> FileInfo:
     groups: list[str] = []
     datasets: list[DatasetInfo] = []
     with handle:
+
         def visit(name: str, obj: object) -> None:
             if isinstance(obj, h5py.Group):
                 groups.append("/" + name)
@@ -106,7 +107,10 @@ def _pattern(files: list[Path], sample: list[FileInfo]) -> tuple[str, str]:
         batched = _batched(f)
         if len(files) <= 3 and batched:
             n = batched[0].shape[0]
-            return "B", f"{f.path}: {batched[0].path} and other datasets share a first axis of {n}: Hamiltonians batched along axis 0"
+            return (
+                "B",
+                f"{f.path}: {batched[0].path} and other datasets share a first axis of {n}: Hamiltonians batched along axis 0",
+            )
     if set(n_datasets) == {1}:
         return "A", "every sampled file holds one dataset: one file per artifact"
     if min(n_datasets) > 1:
@@ -115,28 +119,28 @@ def _pattern(files: list[Path], sample: list[FileInfo]) -> tuple[str, str]:
 
 
 _TEMPLATES = {
-    "A": '''    for path in sorted(Path(DATA_DIR).rglob("*.h5"))[:n_hamiltonians]:
+    "A": """    for path in sorted(Path(DATA_DIR).rglob("*.h5"))[:n_hamiltonians]:
         huid = path.parent.name          # adapt: the Hamiltonian id in the path
         art_type = path.stem             # adapt: the artifact name in the file name
         art_rows.append({{"huid": huid, "type": art_type,
                          "file": str(path.relative_to(DATA_DIR)), "dataset": "{dataset}"}})
     for huid in sorted({{r["huid"] for r in art_rows}}):
-        ham_rows.append({{"huid": huid, "key": f"H_{{huid}}"}})  # add parameters from your table''',
-    "B": '''    with h5py.File(Path(DATA_DIR) / "{file}", "r") as f:
+        ham_rows.append({{"huid": huid, "key": f"H_{{huid}}"}})  # add parameters from your table""",
+    "B": """    with h5py.File(Path(DATA_DIR) / "{file}", "r") as f:
         n = f["{dataset}"].shape[0] if n_hamiltonians is None else n_hamiltonians
         for i in range(n):
             huid = f"{stem}_{{i:06d}}"
             ham_rows.append({{"huid": huid, "key": f"H_{{huid}}"}})  # add f["/params/..."][i]
             art_rows.append({{"huid": huid, "type": "{type}", "file": "{file}",
-                             "dataset": "{dataset}", "index": i}})''',
-    "C": '''    for path in sorted(Path(DATA_DIR).glob("*.h5"))[:n_hamiltonians]:
+                             "dataset": "{dataset}", "index": i}})""",
+    "C": """    for path in sorted(Path(DATA_DIR).glob("*.h5"))[:n_hamiltonians]:
         huid = path.stem
         with h5py.File(path, "r") as f:
             params = {{}}  # e.g. {{p: float(f[f"params/{{p}}"][()]) for p in PARAM_NAMES}}
         ham_rows.append({{"huid": huid, "key": f"H_{{huid}}", **params}})
         for art_type, dataset in {artifact_map}.items():
             art_rows.append({{"huid": huid, "type": art_type,
-                             "file": str(path.relative_to(DATA_DIR)), "dataset": dataset}})''',
+                             "file": str(path.relative_to(DATA_DIR)), "dataset": dataset}})""",
 }
 
 
@@ -208,7 +212,11 @@ def explore(data_dir: Path, sample: int = 5, seed: int = 0) -> ExploreReport:
     flags: list[str] = []
     if not files:
         flags.append("no HDF5 files found: the broker reads HDF5 only")
-    other = {s: n for s, n in suffixes.items() if s not in HDF5_SUFFIXES and s not in {".parquet", ".csv", ".json", ".txt", ".md"}}
+    other = {
+        s: n
+        for s, n in suffixes.items()
+        if s not in HDF5_SUFFIXES and s not in {".parquet", ".csv", ".json", ".txt", ".md"}
+    }
     if other:
         flags.append("non-HDF5 data files: " + ", ".join(f"{n} {s}" for s, n in sorted(other.items())))
     if len(structures) > 1:

@@ -26,7 +26,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from manifest_broker import queries
-from manifest_broker.catalog import CatalogError, CatalogLocation, engine
+from manifest_broker.catalog.database import CatalogError, CatalogLocation, engine
 
 POLL_SECONDS = 0.2
 # Locks this process holds, by catalog: a nested request (write_plan inside ingest)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pyarrow as pa
 
-from manifest_broker.generators import LAYOUTS
 from manifest_broker.errors import BrokerError
+from manifest_broker.generators import LAYOUTS
 
 
 class GeneratorError(BrokerError, RuntimeError):
@@ -35,7 +36,7 @@ def load_generator(spec: str) -> ModuleType:
     try:
         if spec in LAYOUTS:
             module = importlib.import_module(f"manifest_broker.generators.{spec}")
-        elif spec.endswith(".py") or Path(spec).is_file():
+        elif spec.endswith(".py") or Path(spec).is_file() or os.sep in spec:  # a path, not a module name
             path = Path(spec).resolve()
             if not path.is_file():
                 raise GeneratorError(f"generator script {spec} not found")
@@ -99,7 +100,9 @@ def run_generator(spec: str, data_dir: Path, output_dir: Path, n_hamiltonians: i
         for path in written:
             if path not in before:  # only what this run created; a rewritten file stays
                 path.unlink()
-        raise GeneratorError(f"{spec}: generated no Hamiltonians from {data_dir} (is it the right data directory?)", where=spec)
+        raise GeneratorError(
+            f"{spec}: generated no Hamiltonians from {data_dir} (is it the right data directory?)", where=spec
+        )
     return generated
 
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -123,9 +123,19 @@ def test_only_the_spec_inputs_package_into_a_fresh_lake(tmp_path: Path) -> None:
     runs = scan(lake, "runs").to_pylist()
     assert len(runs) == 1
     row = runs[0]
-    assert (row["run_number"], row["reduction_options_json"], row["event_file"], row["theta_offset"]) == (RUN, None, None, None)
+    assert (row["run_number"], row["reduction_options_json"], row["event_file"], row["theta_offset"]) == (
+        RUN,
+        None,
+        None,
+        None,
+    )
     assert row["reduction_template_xml"] == TEMPLATE and row["tz_offset_hours"] == 0.0
-    assert (row["total_duration"], row["n_intervals"], row["n_reduced_files"], row["mantid_version"]) == (1320.0, 4, 4, "6.12.0")
+    assert (row["total_duration"], row["n_intervals"], row["n_reduced_files"], row["mantid_version"]) == (
+        1320.0,
+        4,
+        4,
+        "6.12.0",
+    )
     assert row["incident_angle"] == [0.45] and row["angle_offset"] == [None] and row["data_sets"] == ["218389"]
     refl = pl.DataFrame(scan(lake, "reflectivity")).sort("slice_index")
     assert refl["filename"].to_list() == [f"r{RUN}_{n}.txt" for n in FILES]
@@ -145,7 +155,13 @@ def test_a_template_without_optional_elements(tmp_path: Path) -> None:
     result = _package_cli(split, reduced, xml, lake)
     assert result.exit_code == 0, result.output
     row = scan(lake, "runs").to_pylist()[0]
-    assert (row["instrument_name"], row["mantid_version"], row["n_angles"], row["data_sets"], row["q_step"]) == (None, None, 0, [], [])
+    assert (row["instrument_name"], row["mantid_version"], row["n_angles"], row["data_sets"], row["q_step"]) == (
+        None,
+        None,
+        0,
+        [],
+        [],
+    )
 
 
 @pytest.mark.parametrize("command", ["broker", "iceberg-packager"])
@@ -153,7 +169,11 @@ def test_no_sidecar_with_run_number(tmp_path: Path, command: str) -> None:
     split, reduced, xml = spec_run(tmp_path / "run", sidecar=False)
     lake, out = tmp_path / "lake", tmp_path / "out" / "tnr.parquet"
     args = [str(split), str(reduced), str(xml), "--lake", str(lake), "-o", str(out)]
-    invoke = (lambda a: runner.invoke(app, ["tnr", "package", *a])) if command == "broker" else (lambda a: runner.invoke(packager, a))
+    invoke = (
+        (lambda a: runner.invoke(app, ["tnr", "package", *a]))
+        if command == "broker"
+        else (lambda a: runner.invoke(packager, a))
+    )
     refused = invoke(args)
     assert refused.exit_code == 1 and "give --run-number" in refused.output and not lake.exists() and not out.exists()
     result = invoke([*args, "--run-number", str(RUN)])
@@ -170,12 +190,12 @@ def test_the_reducers_clock_utc_is_local_plus_offset(tmp_path: Path) -> None:
     package = package_run(split, reduced, xml)
     first = package.reflectivity.to_pylist()[0]
     # local 22:58 on May 1 with the reducer's default 5.0 (US Eastern standard) is 03:58 UTC on May 2
-    assert first["interval_start"] == datetime(2025, 5, 2, 3, 58, tzinfo=timezone.utc)
+    assert first["interval_start"] == datetime(2025, 5, 2, 3, 58, tzinfo=UTC)
     assert package.run["tz_offset_hours"].to_pylist() == [5.0]
     # --tz-offset takes the same convention and wins over the options file
     given = package_run(split, reduced, xml, tz_offset=4.0).reflectivity.to_pylist()[1]
-    assert given["interval_start"] == datetime(2025, 5, 2, 2, 59, tzinfo=timezone.utc)
-    assert given["interval_end"] == datetime(2025, 5, 2, 2, 59, 30, 500000, tzinfo=timezone.utc)
+    assert given["interval_start"] == datetime(2025, 5, 2, 2, 59, tzinfo=UTC)
+    assert given["interval_end"] == datetime(2025, 5, 2, 2, 59, 30, 500000, tzinfo=UTC)
 
 
 def test_theta_offset_may_change_type_between_runs(tmp_path: Path) -> None:
@@ -210,7 +230,9 @@ def test_per_frequency_split_files_match_by_filename(tmp_path: Path) -> None:
     package = package_run(split, reduced, xml, run_number=RUN)
     rows = package.reflectivity.to_pylist()
     assert [(r["interval_label"], r["split_index"], r["frequency_hz"], r["z_ohm"]) for r in rows] == [
-        ("scan 1.mpt", 2, 10.0, 12.5), ("scan 2.mpt", 5, 10.0, 12.5)]
+        ("scan 1.mpt", 2, 10.0, 12.5),
+        ("scan 2.mpt", 5, 10.0, 12.5),
+    ]
     assert sum("both write" in w for w in package.warnings) == 4
 
 
@@ -226,7 +248,10 @@ def test_template_encodings(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     result = _package_cli(split, reduced, xml, lake)
     assert result.exit_code == 1 and "Traceback" not in result.output and not lake.exists()
-    assert f"{xml}:2: reduction template is not valid utf-8 (invalid continuation byte); declare its encoding" in result.output
+    assert (
+        f"{xml}:2: reduction template is not valid utf-8 (invalid continuation byte); declare its encoding"
+        in result.output
+    )
 
 
 def test_a_directory_where_a_file_belongs(tmp_path: Path) -> None:
@@ -249,7 +274,9 @@ def test_an_older_table_schema_is_evolved(tmp_path: Path) -> None:
     cat.create_namespace("tnr")
     for name, fields in (("reflectivity", REFLECTIVITY), ("runs", RUNS)):
         schema = iceberg_schema([f for f in fields if f[0] not in newer])
-        cat.create_table(f"tnr.{name}", schema=schema, partition_spec=partition_spec(schema), properties=TABLE_PROPERTIES)
+        cat.create_table(
+            f"tnr.{name}", schema=schema, partition_spec=partition_spec(schema), properties=TABLE_PROPERTIES
+        )
     split, reduced, xml = spec_run(tmp_path / "run")
     result = _package_cli(split, reduced, xml, lake)
     assert result.exit_code == 0, result.output
@@ -259,7 +286,9 @@ def test_an_older_table_schema_is_evolved(tmp_path: Path) -> None:
     assert scan(lake, "reflectivity")["split_index"].to_pylist() == [0, 1, 2, 3]
 
 
-def test_a_failing_second_commit_leaves_both_tables_as_they_were(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_second_commit_leaves_both_tables_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pyiceberg.table import Transaction
 
     split, reduced, xml = spec_run(tmp_path / "run")
@@ -300,7 +329,7 @@ write_run(Path(sys.argv[4]), package, between_commits=pause)
 
 def _kill_between_commits(split: Path, reduced: Path, xml: Path, lake: Path) -> None:
     process = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(split), str(reduced), str(xml), str(lake)],
-                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
     assert process.stdout is not None and process.stdout.readline().strip() == "between commits"
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
@@ -358,7 +387,9 @@ def test_read_commands_never_create_a_lake(tmp_path: Path) -> None:
     for args in (["tnr", "sql", "SELECT 1", "--lake", str(lake)], ["tnr", "plot", "--run", "1", "-o", str(tmp_path / "p.png"), "--lake", str(lake)],
                  ["tnr", "check", "--lake", str(lake)], ["tnr", "maintain", "--lake", str(lake)]):  # fmt: skip
         result = runner.invoke(app, args)
-        assert result.exit_code == 1 and "no lake here" in result.output and "Traceback" not in result.output, result.output
+        assert result.exit_code == 1 and "no lake here" in result.output and "Traceback" not in result.output, (
+            result.output
+        )
     assert not lake.exists()
 
 

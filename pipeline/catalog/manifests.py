@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from manifest_broker.errors import BrokerError
 
 HAMILTONIAN_COLUMNS: tuple[str, ...] = ("huid", "key")
@@ -50,9 +51,7 @@ def pairs_from_paths(paths: list[Path]) -> list[ManifestPair]:
             their partner.
     """
     if not paths or len(paths) % 2:
-        raise ManifestError(
-            f"manifests come in pairs (HAMILTONIANS ARTIFACTS ...); got {len(paths)} path(s)"
-        )
+        raise ManifestError(f"manifests come in pairs (HAMILTONIANS ARTIFACTS ...); got {len(paths)} path(s)")
     roles = [_role(Path(p)) for p in paths]
     if any(role is None for role in roles):
         return [ManifestPair(Path(h), Path(a)) for h, a in zip(paths[::2], paths[1::2])]

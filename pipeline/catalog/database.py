@@ -88,7 +88,10 @@ def _sqlite_connect(path: Path | None, mode: str, busy_timeout: float = 5.0):  #
     # isolation_level=None: the writer issues BEGIN IMMEDIATE itself, so the
     # transaction boundaries are exactly the ones it chooses.
     return sqlite3.connect(
-        f"file:{path}?mode={mode}", uri=True, timeout=busy_timeout, isolation_level=None,
+        f"file:{path}?mode={mode}",
+        uri=True,
+        timeout=busy_timeout,
+        isolation_level=None,
         check_same_thread=False,
     )
 
@@ -117,6 +120,19 @@ def check_schema(connection: Connection) -> str:
     return revision
 
 
+def require_file(location: CatalogLocation) -> None:
+    """Refuse a SQLite catalog that is not an existing file, before anything (a lock
+    file, an empty database) is created beside it.
+
+    Raises:
+        CatalogError: naming the path and what it is instead.
+    """
+    path = location.sqlite_path
+    if path is not None and not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise CatalogError(f"catalog {path} {what}; create one with `broker ingest`", where=path)
+
+
 def check_catalog(uri: str | Path) -> str:
     """Refuse, before a server starts on it, a catalog that does not exist or is not
     a Tiled catalog at a supported revision. Opens it read-only; creates nothing.
@@ -128,10 +144,7 @@ def check_catalog(uri: str | Path) -> str:
         CatalogError: naming the catalog and what is wrong with it.
     """
     location = locate(uri)
-    path = location.sqlite_path
-    if path is not None and not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise CatalogError(f"catalog {path} {what}; create one with `broker ingest`")
+    require_file(location)
     eng = engine(location, readonly=True)
     try:
         with eng.connect() as connection:
@@ -175,7 +188,9 @@ def existing_keys(uri: str | Path, parent: str = "") -> pa.Table:
     eng = engine(location, readonly=True)
     try:
         with eng.connect() as connection:
-            tables = {r[0] for r in connection.execute(sa.text(queries.load("catalog/table_names", connection.dialect.name)))}
+            tables = {
+                r[0] for r in connection.execute(sa.text(queries.load("catalog/table_names", connection.dialect.name)))
+            }
             if "alembic_version" not in tables:
                 # empty, or initialisation cut short: no keys yet (init_catalog completes or refuses it)
                 return schema.empty_table()
@@ -183,7 +198,9 @@ def existing_keys(uri: str | Path, parent: str = "") -> pa.Table:
             node = find_node(connection, parent)
             if node is None:
                 return schema.empty_table()
-            rows = connection.execute(sa.text(queries.load("catalog/child_keys", connection.dialect.name)), {"parent": node}).all()
+            rows = connection.execute(
+                sa.text(queries.load("catalog/child_keys", connection.dialect.name)), {"parent": node}
+            ).all()
     except sa.exc.DatabaseError as exc:  # locked, unreadable, or not a database at all
         raise CatalogError(f"cannot open catalog {location.redacted()}: {exc.orig}") from exc
     finally:

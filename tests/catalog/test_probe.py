@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pyarrow as pa
 
-from manifest_broker.probe import PROBE_SCHEMA, PROBE_VERSION, probe_locators
+from manifest_broker.catalog.probe import PROBE_SCHEMA, PROBE_VERSION, probe_locators
 
 
 def _files(base: Path, n: int) -> pa.Table:
@@ -85,7 +85,9 @@ def test_attributes_become_json_as_tiled_sends_them(tmp_path: Path) -> None:
         d.attrs["missing"] = np.nan  # JSON has no NaN: Tiled's client sends null
         f.create_dataset("plain", data=np.zeros(3))
         f.create_dataset("refs", data=np.zeros(3)).attrs["link"] = f["x"].ref  # an object reference
-    table = probe_locators(pa.table({"file": ["a.h5"] * 3, "dataset": ["/x", "/plain", "/refs"]}), tmp_path, cache_dir=None).table
+    table = probe_locators(
+        pa.table({"file": ["a.h5"] * 3, "dataset": ["/x", "/plain", "/refs"]}), tmp_path, cache_dir=None
+    ).table
     rows = {r["dataset"]: r for r in table.to_pylist()}
     assert rows["/x"]["attrs"] == '{"missing":null,"scale":0.5,"shape_hint":[[1,2],[3,4]],"units":"meV"}'
     assert rows["/plain"]["attrs"] is None and rows["/plain"]["dataset_status"] == "ok"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from manifest_broker.catalog.explore import explore
 from manifest_broker.cli import app
-from manifest_broker.explore import explore
 
 runner = CliRunner()
 
@@ -62,6 +62,8 @@ def test_the_pattern_b_generator_reads_the_batched_dataset(_pristine: Path, tmp_
     [art_file] = out.glob("*artifacts.parquet")
     artifacts = pq.read_table(art_file)
     assert pq.read_table(ham_file).num_rows == 6  # the file's batched axis, not /eloss's 151 points
-    assert set(artifacts["dataset"].to_pylist()) <= {"/spectra", "/xas"} and artifacts["index"].to_pylist() == list(range(6))
+    assert set(artifacts["dataset"].to_pylist()) <= {"/spectra", "/xas"} and artifacts["index"].to_pylist() == list(
+        range(6)
+    )
     checked = runner.invoke(app, ["check", str(ham_file), str(art_file), "--base-dir", str(data)])
     assert checked.exit_code == 0, checked.output

@@ -60,11 +60,15 @@ def test_bad_files_name_file_and_line(tmp_path: Path, text: str, message: str) -
     assert message in str(info.value)
 
 
-finite = st.one_of(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6), st.just(float("nan")))
+finite = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6), st.just(float("nan"))
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=arrays(np.float64, st.tuples(st.integers(1, 40), st.just(4)), elements=finite), flavour=st.sampled_from([1, 2]))
+@given(
+    data=arrays(np.float64, st.tuples(st.integers(1, 40), st.just(4)), elements=finite), flavour=st.sampled_from([1, 2])
+)
 def test_round_trip(tmp_path_factory: pytest.TempPathFactory, data: np.ndarray, flavour: int) -> None:
     folder = tmp_path_factory.mktemp("rt")
     if flavour == 1:

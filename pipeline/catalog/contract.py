@@ -16,8 +16,8 @@ import duckdb
 import pyarrow as pa
 
 from manifest_broker import queries
-from manifest_broker.catalog import CatalogError, existing_keys
-from manifest_broker.manifests import (
+from manifest_broker.catalog.database import CatalogError, existing_keys
+from manifest_broker.catalog.manifests import (
     ARTIFACT_COLUMNS,
     HAMILTONIAN_COLUMNS,
     ROW_COLUMN,
@@ -26,7 +26,8 @@ from manifest_broker.manifests import (
     metadata_columns,
     read_manifest,
 )
-from manifest_broker.probe import ProbeResult, default_cache_dir, probe_locators
+from manifest_broker.catalog.probe import ProbeResult, default_cache_dir, probe_locators
+from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
 
 FINDING_SCHEMA = pa.schema(
@@ -45,6 +46,20 @@ _HAM_CORE = pa.schema([("manifest", pa.string()), ("dataset_name", pa.string()),
 _ART_CORE = pa.schema([("manifest", pa.string()), ("dataset_name", pa.string()), ("row", pa.int64()),
                        ("huid", pa.string()), ("type", pa.string()), ("file", pa.string()),
                        ("dataset", pa.string()), ("index", pa.int64())])  # fmt: skip
+
+
+class ContractFailed(BrokerError, RuntimeError):
+    """The manifests break the contract; the findings say where."""
+
+
+@dataclass(frozen=True)
+class CheckedManifests:
+    """What planning and verifying need from a passing check: the manifests by
+    dataset name and the probe of every file and dataset they point at."""
+
+    hamiltonians: dict[str, pa.Table]
+    artifacts: dict[str, pa.Table]
+    probes: pa.Table
 
 
 @dataclass
@@ -69,6 +84,17 @@ class ContractReport:
     @property
     def ok(self) -> bool:
         return self.errors == 0
+
+    def checked(self) -> CheckedManifests:
+        """The checked manifests and probes, for the stages after the check.
+
+        Raises:
+            ContractFailed: when the check found an error.
+        """
+        if not self.ok or self.probes is None:
+            raise ContractFailed(f"the manifests break the contract ({self.errors} error(s)); "
+                                 "run `broker check` for the report")  # fmt: skip
+        return CheckedManifests(self.hamiltonians, self.artifacts, self.probes)
 
 
 # Largest metadata document per node, as JSON: a listing page of Tiled carries the
@@ -99,6 +125,70 @@ def _core(table: pa.Table, schema: pa.Schema, manifest: str, dataset_name: str) 
     for name in schema.names[3:]:
         columns[name] = table[name] if name in table.column_names else pa.nulls(n, schema.field(name).type)
     return pa.table(columns).cast(schema)
+
+
+def _schema_rules(con: duckdb.DuckDBPyConnection, pair: ManifestPair,
+                  findings: list[pa.Table]) -> tuple[pa.Table, pa.Table] | None:  # fmt: skip
+    """Read one pair and run the schema rules on it; returns the two tables, or
+    ``None`` when a file is unreadable or lacks a standard column."""
+    try:
+        ham = read_manifest(pair.hamiltonians)
+        art = read_manifest(pair.artifacts)
+    except ManifestError as exc:
+        findings.append(_finding(exc.rule, exc.where or str(pair.hamiltonians), str(exc)))
+        return None
+    ham_path, art_path = str(pair.hamiltonians), str(pair.artifacts)
+    con.register("ham_full", ham)
+    con.register("art_full", art)
+    pair_params: dict[str, object] = {"ham_manifest": ham_path, "art_manifest": art_path}
+    schema_errors = _run(con, "contract/schema/required_columns", pair_params)
+    findings.append(schema_errors)
+    # An empty manifest is an error, but the rows of its partner are still checked.
+    findings.append(_run(con, "contract/schema/manifest_empty", pair_params))
+    con.unregister("ham_full")
+    con.unregister("art_full")
+    _metadata_rules(con, ham, HAMILTONIAN_COLUMNS, ham_path, findings, hamiltonians=True)
+    _metadata_rules(con, art, ARTIFACT_COLUMNS, art_path, findings, hamiltonians=False)
+    return None if schema_errors.num_rows else (ham, art)
+
+
+def _metadata_rules(con: duckdb.DuckDBPyConnection, table: pa.Table, standard: tuple[str, ...], manifest: str,
+                    findings: list[pa.Table], *, hamiltonians: bool) -> None:  # fmt: skip
+    """Rules on the columns that become metadata: types, size, finite numbers,
+    integer range, and (Hamiltonians) parameters that tell rows apart."""
+    meta = metadata_columns(table, standard)
+    con.register("metadata_source", table.select([ROW_COLUMN, *meta]))
+    findings.append(_run(con, "contract/schema/metadata_types", {"manifest": manifest}))
+    if meta:
+        findings.append(
+            _run(con, "contract/schema/metadata_too_large", {"manifest": manifest, "limit": METADATA_BYTES})
+        )
+        con.register("metadata_cells", con.execute(queries.load("contract/schema/metadata_cells")).to_arrow_table())
+        for rule in ("metadata_not_finite", "metadata_integer_range"):
+            findings.append(_run(con, f"contract/schema/{rule}", {"manifest": manifest}))
+        con.unregister("metadata_cells")
+    if hamiltonians:
+        if meta:
+            findings.append(_run(con, "contract/schema/parameter_variation", {"manifest": manifest}))
+        elif table.num_rows > 1:
+            findings.append(_finding("no_parameter_variation", manifest,
+                                     "the Hamiltonian manifest has no parameter columns: "
+                                     "metadata search has nothing to tell Hamiltonians apart", "warning"))  # fmt: skip
+    con.unregister("metadata_source")
+
+
+def _catalog_keys(catalog: str | None, catalog_keys: pa.Table | None, parent: str,
+                  findings: list[pa.Table]) -> pa.Table:  # fmt: skip
+    """The keys already under ``parent``: given, read from the catalog, or none."""
+    if catalog:
+        try:
+            return existing_keys(catalog, parent)
+        except CatalogError as exc:
+            findings.append(_finding("catalog_unusable", str(catalog), str(exc)))
+    if catalog_keys is not None:
+        return catalog_keys
+    return pa.table({"key": pa.array([], pa.string()), "huid": pa.array([], pa.string()),
+                     "location": pa.array([], pa.string())})  # fmt: skip
 
 
 def check_manifests(
@@ -138,63 +228,19 @@ def check_manifests(
     report = ContractReport(findings=FINDING_SCHEMA.empty_table())
     ham_cores, art_cores = [], []
     for pair in pairs:
-        try:
-            ham = read_manifest(pair.hamiltonians)
-            art = read_manifest(pair.artifacts)
-        except ManifestError as exc:
-            findings.append(_finding(exc.rule, str(exc).split(":")[0], str(exc)))
-            continue
-        ham_path, art_path = str(pair.hamiltonians), str(pair.artifacts)
-        con.register("ham_full", ham)
-        con.register("art_full", art)
-        pair_params: dict[str, object] = {"ham_manifest": ham_path, "art_manifest": art_path}
-        schema_errors = _run(con, "contract/schema/required_columns", pair_params)
-        findings.append(schema_errors)
-        # An empty manifest is an error, but the rows of its partner are still checked.
-        findings.append(_run(con, "contract/schema/manifest_empty", pair_params))
-        for table, standard, manifest in ((ham, HAMILTONIAN_COLUMNS, ham_path), (art, ARTIFACT_COLUMNS, art_path)):
-            meta = metadata_columns(table, standard)
-            con.register("metadata_source", table.select([ROW_COLUMN, *meta]))
-            findings.append(_run(con, "contract/schema/metadata_types", {"manifest": manifest}))
-            if meta:
-                findings.append(_run(con, "contract/schema/metadata_too_large", {"manifest": manifest, "limit": METADATA_BYTES}))
-                con.register("metadata_cells", con.execute(queries.load("contract/schema/metadata_cells")).to_arrow_table())
-                for rule in ("metadata_not_finite", "metadata_integer_range"):
-                    findings.append(_run(con, f"contract/schema/{rule}", {"manifest": manifest}))
-                con.unregister("metadata_cells")
-            if table is ham:
-                if meta:
-                    findings.append(_run(con, "contract/schema/parameter_variation", {"manifest": manifest}))
-                elif ham.num_rows > 1:
-                    findings.append(_finding("no_parameter_variation", manifest,
-                                             "the Hamiltonian manifest has no parameter columns: "
-                                             "metadata search has nothing to tell Hamiltonians apart",
-                                             "warning"))  # fmt: skip
-            con.unregister("metadata_source")
-        con.unregister("ham_full")
-        con.unregister("art_full")
-        if schema_errors.num_rows:
+        read = _schema_rules(con, pair, findings)
+        if read is None:
             continue  # row rules need the standard columns
+        ham, art = read
         report.hamiltonians[pair.name] = ham
         report.artifacts[pair.name] = art
-        ham_cores.append(_core(ham, _HAM_CORE, ham_path, pair.name))
-        art_cores.append(_core(art, _ART_CORE, art_path, pair.name))
+        ham_cores.append(_core(ham, _HAM_CORE, str(pair.hamiltonians), pair.name))
+        art_cores.append(_core(art, _ART_CORE, str(pair.artifacts), pair.name))
     timings["schema"] = time.perf_counter() - started
 
-    hamiltonians = pa.concat_tables(ham_cores) if ham_cores else _HAM_CORE.empty_table()
-    artifacts = pa.concat_tables(art_cores) if art_cores else _ART_CORE.empty_table()
-    con.register("hamiltonians", hamiltonians)
-    con.register("artifacts", artifacts)
-
-    if catalog_keys is None:
-        catalog_keys = pa.table({"key": pa.array([], pa.string()), "huid": pa.array([], pa.string()),
-                                 "location": pa.array([], pa.string())})  # fmt: skip
-    if catalog:
-        try:
-            catalog_keys = existing_keys(catalog, parent)
-        except CatalogError as exc:
-            findings.append(_finding("catalog_unusable", str(catalog), str(exc)))
-    con.register("catalog_keys", catalog_keys)
+    con.register("hamiltonians", pa.concat_tables(ham_cores) if ham_cores else _HAM_CORE.empty_table())
+    con.register("artifacts", pa.concat_tables(art_cores) if art_cores else _ART_CORE.empty_table())
+    con.register("catalog_keys", _catalog_keys(catalog, catalog_keys, parent, findings))
 
     # Only locators whose path is acceptable as text reach the file system.
     lexically_valid = con.execute(queries.load("contract/probe_targets")).to_arrow_table()
@@ -209,7 +255,9 @@ def check_manifests(
     timings["probe"] = time.perf_counter() - t0
     con.register("probes", probe.table)
     if probe.cache_error:
-        findings.append(_finding("probe_cache_unwritten", str(cache_dir or default_cache_dir()), probe.cache_error, "warning"))
+        findings.append(
+            _finding("probe_cache_unwritten", str(cache_dir or default_cache_dir()), probe.cache_error, "warning")
+        )
 
     t0 = time.perf_counter()
     for name in queries.names("contract/rows"):

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from manifest_broker.catalog import locate
-from manifest_broker.locks import writer_lock
-from manifest_broker.contract import ContractReport, check_manifests
-from manifest_broker.manifests import ManifestPair
-from manifest_broker.plan import NodePlan, plan_nodes
-from manifest_broker.probe import default_cache_dir
+from manifest_broker.catalog.contract import ContractReport, check_manifests
+from manifest_broker.catalog.database import locate
+from manifest_broker.catalog.locks import writer_lock
+from manifest_broker.catalog.manifests import ManifestPair
+from manifest_broker.catalog.plan import NodePlan, plan_nodes
+from manifest_broker.catalog.probe import default_cache_dir
+from manifest_broker.catalog.write import IngestResult, init_catalog, write_plan
 from manifest_broker.progress import Progress
-from manifest_broker.write import IngestResult, init_catalog, write_plan
 
 
 @dataclass
@@ -59,7 +59,7 @@ def ingest(
     t0 = time.perf_counter()
     if progress:
         progress("planning", 0, 1)
-    run.plan = plan_nodes(report, cache_dir=default_cache_dir() if use_cache else None)
+    run.plan = plan_nodes(report.checked(), cache_dir=default_cache_dir() if use_cache else None)
     if progress:
         progress("planning", 1, 1)
     timings["plan"] = time.perf_counter() - t0

@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
+from manifest_broker.catalog.contract import ContractReport, check_manifests
 from manifest_broker.cli import app
-from manifest_broker.contract import ContractReport, check_manifests
 from tests.conftest import Dataset, tree_state
 
 runner = CliRunner()
@@ -33,7 +33,15 @@ def set_cell(table: pa.Table, column: str, row: int, value: object) -> pa.Table:
 
 
 def run_check(ds: Dataset, *extra: str) -> tuple[int, dict]:
-    args = ["check", str(ds.pair.hamiltonians), str(ds.pair.artifacts), "--base-dir", str(ds.base_dir), "--json", *extra]
+    args = [
+        "check",
+        str(ds.pair.hamiltonians),
+        str(ds.pair.artifacts),
+        "--base-dir",
+        str(ds.base_dir),
+        "--json",
+        *extra,
+    ]
     before = tree_state(ds.root)
     result = runner.invoke(app, args)
     assert tree_state(ds.root) == before, "a check must write nothing"
@@ -85,7 +93,13 @@ def test_missing_and_duplicate_huid(spinwave: Dataset) -> None:
 
 @pytest.mark.parametrize(
     ("key", "message"),
-    [("", "null or empty"), ("a/b", "path separator"), ("tab\there", "control"), (" padded", "white space"), (None, "null")],
+    [
+        ("", "null or empty"),
+        ("a/b", "path separator"),
+        ("tab\there", "control"),
+        (" padded", "white space"),
+        (None, "null"),
+    ],
 )
 def test_key_invalid(spinwave: Dataset, key: str | None, message: str) -> None:
     spinwave.write(hamiltonians=set_cell(spinwave.hamiltonians, "key", 2, key))
@@ -102,7 +116,9 @@ def test_key_duplicate_and_collision_across_datasets(spinwave: Dataset, multimod
     assert [f["row"] for f in findings(report, "key_duplicate")] == [0, 1]
     collisions = findings(report, "key_collision")
     assert {(f["manifest"], f["row"]) for f in collisions} == {
-        (str(spinwave.pair.hamiltonians), 2), (str(multimodal.pair.hamiltonians), 2)}
+        (str(spinwave.pair.hamiltonians), 2),
+        (str(multimodal.pair.hamiltonians), 2),
+    }
     assert any("dataset multimodal" in f["message"] for f in collisions)
 
 
@@ -199,7 +215,9 @@ def test_file_problems_each_have_their_own_message(spinwave: Dataset, tmp_path: 
     (base / "escape.h5").symlink_to(outside)
     (base / "inside_link.h5").symlink_to(base / "sw_00002.h5")
     art = spinwave.artifacts
-    for row, name in enumerate(["a_directory.h5", "zero.h5", "text.h5", "truncated.h5", "escape.h5", "nope.h5", "inside_link.h5"]):
+    for row, name in enumerate(
+        ["a_directory.h5", "zero.h5", "text.h5", "truncated.h5", "escape.h5", "nope.h5", "inside_link.h5"]
+    ):
         art = set_cell(art, "file", row, name)
     spinwave.write(artifacts=art)
     code, out = run_check(spinwave)
@@ -222,7 +240,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
     the h5py part runs there: polars' thread pool does not survive a fork)."""
     import tempfile
 
-    from manifest_broker.probe import _probe_file
+    from manifest_broker.catalog.probe import _probe_file
 
     base = Path(tempfile.mkdtemp(prefix="broker-perm-"))
     os.chmod(base, 0o755)
@@ -258,7 +276,13 @@ def test_dataset_rules(spinwave: Dataset) -> None:
         f.create_dataset("empty", shape=(0, 4), dtype="f4")
     art = spinwave.artifacts
     for row, (file, dataset) in enumerate(
-        [("sw_00001.h5", "/nope"), ("odd.h5", "/group_only"), ("odd.h5", "/ragged"), ("odd.h5", "/empty"), ("odd.h5", "")]
+        [
+            ("sw_00001.h5", "/nope"),
+            ("odd.h5", "/group_only"),
+            ("odd.h5", "/ragged"),
+            ("odd.h5", "/empty"),
+            ("odd.h5", ""),
+        ]
     ):
         art = set_cell(set_cell(art, "file", row, file), "dataset", row, dataset)
     spinwave.write(artifacts=art)
@@ -284,8 +308,13 @@ def test_index_rules(edrixs: Dataset, spinwave: Dataset) -> None:
     # an index into a scalar dataset
     with h5py.File(spinwave.base_dir / "sw_00001.h5") as f:
         assert f["params/J1"].shape == ()
-    art = set_cell(set_cell(spinwave.artifacts, "dataset", 0, "/params/J1"), "index", 0, 0) if "index" in spinwave.artifacts.column_names else \
-        set_cell(spinwave.artifacts.append_column("index", pa.nulls(spinwave.artifacts.num_rows, pa.int64())), "index", 0, 0)
+    art = (
+        set_cell(set_cell(spinwave.artifacts, "dataset", 0, "/params/J1"), "index", 0, 0)
+        if "index" in spinwave.artifacts.column_names
+        else set_cell(
+            spinwave.artifacts.append_column("index", pa.nulls(spinwave.artifacts.num_rows, pa.int64())), "index", 0, 0
+        )
+    )
     art = set_cell(art, "dataset", 0, "/params/J1")
     spinwave.write(artifacts=art)
     report = check_manifests([spinwave.pair], spinwave.base_dir)

@@ -23,8 +23,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from manifest_broker.plan import HDF5_MIMETYPE, NodePlan, only_new_locators
+from manifest_broker.catalog.plan import HDF5_MIMETYPE, NodePlan, only_new_locators
 from manifest_broker.errors import BrokerError
+from manifest_broker.progress import Progress
 
 KEY_SCHEMA = pa.schema([("key", pa.string()), ("huid", pa.string()), ("location", pa.string())])
 
@@ -80,7 +81,9 @@ def open_parent(client: Any, parent: str, result: RegisterResult | None = None, 
         if segment in node:
             node = node[segment]
             if node.structure_family != "container":
-                raise RegisterError(f"--parent {parent}: {'/'.join(walked)} is an {node.structure_family}, not a container")
+                raise RegisterError(
+                    f"--parent {parent}: {'/'.join(walked)} is an {node.structure_family}, not a container"
+                )
         elif not create:
             return None
         else:
@@ -149,7 +152,9 @@ def _sources(plan: NodePlan) -> tuple[dict, dict]:
 
     structures = {sid: ArrayStructure.from_json(json.loads(doc)) for sid, doc in
                   zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())}  # fmt: skip
-    assets = dict(zip(plan.assets["path"].to_pylist(), zip(plan.assets["data_uri"].to_pylist(), plan.assets["size"].to_pylist())))
+    assets = dict(
+        zip(plan.assets["path"].to_pylist(), zip(plan.assets["data_uri"].to_pylist(), plan.assets["size"].to_pylist()))
+    )
     return structures, assets
 
 
@@ -230,7 +235,12 @@ class _Worker:
                 out.existing_arrays += 1
                 continue
             try:
-                container.new(StructureFamily.array, [self._array_source(row)], key=row["key"], metadata=json.loads(row["metadata"]))
+                container.new(
+                    StructureFamily.array,
+                    [self._array_source(row)],
+                    key=row["key"],
+                    metadata=json.loads(row["metadata"]),
+                )
                 out.created_arrays += 1
                 self._advance(1)
             except Exception as exc:
@@ -251,7 +261,13 @@ class _Worker:
 
 
 def _merge(total: RegisterResult, part: RegisterResult) -> None:
-    for name in ("created_hamiltonians", "created_arrays", "existing_hamiltonians", "existing_arrays", "updated_metadata"):
+    for name in (
+        "created_hamiltonians",
+        "created_arrays",
+        "existing_hamiltonians",
+        "existing_arrays",
+        "updated_metadata",
+    ):
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.differing_metadata += part.differing_metadata
     total.failed += part.failed
@@ -259,7 +275,7 @@ def _merge(total: RegisterResult, part: RegisterResult) -> None:
 
 
 def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "", workers: int = 8,
-                  existing: ServerState | None = None, progress: Callable[[int, int], None] | None = None) -> RegisterResult:  # fmt: skip
+                  existing: ServerState | None = None, progress: Progress | None = None) -> RegisterResult:  # fmt: skip
     """Create the plan's nodes through the server, ``workers`` Hamiltonians at a time.
 
     Args:
@@ -267,7 +283,8 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
         plan: The node plan (the same one the bulk writer takes).
         parent: Path below the root; containers are created when missing.
         existing: What the server has under ``parent`` (:func:`server_state`); listed when None.
-        progress: Called with (nodes done so far, nodes planned) as nodes are created.
+        progress: Told ``("registering nodes", done, total)`` over the nodes of the
+            Hamiltonians that are not complete on the server yet.
 
     Returns:
         Counts, and the nodes that failed with their reasons. On Ctrl-C the workers
@@ -295,15 +312,17 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
             result.existing_arrays += len(ham.arrays)
         else:
             pending.append(ham)
-    total = plan.nodes
+    total = sum(1 + len(ham.arrays) for ham in pending)
     done = [0]
+    if progress:
+        progress("registering nodes", 0, total)
     lock = threading.Lock()
 
     def advance(n: int) -> None:
         with lock:
             done[0] += n
             if progress:
-                progress(done[0], total)
+                progress("registering nodes", done[0], total)
 
     stop = threading.Event()
     worker = _Worker(connect, parent, plan, stop, advance)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from contextlib import closing
-from pathlib import Path
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -24,11 +24,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from manifest_broker import queries
-from manifest_broker.catalog import SUPPORTED_REVISIONS, CatalogError, CatalogLocation, check_schema, child_id, engine
-from manifest_broker.locks import writer_lock
-from manifest_broker.plan import HDF5_MIMETYPE, NodePlan, only_new_locators
-from manifest_broker.progress import Progress
+from manifest_broker.catalog.database import (
+    SUPPORTED_REVISIONS,
+    CatalogError,
+    CatalogLocation,
+    check_schema,
+    child_id,
+    engine,
+)
+from manifest_broker.catalog.locks import writer_lock
+from manifest_broker.catalog.plan import HDF5_MIMETYPE, NodePlan, only_new_locators
 from manifest_broker.errors import BrokerError
+from manifest_broker.progress import Progress
 
 BATCH_ROWS = 50_000  # rows handed to the driver at a time: bounds memory at any size
 # How long the SQLite writer waits for a lock held by someone other than a broker
@@ -65,7 +72,7 @@ def init_catalog(location: CatalogLocation, *, template_dir: Path | None = None)
     alembic stamp) is completed: on SQLite, where Tiled creates its tables one by one,
     a catalog of Tiled's tables only and no node but the root is rebuilt; on
     PostgreSQL, where the tables come in one transaction, the stamp is added. Callers
-    hold the writer lock (:func:`manifest_broker.locks.writer_lock`), so two brokers
+    hold the writer lock (:func:`manifest_broker.catalog.locks.writer_lock`), so two brokers
     never initialise one catalog together. SQLite catalogs are switched to WAL.
 
     Args:
@@ -251,7 +258,9 @@ def _table_names(location: CatalogLocation) -> set[str]:
         with eng.connect() as conn:
             return {r[0] for r in conn.execute(sa.text(queries.load("catalog/table_names", location.dialect)))}
     except sa.exc.DatabaseError as exc:
-        raise CatalogError(f"{location.redacted()} is not a database the broker can read ({exc.orig})", where=location.redacted()) from exc
+        raise CatalogError(
+            f"{location.redacted()} is not a database the broker can read ({exc.orig})", where=location.redacted()
+        ) from exc
     finally:
         eng.dispose()
 
@@ -298,7 +307,9 @@ def _reserve(conn: Connection, table: str, n: int, first_free: int | None) -> li
     if conn.dialect.name == "sqlite":
         assert first_free is not None
         return list(range(first_free, first_free + n))
-    return [r[0] for r in conn.execute(sa.text(queries.load("write/reserve_ids", "postgresql")), {"table": table, "n": n})]
+    return [
+        r[0] for r in conn.execute(sa.text(queries.load("write/reserve_ids", "postgresql")), {"table": table, "n": n})
+    ]
 
 
 def _set_based_closure_and_fulltext(conn: Connection, levels: list[list[int]]) -> None:
@@ -336,7 +347,9 @@ def _verify_files_unchanged(assets: pa.Table) -> None:
     """Files must still be what the probe saw: a file that vanished or changed since
     the check aborts the transaction."""
     problems = []
-    for path, size, mtime in zip(assets["path"].to_pylist(), assets["size"].to_pylist(), assets["mtime_ns"].to_pylist()):
+    for path, size, mtime in zip(
+        assets["path"].to_pylist(), assets["size"].to_pylist(), assets["mtime_ns"].to_pylist()
+    ):
         try:
             st = os.stat(path)
         except OSError:
@@ -442,10 +455,14 @@ def _keep_existing_hamiltonians(conn: Connection, plan: NodePlan, parent_id: int
         schema={"id": pl.Int64, "key": pl.String, "structure_family": pl.String, "metadata": pl.Object},
         orient="row",
     )
-    clashes = pl.DataFrame(plan.hamiltonians).join(existing.select("id", "key", "structure_family"), on="key", how="inner")
+    clashes = pl.DataFrame(plan.hamiltonians).join(
+        existing.select("id", "key", "structure_family"), on="key", how="inner"
+    )
     existing_meta = dict(zip(existing["key"].to_list(), existing["metadata"].to_list()))
     keep: dict[str, int] = {}
-    for key, huid, metadata, node_id, family in clashes.select("key", "huid", "metadata", "id", "structure_family").iter_rows():
+    for key, huid, metadata, node_id, family in clashes.select(
+        "key", "huid", "metadata", "id", "structure_family"
+    ).iter_rows():
         current = existing_meta[key]
         current = current if isinstance(current, dict) else json.loads(current)
         if family != "container" or current.get("huid") != huid:
@@ -462,7 +479,9 @@ def _keep_existing_hamiltonians(conn: Connection, plan: NodePlan, parent_id: int
                 result.differing_metadata.append(key)
             if update_metadata or extends:
                 conn.execute(sa.text(queries.load("write/revision")), {"id": node_id})
-                conn.execute(sa.text(queries.load("write/update_metadata", dialect)), {"id": node_id, "metadata": metadata})
+                conn.execute(
+                    sa.text(queries.load("write/update_metadata", dialect)), {"id": node_id, "metadata": metadata}
+                )
                 result.updated_metadata.append(key)
     result.existing_hamiltonians = len(keep)
     return keep
@@ -500,7 +519,11 @@ def _allocate_ids(conn: Connection, new_hams: pl.DataFrame, arrays: pl.DataFrame
                   keep: dict[str, int]) -> _Ids:  # fmt: skip
     """Ids: contiguous on SQLite under the write lock; reserved from the sequences on
     PostgreSQL. Assets the catalog already has (same data URI) are reused."""
-    first = conn.execute(sa.text(queries.load("write/next_ids", "sqlite"))).one() if conn.dialect.name == "sqlite" else (None, None, None)
+    first = (
+        conn.execute(sa.text(queries.load("write/next_ids", "sqlite"))).one()
+        if conn.dialect.name == "sqlite"
+        else (None, None, None)
+    )
     node_ids = _reserve(conn, "nodes", new_hams.height + arrays.height, first[0])
     ham_ids = node_ids[: new_hams.height]
     assets = assets.join(arrays.select("path").unique(), on="path", how="semi")
@@ -557,7 +580,10 @@ def _insert_rows(conn: Connection, plan: NodePlan, parent_id: int, new_hams: pl.
         raw = conn.connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
-        cursor.executemany(queries.load("write/insert_structures", conn.dialect.name), list(_rows(plan.structures, ["id", "structure"])))
+        cursor.executemany(
+            queries.load("write/insert_structures", conn.dialect.name),
+            list(_rows(plan.structures, ["id", "structure"])),
+        )
         cursor.close()
     _bulk(conn, "nodes", (
         (i, parent_id, key, "container", metadata, "[]")

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from manifest_broker.generators.tnr import SyntheticRun, synthesize_run
 from manifest_broker.cli import app
+from manifest_broker.generators.tnr import SyntheticRun, synthesize_run
 from manifest_broker.tnr.inputs import RunInputError
 from manifest_broker.tnr.lake import catalog, scan
-from manifest_broker.tnr.schema import TABLES
 from manifest_broker.tnr.package import package_run
+from manifest_broker.tnr.schema import TABLES
 from manifest_broker.tnr.spec_files import output_paths
 
 runner = CliRunner()
@@ -42,7 +42,11 @@ def test_files_matched_to_intervals_with_every_field(run: SyntheticRun) -> None:
     rows = package.reflectivity.to_pylist()
     assert [r["interval_label"] for r in rows] == run.labels  # sidecar order
     spaced = [r for r in rows if " " in r["interval_label"]]
-    assert spaced and spaced[0]["filename"] == f"r{run.run_number}_{spaced[0]['interval_label'].replace(',', '_').replace(' ', '_')}.txt"
+    assert (
+        spaced
+        and spaced[0]["filename"]
+        == f"r{run.run_number}_{spaced[0]['interval_label'].replace(',', '_').replace(' ', '_')}.txt"
+    )
     split = {iv["label"]: iv for iv in json.loads(run.split_file.read_text())["intervals"]}
     for r in rows:
         iv = split[r["interval_label"]]
@@ -74,7 +78,9 @@ def test_iceberg_tables_idempotent_per_run(run: SyntheticRun, tmp_path: Path) ->
     assert runs.num_rows == 2
     table = catalog(lake).load_table("tnr.reflectivity")
     assert [f.name for f in table.spec().fields] == ["run_number"]
-    assert all(field.doc for field in table.schema().fields) and {f.name for f in table.schema().fields} <= {f[0] for fields in TABLES.values() for f in fields}
+    assert all(field.doc for field in table.schema().fields) and {f.name for f in table.schema().fields} <= {
+        f[0] for fields in TABLES.values() for f in fields
+    }
     assert table.properties["manifest-broker.packager-version"]
     assert str(table.schema().find_field("Q").field_type) == "list<double>"
     assert str(table.schema().find_field("interval_start").field_type) == "timestamptz"
@@ -115,7 +121,9 @@ def test_drop_in_iceberg_packager(run: SyntheticRun, tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(packager, [str(run.split_file), str(run.reduced_dir), str(run.template)])
     assert result.exit_code == 0, result.output
-    assert (run.reduced_dir / "tnr_data.parquet").is_file() and (run.reduced_dir / "tnr_data_metadata.parquet").is_file()
+    assert (run.reduced_dir / "tnr_data.parquet").is_file() and (
+        run.reduced_dir / "tnr_data_metadata.parquet"
+    ).is_file()
     assert scan(tmp_path / "lakehouse", "runs").num_rows == 1
 
 
@@ -176,7 +184,9 @@ def test_bad_input_names_the_file(run: SyntheticRun, tmp_path: Path) -> None:
         _edit_json(path, lambda s: s["intervals"][4].update(label=s["intervals"][2]["label"]))
     fails("intervals 2 and 4 both write", "--strict")
     package = _package(run)
-    assert any("intervals 2 and 4 both write" in w and "the file holds the later one (4)" in w for w in package.warnings)
+    assert any(
+        "intervals 2 and 4 both write" in w and "the file holds the later one (4)" in w for w in package.warnings
+    )
     row = [r for r in package.reflectivity.to_pylist() if r["interval_label"] == run.labels[2]]
     assert len(row) == 1 and row[0]["split_index"] == 4
 

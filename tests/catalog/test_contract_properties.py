@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from manifest_broker.contract import check_manifests
-from manifest_broker.manifests import ManifestPair
+from manifest_broker.catalog.contract import check_manifests
+from manifest_broker.catalog.manifests import ManifestPair
 
 # Names that a URL or Unicode makes special, mixed into random text.
 _SPECIAL = [".", "..", "?", "#", "%2F", "%zz", "%", "caf\u00e9", "cafe\u0301", "\u200b", "\u00ad"]
@@ -22,7 +22,9 @@ keys = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6),
     st.lists(st.sampled_from([*_SPECIAL, "a", "b"]), min_size=1, max_size=3).map("".join),
 )
-types = st.sampled_from(["a", "b", "c", "a/b", " a", "", ".", "..", "a?b", "a#b", "a%41", "100%", "caf\u00e9", "cafe\u0301"])
+types = st.sampled_from(
+    ["a", "b", "c", "a/b", " a", "", ".", "..", "a?b", "a#b", "a%41", "100%", "caf\u00e9", "cafe\u0301"]
+)
 
 
 def _key_is_bad(key: str | None) -> bool:
@@ -51,16 +53,24 @@ def test_key_and_type_rules_match_oracle(rows: list[tuple[str | None, list[str]]
     }, schema=pa.schema([("huid", pa.string()), ("type", pa.string()), ("file", pa.string()), ("dataset", pa.string())]))  # fmt: skip
     pq.write_table(ham, folder / "t_hamiltonians.parquet")
     pq.write_table(art, folder / "t_artifacts.parquet")
-    report = check_manifests([ManifestPair(folder / "t_hamiltonians.parquet", folder / "t_artifacts.parquet")], folder, use_cache=False)
+    report = check_manifests(
+        [ManifestPair(folder / "t_hamiltonians.parquet", folder / "t_artifacts.parquet")], folder, use_cache=False
+    )
     found = Counter((f["rule"], f["row"]) for f in report.findings.to_pylist())
 
     expected_invalid = {i for i, (k, _) in enumerate(rows) if _key_is_bad(k)}
     assert {r for (rule, r) in found if rule == "key_invalid"} == expected_invalid
     counts = Counter(_nfc(k) for k, _ in rows if k not in (None, ""))
     assert {r for (rule, r) in found if rule == "key_duplicate"} == {
-        i for i, (k, _) in enumerate(rows) if k not in (None, "") and counts[_nfc(k)] > 1}
+        i for i, (k, _) in enumerate(rows) if k not in (None, "") and counts[_nfc(k)] > 1
+    }
     per_huid = Counter((h, _nfc(t)) for h, t in art_rows if t != "")
     assert {r for (rule, r) in found if rule == "type_duplicate"} == {
-        i for i, (h, t) in enumerate(art_rows) if t != "" and per_huid[(h, _nfc(t))] > 1}
-    assert {r for (rule, r) in found if rule == "type_invalid"} == {i for i, (_, t) in enumerate(art_rows) if _key_is_bad(t)}
-    assert {r for (rule, r) in found if rule == "hamiltonian_without_artifacts"} == {i for i, (_, ts) in enumerate(rows) if not ts}
+        i for i, (h, t) in enumerate(art_rows) if t != "" and per_huid[(h, _nfc(t))] > 1
+    }
+    assert {r for (rule, r) in found if rule == "type_invalid"} == {
+        i for i, (_, t) in enumerate(art_rows) if _key_is_bad(t)
+    }
+    assert {r for (rule, r) in found if rule == "hamiltonian_without_artifacts"} == {
+        i for i, (_, ts) in enumerate(rows) if not ts
+    }

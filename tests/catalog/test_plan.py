@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from manifest_broker.contract import check_manifests
-from manifest_broker.manifests import ManifestError, ManifestPair, pairs_from_paths
-from manifest_broker.plan import array_structure, plan_nodes
+from manifest_broker.catalog.contract import check_manifests
+from manifest_broker.catalog.manifests import ManifestError, ManifestPair, pairs_from_paths
+from manifest_broker.catalog.plan import array_structure, plan_nodes
 
 # Two compound types of one size (24 bytes): numpy's ``str`` is ``|V24`` for both.
 POINT = np.dtype([("x", "<f8"), ("y", "<f8"), ("z", "<f8")])
@@ -49,7 +49,10 @@ def _dataset(root: Path) -> ManifestPair:
 
 def _structures_by_type(plan) -> dict[str, dict]:  # type: ignore[no-untyped-def]
     docs = dict(zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist()))
-    return {key: json.loads(docs[sid]) for key, sid in zip(plan.arrays["key"].to_pylist(), plan.arrays["structure_id"].to_pylist())}
+    return {
+        key: json.loads(docs[sid])
+        for key, sid in zip(plan.arrays["key"].to_pylist(), plan.arrays["structure_id"].to_pylist())
+    }
 
 
 @pytest.mark.parametrize("cached", [False, True])
@@ -58,9 +61,9 @@ def test_every_dtype_gets_its_own_structure(tmp_path: Path, cached: bool) -> Non
     cache = tmp_path / "cache" if cached else None
     report = check_manifests([pair], tmp_path / "data", use_cache=False)
     assert report.ok, report.findings.to_pylist()
-    first = _structures_by_type(plan_nodes(report, cache_dir=cache))
+    first = _structures_by_type(plan_nodes(report.checked(), cache_dir=cache))
     # Twice: the second plan reads every structure from the cache when there is one.
-    second = _structures_by_type(plan_nodes(report, cache_dir=cache))
+    second = _structures_by_type(plan_nodes(report.checked(), cache_dir=cache))
     assert first == second
     for key in ("points", "events", "plain", "big"):
         want = array_structure(str(tmp_path / "data" / "a.h5"), f"/{key}", None)
@@ -75,14 +78,14 @@ def test_a_damaged_structure_cache_is_recomputed(tmp_path: Path) -> None:
     pair = _dataset(tmp_path)
     cache = tmp_path / "cache"
     report = check_manifests([pair], tmp_path / "data", use_cache=False)
-    want = _structures_by_type(plan_nodes(report))
-    plan_nodes(report, cache_dir=cache)
+    want = _structures_by_type(plan_nodes(report.checked()))
+    plan_nodes(report.checked(), cache_dir=cache)
     (entry,) = cache.glob("structures-*.json")
     signatures = json.loads(entry.read_text())
     assert len(signatures) == 4
     for damage in ('{"truncated', "[1, 2]", json.dumps(dict.fromkeys(signatures, "junk"))):
         entry.write_text(damage)
-        assert _structures_by_type(plan_nodes(report, cache_dir=cache)) == want
+        assert _structures_by_type(plan_nodes(report.checked(), cache_dir=cache)) == want
         assert json.loads(entry.read_text()) == signatures  # rewritten whole
 
 
