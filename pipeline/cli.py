@@ -371,6 +371,9 @@ def register(
                 + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
                 + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
                 + f"; {result.seconds:.1f}s ({rate:,.0f} nodes/s, {workers} workers)")  # fmt: skip
+        if result.lowest_concurrency < workers:
+            c.print(f"  the server was overloaded (5xx or 429 answers): requests in flight lowered to "
+                    f"{result.lowest_concurrency} of {workers} at worst, and raised again as it recovered")  # fmt: skip
         if result.updated_metadata:
             c.print(f"  extended the Mode A locators of {result.updated_metadata} existing Hamiltonian(s)")
         if result.differing_metadata:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ class RegisterResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (node path, reason)
     interrupted: bool = False
     seconds: float = 0.0
+    lowest_concurrency: int = 0  # requests in flight at the server's most overloaded moment
 
     @property
     def created_nodes(self) -> int:
@@ -147,6 +149,49 @@ class _Hamiltonian:
     arrays: list[dict]
 
 
+class Concurrency:
+    """How many requests may be in flight, adapted to what the server answers (AIMD,
+    as TCP does): it starts at ``limit``, halves on each 5xx or 429 (the server is
+    overloaded; a SQLite-backed ``tiled serve`` answers "database is locked" when its
+    own concurrent writes collide), and grows by one after ``window`` good answers
+    in a row. tiled.client still retries the failed request itself."""
+
+    def __init__(self, limit: int, window: int = 20) -> None:
+        self.limit = self.highest = self.lowest = max(1, limit)
+        self._window = window
+        self._good = 0
+        self._in_flight = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the ``limit`` places for one request."""
+        with self._changed:
+            while self._in_flight >= self.limit:
+                self._changed.wait()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
+
+    def observe(self, response: Any) -> None:
+        """An httpx response hook: every answer of every attempt."""
+        with self._changed:
+            if response.status_code >= 500 or response.status_code == 429:
+                self.limit = max(1, self.limit // 2)
+                self.lowest = min(self.lowest, self.limit)
+                self._good = 0
+            else:
+                self._good += 1
+                if self._good >= self._window and self.limit < self.highest:
+                    self.limit += 1
+                    self._good = 0
+                    self._changed.notify_all()
+
+
 def _sources(plan: NodePlan) -> tuple[dict, dict]:
     from tiled.structures.array import ArrayStructure
 
@@ -163,8 +208,9 @@ class _Worker:
     huid) and its missing arrays. One tiled client per thread."""
 
     def __init__(self, connect: Callable[[], Any], parent: str, plan: NodePlan, stop: threading.Event,
-                 advance: Callable[[int], None]) -> None:  # fmt: skip
+                 advance: Callable[[int], None], concurrency: Concurrency) -> None:  # fmt: skip
         self._connect = connect
+        self._concurrency = concurrency
         self._parent = parent
         self._structures, self._assets = _sources(plan)
         self._local = threading.local()
@@ -173,7 +219,10 @@ class _Worker:
 
     def _node(self) -> Any:
         if not hasattr(self._local, "parent"):
-            self._local.parent = open_parent(self._connect(), self._parent, create=False)
+            root = self._connect()
+            root.context.http_client.event_hooks["response"].append(self._concurrency.observe)
+            with self._concurrency.slot():
+                self._local.parent = open_parent(root, self._parent, create=False)
         return self._local.parent
 
     def _array_source(self, row: dict) -> Any:
@@ -203,7 +252,8 @@ class _Worker:
             node = self._node()
             if not exists:
                 try:
-                    container = node.create_container(ham.key, metadata=planned)
+                    with self._concurrency.slot():
+                        container = node.create_container(ham.key, metadata=planned)
                     out.created_hamiltonians += 1
                     self._advance(1)
                 except Exception as exc:
@@ -211,15 +261,18 @@ class _Worker:
                         raise
                     exists = True  # made meanwhile, by another registration
             if exists:
-                container = node[ham.key]
+                with self._concurrency.slot():
+                    container = node[ham.key]
                 current = dict(container.metadata)
                 if container.structure_family != "container" or current.get("huid") != ham.huid:
                     raise RegisterError(f"key exists on the server for huid {current.get('huid')}, not {ham.huid}")
                 out.existing_hamiltonians += 1
-                present = set(container)  # exact, also when made meanwhile
+                with self._concurrency.slot():
+                    present = set(container)  # exact, also when made meanwhile
                 if current != planned:
                     if only_new_locators(current, planned):
-                        container.update_metadata(metadata=planned)
+                        with self._concurrency.slot():
+                            container.update_metadata(metadata=planned)
                         out.updated_metadata += 1
                     else:
                         out.differing_metadata.append(ham.key)
@@ -235,12 +288,13 @@ class _Worker:
                 out.existing_arrays += 1
                 continue
             try:
-                container.new(
-                    StructureFamily.array,
-                    [self._array_source(row)],
-                    key=row["key"],
-                    metadata=json.loads(row["metadata"]),
-                )
+                with self._concurrency.slot():
+                    container.new(
+                        StructureFamily.array,
+                        [self._array_source(row)],
+                        key=row["key"],
+                        metadata=json.loads(row["metadata"]),
+                    )
                 out.created_arrays += 1
                 self._advance(1)
             except Exception as exc:
@@ -325,7 +379,8 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
                 progress("registering nodes", done[0], total)
 
     stop = threading.Event()
-    worker = _Worker(connect, parent, plan, stop, advance)
+    concurrency = Concurrency(workers)
+    worker = _Worker(connect, parent, plan, stop, advance, concurrency)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="register")
     known = set(state.keys["key"].to_pylist())
     futures = [pool.submit(worker, ham, ham.key in known, present.get(ham.key, set())) for ham in pending]
@@ -344,4 +399,5 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
     finally:
         pool.shutdown(wait=True)
     result.seconds = time.perf_counter() - started
+    result.lowest_concurrency = concurrency.lowest
     return result

@@ -68,6 +68,8 @@ def test_retried_through_faults_equals_the_bulk_writer(dataset: tuple[Path, Mani
             assert done.returncode == 0, done.stdout + done.stderr
             assert f"created {N} Hamiltonians and {2 * N} artifacts" in done.stdout
             assert all(counts[f] > 0 for f in ("500", "429", "drop", "forward_then_drop")), counts
+            # the 5xx and 429 answers lowered the requests in flight (and it says so)
+            assert "the server was overloaded" in done.stdout and "of 6" in done.stdout, done.stdout
             again = _register(proxy, base, pair)
         assert again.returncode == 0 and f"{N} Hamiltonians and {2 * N} artifacts were already there" in again.stdout
         assert "secret" not in done.stdout + done.stderr + again.stdout + again.stderr
