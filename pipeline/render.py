@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -87,11 +88,13 @@ def stages(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
         console=errors, disable=not enabled or not errors.is_terminal, transient=True,
     )  # fmt: skip
     tasks: dict[str, tuple[Any, float]] = {}
+    adding = threading.Lock()
 
     def report(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = (bar.add_task(stage, total=total, rate=""), time.monotonic())
-        task, started = tasks[stage]
+        with adding:  # two threads starting one stage make one bar
+            if stage not in tasks:
+                tasks[stage] = (bar.add_task(stage, total=total, rate=""), time.monotonic())
+            task, started = tasks[stage]
         elapsed = time.monotonic() - started
         # A rate only for stages of many steps, once it means something.
         rate = f"{done / elapsed:,.0f}/s" if total > 1 and done and elapsed > 0.2 else ""
