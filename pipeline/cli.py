@@ -335,7 +335,7 @@ def register(
         typer.Option(
             min=1,
             max=64,
-            help="Concurrent requests (one connection pool each); 1-2 for a SQLite-backed server, whose concurrent writes collide.",
+            help="Most requests in flight (one connection pool each); fewer while the server answers 5xx or 429.",
         ),
     ] = 8,
     as_json: JsonOption = False,
