@@ -21,6 +21,7 @@ import pyarrow as pa
 from manifest_broker import queries
 from manifest_broker.catalog.contract import CheckedManifests
 from manifest_broker.catalog.manifests import ARTIFACT_COLUMNS, HAMILTONIAN_COLUMNS, ROW_COLUMN, metadata_columns
+from manifest_broker.catalog.probe import tiled_cache_file
 from manifest_broker.errors import BrokerError
 
 HDF5_MIMETYPE = "application/x-hdf5"
@@ -99,12 +100,6 @@ def array_structure(path: str, dataset: str, index: int | None) -> dict:
     return dataclasses.asdict(adapter.structure())
 
 
-def _structure_cache_file(cache_dir: Path) -> Path:
-    from importlib.metadata import version
-
-    return cache_dir / f"structures-v{STRUCTURE_CACHE_VERSION}-tiled-{version('tiled')}.json"
-
-
 def _read_structure_cache(path: Path | None) -> dict[str, list[str]]:
     if path is None:
         return {}
@@ -145,7 +140,7 @@ def _structures(arrays: pl.DataFrame, cache_dir: Path | None) -> tuple[pl.DataFr
     version: a dataset whose groups were seen before plans without importing it."""
     group = ["shape", "dtype", "chunks", "indexed"]
     representatives = arrays.group_by(group, maintain_order=True).first()
-    cache_file = _structure_cache_file(cache_dir) if cache_dir else None
+    cache_file = tiled_cache_file(cache_dir, f"structures-v{STRUCTURE_CACHE_VERSION}", ".json") if cache_dir else None
     cache = _read_structure_cache(cache_file)
     ids, docs, computed = [], [], False
     for row in representatives.iter_rows(named=True):

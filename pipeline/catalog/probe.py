@@ -83,6 +83,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "manifest-broker"
 
 
+def tiled_cache_file(cache_dir: Path, name: str, suffix: str) -> Path:
+    """A file in the cache directory for something Tiled computed: named for the
+    Tiled version that computed it, so an upgrade of Tiled never reuses it."""
+    from importlib.metadata import version
+
+    return cache_dir / f"{name}-tiled-{version('tiled')}{suffix}"
+
+
 @functools.lru_cache(maxsize=65536)
 def _real_directory(directory: str) -> str:
     return os.path.realpath(directory)

@@ -107,7 +107,6 @@ class ServerState:
     keys: pa.Table  # key, huid, location: the contract's key_in_catalog input
     metadata: dict[str, dict]  # Hamiltonian key -> metadata
     counts: dict[str, int]  # Hamiltonian key -> number of children
-    node: Any = None  # the parent container, None when it does not exist yet
 
 
 def server_state(client: Any, parent: str) -> ServerState:
@@ -126,7 +125,7 @@ def server_state(client: Any, parent: str) -> ServerState:
         huids.append(None if huid is None else str(huid))
     location = f"{client.uri.split('/api/')[0]} /{parent.strip('/')}"
     table = pa.table({"key": keys, "huid": huids, "location": [location] * len(keys)}, schema=KEY_SCHEMA)
-    return ServerState(table, metadata, counts, node)
+    return ServerState(table, metadata, counts)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from manifest_broker.catalog.database import (
 )
 from manifest_broker.catalog.locks import writer_lock
 from manifest_broker.catalog.plan import HDF5_MIMETYPE, NodePlan, only_new_locators
+from manifest_broker.catalog.probe import tiled_cache_file
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
 
@@ -106,7 +107,7 @@ def init_catalog(location: CatalogLocation, *, template_dir: Path | None = None)
     from tiled.catalog.alembic_constants import ALEMBIC_DIR, ALEMBIC_INI_TEMPLATE_PATH
     from tiled.catalog.core import ALL_REVISIONS, REQUIRED_REVISION, initialize_database
 
-    if tables and "alembic_version" not in tables:
+    if tables:  # Tiled's tables without its stamp: initialisation cut short
         if not _complete_partial(location, tables):
             return _stamp(location, stamp_head, ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR)
 
@@ -133,18 +134,12 @@ def init_catalog(location: CatalogLocation, *, template_dir: Path | None = None)
     return created
 
 
-def _template_path(template_dir: Path) -> Path:
-    from importlib.metadata import version
-
-    return template_dir / f"catalog-template-v{TEMPLATE_VERSION}-tiled-{version('tiled')}.db"
-
-
 def _save_template(location: CatalogLocation, template_dir: Path) -> None:
     """Keep a copy of the catalog Tiled just initialised (nothing written to it yet)."""
     import sqlite3
 
     assert location.sqlite_path is not None
-    template = _template_path(template_dir)
+    template = tiled_cache_file(template_dir, f"catalog-template-v{TEMPLATE_VERSION}", ".db")
     partial = template.with_name(f"{template.name}.{os.getpid()}.tmp")
     try:
         template_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +159,7 @@ def _copy_template(location: CatalogLocation, template_dir: Path) -> bool:
     import sqlite3
 
     assert location.sqlite_path is not None
-    template = _template_path(template_dir)
+    template = tiled_cache_file(template_dir, f"catalog-template-v{TEMPLATE_VERSION}", ".db")
     if not template.is_file():
         return False
     target = location.sqlite_path
