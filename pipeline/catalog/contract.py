@@ -242,6 +242,10 @@ def check_manifests(
     con.register("artifacts", pa.concat_tables(art_cores) if art_cores else _ART_CORE.empty_table())
     con.register("catalog_keys", _catalog_keys(catalog, catalog_keys, parent, findings))
 
+    if not Path(base_dir).is_dir():  # said once, above the file_missing of every row
+        what = "is a file, not a directory" if Path(base_dir).exists() else "does not exist"
+        findings.append(_finding("base_dir_missing", str(base_dir),
+                                 f"{base_dir}: the data directory (--base-dir) {what}"))  # fmt: skip
     # Only locators whose path is acceptable as text reach the file system.
     lexically_valid = con.execute(queries.load("contract/probe_targets")).to_arrow_table()
     t0 = time.perf_counter()

@@ -153,6 +153,7 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "metadata_binary": ("Metadata must be JSON", "Store these columns as text or numbers."),
     "metadata_not_finite": ("Metadata must be JSON", "Use an empty value (null) instead of NaN or Infinity."),
     "catalog_unusable": ("The catalog must be a Tiled catalog", "Point us at the right catalog."),
+    "base_dir_missing": ("Files are found under the data directory", "Tell us where the data directory is."),
 }
 _EXAMPLES = 5
 

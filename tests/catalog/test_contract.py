@@ -363,3 +363,14 @@ def test_feedback_message(spinwave: Dataset, tmp_path: Path) -> None:
     text = feedback.read_text()
     assert "Files must be accessible from the server" in text
     assert "missing.h5" in text and "row 0" in text and "What I need:" in text
+
+
+def test_a_mistyped_data_directory_is_said_once(spinwave: Dataset, tmp_path: Path) -> None:
+    for wrong, what in ((tmp_path / "dat", "does not exist"), (spinwave.pair.hamiltonians, "is a file")):
+        report = check_manifests([spinwave.pair], wrong, use_cache=False)
+        [hit] = findings(report, "base_dir_missing")
+        assert hit["manifest"] == str(wrong) and what in hit["message"] and "--base-dir" in hit["message"]
+        first = report.findings.to_pylist()[0]
+        assert first["rule"] == "base_dir_missing"  # shown above the file_missing of every row
+        assert len(findings(report, "file_missing")) == spinwave.artifacts.num_rows
+    assert findings(check_manifests([spinwave.pair], spinwave.base_dir, use_cache=False), "base_dir_missing") == []
