@@ -222,9 +222,7 @@ def ingest(
     with render.stages(enabled=not as_json) as progress:
         run = run_ingest(pairs, base_dir, catalog, parent=parent, update_metadata=update_metadata, use_cache=not no_cache,
                          notify=lambda message: render.errors.print(message, markup=False), progress=progress)  # fmt: skip
-    if not run.report.ok:
-        render.findings(run.report.findings)
-        raise _fail(f"the manifests break the contract ({run.report.errors} error(s)); nothing was written")
+    _require_passing(run.report, "; nothing was written")
     result = run.result
     assert result is not None and run.plan is not None
     _environment_warnings(run.report.findings)
@@ -278,6 +276,13 @@ def serve(
     raise typer.Exit(run_redacted(command, server_environment(key), key))
 
 
+def _require_passing(report, consequence: str = "") -> None:  # type: ignore[no-untyped-def]
+    """Show the findings and stop when the contract has an error."""
+    if not report.ok:
+        render.findings(report.findings)
+        raise _fail(f"the manifests break the contract ({report.errors} error(s)){consequence}")
+
+
 def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: ignore[no-untyped-def]
     from manifest_broker.catalog.contract import check_manifests
     from manifest_broker.catalog.plan import plan_nodes
@@ -285,9 +290,7 @@ def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: 
 
     pairs = _pairs(manifests)
     report = check_manifests(pairs, base_dir, parent=parent)
-    if not report.ok:
-        render.findings(report.findings)
-        raise _fail(f"the manifests break the contract ({report.errors} error(s))")
+    _require_passing(report)
     return report, plan_nodes(report.checked(), cache_dir=default_cache_dir())
 
 
@@ -354,9 +357,7 @@ def register(
     state = server_state(root, parent)
     with render.stages(enabled=not as_json) as progress:
         report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress)
-        if not report.ok:
-            render.findings(report.findings)
-            raise _fail(f"the manifests break the contract ({report.errors} error(s)); nothing was registered")
+        _require_passing(report, "; nothing was registered")
         plan = plan_nodes(report.checked(), cache_dir=default_cache_dir())
         from tiled.client import from_uri
 

@@ -49,9 +49,11 @@ def ingest(
         IngestError, CatalogError, PlanError: with the catalog left unchanged.
     """
     timings: dict[str, float] = {}
+    cache = default_cache_dir() if use_cache else None  # probes, Tiled's structures, the catalog template
     t0 = time.perf_counter()
     # The catalog's own keys are checked too (key_in_catalog), before anything is planned.
-    report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, use_cache=use_cache, progress=progress)
+    report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, cache_dir=cache, use_cache=use_cache,
+                             progress=progress)  # fmt: skip
     timings["check"] = time.perf_counter() - t0
     run = IngestRun(report, seconds=timings)
     if not report.ok:
@@ -59,7 +61,7 @@ def ingest(
     t0 = time.perf_counter()
     if progress:
         progress("planning", 0, 1)
-    run.plan = plan_nodes(report.checked(), cache_dir=default_cache_dir() if use_cache else None)
+    run.plan = plan_nodes(report.checked(), cache_dir=cache)
     if progress:
         progress("planning", 1, 1)
     timings["plan"] = time.perf_counter() - t0
@@ -70,7 +72,7 @@ def ingest(
     with writer_lock(location, notify=notify):
         timings["wait"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        run.created_catalog = init_catalog(location, template_dir=default_cache_dir() if use_cache else None)
+        run.created_catalog = init_catalog(location, template_dir=cache)
         timings["init"] = time.perf_counter() - t0
         run.result = write_plan(location, run.plan, parent=parent, update_metadata=update_metadata, progress=progress)
     timings["write"] = run.result.seconds

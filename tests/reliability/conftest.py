@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from manifest_broker.catalog.manifests import ManifestPair
+
 BROKER = [sys.executable, "-m", "manifest_broker.cli"]
 
 
@@ -37,6 +39,18 @@ def batched_dataset(base: Path, manifests: Path, name: str, n: int, *, file: str
     pq.write_table(pa.table({"huid": huids + huids, "type": ["rixs"] * n + ["xas"] * n, "file": [file] * (2 * n),
                              "dataset": ["/spectra"] * n + ["/xas"] * n, "index": np.concatenate([index, index])}), art)  # fmt: skip
     return ham, art
+
+
+def warm_and_bulk(root: Path, warm: int, bulk: int) -> tuple[Path, ManifestPair, ManifestPair]:
+    """A data directory under ``root`` with two datasets in files of their own: a
+    small ``warm`` one (the catalog's content before a run) and the ``bulk`` one a run adds."""
+    base = root / "data"
+    base.mkdir()
+    return (
+        base,
+        ManifestPair(*batched_dataset(base, root / "m", "warm", warm, file="warm.h5")),
+        ManifestPair(*batched_dataset(base, root / "m", "bulk", bulk, file="bulk.h5")),
+    )
 
 
 def broker(*args: str, cache: Path | None = None) -> subprocess.Popen:

@@ -19,7 +19,7 @@ from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.generators.tnr import synthesize_run
 from manifest_broker.tnr.lake import scan
 from tests.integration.catalog_dump import dump, integrity_problems
-from tests.reliability.conftest import BROKER, batched_dataset
+from tests.reliability.conftest import BROKER, batched_dataset, warm_and_bulk
 
 pytestmark = pytest.mark.integration
 
@@ -61,10 +61,7 @@ def _one_line_error(done: subprocess.CompletedProcess, path: Path) -> None:
 
 
 def test_catalog_filesystem_fills(tmp_path: Path) -> None:
-    base = tmp_path / "data"
-    base.mkdir()
-    warm = ManifestPair(*batched_dataset(base, tmp_path / "m", "warm", 30, file="warm.h5"))
-    bulk = ManifestPair(*batched_dataset(base, tmp_path / "m", "bulk", 5000, file="bulk.h5"))
+    base, warm, bulk = warm_and_bulk(tmp_path, 30, 5000)
     with small_filesystem(tmp_path, "2m") as small:
         catalog = small / "catalog.db"
         ingest([warm], base, str(catalog), parent="warm")

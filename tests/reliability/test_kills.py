@@ -23,7 +23,7 @@ from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.write import init_catalog
 from tests.integration.catalog_dump import dump, integrity_problems
 from tests.pg import new_database, start_cluster
-from tests.reliability.conftest import BROKER, batched_dataset
+from tests.reliability.conftest import BROKER, warm_and_bulk
 
 pytestmark = pytest.mark.integration
 BULK = 15_000  # x 3 = 45,000 nodes: a write transaction long enough to land kills in
@@ -32,12 +32,7 @@ KILLS = 12
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ManifestPair, ManifestPair]:
-    root = tmp_path_factory.mktemp("kills")
-    base = root / "data"
-    base.mkdir()
-    warm = ManifestPair(*batched_dataset(base, root / "m", "warm", 30, file="warm.h5"))
-    bulk = ManifestPair(*batched_dataset(base, root / "m", "bulk", BULK, file="bulk.h5"))
-    return base, warm, bulk
+    return warm_and_bulk(tmp_path_factory.mktemp("kills"), 30, BULK)
 
 
 def _command(pair: ManifestPair, base: Path, catalog: str) -> list[str]:

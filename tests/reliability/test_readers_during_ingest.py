@@ -11,7 +11,7 @@ import pytest
 from benchmarks.readers import reads_during_ingest
 from manifest_broker.catalog.manifests import ManifestPair
 from tests.pg import new_database
-from tests.reliability.conftest import batched_dataset
+from tests.reliability.conftest import warm_and_bulk
 
 pytestmark = pytest.mark.integration
 BULK = 33_334  # x 3 nodes = 100,002
@@ -19,12 +19,7 @@ BULK = 33_334  # x 3 nodes = 100,002
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ManifestPair, ManifestPair]:
-    root = tmp_path_factory.mktemp("load")
-    base = root / "data"
-    base.mkdir()
-    warm = ManifestPair(*batched_dataset(base, root / "m", "warm", 200, file="warm.h5"))
-    bulk = ManifestPair(*batched_dataset(base, root / "m", "bulk", BULK, file="bulk.h5"))
-    return base, warm, bulk
+    return warm_and_bulk(tmp_path_factory.mktemp("load"), 200, BULK)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
