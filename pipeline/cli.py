@@ -286,12 +286,11 @@ def _require_passing(report, consequence: str = "") -> None:  # type: ignore[no-
 def _checked_plan(manifests: list[Path], base_dir: Path, parent: str):  # type: ignore[no-untyped-def]
     from manifest_broker.catalog.contract import check_manifests
     from manifest_broker.catalog.plan import plan_nodes
-    from manifest_broker.catalog.probe import default_cache_dir
 
     pairs = _pairs(manifests)
     report = check_manifests(pairs, base_dir, parent=parent)
     _require_passing(report)
-    return report, plan_nodes(report.checked(), cache_dir=default_cache_dir())
+    return report, plan_nodes(report.checked())
 
 
 def _client(url: str, api_key: str | None, *, include_data_sources: bool = False):  # type: ignore[no-untyped-def]
@@ -349,7 +348,6 @@ def register(
     """
     from manifest_broker.catalog.contract import check_manifests
     from manifest_broker.catalog.plan import plan_nodes
-    from manifest_broker.catalog.probe import default_cache_dir
     from manifest_broker.catalog.register import register_plan, server_state
 
     pairs = _pairs(manifests)
@@ -358,7 +356,7 @@ def register(
     with render.stages(enabled=not as_json) as progress:
         report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress)
         _require_passing(report, "; nothing was registered")
-        plan = plan_nodes(report.checked(), cache_dir=default_cache_dir())
+        plan = plan_nodes(report.checked())
         from tiled.client import from_uri
 
         result = register_plan(lambda: from_uri(url, api_key=api_key), plan, parent=parent, workers=workers,

@@ -137,7 +137,6 @@ def next_steps(workdir: Path) -> str:
 
 def _tnr_demo(workdir: Path) -> tuple[str, str, str]:
     """Synthesize a realistic run, package it, query it, plot it."""
-    import duckdb
 
     from manifest_broker import queries
     from manifest_broker.generators.tnr import synthesize_run
@@ -151,7 +150,7 @@ def _tnr_demo(workdir: Path) -> tuple[str, str, str]:
     package = package_run(run.split_file, run.reduced_dir, run.template)
     write_run(lake, package)
     c.print(f"  run {package.run_number}: {package.reflectivity.num_rows} slices, {package.points} points -> {lake}")
-    con = duckdb.connect()
+    con = queries.connect()
     con.register("reflectivity", scan(lake, "reflectivity"))
     render.arrow_table(
         "tnr.reflectivity per interval type", con.execute(queries.load("tnr/slices_by_type")).to_arrow_table()

@@ -10,6 +10,10 @@ import functools
 import re
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # duckdb costs start-up time: imported by the commands that run SQL
+    import duckdb
 
 # The sql/ folder, installed as the package data manifest_broker.sql: the same
 # files in a checkout (editable install) and in a wheel.
@@ -52,6 +56,17 @@ def names(folder: str) -> list[str]:
     directory = SQL_ROOT.joinpath(*folder.split("/"))
     stems = (entry.name.removesuffix(".sql") for entry in directory.iterdir() if entry.name.endswith(".sql"))
     return sorted(f"{folder}/{stem}" for stem in stems if "." not in stem)
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection as every stage uses it: no progress bar on
+    the terminal (the broker draws its own), insertion order kept (rule results and
+    plans follow manifest order)."""
+    import duckdb
+
+    con = duckdb.connect(config={"preserve_insertion_order": True})
+    con.execute(load("session/duckdb"))
+    return con
 
 
 def quote_identifier(name: str) -> str:

@@ -8,14 +8,18 @@ rules in ``rows/`` run once over all pairs together, joined with the HDF5 probe.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from manifest_broker import queries
+from manifest_broker.cache import default_cache_dir
 from manifest_broker.catalog.database import CatalogError, existing_keys
 from manifest_broker.catalog.manifests import (
     ARTIFACT_COLUMNS,
@@ -26,7 +30,7 @@ from manifest_broker.catalog.manifests import (
     metadata_columns,
     read_manifest,
 )
-from manifest_broker.catalog.probe import ProbeResult, default_cache_dir, probe_locators
+from manifest_broker.catalog.probe import ProbeResult, probe_locators
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
 
@@ -42,23 +46,34 @@ FINDING_SCHEMA = pa.schema(
     ]
 )
 _HAM_CORE = pa.schema([("manifest", pa.string()), ("dataset_name", pa.string()), ("row", pa.int64()),
-                       ("huid", pa.string()), ("key", pa.string())])  # fmt: skip
+                       ("metadata_bytes", pa.int64()), ("huid", pa.string()), ("key", pa.string())])  # fmt: skip
 _ART_CORE = pa.schema([("manifest", pa.string()), ("dataset_name", pa.string()), ("row", pa.int64()),
-                       ("huid", pa.string()), ("type", pa.string()), ("file", pa.string()),
-                       ("dataset", pa.string()), ("index", pa.int64())])  # fmt: skip
+                       ("metadata_bytes", pa.int64()), ("huid", pa.string()), ("type", pa.string()),
+                       ("file", pa.string()), ("dataset", pa.string()), ("index", pa.int64())])  # fmt: skip
 
 
 class ContractFailed(BrokerError, RuntimeError):
     """The manifests break the contract; the findings say where."""
 
 
+class Documents(NamedTuple):
+    """The metadata document of every row of one dataset's manifests, as JSON text:
+    tables of (``_row``, ``doc``), in manifest order. The Hamiltonians' documents
+    hold their metadata columns only (the planner adds huid and the locators)."""
+
+    hamiltonians: pa.Table
+    artifacts: pa.Table
+
+
 @dataclass(frozen=True)
 class CheckedManifests:
-    """What planning and verifying need from a passing check: the manifests by
-    dataset name and the probe of every file and dataset they point at."""
+    """What planning and verifying need from a passing check: the manifests and
+    their metadata documents by dataset name, and the probe of every file and
+    dataset they point at."""
 
     hamiltonians: dict[str, pa.Table]
     artifacts: dict[str, pa.Table]
+    documents: dict[str, Documents]
     probes: pa.Table
 
 
@@ -69,6 +84,7 @@ class ContractReport:
     findings: pa.Table
     hamiltonians: dict[str, pa.Table] = field(default_factory=dict)  # by dataset name
     artifacts: dict[str, pa.Table] = field(default_factory=dict)
+    documents: dict[str, Documents] = field(default_factory=dict)
     probes: pa.Table | None = None
     probe: ProbeResult | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -94,7 +110,7 @@ class ContractReport:
         if not self.ok or self.probes is None:
             raise ContractFailed(f"the manifests break the contract ({self.errors} error(s)); "
                                  "run `broker check` for the report")  # fmt: skip
-        return CheckedManifests(self.hamiltonians, self.artifacts, self.probes)
+        return CheckedManifests(self.hamiltonians, self.artifacts, self.documents, self.probes)
 
 
 # Largest metadata document per node, as JSON: a listing page of Tiled carries the
@@ -110,27 +126,63 @@ def _finding(rule: str, manifest: str, message: str, severity: str = "error") ->
     )  # fmt: skip
 
 
+# Bound parameters of the row rules that take any.
+ROW_RULE_PARAMETERS: dict[str, dict[str, object]] = {"contract/rows/metadata_too_large": {"limit": METADATA_BYTES}}
+
+
 def _run(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> pa.Table:
     result = con.execute(queries.load(name), params or {}).to_arrow_table()
     return result.rename_columns(FINDING_SCHEMA.names).cast(FINDING_SCHEMA)
 
 
-def _core(table: pa.Table, schema: pa.Schema, manifest: str, dataset_name: str) -> pa.Table:
+# Metadata columns turned into JSON per DuckDB call: its vectors keep 2,048 slots
+# per struct field whatever the row count (16 kB a field), so 100,000 columns at
+# once would take gigabytes.
+DOCUMENT_COLUMNS = 1024
+
+
+def metadata_documents(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: list[str]) -> pa.Table:
+    """(``_row``, ``doc``): each row's ``columns`` as one JSON object, in column order.
+
+    The columns go to DuckDB as Arrow struct columns of at most
+    :data:`DOCUMENT_COLUMNS` fields, so that binding and memory stay linear in their
+    number (``struct_pack(*COLUMNS(*))`` over 100,000 columns takes minutes); the
+    objects of consecutive groups are then joined row by row.
+    """
+    rows = table[ROW_COLUMN]
+    if not columns:
+        return pa.table({ROW_COLUMN: rows, "doc": pa.array(["{}"] * table.num_rows, pa.string())})
+    parts = []
+    for start in range(0, len(columns), DOCUMENT_COLUMNS):
+        group = table.select(columns[start : start + DOCUMENT_COLUMNS]).to_struct_array()
+        con.register("metadata_source", pa.table({ROW_COLUMN: rows, "doc": group}))
+        parts.append(con.execute(queries.load("contract/metadata_documents")).to_arrow_table()["doc"])
+        con.unregister("metadata_source")
+    if len(parts) == 1:
+        return pa.table({ROW_COLUMN: rows, "doc": parts[0]})
+    bodies = [pc.utf8_slice_codeunits(part, 1, -1) for part in parts]  # without the braces
+    joined = pc.binary_join_element_wise("{", pc.binary_join_element_wise(*bodies, ","), "}", "")
+    return pa.table({ROW_COLUMN: rows, "doc": joined})
+
+
+def _core(table: pa.Table, documents: pa.Table, schema: pa.Schema, manifest: str, dataset_name: str) -> pa.Table:
     n = table.num_rows
     columns = {
         "manifest": pa.repeat(manifest, n).cast(pa.string()) if n else pa.array([], pa.string()),
         "dataset_name": pa.repeat(dataset_name, n).cast(pa.string()) if n else pa.array([], pa.string()),
         "row": table[ROW_COLUMN],
+        "metadata_bytes": pc.binary_length(documents["doc"].cast(pa.binary())),
     }
-    for name in schema.names[3:]:
+    for name in schema.names[4:]:
         columns[name] = table[name] if name in table.column_names else pa.nulls(n, schema.field(name).type)
     return pa.table(columns).cast(schema)
 
 
 def _schema_rules(con: duckdb.DuckDBPyConnection, pair: ManifestPair,
-                  findings: list[pa.Table]) -> tuple[pa.Table, pa.Table] | None:  # fmt: skip
-    """Read one pair and run the schema rules on it; returns the two tables, or
-    ``None`` when a file is unreadable or lacks a standard column."""
+                  findings: list[pa.Table]) -> tuple[pa.Table, pa.Table, Documents] | None:  # fmt: skip
+    """Read one pair and run the schema rules on it; returns the two tables and
+    their metadata documents, or ``None`` when a file is unreadable or lacks a
+    standard column."""
     try:
         ham = read_manifest(pair.hamiltonians)
         art = read_manifest(pair.artifacts)
@@ -138,8 +190,10 @@ def _schema_rules(con: duckdb.DuckDBPyConnection, pair: ManifestPair,
         findings.append(_finding(exc.rule, exc.where or str(pair.hamiltonians), str(exc)))
         return None
     ham_path, art_path = str(pair.hamiltonians), str(pair.artifacts)
-    con.register("ham_full", ham)
-    con.register("art_full", art)
+    # Only the standard columns: the rules look at nothing else, and a catalog view
+    # of 100,000 metadata columns costs seconds.
+    con.register("ham_full", ham.select([c for c in ham.column_names if c in HAMILTONIAN_COLUMNS]))
+    con.register("art_full", art.select([c for c in art.column_names if c in ARTIFACT_COLUMNS]))
     pair_params: dict[str, object] = {"ham_manifest": ham_path, "art_manifest": art_path}
     schema_errors = _run(con, "contract/schema/required_columns", pair_params)
     findings.append(schema_errors)
@@ -147,34 +201,49 @@ def _schema_rules(con: duckdb.DuckDBPyConnection, pair: ManifestPair,
     findings.append(_run(con, "contract/schema/manifest_empty", pair_params))
     con.unregister("ham_full")
     con.unregister("art_full")
-    _metadata_rules(con, ham, HAMILTONIAN_COLUMNS, ham_path, findings, hamiltonians=True)
-    _metadata_rules(con, art, ARTIFACT_COLUMNS, art_path, findings, hamiltonians=False)
-    return None if schema_errors.num_rows else (ham, art)
+    documents = Documents(
+        _metadata_rules(ham, HAMILTONIAN_COLUMNS, ham_path, findings, hamiltonians=True),
+        _metadata_rules(art, ARTIFACT_COLUMNS, art_path, findings, hamiltonians=False),
+    )
+    return None if schema_errors.num_rows else (ham, art, documents)
 
 
-def _metadata_rules(con: duckdb.DuckDBPyConnection, table: pa.Table, standard: tuple[str, ...], manifest: str,
-                    findings: list[pa.Table], *, hamiltonians: bool) -> None:  # fmt: skip
-    """Rules on the columns that become metadata: types, size, finite numbers,
-    integer range, and (Hamiltonians) parameters that tell rows apart."""
-    meta = metadata_columns(table, standard)
-    con.register("metadata_source", table.select([ROW_COLUMN, *meta]))
+def _metadata_rules(table: pa.Table, standard: tuple[str, ...], manifest: str, findings: list[pa.Table], *,
+                    hamiltonians: bool) -> pa.Table:  # fmt: skip
+    """Rules on the columns that become metadata: types, finite numbers, integer
+    range, and (Hamiltonians) parameters that tell rows apart. The size rule runs
+    with the row rules, on the whole document a node will store. A connection of
+    their own, closed at the end, gives back what DuckDB held for wide manifests.
+
+    Returns:
+        The rows' metadata documents (:func:`metadata_documents`).
+    """
+    with contextlib.closing(queries.connect()) as con:
+        return _metadata_findings(con, table, metadata_columns(table, standard), manifest, findings,
+                                  hamiltonians=hamiltonians)  # fmt: skip
+
+
+def _metadata_findings(con: duckdb.DuckDBPyConnection, table: pa.Table, meta: list[str], manifest: str,
+                       findings: list[pa.Table], *, hamiltonians: bool) -> pa.Table:  # fmt: skip
+    con.register("metadata_columns", pa.table({"column_name": pa.array(meta, pa.string()),
+                                               "data_type": pa.array([str(table.schema.field(c).type) for c in meta], pa.string())}))  # fmt: skip
     findings.append(_run(con, "contract/schema/metadata_types", {"manifest": manifest}))
+    con.unregister("metadata_columns")
+    documents = metadata_documents(con, table, meta)
     if meta:
-        findings.append(
-            _run(con, "contract/schema/metadata_too_large", {"manifest": manifest, "limit": METADATA_BYTES})
-        )
+        con.register("metadata_rows", documents)
         con.register("metadata_cells", con.execute(queries.load("contract/schema/metadata_cells")).to_arrow_table())
         for rule in ("metadata_not_finite", "metadata_integer_range"):
             findings.append(_run(con, f"contract/schema/{rule}", {"manifest": manifest}))
         con.unregister("metadata_cells")
-    if hamiltonians:
-        if meta:
+        if hamiltonians:
             findings.append(_run(con, "contract/schema/parameter_variation", {"manifest": manifest}))
-        elif table.num_rows > 1:
-            findings.append(_finding("no_parameter_variation", manifest,
-                                     "the Hamiltonian manifest has no parameter columns: "
-                                     "metadata search has nothing to tell Hamiltonians apart", "warning"))  # fmt: skip
-    con.unregister("metadata_source")
+        con.unregister("metadata_rows")
+    elif hamiltonians and table.num_rows > 1:
+        findings.append(_finding("no_parameter_variation", manifest,
+                                 "the Hamiltonian manifest has no parameter columns: "
+                                 "metadata search has nothing to tell Hamiltonians apart", "warning"))  # fmt: skip
+    return documents
 
 
 def _catalog_keys(catalog: str | None, catalog_keys: pa.Table | None, parent: str,
@@ -221,7 +290,7 @@ def check_manifests(
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    con = duckdb.connect()
+    con = queries.connect()
     for macro in queries.names("contract/macros"):
         con.execute(queries.load(macro))
     findings: list[pa.Table] = []
@@ -231,11 +300,12 @@ def check_manifests(
         read = _schema_rules(con, pair, findings)
         if read is None:
             continue  # row rules need the standard columns
-        ham, art = read
+        ham, art, documents = read
         report.hamiltonians[pair.name] = ham
         report.artifacts[pair.name] = art
-        ham_cores.append(_core(ham, _HAM_CORE, str(pair.hamiltonians), pair.name))
-        art_cores.append(_core(art, _ART_CORE, str(pair.artifacts), pair.name))
+        report.documents[pair.name] = documents
+        ham_cores.append(_core(ham, documents.hamiltonians, _HAM_CORE, str(pair.hamiltonians), pair.name))
+        art_cores.append(_core(art, documents.artifacts, _ART_CORE, str(pair.artifacts), pair.name))
     timings["schema"] = time.perf_counter() - started
 
     con.register("hamiltonians", pa.concat_tables(ham_cores) if ham_cores else _HAM_CORE.empty_table())
@@ -265,7 +335,7 @@ def check_manifests(
 
     t0 = time.perf_counter()
     for name in queries.names("contract/rows"):
-        findings.append(_run(con, name))
+        findings.append(_run(con, name, ROW_RULE_PARAMETERS.get(name)))
     timings["rules"] = time.perf_counter() - t0
     con.close()
 

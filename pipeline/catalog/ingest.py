@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from manifest_broker.cache import default_cache_dir
 from manifest_broker.catalog.contract import ContractReport, check_manifests
 from manifest_broker.catalog.database import locate
 from manifest_broker.catalog.locks import writer_lock
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.plan import NodePlan, plan_nodes
-from manifest_broker.catalog.probe import default_cache_dir
 from manifest_broker.catalog.write import IngestResult, init_catalog, write_plan
 from manifest_broker.progress import Progress
 
@@ -46,10 +46,10 @@ def ingest(
             is made and rows are written.
 
     Raises:
-        IngestError, CatalogError, PlanError: with the catalog left unchanged.
+        IngestError, CatalogError: with the catalog left unchanged.
     """
     timings: dict[str, float] = {}
-    cache = default_cache_dir() if use_cache else None  # probes, Tiled's structures, the catalog template
+    cache = default_cache_dir() if use_cache else None  # probes, the catalog template
     t0 = time.perf_counter()
     # The catalog's own keys are checked too (key_in_catalog), before anything is planned.
     report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, cache_dir=cache, use_cache=use_cache,
@@ -61,7 +61,7 @@ def ingest(
     t0 = time.perf_counter()
     if progress:
         progress("planning", 0, 1)
-    run.plan = plan_nodes(report.checked(), cache_dir=cache)
+    run.plan = plan_nodes(report.checked())
     if progress:
         progress("planning", 1, 1)
     timings["plan"] = time.perf_counter() - t0

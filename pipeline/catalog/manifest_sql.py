@@ -21,7 +21,7 @@ def manifest_connection(hamiltonians: Path, artifacts: Path) -> duckdb.DuckDBPyC
     art = read_manifest(artifacts).drop_columns([ROW_COLUMN])
     if "index" not in art.column_names:
         art = art.append_column("index", pa.nulls(art.num_rows, pa.int64()))
-    con = duckdb.connect()
+    con = queries.connect()
     con.register("hamiltonians", ham)
     con.register("artifacts", art)
     con.execute(queries.load("views/locators"))

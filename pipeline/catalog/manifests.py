@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,12 +88,13 @@ def read_manifest(path: Path) -> pa.Table:
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found", where=path)
     try:
-        names = pq.ParquetFile(path).schema_arrow.names
-        repeated = sorted({n for n in names if names.count(n) > 1})
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        repeated = sorted(n for n, count in Counter(names).items() if count > 1)
         if repeated:
             raise ManifestError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once; "
                                 "each column must have its own name", "column_duplicate", where=path)  # fmt: skip
-        table = pq.read_table(path)
+        table = _read_columns(parquet, names)
     except (pa.ArrowException, OSError) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         if "too deeply nested" in reason:
@@ -101,7 +103,51 @@ def read_manifest(path: Path) -> pa.Table:
         raise ManifestError(f"{path}: not a readable Parquet manifest ({reason})", where=path) from exc
     if ROW_COLUMN in table.column_names:
         raise ManifestError(f"{path}: column name {ROW_COLUMN!r} is reserved", where=path)
+    table = table.cast(_without_half_floats(table.schema)) if _has_half_floats(table.schema) else table
     return table.append_column(ROW_COLUMN, pa.array(range(table.num_rows), pa.int64()))
+
+
+# Columns read per call: Arrow's Parquet reader holds buffers for every column it
+# reads at once (about 10 kB each: a gibibyte for 100,000 metadata columns).
+READ_COLUMNS = 4096
+
+
+def _read_columns(parquet: pq.ParquetFile, names: list[str]) -> pa.Table:
+    if len(names) <= READ_COLUMNS:
+        return parquet.read()
+    parts = [parquet.read(columns=names[i : i + READ_COLUMNS]) for i in range(0, len(names), READ_COLUMNS)]
+    return pa.Table.from_arrays([c for part in parts for c in part.columns], schema=parquet.schema_arrow)
+
+
+def _has_half_floats(schema: pa.Schema) -> bool:
+    return "halffloat" in str(schema)
+
+
+def _without_half_floats(schema: pa.Schema) -> pa.Schema:
+    """The schema with every float16 (also nested) widened to float64.
+
+    DuckDB reads no Arrow float16, and JSON has one number type: float64 holds each
+    float16 value exactly, and prints it as Python (and so Tiled's client) does.
+    """
+
+    def widen(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_float16(kind):
+            return pa.float64()
+        if pa.types.is_struct(kind):
+            return pa.struct([f.with_type(widen(f.type)) for f in kind])
+        if pa.types.is_large_list(kind):
+            return pa.large_list(kind.value_field.with_type(widen(kind.value_type)))
+        if pa.types.is_fixed_size_list(kind):
+            return pa.list_(kind.value_field.with_type(widen(kind.value_type)), kind.list_size)
+        if pa.types.is_list(kind):
+            return pa.list_(kind.value_field.with_type(widen(kind.value_type)))
+        if pa.types.is_map(kind):
+            return pa.map_(
+                kind.key_field.with_type(widen(kind.key_type)), kind.item_field.with_type(widen(kind.item_type))
+            )
+        return kind
+
+    return pa.schema([f.with_type(widen(f.type)) for f in schema], metadata=schema.metadata)
 
 
 def metadata_columns(table: pa.Table, standard: tuple[str, ...]) -> list[str]:

@@ -1,36 +1,29 @@
 """Plan the catalog nodes of a checked manifest set, as Arrow tables.
 
 DuckDB builds every node's metadata JSON and data source parameters column-wise;
-tiled's own HDF5 adapter computes the array structure of each distinct
-(shape, dtype, chunks, batched) group once, so structure documents and ids are
+the array structure of each distinct (shape, chunks, data_type, batched) group is
+laid out once as Tiled's HDF5 adapter does, with Tiled's own structure classes
+(:mod:`manifest_broker.catalog.structure`), so structure documents and ids are
 exactly the ones Tiled itself would write.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-import duckdb
 import orjson
 import polars as pl
 import pyarrow as pa
 
 from manifest_broker import queries
 from manifest_broker.catalog.contract import CheckedManifests
-from manifest_broker.catalog.manifests import ARTIFACT_COLUMNS, HAMILTONIAN_COLUMNS, ROW_COLUMN, metadata_columns
-from manifest_broker.catalog.probe import tiled_cache_file
-from manifest_broker.errors import BrokerError
+from manifest_broker.catalog.manifests import ROW_COLUMN
+from manifest_broker.catalog.structure import structure_row
 
 HDF5_MIMETYPE = "application/x-hdf5"
-# Bump when the cached structure entries change meaning.
-STRUCTURE_CACHE_VERSION = 1
-
-
-class PlanError(BrokerError, RuntimeError):
-    """The manifests passed the contract but cannot be planned (e.g. a structure mismatch)."""
+# What identifies an asset's file, as the probe saw it: the writer compares it
+# again just before its commit.
+FILE_IDENTITY = ["size", "mtime_ns", "ctime_ns", "device", "inode"]
 
 
 @dataclass
@@ -40,20 +33,11 @@ class NodePlan:
     hamiltonians: pa.Table  # key, huid, metadata
     arrays: pa.Table  # parent_key, key, metadata, parameters, path, size, structure_id
     structures: pa.Table  # id, structure
-    assets: pa.Table  # path, data_uri, size
+    assets: pa.Table  # path, data_uri, then FILE_IDENTITY
 
     @property
     def nodes(self) -> int:
         return self.hamiltonians.num_rows + self.arrays.num_rows
-
-
-def _metadata_json(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: list[str]) -> pa.Table:
-    if not columns:
-        return pa.table({ROW_COLUMN: table[ROW_COLUMN], "metadata": pa.array(["{}"] * table.num_rows, pa.string())})
-    con.register("meta_source", table.select([ROW_COLUMN, *columns]))
-    result = con.execute(queries.load("plan/metadata_json")).to_arrow_table()
-    con.unregister("meta_source")
-    return result
 
 
 LOCATOR_PREFIXES = ("path_", "dataset_", "index_")
@@ -88,105 +72,48 @@ def tiled_json(documents: list[str], under: list[str | None] | None = None) -> l
     ]
 
 
-def array_structure(path: str, dataset: str, index: int | None) -> dict:
-    """The array structure document Tiled's HDF5 adapter reports for one locator."""
-    from tiled.adapters.hdf5 import HDF5ArrayAdapter
-    from tiled.utils import ensure_uri
-
-    kwargs = {"dataset": dataset}
-    if index is not None:
-        kwargs["slice"] = str(index)
-    adapter = HDF5ArrayAdapter.from_uris(ensure_uri(path), **kwargs)
-    return dataclasses.asdict(adapter.structure())
-
-
-def _read_structure_cache(path: Path | None) -> dict[str, list[str]]:
-    if path is None:
-        return {}
-    try:
-        cached = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):  # missing or damaged: computed again, nothing worse
-        return {}
-    return cached if isinstance(cached, dict) else {}
-
-
-def _write_structure_cache(path: Path, cache: dict[str, list[str]]) -> None:
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(orjson.dumps(cache))
-        os.replace(partial, path)
-    except OSError:  # full or read-only: the next run computes the structures again
-        partial.unlink(missing_ok=True)
-
-
-def _structure(row: dict) -> list[str]:
-    """[id, document] of one (shape, dtype, chunks, batched) group, by Tiled's own code."""
-    from tiled.catalog.utils import compute_structure_id
-    from tiled.utils import safe_json_dump
-
-    structure = array_structure(row["path"], row["dataset"], row["index"])
-    expected = list(row["shape"][1:] if row["indexed"] else row["shape"])
-    if list(structure["shape"]) != expected:
-        raise PlanError(
-            f"{row['path']}:{row['dataset']} has shape {structure['shape']}, expected {expected}", where=row["path"]
-        )
-    return [compute_structure_id(structure), safe_json_dump(structure).decode()]
-
-
-def _structures(arrays: pl.DataFrame, cache_dir: Path | None) -> tuple[pl.DataFrame, pa.Table]:
-    """Structure id and document per group. Tiled's adapter module costs about 2 s
-    to import, so documents it computed are kept in ``cache_dir`` by group and Tiled
-    version: a dataset whose groups were seen before plans without importing it."""
-    group = ["shape", "dtype", "chunks", "indexed"]
+def _structures(arrays: pl.DataFrame) -> tuple[pl.DataFrame, pa.Table]:
+    """Structure id and document per (shape, chunks, data_type, batched) group,
+    laid out as Tiled's HDF5 adapter does (:mod:`manifest_broker.catalog.structure`)."""
+    group = ["shape", "chunks", "data_type", "indexed"]
     representatives = arrays.group_by(group, maintain_order=True).first()
-    cache_file = tiled_cache_file(cache_dir, f"structures-v{STRUCTURE_CACHE_VERSION}", ".json") if cache_dir else None
-    cache = _read_structure_cache(cache_file)
-    ids, docs, computed = [], [], False
-    for row in representatives.iter_rows(named=True):
-        signature = orjson.dumps([row[c] for c in group]).decode()
-        entry = cache.get(signature)
-        if not (isinstance(entry, list) and len(entry) == 2):
-            entry = cache[signature] = _structure(row)
-            computed = True
-        ids.append(entry[0])
-        docs.append(entry[1])
-    if cache_file and computed:
-        _write_structure_cache(cache_file, cache)
+    rows = [
+        structure_row(r["shape"], r["chunks"], r["data_type"], r["indexed"])
+        for r in representatives.select(group).iter_rows(named=True)
+    ]
+    ids = [sid for sid, _ in rows]
     mapping = representatives.select(group).with_columns(pl.Series("structure_id", ids, pl.String))
-    table = pa.table({"id": ids, "structure": docs}).group_by("id").aggregate([("structure", "min")])
+    table = (
+        pa.table({"id": ids, "structure": [doc for _, doc in rows]}).group_by("id").aggregate([("structure", "min")])
+    )
     return mapping, table.rename_columns(["id", "structure"])
 
 
-def plan_nodes(checked: CheckedManifests, *, cache_dir: Path | None = None) -> NodePlan:
+def plan_nodes(checked: CheckedManifests) -> NodePlan:
     """Plan the nodes of every dataset of checked manifests.
 
     Args:
-        checked: ``ContractReport.checked()`` (the probe table is reused for structures).
-        cache_dir: Where structure documents computed by Tiled are kept (see
-            :func:`_structures`); ``None`` computes every one.
+        checked: ``ContractReport.checked()`` (the probe table gives each array's
+            file identity and structure).
 
     Returns:
         A :class:`NodePlan`.
-
-    Raises:
-        PlanError: when a structure cannot be computed.
     """
     from tiled.utils import ensure_uri
 
-    con = duckdb.connect()
+    con = queries.connect()
     con.register("probes", checked.probes)
     hams, arrays = [], []
     for name, ham in checked.hamiltonians.items():
         art = checked.artifacts[name]
         if "index" not in art.column_names:
             art = art.append_column("index", pa.nulls(art.num_rows, pa.int64()))
-        ham_meta = _metadata_json(con, ham, ["huid", *metadata_columns(ham, HAMILTONIAN_COLUMNS)])
-        ham_meta = ham_meta.append_column("key", ham["key"]).append_column("huid", ham["huid"])
-        art_meta = _metadata_json(con, art, metadata_columns(art, ARTIFACT_COLUMNS))
+        documents = checked.documents[name]
+        ham_meta = pa.table({ROW_COLUMN: ham[ROW_COLUMN], "key": ham["key"], "huid": ham["huid"],
+                             "metadata": documents.hamiltonians["doc"]})  # fmt: skip
         art_meta = pa.table(
             {c: art[c] for c in (ROW_COLUMN, "huid", "type", "file", "dataset", "index")}
-        ).append_column("metadata", art_meta["metadata"])
+        ).append_column("metadata", documents.artifacts["doc"])
         con.register("ham_meta", ham_meta)
         con.register("art_meta", art_meta)
         con.register("ham_keys", ham.select(["huid", "key"]))
@@ -213,18 +140,19 @@ def plan_nodes(checked: CheckedManifests, *, cache_dir: Path | None = None) -> N
             ham_table,
             empty,
             pa.table({"id": [], "structure": []}),
-            pa.table({"path": [], "data_uri": [], "size": [], "mtime_ns": []}),
-        )
+            pa.table({c: pa.array([], pa.string() if c in ("path", "data_uri") else pa.int64())
+                      for c in ("path", "data_uri", *FILE_IDENTITY)}),
+        )  # fmt: skip
     arr = arr.with_columns(
         pl.Series("metadata", tiled_json(arr["metadata"].to_list(), arr["attrs"].to_list()), pl.String)
     )
-    mapping, structures = _structures(arr, cache_dir)
-    arr = arr.join(mapping, on=["shape", "dtype", "chunks", "indexed"], how="left", nulls_equal=True)
-    assets = arr.select("path", "size", "mtime_ns").unique("path", maintain_order=True)
+    mapping, structures = _structures(arr)
+    arr = arr.join(mapping, on=["shape", "chunks", "data_type", "indexed"], how="left", nulls_equal=True)
+    assets = arr.select("path", *FILE_IDENTITY).unique("path", maintain_order=True)
     assets = assets.with_columns(pl.Series("data_uri", [ensure_uri(p) for p in assets["path"]], pl.String))
     return NodePlan(
         hamiltonians=ham_table,
         arrays=arr.select("parent_key", "key", "metadata", "parameters", "path", "structure_id").to_arrow(),
         structures=structures,
-        assets=assets.select("path", "data_uri", "size", "mtime_ns").to_arrow(),
+        assets=assets.select("path", "data_uri", *FILE_IDENTITY).to_arrow(),
     )

@@ -13,17 +13,19 @@ import functools
 import hashlib
 import multiprocessing
 import os
+import re
 import stat
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 import pyarrow as pa
 from h5py import h5l as _h5l
 
+from manifest_broker.cache import replace_atomically
 from manifest_broker.progress import Progress
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -35,7 +37,7 @@ POOL_THRESHOLD = 128
 # Files opened in this process between two progress reports.
 PROGRESS_FILES = 32
 # Bumped when the probe's verdicts change (see _cache_path).
-PROBE_VERSION = 4
+PROBE_VERSION = 5
 
 PROBE_SCHEMA = pa.schema(
     [
@@ -45,6 +47,10 @@ PROBE_SCHEMA = pa.schema(
         ("size", pa.int64()),
         ("mtime_ns", pa.int64()),
         ("ctime_ns", pa.int64()),
+        # The file's identity (st_dev, st_ino): with the times and size, what the
+        # writer compares again just before its commit.
+        ("device", pa.uint64()),
+        ("inode", pa.uint64()),
         ("file_status", pa.string()),
         ("file_message", pa.string()),
         ("dataset_status", pa.string()),
@@ -53,15 +59,18 @@ PROBE_SCHEMA = pa.schema(
         ("dtype", pa.string()),
         ("chunks", pa.list_(pa.int64())),
         ("ragged", pa.bool_()),
+        # Tiled's data_type document of the dtype (BuiltinDtype or StructDtype, as
+        # JSON text): the dtype the server will check every read against.
+        ("data_type", pa.string()),
         # The dataset's HDF5 attributes as the JSON text Tiled's client sends for them
         # (tiled.utils.safe_json_dump of the adapter's metadata); null when none.
         ("attrs", pa.string()),
     ]
 )
-_CACHED = [
-    "path", "size", "mtime_ns", "ctime_ns", "dataset", "file_status", "file_message",
-    "dataset_status", "dataset_message", "shape", "dtype", "chunks", "ragged", "attrs",
-]  # fmt: skip
+_STAT = ["size", "mtime_ns", "ctime_ns", "device", "inode"]
+_DESCRIPTION = ["file_status", "file_message", "dataset_status", "dataset_message", "shape", "dtype", "chunks",
+                "ragged", "data_type", "attrs"]  # fmt: skip
+_CACHED = ["path", *_STAT, "dataset", *_DESCRIPTION]
 
 
 @dataclass(frozen=True)
@@ -75,34 +84,62 @@ class ProbeResult:
     cache_error: str | None = None  # the cache could not be written (the probe itself stands)
 
 
-def default_cache_dir() -> Path:
-    """``$BROKER_CACHE_DIR``, else ``$XDG_CACHE_HOME/manifest-broker``, else ``~/.cache/...``."""
-    if env := os.environ.get("BROKER_CACHE_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "manifest-broker"
-
-
-def tiled_cache_file(cache_dir: Path, name: str, suffix: str) -> Path:
-    """A file in the cache directory for something Tiled computed: named for the
-    Tiled version that computed it, so an upgrade of Tiled never reuses it."""
-    from importlib.metadata import version
-
-    return cache_dir / f"{name}-tiled-{version('tiled')}{suffix}"
-
-
 @functools.lru_cache(maxsize=65536)
 def _real_directory(directory: str) -> str:
     return os.path.realpath(directory)
 
 
-def _locate(base_real: str, file: str) -> tuple[str, str | None, str, int, int, int]:
-    """Resolve one manifest ``file`` against the base directory without opening it.
+# C0 and C1 control characters, DEL and NUL: no provider means them in a file
+# name, and URL parsing drops or stops at some of them (the tab-directory escape).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-    Returns:
-        (status, message, resolved path, size, mtime_ns, ctime_ns); status is ``ok``,
-        ``outside_base``, ``missing``, ``not_regular`` or ``empty``.
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\t``, ``\\x85``), so
+    that a message naming a hostile path stays one readable line."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def served_path_problem(path: str) -> str | None:
+    """Why Tiled's server would not open exactly ``path``, or ``None``.
+
+    Tiled stores an asset as the URI ``tiled.utils.ensure_uri`` builds from the path,
+    and its server (readable-storage check and HDF5 adapter alike) opens
+    ``tiled.utils.path_from_uri`` of that URI. URL parsing drops tabs and line
+    breaks and ends the path at ``#`` or ``?``, so a directory named ``"\\t.."``
+    becomes ``..`` on the way, and the server's text-only storage check lets it
+    through. So a path is accepted only when it survives that round trip unchanged
+    (whatever character would alter it), and holds no control character at all.
     """
+    from tiled.utils import ensure_uri, path_from_uri
+
+    if control := _CONTROL.search(path):
+        return (f"resolves to {printable(path)}, which holds the control character U+{ord(control.group()):04X}: "
+                "Tiled's asset URIs cannot carry it (URL parsing drops or stops at such characters)")  # fmt: skip
+    back = str(path_from_uri(ensure_uri(path)))
+    if back != path:
+        return (f"resolves to {printable(path)}, but Tiled's asset URI for it reads back as {printable(back)}: "
+                "the server would open another path")  # fmt: skip
+    return None
+
+
+class Located(NamedTuple):
+    """Where one manifest ``file`` resolves, and what the probe may trust about it."""
+
+    status: str  # ok, outside_base, missing, not_regular, empty, uri_unsafe
+    message: str | None
+    path: str
+    size: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    device: int = 0
+    inode: int = 0
+
+
+def _locate(base_real: str, file: str) -> Located:
+    """Resolve one manifest ``file`` against the base directory without opening it:
+    symlinks resolved, inside the base directory, a regular non-empty file whose
+    path the server will open exactly (:func:`served_path_problem`)."""
     joined = os.path.join(base_real, file)
     candidate = os.path.join(_real_directory(os.path.dirname(joined)), os.path.basename(joined))
     try:
@@ -112,18 +149,34 @@ def _locate(base_real: str, file: str) -> tuple[str, str | None, str, int, int, 
             real = os.path.realpath(candidate)
             st = os.stat(real)
     except FileNotFoundError:
-        return "missing", "file does not exist", candidate, 0, 0, 0
+        return Located("missing", "file does not exist", candidate)
     except OSError as exc:
-        return "missing", f"cannot stat file ({exc.strerror})", candidate, 0, 0, 0
+        return Located("missing", f"cannot stat file ({exc.strerror})", candidate)
     if real != base_real and not real.startswith(base_real + os.sep):
-        return "outside_base", f"resolves to {real}, outside the base directory", real, 0, 0, 0
+        return Located("outside_base", f"resolves to {printable(real)}, outside the base directory", real)
+    if problem := served_path_problem(real):
+        return Located("uri_unsafe", problem, real)
     if stat.S_ISDIR(st.st_mode):
-        return "not_regular", "is a directory, not a file", real, 0, 0, 0
+        return Located("not_regular", "is a directory, not a file", real)
     if not stat.S_ISREG(st.st_mode):
-        return "not_regular", "is not a regular file", real, 0, 0, 0
+        return Located("not_regular", "is not a regular file", real)
+    identity = (st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
     if st.st_size == 0:
-        return "empty", "is an empty file (0 bytes)", real, 0, st.st_mtime_ns, st.st_ctime_ns
-    return "ok", None, real, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+        return Located("empty", "is an empty file (0 bytes)", real, 0, *identity)
+    return Located("ok", None, real, st.st_size, *identity)
+
+
+def file_identity(path: str) -> tuple[str, int, int, int, int, int] | None:
+    """What identifies a probed file now: (resolved path, size, mtime_ns, ctime_ns,
+    device, inode), or ``None`` when it cannot be stat'ed. A file swapped for
+    another (also through a directory turned into a symlink) changes at least the
+    resolved path, the inode or the ctime, which no user can set."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return None
+    return real, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino
 
 
 # HDF5's own limit on soft-link hops in one path (H5L_NUM_LINKS); more is a loop.
@@ -182,7 +235,7 @@ def _refused(
     name: str, status: str, message: str | None, file_status: str = "ok", file_message: str | None = None
 ) -> tuple:
     """Probe row of a dataset that cannot be described (or of a file that cannot be opened)."""
-    return (name, file_status, file_message, status, message, None, None, None, None, None)
+    return (name, file_status, file_message, status, message, None, None, None, None, None, None)
 
 
 def _attrs_json(oid: Any) -> str | None:
@@ -223,15 +276,83 @@ def _describe_dataset(handle: Any, name: str, resolved: str) -> tuple:
         files = sorted({plist.get_external(i)[0].decode() for i in range(plist.get_external_count())})
         return refused("external_storage", f"{name} keeps its raw data in external file(s) {', '.join(files)}: "
                                            "the server would read them, wherever they are")  # fmt: skip
+    if missing := _unavailable_filters(plist):
+        return refused("filter_unavailable", f"{name} is compressed with HDF5 filter(s) {missing}, which neither "
+                                             "HDF5 nor hdf5plugin provides here: the server could not decode it; "
+                                             "install the filter's plugin or repack the file")  # fmt: skip
     dtype = oid.dtype
     ragged = h5py.check_vlen_dtype(dtype) is not None or dtype.kind == "O"
     chunks = list(plist.get_chunk()) if layout == h5py.h5d.CHUNKED else None
+    data_type = None
+    if not ragged:  # ragged data has its own rule
+        try:
+            data_type = tiled_data_type(served_dtype(oid))
+        except ValueError as exc:
+            return refused("dtype_unsupported", f"{name} has dtype {dtype}, which Tiled cannot describe ({exc}): "
+                                                "the server could not serve it")  # fmt: skip
     try:
         attrs = _attrs_json(oid)
     except (OSError, RuntimeError, TypeError, ValueError, UnicodeDecodeError) as exc:
         return refused("attrs_unusable", f"{name} has HDF5 attributes that cannot become JSON metadata ({exc}); "
                                          "Tiled copies every attribute into the array's metadata")  # fmt: skip
-    return (name, "ok", None, "ok", None, list(oid.shape), dtype_text(dtype), chunks, ragged, attrs)
+    return (name, "ok", None, "ok", None, list(oid.shape), dtype_text(dtype), chunks, ragged, data_type, attrs)
+
+
+def served_dtype(oid: Any) -> Any:
+    """The dtype Tiled's adapter serves a dataset with. A scalar, or a dataset with a
+    zero-length axis, is read whole with h5py (``dataset[()]``) and stacked with
+    dask, whose result type is numpy's canonical one (native byte order, compound
+    fields too; a fixed-length string scalar as long as its value); every other
+    dataset is served in the file's dtype. Such reads are one element or none."""
+    import h5py
+    import numpy as np
+
+    if oid.shape == () or 0 in oid.shape:
+        return np.result_type(np.asarray(h5py.Dataset(oid)[()]).dtype)
+    return oid.dtype
+
+
+def tiled_data_type(dtype: Any) -> str:
+    """Tiled's ``data_type`` document for a numpy dtype, as JSON text: what its
+    ``ArrayStructure.from_array`` makes of the dtype, refused unless it turns back
+    into exactly that dtype (Tiled's adapter refuses every read whose dtype differs
+    from the registered one).
+
+    Raises:
+        ValueError: for a dtype Tiled cannot describe (a compound with a string
+            field, a top-level subarray...).
+    """
+    import dataclasses
+
+    from tiled.structures.array import BuiltinDtype, StructDtype
+    from tiled.utils import safe_json_dump
+
+    try:
+        described = (
+            StructDtype.from_numpy_dtype(dtype) if dtype.fields is not None else BuiltinDtype.from_numpy_dtype(dtype)
+        )
+        back = described.to_numpy_dtype()
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+    if back != dtype:
+        raise ValueError(f"it would be served as {back}")
+    return bytes(safe_json_dump(dataclasses.asdict(described))).decode()
+
+
+def _unavailable_filters(plist: Any) -> list[int]:
+    """Ids of the dataset's HDF5 filters that cannot decode here. Tiled's server
+    imports hdf5plugin (its HDF5 adapter does), so its filters count as available."""
+    from h5py import h5z
+
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    missing = [f for f in filters if not h5z.filter_avail(f)]
+    if missing:
+        try:
+            import hdf5plugin  # noqa: F401  (registers its filters with HDF5)
+        except ImportError:
+            return missing
+        missing = [f for f in missing if not h5z.filter_avail(f)]
+    return missing
 
 
 def dtype_text(dtype: Any) -> str:
@@ -252,7 +373,7 @@ def _probe_file(path: str, datasets: list[str]) -> list[tuple]:
 
     Returns:
         One tuple per dataset: (dataset, file_status, file_message, dataset_status,
-        dataset_message, shape, dtype, chunks, ragged, attrs).
+        dataset_message, shape, dtype, chunks, ragged, data_type, attrs).
     """
     import h5py
 
@@ -326,7 +447,7 @@ def _run_probes(tasks: list[tuple[str, list[str]]], workers: int,
     # forkserver: a clean parent to fork from; forking this process could inherit
     # locks held by DuckDB's or Arrow's threads.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["h5py", "tiled.utils", "manifest_broker.catalog.probe"])
+    context.set_forkserver_preload(["h5py", "tiled.utils", "tiled.structures.array", "manifest_broker.catalog.probe"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for part in pool.map(_probe_chunk, chunks):
             collect(part)
@@ -342,16 +463,14 @@ def _located_files(locators: pa.Table, base_real: str) -> pl.DataFrame:
         .group_by("file")
         .agg(pl.col("dataset").sort())
     )
-    located = [_locate(base_real, f) for f in wanted["file"]]
+    located = pl.DataFrame(
+        [_locate(base_real, f) for f in wanted["file"]],
+        schema={"loc_status": pl.String, "loc_message": pl.String, "path": pl.String, "size": pl.Int64,
+                "mtime_ns": pl.Int64, "ctime_ns": pl.Int64, "device": pl.UInt64, "inode": pl.UInt64},
+        orient="row",
+    )  # fmt: skip
     _real_directory.cache_clear()
-    return wanted.with_columns(
-        pl.Series("loc_status", [x[0] for x in located], pl.String),
-        pl.Series("loc_message", [x[1] for x in located], pl.String),
-        pl.Series("path", [x[2] for x in located], pl.String),
-        pl.Series("size", [x[3] for x in located], pl.Int64),
-        pl.Series("mtime_ns", [x[4] for x in located], pl.Int64),
-        pl.Series("ctime_ns", [x[5] for x in located], pl.Int64),
-    )
+    return pl.concat([wanted, located], how="horizontal")
 
 
 def _read_cache(cache_file: Path | None) -> pl.DataFrame:
@@ -379,11 +498,12 @@ def _fresh_rows(opened: list[tuple[str, list[tuple]]], files: pl.DataFrame) -> p
             "dtype": pl.String,
             "chunks": pl.List(pl.Int64),
             "ragged": pl.Boolean,
+            "data_type": pl.String,
             "attrs": pl.String,
         },  # fmt: skip
         orient="row",
     )
-    stats = files.select("path", "size", "mtime_ns", "ctime_ns").unique("path")
+    stats = files.select("path", *_STAT).unique("path")
     return fresh.join(stats, on="path", how="left").select(_CACHED)
 
 
@@ -391,18 +511,14 @@ def _write_cache(cache_file: Path, cached: pl.DataFrame, fresh: pl.DataFrame) ->
     """Replace the cache file with the old rows of other files plus the fresh ones;
     returns why it could not be written, if it could not."""
     keep = cached.join(fresh.select("path").unique(), on="path", how="anti")
-    partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        pl.concat([keep, fresh]).write_parquet(partial)
-        os.replace(partial, cache_file)
-        for stale in cache_file.parent.glob("probe-v*-*.parquet"):  # left by older brokers
-            if not stale.name.startswith(f"probe-v{PROBE_VERSION}-"):
-                stale.unlink(missing_ok=True)
-    except (OSError, pl.exceptions.ComputeError) as exc:  # full or read-only: slower re-runs, nothing worse
-        partial.unlink(missing_ok=True)
-        reason = getattr(exc, "strerror", None) or str(exc).rsplit(": ", 1)[-1]
+    rows = pl.concat([keep, fresh])
+    # Full or read-only: slower re-runs, nothing worse.
+    reason = replace_atomically(cache_file, rows.write_parquet, (pl.exceptions.ComputeError,))
+    if reason:
         return f"probe cache not updated: {reason} ({cache_file}); the check itself is complete"
+    for stale in cache_file.parent.glob("probe-v*-*.parquet"):  # left by older brokers
+        if not stale.name.startswith(f"probe-v{PROBE_VERSION}-"):
+            stale.unlink(missing_ok=True)
     return None
 
 
@@ -430,7 +546,7 @@ def probe_locators(
     base_real = os.path.realpath(base_dir)
     files = _located_files(locators, base_real)
     requested = files.explode("dataset")
-    keys = ["path", "size", "mtime_ns", "ctime_ns", "dataset"]
+    keys = ["path", *_STAT, "dataset"]
 
     cache_file = _cache_path(cache_dir, base_real) if cache_dir else None
     cached = _read_cache(cache_file)
@@ -444,7 +560,7 @@ def probe_locators(
     cache_error = _write_cache(cache_file, cached, fresh) if cache_file and tasks else None
 
     table = (
-        requested.join(results.drop("size", "mtime_ns", "ctime_ns"), on=["path", "dataset"], how="left")
+        requested.join(results.drop(_STAT), on=["path", "dataset"], how="left")
         .with_columns(
             pl.when(pl.col("loc_status") != "ok")
             .then(pl.col("loc_status"))

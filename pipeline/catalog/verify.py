@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -38,7 +37,7 @@ class VerifyReport:
 
 def _numeric_parameter(hamiltonians: dict[str, pa.Table]) -> tuple[str, str, Any] | None:
     """(dataset, column, median) of the first numeric metadata column found."""
-    con = duckdb.connect()
+    con = queries.connect()
     for name, ham in hamiltonians.items():
         for field_ in ham.schema:
             if field_.name in ("huid", "key", "_row") or not (str(field_.type).startswith(("double", "float", "int"))):
@@ -187,12 +186,21 @@ def _compare_sampled_arrays(served: dict[str, Any], plan: NodePlan, sample: int,
         with h5py.File(Path(meta[f"path_{art_key}"]), "r") as handle:
             dataset = handle[meta[f"dataset_{art_key}"]]
             index = meta.get(f"index_{art_key}")
-            mode_a = dataset[index] if index is not None else dataset[()]
-        if mode_a.dtype != mode_b.dtype or not np.array_equal(mode_a, mode_b, equal_nan=mode_a.dtype.kind == "f"):
+            mode_a = np.asarray(dataset[index] if index is not None else dataset[()])
+        mode_a = as_tiled_serves(mode_a, index is not None)
+        if mode_a.dtype != mode_b.dtype or not np.array_equal(mode_a, mode_b, equal_nan=mode_a.dtype.kind in "fc"):
             out.problems.append(f"{key}/{art_key}: array served (Mode B) differs from the h5py read (Mode A)")
         out.arrays_compared += 1
         if progress:
             progress("comparing arrays", out.arrays_compared, len(chosen))
+
+
+def as_tiled_serves(array: np.ndarray, row: bool) -> np.ndarray:
+    """An h5py read as Tiled's HDF5 adapter serves it: a whole scalar or a whole
+    dataset with a zero-length axis comes with a leading axis of one."""
+    if not row and (array.ndim == 0 or 0 in array.shape):
+        return array[np.newaxis]
+    return array
 
 
 def _check_search(node: Any, hamiltonians: dict[str, pa.Table], keys: set[str], out: VerifyReport) -> None:
@@ -204,7 +212,7 @@ def _check_search(node: Any, hamiltonians: dict[str, pa.Table], keys: set[str], 
     if not found:
         return
     name, column, threshold = found
-    con = duckdb.connect()
+    con = queries.connect()
     con.register("hamiltonians", hamiltonians[name].select([column]).rename_columns(["value"]))
     row = con.execute(queries.load("verify/count_above"), {"threshold": threshold}).fetchone()
     expected = int(row[0]) if row else 0

@@ -10,7 +10,6 @@ a failure or a kill leaves the catalog, triggers included, as it was.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from manifest_broker import queries
+from manifest_broker.cache import replace_atomically, tiled_cache_file
 from manifest_broker.catalog.database import (
     SUPPORTED_REVISIONS,
     CatalogError,
@@ -33,8 +33,8 @@ from manifest_broker.catalog.database import (
     engine,
 )
 from manifest_broker.catalog.locks import writer_lock
-from manifest_broker.catalog.plan import HDF5_MIMETYPE, NodePlan, only_new_locators
-from manifest_broker.catalog.probe import tiled_cache_file
+from manifest_broker.catalog.plan import FILE_IDENTITY, HDF5_MIMETYPE, NodePlan, only_new_locators
+from manifest_broker.catalog.probe import file_identity, printable
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
 
@@ -134,22 +134,25 @@ def init_catalog(location: CatalogLocation, *, template_dir: Path | None = None)
     return created
 
 
+def _template_file(template_dir: Path) -> Path:
+    return tiled_cache_file(template_dir, f"catalog-template-v{TEMPLATE_VERSION}", ".db")
+
+
 def _save_template(location: CatalogLocation, template_dir: Path) -> None:
-    """Keep a copy of the catalog Tiled just initialised (nothing written to it yet)."""
+    """Keep a copy of the catalog Tiled just initialised (nothing written to it yet).
+    A read-only or full cache only means the next new catalog is made by Tiled again."""
     import sqlite3
 
     assert location.sqlite_path is not None
-    template = tiled_cache_file(template_dir, f"catalog-template-v{TEMPLATE_VERSION}", ".db")
-    partial = template.with_name(f"{template.name}.{os.getpid()}.tmp")
-    try:
-        template_dir.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(f"file:{location.sqlite_path}?mode=ro", uri=True)) as source, \
+    source_path = location.sqlite_path
+
+    def copy_into(partial: Path) -> None:
+        with closing(sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)) as source, \
                 closing(sqlite3.connect(partial, isolation_level=None)) as copy:  # fmt: skip
             source.backup(copy)
             copy.execute(queries.load("catalog/journal_delete", "sqlite"))
-        os.replace(partial, template)
-    except (sqlite3.Error, OSError):  # read-only or full cache: the next new catalog is made by Tiled again
-        partial.unlink(missing_ok=True)
+
+    replace_atomically(_template_file(template_dir), copy_into, (sqlite3.Error,))
 
 
 def _copy_template(location: CatalogLocation, template_dir: Path) -> bool:
@@ -159,12 +162,11 @@ def _copy_template(location: CatalogLocation, template_dir: Path) -> bool:
     import sqlite3
 
     assert location.sqlite_path is not None
-    template = tiled_cache_file(template_dir, f"catalog-template-v{TEMPLATE_VERSION}", ".db")
+    template = _template_file(template_dir)
     if not template.is_file():
         return False
-    target = location.sqlite_path
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+
+    def copy_from_template(partial: Path) -> None:
         with closing(sqlite3.connect(f"file:{template}?mode=ro", uri=True)) as source, \
                 closing(sqlite3.connect(partial, isolation_level=None)) as copy:  # fmt: skip
             source.backup(copy)
@@ -175,12 +177,9 @@ def _copy_template(location: CatalogLocation, template_dir: Path) -> bool:
                 raise sqlite3.DatabaseError("not a sound template")
             copy.execute(queries.load("catalog/root_created_now", "sqlite"))
             copy.execute(queries.load("catalog/journal_wal", "sqlite"))
-        os.replace(partial, target)
-    except (sqlite3.Error, OSError):  # no usable template: Tiled initialises this one
-        for leftover in (partial, partial.with_name(partial.name + "-wal"), partial.with_name(partial.name + "-shm")):
-            leftover.unlink(missing_ok=True)
-        return False
-    return True
+
+    # No usable template: Tiled initialises this catalog.
+    return replace_atomically(location.sqlite_path, copy_from_template, (sqlite3.Error,)) is None
 
 
 def _stamp(location: CatalogLocation, stamp_head: Callable[..., Any], ini: Any, directory: Any) -> bool:
@@ -339,23 +338,27 @@ def _ensure_parent(conn: Connection, parent: str, result: IngestResult) -> int:
 
 
 def _verify_files_unchanged(assets: pa.Table) -> None:
-    """Files must still be what the probe saw: a file that vanished or changed since
-    the check aborts the transaction."""
+    """Files must still be the very files the probe saw: same resolved path, device,
+    inode, ctime, mtime and size. A file that vanished, changed, or was swapped for
+    another (also through a directory turned into a symlink, with size and mtime
+    copied) since the check aborts the transaction."""
     problems = []
-    for path, size, mtime in zip(
-        assets["path"].to_pylist(), assets["size"].to_pylist(), assets["mtime_ns"].to_pylist()
-    ):
-        try:
-            st = os.stat(path)
-        except OSError:
-            problems.append(f"{path}: vanished after the check")
-            continue
-        if st.st_size != size or st.st_mtime_ns != mtime:
-            problems.append(f"{path}: changed after the check (size or mtime differs)")
+    for row in assets.select(["path", *FILE_IDENTITY]).to_pylist():
+        now = file_identity(row["path"])
+        if now is None:
+            problems.append(f"{printable(row['path'])}: vanished after the check")
+        elif now[0] != row["path"]:
+            problems.append(
+                f"{printable(row['path'])}: now resolves to {printable(now[0])} (a symlink appeared on its path)"
+            )
+        elif list(now[1:]) != [row[c] for c in FILE_IDENTITY]:
+            problems.append(
+                f"{printable(row['path'])}: changed or replaced after the check (size, times or inode differ)"
+            )
         if len(problems) >= 5:
             break
     if problems:
-        raise IngestError("files changed while ingesting; nothing was written:\n  " + "\n  ".join(problems))
+        raise IngestError("files changed while ingesting; nothing was written: " + "; ".join(problems))
 
 
 def write_plan(location: CatalogLocation, plan: NodePlan, *, parent: str = "", update_metadata: bool = False,

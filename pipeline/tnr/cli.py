@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from manifest_broker import render
+from manifest_broker import queries, render
 
 app = typer.Typer(
     help="Package time-resolved neutron reflectometry runs into Iceberg tables.",
@@ -192,7 +192,7 @@ def sql(
     from manifest_broker.tnr.lake import scan
 
     location = _lake(lake, warehouse)
-    con = duckdb.connect()
+    con = queries.connect()
     for name in ("reflectivity", "runs"):
         con.register(name, scan(location, name, namespace))
     try:

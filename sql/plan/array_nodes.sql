@@ -1,6 +1,7 @@
 -- One array node per artifact: parent key, key (= type), metadata, data source
 -- parameters ({"dataset": ..., "slice": "<index>"} for batched rows), the
--- resolved file and the structure group it belongs to.
+-- resolved file with what identifies it (size, times, device, inode) and the
+-- structure group it belongs to (shape, chunks, Tiled's data_type, batched).
 -- attrs: the dataset's HDF5 attributes (JSON text or null), merged under the
 -- manifest's metadata by the planner.
 -- Inputs: art_meta(_row, huid, type, file, dataset, index, metadata), ham_keys(huid, key), probes.
@@ -14,9 +15,12 @@ SELECT
     p.path,
     p.size,
     p.mtime_ns,
+    p.ctime_ns,
+    p.device,
+    p.inode,
     p.shape,
-    p.dtype,
     p.chunks,
+    p.data_type,
     p.attrs,
     a.index IS NOT NULL AS indexed,
     a.dataset,

@@ -1,7 +1,8 @@
--- One container node per Hamiltonian: key and metadata JSON. Metadata is the
--- Hamiltonian's own columns (huid first) followed by the Mode A locators of its
--- artifacts: path_<type>, dataset_<type>, index_<type>.
--- Inputs: ham_meta(_row, key, huid, metadata) and locators(huid, row, type, path, dataset, index).
+-- One container node per Hamiltonian: key and metadata JSON. Metadata is huid,
+-- then the Hamiltonian's own columns (the check's document), then the Mode A
+-- locators of its artifacts: path_<type>, dataset_<type>, index_<type>.
+-- Inputs: ham_meta(_row, key, huid, metadata: the columns' JSON object) and
+-- locators(huid, row, type, path, dataset, index).
 WITH locator_entries AS (
     SELECT huid, row, 0 AS pos, 'path_' || type AS name, to_json(path) AS value FROM locators
     UNION ALL
@@ -17,8 +18,10 @@ locator_json AS (
 SELECT
     h.key,
     h.huid,
-    CASE WHEN l.body IS NULL THEN h.metadata
-         ELSE left(h.metadata, length(h.metadata) - 1) || ',' || l.body || '}' END AS metadata
+    '{"huid":' || coalesce(to_json(h.huid), 'null')
+        || CASE WHEN h.metadata = '{}' THEN '' ELSE ',' || substr(h.metadata, 2, length(h.metadata) - 2) END
+        || CASE WHEN l.body IS NULL THEN '' ELSE ',' || l.body END
+        || '}' AS metadata
 FROM ham_meta AS h
 LEFT JOIN locator_json AS l USING (huid)
 ORDER BY h._row

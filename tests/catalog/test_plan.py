@@ -1,13 +1,16 @@
 """Structures and manifest pairing, on files made by hand here (not by generators/).
 
-The planner groups arrays by (shape, dtype, chunks, batched) and asks Tiled's HDF5
-adapter for one structure per group; those documents are cached by group between
-runs. A group must never stand for two different structures.
+The planner groups arrays by (shape, chunks, Tiled's data_type, batched) and lays out
+one structure per group as Tiled's HDF5 adapter does. A group must never stand for
+two different structures, and each must be the adapter's own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -18,7 +21,7 @@ import pytest
 
 from manifest_broker.catalog.contract import check_manifests
 from manifest_broker.catalog.manifests import ManifestError, ManifestPair, pairs_from_paths
-from manifest_broker.catalog.plan import array_structure, plan_nodes
+from manifest_broker.catalog.plan import plan_nodes
 
 # Two compound types of one size (24 bytes): numpy's ``str`` is ``|V24`` for both.
 POINT = np.dtype([("x", "<f8"), ("y", "<f8"), ("z", "<f8")])
@@ -55,38 +58,43 @@ def _structures_by_type(plan) -> dict[str, dict]:  # type: ignore[no-untyped-def
     }
 
 
-@pytest.mark.parametrize("cached", [False, True])
-def test_every_dtype_gets_its_own_structure(tmp_path: Path, cached: bool) -> None:
+def _adapter_structure(path: Path, dataset: str) -> dict:
+    from tiled.adapters.hdf5 import HDF5ArrayAdapter
+    from tiled.utils import ensure_uri
+
+    return json.loads(
+        json.dumps(dataclasses.asdict(HDF5ArrayAdapter.from_uris(ensure_uri(path), dataset=dataset).structure()))
+    )
+
+
+def test_every_dtype_gets_its_own_structure(tmp_path: Path) -> None:
     pair = _dataset(tmp_path)
-    cache = tmp_path / "cache" if cached else None
     report = check_manifests([pair], tmp_path / "data", use_cache=False)
     assert report.ok, report.findings.to_pylist()
-    first = _structures_by_type(plan_nodes(report.checked(), cache_dir=cache))
-    # Twice: the second plan reads every structure from the cache when there is one.
-    second = _structures_by_type(plan_nodes(report.checked(), cache_dir=cache))
-    assert first == second
+    planned = _structures_by_type(plan_nodes(report.checked()))
     for key in ("points", "events", "plain", "big"):
-        want = array_structure(str(tmp_path / "data" / "a.h5"), f"/{key}", None)
-        assert first[key] == json.loads(json.dumps(want)), key
-    assert first["points"] != first["events"]
-    assert first["plain"]["data_type"]["endianness"] != first["big"]["data_type"]["endianness"]
-    if cached:
-        assert [p.name for p in cache.iterdir()] == [p.name for p in cache.glob("structures-v*-tiled-*.json")]
+        assert planned[key] == _adapter_structure(tmp_path / "data" / "a.h5", f"/{key}"), key
+    assert planned["points"] != planned["events"]
+    assert planned["plain"]["data_type"]["endianness"] != planned["big"]["data_type"]["endianness"]
 
 
-def test_a_damaged_structure_cache_is_recomputed(tmp_path: Path) -> None:
+def test_planning_never_imports_tileds_hdf5_adapter(tmp_path: Path) -> None:
+    """The cold first ingest: structures come from the probe and tiled.structures,
+    not from the adapter module (which imports dask and the catalog: seconds)."""
     pair = _dataset(tmp_path)
-    cache = tmp_path / "cache"
-    report = check_manifests([pair], tmp_path / "data", use_cache=False)
-    want = _structures_by_type(plan_nodes(report.checked()))
-    plan_nodes(report.checked(), cache_dir=cache)
-    (entry,) = cache.glob("structures-*.json")
-    signatures = json.loads(entry.read_text())
-    assert len(signatures) == 4
-    for damage in ('{"truncated', "[1, 2]", json.dumps(dict.fromkeys(signatures, "junk"))):
-        entry.write_text(damage)
-        assert _structures_by_type(plan_nodes(report.checked(), cache_dir=cache)) == want
-        assert json.loads(entry.read_text()) == signatures  # rewritten whole
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from manifest_broker.catalog.contract import check_manifests\n"
+        "from manifest_broker.catalog.manifests import ManifestPair\n"
+        "from manifest_broker.catalog.plan import plan_nodes\n"
+        f"pair = ManifestPair(Path({str(pair.hamiltonians)!r}), Path({str(pair.artifacts)!r}))\n"
+        f"plan = plan_nodes(check_manifests([pair], Path({str(tmp_path / 'data')!r}), use_cache=False).checked())\n"
+        "print(plan.structures.num_rows, sorted(m for m in sys.modules if m.startswith(('tiled.adapters', 'tiled.catalog', 'dask'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split(None, 1) == ["4", "[]\n"]
 
 
 def test_named_manifests_pair_in_any_order(tmp_path: Path) -> None:

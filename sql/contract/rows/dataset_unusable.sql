@@ -7,6 +7,10 @@
 -- Tiled confines only the asset's own path, so these would let the server read
 -- files outside the data directory. dataset_attrs_unusable: an HDF5 attribute that
 -- cannot become JSON metadata (Tiled copies every attribute into the array node).
+-- dataset_dtype_unsupported: a dtype Tiled's structures cannot describe exactly
+-- (a compound with a string field...): its adapter would refuse every read.
+-- dataset_filter_unavailable: compressed with an HDF5 filter that neither HDF5 nor
+-- hdf5plugin (which Tiled's server imports) can decode.
 -- Reads: artifacts, probes.
 SELECT CASE WHEN p.dataset_status = 'ok' THEN 'dataset_ragged'
             ELSE 'dataset_' || p.dataset_status END AS rule,

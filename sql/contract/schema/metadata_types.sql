@@ -1,6 +1,8 @@
 -- Rule: metadata columns hold JSON-representable types; binary values cannot
--- become Tiled metadata. Runs over `metadata_source` (_row + the metadata columns
--- of one manifest).
+-- become Tiled metadata.
+-- Reads: metadata_columns(column_name, data_type): the metadata columns of one
+-- manifest with their Arrow types (binary, large_binary, fixed_size_binary[n],
+-- also nested in lists and structs).
 SELECT
     'metadata_binary' AS rule,
     'error' AS severity,
@@ -10,7 +12,5 @@ SELECT
     data_type AS value,
     'column ' || column_name || ' holds binary values (' || data_type
         || '); metadata must be JSON: store text or numbers instead' AS message
-FROM information_schema.columns
-WHERE table_name = 'metadata_source'
-  AND column_name <> '_row'
-  AND data_type LIKE '%BLOB%'
+FROM metadata_columns
+WHERE regexp_matches(data_type, '(^|[^a-z_])(large_)?binary|fixed_size_binary')

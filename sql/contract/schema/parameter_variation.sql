@@ -1,11 +1,8 @@
 -- Rule (warning): the catalog is worth having for a parameter sweep
 -- ("When the Data Doesn't Fit"). Flags a dataset of two or more Hamiltonians
 -- whose metadata rows are all the same.
--- Reads: metadata_source(_row, the metadata columns of the Hamiltonian manifest).
--- One JSON document per row keeps the cost linear in the number of columns.
-WITH docs AS (
-    SELECT to_json(struct_pack(*COLUMNS(* EXCLUDE (_row)))) AS doc FROM metadata_source
-)
+-- Reads: metadata_rows(_row, doc) (contract/metadata_documents of the Hamiltonian
+-- manifest, without huid).
 SELECT
     'no_parameter_variation' AS rule,
     'warning' AS severity,
@@ -15,5 +12,5 @@ SELECT
     NULL AS value,
     'no parameter varies across the ' || count(*)
         || ' Hamiltonians: metadata search has nothing to tell them apart' AS message
-FROM docs
+FROM metadata_rows
 HAVING count(DISTINCT doc) <= 1 AND count(*) > 1
