@@ -471,7 +471,7 @@ def register(
     runs.mkdir(parents=True)
     env = {**os.environ, "TILED_API_KEY": "secret", "BROKER_CACHE_DIR": str(runs / "cache")}
     # the probe cache is warmed first: both sides then pay only for registration
-    subprocess.run([sys.executable, "-m", "manifest_broker.cli", "check", str(ham), str(art), "--base-dir", str(base)],
+    subprocess.run([sys.executable, "-m", "manifest_broker.commandline.main", "check", str(ham), str(art), "--base-dir", str(base)],
                    env=env, check=True, capture_output=True)  # fmt: skip
     figures = {}
     for side in ("tiled loop", "broker register", "broker re-run"):
@@ -485,7 +485,7 @@ def register(
             if side == "tiled loop":
                 command = [sys.executable, "-m", "benchmarks.tiled_loop", url, "lab", str(base), str(ham), str(art)]
             else:
-                command = [sys.executable, "-m", "manifest_broker.cli", "register", str(ham), str(art), "--base-dir",
+                command = [sys.executable, "-m", "manifest_broker.commandline.main", "register", str(ham), str(art), "--base-dir",
                            str(base), "--url", url, "--parent", "lab", "--workers", str(workers)]  # fmt: skip
             figures[side] = _launched(command, env)
         print(f"{side}: {figures[side][0]:.1f} s  {figures[side][2].strip()[:160]}")

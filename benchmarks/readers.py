@@ -112,7 +112,7 @@ def reads_during_ingest(catalog: str, base: Path, warm: ManifestPair, bulk: Mani
             w.start()
         time.sleep(SETTLE_SECONDS)
         env = {**os.environ, "BROKER_CACHE_DIR": str(cache)} if cache else None
-        command = [sys.executable, "-m", "manifest_broker.cli", "ingest", str(bulk.hamiltonians), str(bulk.artifacts),
+        command = [sys.executable, "-m", "manifest_broker.commandline.main", "ingest", str(bulk.hamiltonians), str(bulk.artifacts),
                    "--base-dir", str(base), "--catalog", catalog, "--parent", "bulk"]  # fmt: skip
         started = time.perf_counter()
         process = subprocess.run(command, capture_output=True, text=True, env=env)

@@ -45,11 +45,12 @@ def replace_atomically(
         ``None`` when written, else why not (the partial file is removed).
     """
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    caught: tuple[type[BaseException], ...] = (OSError, *failures)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write(partial)
         os.replace(partial, target)
-    except (OSError, *failures) as exc:
+    except caught as exc:
         # SQLite may leave its journal files beside the partial copy.
         for leftover in (partial, partial.with_name(partial.name + "-wal"), partial.with_name(partial.name + "-shm")):
             with contextlib.suppress(OSError):  # the folder may be a file, or gone

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -118,20 +121,35 @@ def _serve_stage(workdir: Path, run: IngestRun, summary: list[tuple[str, str, st
     return checked.ok
 
 
+def _here(path: Path) -> str:
+    """``path`` as typed in the shell the demo runs in: relative to the working
+    directory when below it (``.venv/bin/broker``), else absolute; quoted."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        text = str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        text = str(absolute)
+    return shlex.quote(text if "/" in text else f"./{text}")
+
+
 def next_steps(workdir: Path) -> str:
-    """The commands to serve what the demo built and to read it back."""
-    catalog, data, lake = workdir / "catalog.db", workdir / "data", workdir / "lakehouse"
+    """The commands to serve what the demo built and to read it back, with this
+    installation's own ``broker`` and ``python`` (the quickstart never activates the
+    virtual environment, so bare names would not be found)."""
+    bin_dir = Path(sys.executable).parent
+    broker, python = _here(bin_dir / "broker"), _here(Path(sys.executable))
+    catalog, data, lake = _here(workdir / "catalog.db"), _here(workdir / "data"), _here(workdir / "lakehouse")
     read_tiled = ("from tiled.client import from_uri; c = from_uri('http://127.0.0.1:8000', api_key='secret'); "
                   "h = c['demo']; k = list(h)[0]; print(k, dict(h[k].metadata))")  # fmt: skip
     read_lake = (f"import polars as pl; from manifest_broker.tnr.lake import catalog; "
-                 f"print(pl.scan_iceberg(catalog('{lake}').load_table('tnr.reflectivity'))"
+                 f"print(pl.scan_iceberg(catalog({str(workdir / 'lakehouse')!r}).load_table('tnr.reflectivity'))"
                  f".select('interval_label', 'interval_start', 'n_points').collect())")  # fmt: skip
     return render.escape(
         "\nserve the catalog (stock tiled serve, the data directory as readable storage):\n"
-        f"  TILED_API_KEY=secret broker serve --catalog {catalog} --base-dir {data} --port 8000\n"
-        f'read it (another terminal):\n  python -c "{read_tiled}"\n'
-        f'read the tNR tables:\n  python -c "{read_lake}"\n'
-        f'  broker tnr sql "SELECT interval_type, count(*) FROM reflectivity GROUP BY 1" --lake {lake}'
+        f"  TILED_API_KEY=secret {broker} serve --catalog {catalog} --base-dir {data} --port 8000\n"
+        f'read it (another terminal):\n  {python} -c "{read_tiled}"\n'
+        f'read the tNR tables:\n  {python} -c "{read_lake}"\n'
+        f'  {broker} tnr sql "SELECT interval_type, count(*) FROM reflectivity GROUP BY 1" --lake {lake}'
     )
 
 
@@ -164,5 +182,5 @@ def _tnr_demo(workdir: Path) -> tuple[str, str, str]:
             "ok",
             f"{package.reflectivity.num_rows} slices in tnr.reflectivity (no plot: matplotlib missing)",
         )
-    c.print(f"  plot: {figure}")
-    return ("tnr package", "ok", f"{package.reflectivity.num_rows} slices in tnr.reflectivity, plot {figure.name}")
+    c.print(f"  plot: {render.escape(str(figure.path))}")
+    return ("tnr package", "ok", f"{package.reflectivity.num_rows} slices in tnr.reflectivity, plot {figure.path.name}")

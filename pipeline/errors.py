@@ -9,6 +9,8 @@ bug in the broker and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BrokerError(Exception):
     """An error the user can act on.
@@ -16,12 +18,16 @@ class BrokerError(Exception):
     Attributes:
         where: The path or URL it concerns, when there is one.
         exit_code: 1, or 2 for a command line used wrongly.
+        details: What a program reading ``--json`` gets besides the message (the
+            contract's findings, what was done before the error...), JSON-ready.
     """
 
     exit_code = 1
 
-    def __init__(self, message: str, *, where: object = None, exit_code: int | None = None) -> None:
+    def __init__(self, message: str, *, where: object = None, exit_code: int | None = None,
+                 details: dict[str, Any] | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.where = None if where is None else str(where)
         if exit_code is not None:
             self.exit_code = exit_code
+        self.details = details or {}

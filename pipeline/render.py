@@ -1,8 +1,17 @@
-"""Rendering of core results: rich text for people, JSON for programs."""
+"""The one output layer of both command lines: rich text for people, one JSON
+document for programs, errors included.
+
+A command builds its answer as a dict and says how to show it as text;
+:func:`output` decides which one is printed. ``--json`` (:func:`use_json`) switches
+the command's output to JSON before it runs. Errors are printed in one place
+(:class:`BrokerGroup`): ``error: ...`` on stderr, or ``{"error": ..., "where": ...}``
+on stdout under ``--json``, with the error's exit code.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -26,29 +35,109 @@ if TYPE_CHECKING:  # pyarrow costs start-up time: only commands that have tables
     import pyarrow as pa
 
 MAX_ROWS = 40
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class Output:
+    """Text output: a command's answer as rich text on stdout."""
+
+    json = False
+
+    def emit(self, payload: dict[str, Any], text: Callable[[], None]) -> None:
+        """Show a command's answer: ``text()`` here, ``payload`` under ``--json``."""
+        text()
+
+    def error(self, exc: BrokerError) -> None:
+        """One line ``error: ...`` on stderr (what the error carries besides, such as
+        contract findings, is shown first)."""
+        if rows := exc.details.get("findings"):
+            table(None, FINDING_COLUMNS, [_styled(r) for r in rows])
+        errors.print(labelled("red", "error", str(exc)))
+
+
+class JsonOutput(Output):
+    """``--json``: exactly one JSON document on stdout, whatever happens."""
+
+    json = True
+
+    def emit(self, payload: dict[str, Any], text: Callable[[], None]) -> None:
+        print_json(payload)
+
+    def error(self, exc: BrokerError) -> None:
+        print_json({"error": str(exc), "where": exc.where, "exit_code": exc.exit_code, **(exc.details or {})})
+
+
+_current: Output = Output()
+
+
+def output() -> Output:
+    """The output of the command being run (text unless it was given ``--json``)."""
+    return _current
+
+
+def use_json(value: bool) -> bool:
+    """The ``--json`` option's callback: from now on the command's output is JSON."""
+    global _current
+    _current = JsonOutput() if value else Output()
+    return value
 
 
 def print_json(payload: Any) -> None:
-    """Write one JSON document to stdout (no colour, no wrapping)."""
-    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    """Write one JSON document to stdout (no colour, no wrapping); numbers stay numbers."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    """Values JSON has no type for: Decimal and other numbers as numbers, the rest as text."""
+    import decimal
+
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def printable(value: object) -> str:
+    """A cell as one line of text: control characters (tabs, line breaks) escaped."""
+    text = "" if value is None else str(value)
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def table(
     title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], limit: int | None = MAX_ROWS
 ) -> None:
-    """Print rows as a rich table, at most ``limit`` of them."""
-    out = Table(title=title, show_lines=False, title_justify="left")
-    for column in columns:
-        out.add_column(column, overflow="fold")
+    """Print rows: a rich table on a terminal; tab-separated lines, never wrapped or
+    cut mid-value, when stdout is piped. At most ``limit`` rows either way."""
     shown = total = 0
-    for row in rows:
-        total += 1
-        if limit is None or shown < limit:
-            out.add_row(*["" if v is None else str(v) for v in row])
-            shown += 1
-    console.print(out)
+    if not console.is_terminal:
+        if title:
+            console.print(f"# {printable(title)}", markup=False)
+        console.print("\t".join(columns), markup=False)
+        for row in rows:
+            total += 1
+            if limit is None or shown < limit:
+                console.print("\t".join(_plain(printable(v)) for v in row), markup=False)
+                shown += 1
+    else:
+        out = Table(title=title, show_lines=False, title_justify="left")
+        for column in columns:
+            out.add_column(column, overflow="fold")
+        for row in rows:
+            total += 1
+            if limit is None or shown < limit:
+                out.add_row(*[printable(v) for v in row])
+                shown += 1
+        console.print(out)
     if total > shown:
-        console.print(f"... {total - shown} more row(s) not shown (use --json for all)")
+        console.print(f"... {total - shown} more row(s) not shown (use --json for all)", markup=False)
+
+
+_MARKUP = re.compile(r"\[/?(?:red|yellow|green|bold)\]")
+
+
+def _plain(text: str) -> str:
+    return _MARKUP.sub("", text)
 
 
 def arrow_table(title: str | None, data: pa.Table, limit: int | None = MAX_ROWS) -> None:
@@ -57,22 +146,24 @@ def arrow_table(title: str | None, data: pa.Table, limit: int | None = MAX_ROWS)
     table(title, columns, (tuple(r[c] for c in columns) for r in data.to_pylist()), limit)
 
 
+FINDING_COLUMNS = ["rule", "severity", "manifest", "row", "column", "value", "message"]
+
+
+def _styled(row: dict[str, Any]) -> tuple:
+    severity = "[red]error[/]" if row["severity"] == "error" else "[yellow]warning[/]"
+    return (row["rule"], severity, *(escape(printable(row[c])) for c in FINDING_COLUMNS[2:]))
+
+
 def findings(data: pa.Table) -> None:
     """The contract report: one row per finding, errors first."""
-    rows = data.select(["rule", "severity", "manifest", "row", "column", "value", "message"]).to_pylist()
-    styled = [
-        (r["rule"], ("[red]error[/]" if r["severity"] == "error" else "[yellow]warning[/]"),
-         r["manifest"], r["row"], r["column"], r["value"], r["message"])
-        for r in rows
-    ]  # fmt: skip
-    table(None, ["rule", "severity", "manifest", "row", "column", "value", "message"], styled)
+    table(None, FINDING_COLUMNS, [_styled(r) for r in data.select(FINDING_COLUMNS).to_pylist()])
 
 
 @contextmanager
 def stages(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
     """Progress bars with rate and time left on stderr, one per stage, while stderr
-    is a terminal (quiet when piped, or when ``enabled`` is false, e.g. for
-    ``--json``); yields ``report(stage, done, total)``, safe from worker threads."""
+    is a terminal (quiet when piped, and under ``--json``); yields
+    ``report(stage, done, total)``, safe from worker threads."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -85,7 +176,7 @@ def stages(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-        console=errors, disable=not enabled or not errors.is_terminal, transient=True,
+        console=errors, disable=not enabled or output().json or not errors.is_terminal, transient=True,
     )  # fmt: skip
     tasks: dict[str, tuple[Any, float]] = {}
     adding = threading.Lock()
@@ -113,36 +204,82 @@ def progress(label: str, total: int, *, enabled: bool = True) -> Iterator[Callab
 
 def labelled(style: str, label: str, message: str) -> str:
     """``label:`` in ``style``, then ``message`` as plain text (paths and messages may
-    hold square brackets, which rich would take for markup)."""
-    return f"[{style}]{label}:[/] {escape(message)}"
+    hold square brackets, which rich would take for markup, or control characters)."""
+    return f"[{style}]{label}:[/] {escape(printable(message))}"
+
+
+def warn(message: str) -> None:
+    """``warning: ...`` on stderr (also under ``--json``: stdout holds the document)."""
+    errors.print(labelled("yellow", "warning", message))
 
 
 def fail(message: str, code: int = 1, where: object = None) -> BrokerError:
-    """The error to raise for ``message``: printed as ``error: message`` with exit
-    ``code`` by the one handler (:class:`BrokerGroup`)."""
+    """The error to raise for ``message``: printed by the one handler
+    (:class:`BrokerGroup`) with exit ``code``."""
     return BrokerError(message, where=where, exit_code=code)
 
 
-def _invoke_reporting_errors(invoke: Callable[[Any], Any], ctx: Any) -> Any:
+def _usage_line(exc: Any) -> str:
+    """A click usage error as one line, naming the command to ask for help."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return f"{exc.format_message()}{where}"
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Click's UsageError: typer's own copy of click (newer typer) and click itself."""
+    import click
+    import typer.core
+
+    vendored = getattr(typer.core, "_click", None)
+    return tuple({click.exceptions.UsageError, *([vendored.exceptions.UsageError] if vendored else [])})
+
+
+def _reporting_errors(call: Callable[[], Any], args: Sequence[str]) -> Any:
+    """Run ``call``: a :class:`BrokerError`, a usage error (exit 2) or Ctrl-C (exit
+    130) becomes one ``error:`` line on stderr, or the JSON error document on stdout
+    when the command line asked for ``--json``."""
     import typer
 
     try:
-        return invoke(ctx)
+        return call()
     except BrokerError as exc:
-        errors.print(labelled("red", "error", str(exc)))
+        output().error(exc)
         raise typer.Exit(exc.exit_code) from None
+    except _usage_errors() as exc:
+        if "--json" in args:
+            use_json(True)
+        output().error(BrokerError(_usage_line(exc), exit_code=2))
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        output().error(BrokerError("interrupted (Ctrl-C): what was committed stays; a re-run finishes the job",
+                                   exit_code=130))  # fmt: skip
+        raise typer.Exit(130) from None
 
 
 class BrokerGroup(TyperGroup):
     """The command group of ``broker``: the one place where a :class:`BrokerError`
-    of any subcommand becomes ``error: ...`` on stderr and its exit code."""
+    of any subcommand, a usage error or Ctrl-C becomes ``error: ...`` on stderr (or
+    the JSON error document) and its exit code."""
+
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        use_json(False)  # a fresh answer per invocation; --json sets it while a command's options are read
+        given = list(args)
+        ctx = _reporting_errors(lambda: super(BrokerGroup, self).make_context(info_name, args, parent, **extra), given)
+        ctx.meta["broker_args"] = given
+        return ctx
 
     def invoke(self, ctx: Any) -> Any:
-        return _invoke_reporting_errors(super().invoke, ctx)
+        return _reporting_errors(lambda: super(BrokerGroup, self).invoke(ctx), ctx.meta.get("broker_args", []))
 
 
 class BrokerCommand(TyperCommand):
     """The same, for a program of one command (``iceberg-packager``)."""
 
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        use_json(False)
+        return _reporting_errors(lambda: super(BrokerCommand, self).make_context(info_name, args, parent, **extra),
+                                 list(args))  # fmt: skip
+
     def invoke(self, ctx: Any) -> Any:
-        return _invoke_reporting_errors(super().invoke, ctx)
+        return _reporting_errors(lambda: super(BrokerCommand, self).invoke(ctx), sys.argv[1:])

@@ -13,15 +13,15 @@ from typer.testing import CliRunner
 
 from manifest_broker import __version__
 from manifest_broker.catalog.serve import free_port
-from manifest_broker.cli import app
-from manifest_broker.tnr.cli import packager
+from manifest_broker.commandline._tnr import packager
+from manifest_broker.commandline.main import app
 from tests.conftest import Dataset, tree_state
 
 runner = CliRunner()
 
 
-def _fails(args: list[str], message: str, code: int = 1, target=app) -> str:  # type: ignore[no-untyped-def]
-    result = runner.invoke(target, args)
+def _fails(args: list[str], message: str, code: int = 1, target=app, env: dict | None = None) -> str:  # type: ignore[no-untyped-def]
+    result = runner.invoke(target, args, env=env)
     flat = " ".join(result.output.split())
     assert result.exit_code == code, result.output
     assert message in flat, result.output
@@ -94,9 +94,9 @@ def test_a_wrong_key_and_a_missing_parent_through_a_real_server(spinwave: Datase
     pair = [str(spinwave.pair.hamiltonians), str(spinwave.pair.artifacts), "--base-dir", str(spinwave.base_dir)]
     assert runner.invoke(app, ["ingest", *pair, "--catalog", catalog]).exit_code == 0
     with running_server(catalog, spinwave.base_dir) as url:
-        _fails(["verify", *pair, "--url", url, "--api-key", "wrongkey"], "refused the connection (HTTP 401)")
-        _fails(["verify", *pair, "--url", url, "--api-key", "secret", "--parent", "no/such"],
-               "--parent no/such: the server has no node no")  # fmt: skip
+        _fails(["verify", *pair, "--url", url], "refused the connection (HTTP 401)", env={"TILED_API_KEY": "wrongkey"})
+        _fails(["verify", *pair, "--url", url, "--parent", "no/such"], "--parent no/such: the server has no node no",
+               env={"TILED_API_KEY": "secret"})  # fmt: skip
 
 
 @pytest.mark.integration
@@ -124,7 +124,9 @@ def test_verify_counts_only_its_own_hamiltonians(spinwave: Dataset, tmp_path: Pa
         assert runner.invoke(app, ["ingest", *pair, *base, "--catalog", catalog, "--parent", "shared"]).exit_code == 0
     with running_server(catalog, spinwave.base_dir) as url:
         result = runner.invoke(
-            app, ["verify", *first, *base, "--url", url, "--api-key", "secret", "--parent", "shared", "--json"]
+            app,
+            ["verify", *first, *base, "--url", url, "--parent", "shared", "--json"],
+            env={"TILED_API_KEY": "secret"},
         )
     assert result.exit_code == 0, result.output
     [query] = json.loads(result.stdout)["queries"]
@@ -167,21 +169,21 @@ BAD_PATHS = {
         ["ingest", "{text_h}", "{text_a}", "--base-dir", "{folder}", "--catalog", "{folder}/new.db"],
         "the manifests break the contract", 1),
     "check, a directory as manifest": (["check", "{folder}", "{folder}", "--base-dir", "{folder}"], "FAILED", 1),
-    "check, manifests missing": (["check", "{missing}", "{missing}", "--base-dir", "{folder}"], "FAILED", 1),
+    "check, manifests missing": (["check", "{missing}", "{missing}", "--base-dir", "{folder}"], "missing: manifest not found", 1),
     "register, server down": (["register", "{text_h}", "{text_a}", "--base-dir", "{folder}", "--url", "{down}"],
                               "cannot reach the Tiled server", 1),
     "locate, server down": (["locate", "--url", "{down}"], "cannot reach the Tiled server", 1),
     "delete, catalog missing": (["delete", "x", "--catalog", "{missing}", "--yes"], "does not exist", 1),
     "delete, a directory as catalog": (["delete", "x", "--catalog", "{folder}", "--yes"], "is a directory", 1),
-    "explore, directory missing": (["explore", "{missing}"], "is not a directory", 1),
-    "explore, a file as directory": (["explore", "{text_h}"], "is not a directory", 1),
+    "explore, directory missing": (["explore", "{missing}"], "missing: does not exist", 1),
+    "explore, a file as directory": (["explore", "{text_h}"], "is a file, not a directory", 1),
     "generate, script missing": (["generate", "{missing}", "{folder}", "{folder}/out"], "not found", 1),
     "tnr package, split missing": (["tnr", "package", "{missing}", "{folder}", "{missing}", "--lake", "{folder}/lake"],
                                    "split file not found; nothing was written", 1),
     "tnr package, text as split": (["tnr", "package", "{text_h}", "{folder}", "{text_h}", "--lake", "{folder}/lake"],
                                    "malformed split file JSON", 1),
-    "tnr package-many, root missing": (["tnr", "package-many", "{missing}", "--lake", "{folder}/lake"], "not a directory", 1),
-    "tnr package-many, a file as root": (["tnr", "package-many", "{text_h}", "--lake", "{folder}/lake"], "not a directory", 1),
+    "tnr package-many, root missing": (["tnr", "package-many", "{missing}", "--lake", "{folder}/lake"], "missing: does not exist", 1),
+    "tnr package-many, a file as root": (["tnr", "package-many", "{text_h}", "--lake", "{folder}/lake"], "is a file, not a directory", 1),
     "tnr package-many, nothing in root": (["tnr", "package-many", "{folder}", "--lake", "{folder}/lake"], "no run found", 1),
     "tnr sql, lake missing": (["tnr", "sql", "select 1", "--lake", "{folder}/lake"], "no lake here", 1),
     "tnr plot, lake missing": (["tnr", "plot", "--run", "1", "-o", "{folder}/p.png", "--lake", "{folder}/lake"], "no lake here", 1),

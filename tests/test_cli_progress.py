@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from manifest_broker.catalog.contract import check_manifests
 from manifest_broker.catalog.ingest import ingest
+from manifest_broker.commandline._tnr import app as tnr_app
 from manifest_broker.errors import BrokerError
-from manifest_broker.tnr.cli import app as tnr_app
 from tests.conftest import Dataset
 from tests.tnr.test_spec_inputs import FILES, RUN, spec_run
 

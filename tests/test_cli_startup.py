@@ -1,4 +1,4 @@
-"""Start-up is part of the product: `import manifest_broker.cli` (what `broker --help`
+"""Start-up is part of the product: `import manifest_broker.commandline.main` (what `broker --help`
 runs) must not pull in the heavy libraries; each command imports what it needs."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ HEAVY = ("pyarrow", "polars", "duckdb", "tiled", "pyiceberg", "numpy", "pandas",
 
 
 def test_importing_the_cli_pulls_in_no_heavy_library() -> None:
-    script = f"import sys, manifest_broker.cli; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    script = f"import sys, manifest_broker.commandline.main; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 

@@ -101,6 +101,13 @@ class ContractReport:
     def ok(self) -> bool:
         return self.errors == 0
 
+    def failure(self, consequence: str = "") -> ContractFailed:
+        """The error that stops a stage after a failed check; it carries the findings
+        (shown as a table, or in the ``--json`` error document)."""
+        return ContractFailed(f"the manifests break the contract ({self.errors} error(s)){consequence}",
+                              details={"findings": self.findings.to_pylist(), "errors": self.errors,
+                                       "warnings": self.warnings})  # fmt: skip
+
     def checked(self) -> CheckedManifests:
         """The checked manifests and probes, for the stages after the check.
 
@@ -108,8 +115,7 @@ class ContractReport:
             ContractFailed: when the check found an error.
         """
         if not self.ok or self.probes is None:
-            raise ContractFailed(f"the manifests break the contract ({self.errors} error(s)); "
-                                 "run `broker check` for the report")  # fmt: skip
+            raise self.failure()
         return CheckedManifests(self.hamiltonians, self.artifacts, self.documents, self.probes)
 
 

@@ -114,10 +114,25 @@ def check_schema(connection: Connection) -> str:
     if revision not in SUPPORTED_REVISIONS:
         raise CatalogError(
             f"catalog schema is at alembic revision {revision}; this broker writes revision(s) "
-            f"{', '.join(SUPPORTED_REVISIONS)} (tiled 0.2.20). Upgrade the catalog with "
-            "`tiled catalog upgrade-database` or use a matching broker."
+            f"{', '.join(SUPPORTED_REVISIONS)} (tiled {TILED_RELEASE}): {_revision_advice(revision)}"
         )
     return revision
+
+
+# The Tiled release whose catalog schema the writer produces (pinned in pyproject.toml).
+TILED_RELEASE = "0.2.20"
+
+
+def _revision_advice(revision: str) -> str:
+    """What to do about a catalog at another revision (Tiled's migration history is
+    read only here, on the error path: importing it costs seconds)."""
+    from tiled.catalog.core import ALL_REVISIONS
+
+    if revision in ALL_REVISIONS[1:]:
+        return ("the catalog is older; upgrade it with `tiled catalog upgrade-database CATALOG_URI` "
+                f"(tiled {TILED_RELEASE}, installed with the broker)")  # fmt: skip
+    return ("Tiled's history has no such revision (a newer Tiled made the catalog?); use the broker release made "
+            "for that Tiled, or a catalog of this one")  # fmt: skip
 
 
 def require_file(location: CatalogLocation) -> None:

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -44,7 +45,13 @@ def load_generator(spec: str) -> ModuleType:
             if loader_spec is None or loader_spec.loader is None:
                 raise GeneratorError(f"cannot import {spec}")
             module = importlib.util.module_from_spec(loader_spec)
-            loader_spec.loader.exec_module(module)
+            try:
+                loader_spec.loader.exec_module(module)
+            except SyntaxError as exc:
+                raise GeneratorError(f"{exc.filename}:{exc.lineno}: syntax error in the generator: {exc.msg}",
+                                     where=exc.filename) from None  # fmt: skip
+            except Exception as exc:  # the user's module failed while importing: their frame, not ours
+                raise user_code_error(exc, path, "importing the generator") from None
         else:
             module = importlib.import_module(spec)
     except ImportError as exc:
@@ -52,6 +59,20 @@ def load_generator(spec: str) -> ModuleType:
     if not callable(getattr(module, "generate", None)):
         raise GeneratorError(f"{spec}: no generate(output_dir, n_hamiltonians=None) function", where=spec)
     return module
+
+
+def user_code_error(exc: BaseException, script: Path | None, doing: str) -> GeneratorError:
+    """One line for an exception raised in the user's generator: the innermost frame
+    in their own code (file and line), the exception and its message; none of the
+    broker's frames."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    broker_root = str(Path(__file__).resolve().parents[1])
+    theirs = [f for f in frames if (script is not None and Path(f.filename).resolve() == script)
+              or not str(Path(f.filename).resolve()).startswith(broker_root)]  # fmt: skip
+    here = f"{theirs[-1].filename}:{theirs[-1].lineno}: " if theirs else ""
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return GeneratorError(f"{here}{type(exc).__name__} while {doing}" + (f": {message}" if message else ""),
+                          where=theirs[-1].filename if theirs else script)  # fmt: skip
 
 
 def _as_arrow(value: object, what: str) -> pa.Table:
@@ -90,7 +111,13 @@ def run_generator(spec: str, data_dir: Path, output_dir: Path, n_hamiltonians: i
     if "data_dir" in inspect.signature(module.generate).parameters:
         kwargs["data_dir"] = data_dir
     before = _snapshot(output_dir)
-    result = module.generate(str(output_dir), n_hamiltonians, **kwargs)
+    try:
+        result = module.generate(str(output_dir), n_hamiltonians, **kwargs)
+    except Exception as exc:
+        if module.__name__.startswith("manifest_broker."):  # a built-in layout: the broker's own bug
+            raise
+        script = Path(module.__file__).resolve() if module.__file__ else None
+        raise user_code_error(exc, script, "running generate()") from None
     if not (isinstance(result, tuple) and len(result) == 2):
         raise GeneratorError(f"{spec}: generate() must return (hamiltonians, artifacts)", where=spec)
     after = _snapshot(output_dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from manifest_broker.cache import default_cache_dir
 from manifest_broker.catalog.contract import ContractReport, check_manifests
-from manifest_broker.catalog.database import locate
+from manifest_broker.catalog.database import existing_keys, locate
 from manifest_broker.catalog.locks import writer_lock
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.plan import NodePlan, plan_nodes
@@ -46,18 +46,21 @@ def ingest(
             is made and rows are written.
 
     Raises:
+        ContractFailed: when the manifests break the contract (nothing is written).
         IngestError, CatalogError: with the catalog left unchanged.
     """
     timings: dict[str, float] = {}
     cache = default_cache_dir() if use_cache else None  # probes, the catalog template
     t0 = time.perf_counter()
-    # The catalog's own keys are checked too (key_in_catalog), before anything is planned.
-    report = check_manifests(pairs, base_dir, catalog=catalog, parent=parent, cache_dir=cache, use_cache=use_cache,
+    # A catalog that is not one is said as such (not as a contract finding), before
+    # any file is probed; its keys are checked in the contract (key_in_catalog).
+    keys = existing_keys(catalog, parent)
+    report = check_manifests(pairs, base_dir, catalog_keys=keys, parent=parent, cache_dir=cache, use_cache=use_cache,
                              progress=progress)  # fmt: skip
     timings["check"] = time.perf_counter() - t0
-    run = IngestRun(report, seconds=timings)
     if not report.ok:
-        return run
+        raise report.failure("; nothing was written")
+    run = IngestRun(report, seconds=timings)
     t0 = time.perf_counter()
     if progress:
         progress("planning", 0, 1)

@@ -85,8 +85,9 @@ def locate(node: Any, queries: list[str] | None = None) -> pa.Table:
     Raises:
         LocateError: for a query that cannot be parsed.
     """
-    parsed = [parse_query(q) for q in queries or []]
-    results = node.search(*parsed) if parsed else node
+    results = node
+    for query in [parse_query(q) for q in queries or []]:
+        results = results.search(query)  # Container.search() takes one query; chained, they are ANDed
     rows: list[dict] = []
     for key, child in results.items():
         if child.structure_family == "container":

@@ -20,13 +20,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from manifest_broker.catalog.plan import HDF5_MIMETYPE, NodePlan, only_new_locators
+from manifest_broker.catalog.contract import ContractReport, check_manifests
+from manifest_broker.catalog.plan import HDF5_MIMETYPE, NodePlan, only_new_locators, plan_nodes
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
+
+if TYPE_CHECKING:
+    from manifest_broker.catalog.client import Server
+    from manifest_broker.catalog.manifests import ManifestPair
 
 KEY_SCHEMA = pa.schema([("key", pa.string()), ("huid", pa.string()), ("location", pa.string())])
 
@@ -391,3 +397,42 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
     result.seconds = time.perf_counter() - started
     result.lowest_concurrency = concurrency.lowest
     return result
+
+
+@dataclass
+class RegisterRun:
+    """What ``broker register`` did: the check, the plan, and the registration."""
+
+    report: ContractReport
+    plan: NodePlan
+    result: RegisterResult
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> int:
+        """Planned nodes that are not on the server after this run."""
+        r = self.result
+        return self.plan.nodes - r.created_hamiltonians - r.created_arrays - r.skipped
+
+
+def register(pairs: list[ManifestPair], base_dir: Path, server: Server, *, parent: str = "", workers: int = 8,
+             progress: Progress | None = None) -> RegisterRun:  # fmt: skip
+    """Check the contract against the server's keys, plan, and register through the server.
+
+    Raises:
+        ContractFailed: when the manifests break the contract (nothing is registered).
+        RegisterError: when the parent cannot be used.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    state = server_state(server.client(), parent)
+    report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress)
+    timings["check"] = time.perf_counter() - t0
+    if not report.ok:
+        raise report.failure("; nothing was registered")
+    t0 = time.perf_counter()
+    plan = plan_nodes(report.checked())
+    timings["plan"] = time.perf_counter() - t0
+    result = register_plan(server.client, plan, parent=parent, workers=workers, existing=state, progress=progress)
+    timings["register"] = result.seconds
+    return RegisterRun(report, plan, result, timings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -45,6 +46,20 @@ def serve_command(catalog: str, base_dir: Path, port: int, host: str = "127.0.0.
     tiled = shutil.which("tiled", path=str(Path(sys.executable).parent)) or shutil.which("tiled") or "tiled"
     return [tiled, "serve", "catalog", locate(catalog).tiled_uri, "-r", str(Path(base_dir).resolve()),
             "--host", host, "--port", str(port)]  # fmt: skip
+
+
+_KEY = re.compile(r"[A-Za-z0-9]+")
+
+
+def check_api_key(api_key: str | None) -> str | None:
+    """The key ``tiled serve`` will accept: letters and digits only (its settings
+    validate the single-user key against ``[a-zA-Z0-9]+`` and die at start-up with
+    a traceback otherwise). Refused here with one line that does not repeat it."""
+    if api_key is not None and not _KEY.fullmatch(api_key):
+        raise ServeError("$TILED_API_KEY holds characters other than letters and digits, which tiled serve refuses "
+                         "for its key: choose one of [A-Za-z0-9] only (e.g. `openssl rand -hex 32`)",
+                         where="TILED_API_KEY", exit_code=2)  # fmt: skip
+    return api_key or None
 
 
 def server_environment(api_key: str | None) -> dict[str, str]:

@@ -6,15 +6,20 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from manifest_broker import queries
+from manifest_broker.catalog.contract import ContractReport
 from manifest_broker.catalog.plan import NodePlan
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
+
+if TYPE_CHECKING:
+    from manifest_broker.catalog.client import Server
+    from manifest_broker.catalog.manifests import ManifestPair
 
 
 class VerifyError(BrokerError, RuntimeError):
@@ -104,11 +109,11 @@ def verify(client: Any, hamiltonians: dict[str, pa.Table], plan: NodePlan, *, ba
     node = _parent_node(client, parent)
     expected_meta = dict(zip(plan.hamiltonians["key"].to_pylist(), plan.hamiltonians["metadata"].to_pylist()))
     served = {key: child for key, child in node.items() if key in expected_meta}
-    assets = _check_served_nodes(served, expected_meta, plan, out, progress)
+    assets, present = _check_served_nodes(served, expected_meta, plan, out, progress)
     if assets:
         out.assets_checked = len(assets)
         out.problems.extend(confinement_problems(assets, base_dir))
-    _compare_sampled_arrays(served, plan, sample, seed, out, progress)
+    _compare_sampled_arrays(served, present, sample, seed, out, progress)
     _check_search(node, hamiltonians, set(expected_meta), out)
     return out
 
@@ -125,10 +130,16 @@ def _parent_node(client: Any, parent: str) -> Any:
     return node
 
 
-def _check_served_nodes(served: dict[str, Any], expected_meta: dict[str, str], plan: NodePlan, out: VerifyReport,
-                        progress: Progress | None) -> list[tuple[str, str, str]]:  # fmt: skip
-    """Every Hamiltonian with its metadata, every artifact with its structure;
-    returns (node path, data_uri, dataset) of every served asset."""
+def _check_served_nodes(
+    served: dict[str, Any], expected_meta: dict[str, str], plan: NodePlan, out: VerifyReport, progress: Progress | None
+) -> tuple[list[tuple[str, str, str]], list[tuple[Any, str, str]]]:
+    """Every Hamiltonian with its metadata, every artifact with its structure.
+
+    Returns:
+        (node path, data_uri, dataset) of every served asset, and (array client,
+        Hamiltonian key, artifact key) of every planned array the server has (a
+        registration cut short leaves some out: they are reported, not read).
+    """
     structures = {
         sid: json.loads(doc)
         for sid, doc in zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())
@@ -137,6 +148,7 @@ def _check_served_nodes(served: dict[str, Any], expected_meta: dict[str, str], p
     for row in plan.arrays.select(["parent_key", "key", "structure_id"]).to_pylist():
         children.setdefault(row["parent_key"], {})[row["key"]] = row["structure_id"]
     assets: list[tuple[str, str, str]] = []
+    present: list[tuple[Any, str, str]] = []
     for done, (key, metadata) in enumerate(expected_meta.items(), 1):
         if progress:
             progress("checking Hamiltonians", done, len(expected_meta))
@@ -156,6 +168,7 @@ def _check_served_nodes(served: dict[str, Any], expected_meta: dict[str, str], p
                 out.problems.append(f"{key}/{art_key} is not served")
                 continue
             out.artifacts += 1
+            present.append((arrays[art_key], key, art_key))
             for source in arrays[art_key].data_sources() or []:
                 for asset in source.assets:
                     assets.append((f"{key}/{art_key}", asset.data_uri, source.parameters.get("dataset", "")))
@@ -167,22 +180,22 @@ def _check_served_nodes(served: dict[str, Any], expected_meta: dict[str, str], p
                 out.problems.append(
                     f"{key}/{art_key}: served shape {structure.shape} dtype {dtype} differ from the file"
                 )
-    return assets
+    return assets, present
 
 
-def _compare_sampled_arrays(served: dict[str, Any], plan: NodePlan, sample: int, seed: int, out: VerifyReport,
-                            progress: Progress | None) -> None:  # fmt: skip
+def _compare_sampled_arrays(served: dict[str, Any], present: list[tuple[Any, str, str]], sample: int, seed: int,
+                            out: VerifyReport, progress: Progress | None) -> None:  # fmt: skip
     """``sample`` random arrays read through the server (Mode B) equal the h5py read
     through the Mode A locator in the Hamiltonian's metadata."""
     import h5py
 
-    pairs = [
-        (k, a) for k, a in zip(plan.arrays["parent_key"].to_pylist(), plan.arrays["key"].to_pylist()) if k in served
-    ]
-    chosen = random.Random(seed).sample(pairs, min(sample, len(pairs)))
-    for key, art_key in chosen:
+    chosen = random.Random(seed).sample(present, min(sample, len(present)))
+    for array, key, art_key in chosen:
         meta = dict(served[key].metadata)
-        mode_b = served[key][art_key].read()
+        if f"path_{art_key}" not in meta:
+            out.problems.append(f"{key}: no Mode A locator path_{art_key} in its metadata")
+            continue
+        mode_b = array.read()
         with h5py.File(Path(meta[f"path_{art_key}"]), "r") as handle:
             dataset = handle[meta[f"dataset_{art_key}"]]
             index = meta.get(f"index_{art_key}")
@@ -197,9 +210,10 @@ def _compare_sampled_arrays(served: dict[str, Any], plan: NodePlan, sample: int,
 
 def as_tiled_serves(array: np.ndarray, row: bool) -> np.ndarray:
     """An h5py read as Tiled's HDF5 adapter serves it: a whole scalar or a whole
-    dataset with a zero-length axis comes with a leading axis of one."""
+    dataset with a zero-length axis comes stacked (dask), with a leading axis of one
+    and numpy's canonical dtype (native byte order); the values are the same."""
     if not row and (array.ndim == 0 or 0 in array.shape):
-        return array[np.newaxis]
+        return array[np.newaxis].astype(np.result_type(array.dtype))
     return array
 
 
@@ -223,3 +237,33 @@ def _check_search(node: Any, hamiltonians: dict[str, pa.Table], keys: set[str], 
         out.problems.append(
             f"search Key({column!r}) > {threshold} returned {served_count}, the manifest says {expected}"
         )
+
+
+@dataclass
+class VerifyRun:
+    """What ``broker verify`` did: the check and plan of the manifests, the report."""
+
+    report: ContractReport
+    plan: NodePlan
+    result: VerifyReport
+
+
+def verify_manifests(pairs: list[ManifestPair], base_dir: Path, server: Server, *, parent: str = "",
+                     sample: int = 10, progress: Progress | None = None) -> VerifyRun:  # fmt: skip
+    """Check and plan the manifests as an ingest would, then compare the server with them.
+
+    Raises:
+        ContractFailed: when the manifests break the contract.
+        VerifyError: when ``parent`` is not served.
+    """
+    from manifest_broker.catalog.contract import check_manifests
+    from manifest_broker.catalog.plan import plan_nodes
+
+    report = check_manifests(pairs, base_dir, parent=parent, progress=progress)
+    if not report.ok:
+        raise report.failure("; nothing was verified")
+    plan = plan_nodes(report.checked())
+    client = server.client(include_data_sources=True)
+    result = verify(client, report.hamiltonians, plan, base_dir=base_dir, parent=parent, sample=sample,
+                    progress=progress)  # fmt: skip
+    return VerifyRun(report, plan, result)

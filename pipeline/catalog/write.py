@@ -395,9 +395,13 @@ def _write_transaction(location: CatalogLocation, plan: NodePlan, parent: str, u
                     conn.exec_driver_sql(queries.load("catalog/journal_wal", "sqlite"))
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 check_schema(conn)
-                _write(conn, plan, parent, update_metadata, result, progress)
+                written = _write(conn, plan, parent, update_metadata, result, progress)
                 if before_commit:
                     before_commit()
+                # Last, as close to the commit as it gets: the files of the new arrays
+                # are still the very files the probe saw.
+                if written is not None:
+                    _verify_files_unchanged(written)
                 conn.commit()
             except BaseException:
                 conn.rollback()
@@ -423,23 +427,28 @@ def _database_failure(location: CatalogLocation, error: BaseException) -> Ingest
 
 
 def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool, result: IngestResult,
-           progress: Progress | None = None) -> None:  # fmt: skip
+           progress: Progress | None = None) -> pa.Table | None:  # fmt: skip
     """The whole write, in the caller's transaction: what is already there, ids,
-    triggers off, rows in bulk, triggers back, files still as probed."""
+    triggers off, rows in bulk, triggers back.
+
+    Returns:
+        The assets (path and file identity) of the arrays written, for the re-check
+        just before the commit; ``None`` when no array was added.
+    """
     parent_id = _ensure_parent(conn, parent, result)
     keep = _keep_existing_hamiltonians(conn, plan, parent_id, update_metadata, result)
     new_hams = pl.DataFrame(plan.hamiltonians).filter(~pl.col("key").is_in(list(keep)))
     arrays = _missing_arrays(conn, pl.DataFrame(plan.arrays), parent_id, bool(keep), result)
     if new_hams.height == 0 and arrays.height == 0:
-        return
+        return None
     ids = _allocate_ids(conn, new_hams, arrays, pl.DataFrame(plan.assets), keep)
     triggers, bypass = _suspend_triggers(conn)
     _insert_rows(conn, plan, parent_id, new_hams, arrays, ids, bypass, progress)
     for _, sql in triggers:
         conn.exec_driver_sql(sql)
-    _verify_files_unchanged(ids.assets.to_arrow())
     result.created_hamiltonians = new_hams.height
     result.created_arrays = arrays.height
+    return ids.assets.to_arrow()
 
 
 def _keep_existing_hamiltonians(conn: Connection, plan: NodePlan, parent_id: int, update_metadata: bool,

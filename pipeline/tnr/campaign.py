@@ -6,8 +6,9 @@ import json
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from manifest_broker.tnr.inputs import RunInputError, read_json
 from manifest_broker.tnr.lake import Lake, LakeError, write_run
@@ -19,6 +20,7 @@ class RunInputs:
     split_file: Path
     reduced_dir: Path
     template_file: Path
+    warnings: list[str] = field(default_factory=list)  # how the inputs were found
 
 
 @dataclass
@@ -31,18 +33,44 @@ class RunSummary:
     error: str | None = None
 
 
-def _named_or_beside(
-    named: str | None, places: list[Path], pattern: str, accept: Callable[[Path], bool]
-) -> Path | None:
-    if named:
-        for candidate in [Path(named), *(p / Path(named).name for p in places)]:
+def _resolve(reduced: Path, options: dict[str, Any], key: str, what: str, pattern: str,
+             accept: Callable[[Path], bool], warnings: list[str]) -> Path:  # fmt: skip
+    """The run's split file or template, found beside the run before anywhere else.
+
+    ``reduction_options.json`` records the paths as the reducer saw them: relative to
+    where it ran, or absolute on the machine (and in the folder) where it ran. A
+    campaign copied or moved elsewhere must read its own files, so a recorded path
+    is looked up relative to the run's folder and its parent, then by its name in
+    them, and only then as recorded (with a warning: it lies outside the run). With
+    no recorded path, the one matching file beside the run is taken; two are
+    ambiguous and refused. Nothing is ever resolved against the working directory.
+
+    Raises:
+        RunInputError: naming the run folder and what is missing or ambiguous.
+    """
+    places = [reduced, reduced.parent]
+    named = options.get(key)
+    if isinstance(named, str) and named:
+        recorded = Path(named)
+        candidates = [] if recorded.is_absolute() else [place / recorded for place in places]
+        candidates += [place / recorded.name for place in places]
+        for candidate in candidates:
             if candidate.is_file():
                 return candidate
-    for place in places:
-        for candidate in sorted(place.glob(pattern)):
-            if accept(candidate):
-                return candidate
-    return None
+        if recorded.is_absolute() and recorded.is_file():
+            warnings.append(f"{reduced}: {what} {recorded} (as recorded in reduction_options.json) lies outside the "
+                            "run's folder; none of that name beside the run")  # fmt: skip
+            return recorded
+        raise RunInputError(f"{reduced}: reduction_options.json names the {what} {named}, found neither beside the "
+                            "run nor at that path", where=reduced)  # fmt: skip
+    found = {c.resolve(): c for place in places for c in sorted(place.glob(pattern)) if c.is_file() and accept(c)}
+    if len(found) > 1:
+        names = ", ".join(str(c) for c in found.values())
+        raise RunInputError(f"{reduced}: {len(found)} {what}s beside the run ({names}); name the right one in "
+                            f"reduction_options.json ({key})", where=reduced)  # fmt: skip
+    if not found:
+        raise RunInputError(f"{reduced}: no {what} named in reduction_options.json or beside it", where=reduced)
+    return next(iter(found.values()))
 
 
 def _is_split(path: Path) -> bool:
@@ -54,28 +82,29 @@ def _is_split(path: Path) -> bool:
 
 
 def find_runs(root: Path) -> Iterator[RunInputs | RunInputError]:
-    """Each reduced directory (one with a sidecar) with the split file and template that
-    its reduction_options.json names, or that sit beside it or one level up."""
+    """Each reduced directory (one with a sidecar) with the split file and template
+    that belong to it (:func:`_resolve`)."""
     for sidecar in sorted(Path(root).rglob("r*_eis_reduction.json")):
         reduced = sidecar.parent
         options_path = reduced / "reduction_options.json"
+        warnings: list[str] = []
         try:
             options = read_json(options_path, "reduction options") if options_path.exists() else {}
+            if not isinstance(options, dict):
+                raise RunInputError(f"{options_path}: reduction options are not a JSON object", where=options_path)
+            split = _resolve(reduced, options, "intervals_file", "split file", "*.json", _is_split, warnings)
+            template = _resolve(reduced, options, "template_file", "reduction template", "*.xml", lambda p: True,
+                                warnings)  # fmt: skip
         except RunInputError as exc:
             yield exc
             continue
-        places = [reduced, reduced.parent]
-        split = _named_or_beside(options.get("intervals_file"), places, "*.json", _is_split)
-        template = _named_or_beside(options.get("template_file"), places, "*.xml", lambda p: True)
-        if split is None or template is None:
-            missing = "split file" if split is None else "reduction template"
-            yield RunInputError(f"{reduced}: no {missing} named in reduction_options.json or beside it")
-            continue
-        yield RunInputs(split, reduced, template)
+        yield RunInputs(split, reduced, template, warnings)
 
 
 def _package(inputs: RunInputs) -> RunPackage:
-    return package_run(inputs.split_file, inputs.reduced_dir, inputs.template_file)
+    package = package_run(inputs.split_file, inputs.reduced_dir, inputs.template_file)
+    package.warnings[:0] = inputs.warnings
+    return package
 
 
 def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int = 1,
@@ -95,7 +124,7 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
 
     for item in found:
         if isinstance(item, RunInputError):
-            record(RunSummary(str(item).split(":")[0], None, 0, 0, [], str(item)))
+            record(RunSummary(str(item.where), None, 0, 0, [], str(item)))
     runs = [r for r in found if isinstance(r, RunInputs)]
     # forkserver: polars' thread pool does not survive a plain fork of this process.
     pool = (

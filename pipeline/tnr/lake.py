@@ -20,8 +20,9 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -501,19 +502,90 @@ def repair_lake(cat: Any, namespace: str, mismatches: Iterable[RunMismatch]) -> 
     return done
 
 
-def maintain(
-    lake: Lake | str | Path, namespace: str = DEFAULT_NAMESPACE, keep: int = DEFAULT_KEEP_SNAPSHOTS
-) -> dict[str, tuple[int, int, int]]:
-    """Expire snapshots and delete unread files in every table of the namespace.
+class Maintenance(NamedTuple):
+    """What ``maintain`` did to one table."""
+
+    expired: int  # snapshots expired
+    files: int  # files only they read, deleted
+    bytes: int
+    orphans: int  # files no metadata of the table references, deleted
+    orphan_bytes: int
+
+
+def require_namespace(cat: Any, namespace: str, lake_name: str) -> None:
+    """Refuse a namespace the lake does not have, naming the ones it has.
+
+    Raises:
+        LakeError: for a missing namespace.
+    """
+    have = sorted(".".join(n) for n in cat.list_namespaces())
+    if namespace not in have:
+        listed = ", ".join(have) or "none yet"
+        raise LakeError(f"{lake_name}: no namespace {namespace!r} (namespaces: {listed})", where=lake_name)
+
+
+def referenced_files(table: Any) -> set[str]:
+    """Every file the table's metadata can reach: the current and logged metadata
+    files, and of every snapshot its manifest list, manifests and data files."""
+    files = {table.metadata_location, *(entry.metadata_file for entry in table.metadata.metadata_log)}
+    cache: dict[str, set[str]] = {}
+    for snapshot in table.metadata.snapshots:
+        files |= _snapshot_files(table.io, snapshot, cache)
+        for manifest in snapshot.manifests(table.io):  # deleted entries too: an older snapshot reads them
+            files |= {e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io, discard_deleted=False)}
+    return files
+
+
+def remove_orphan_files(cat: Any, identifier: str, older_than: timedelta) -> tuple[int, int]:
+    """Delete the files under the table's location that its metadata does not
+    reference and that are older than ``older_than``, as Iceberg engines'
+    ``remove_orphan_files`` does: a packaging killed before its commit leaves its
+    data and manifest files there. The age is what keeps this safe beside live
+    writers: a packaging commits the files it writes within seconds, so no file of
+    a running packaging is that old.
 
     Returns:
-        Per table: (snapshots expired, files deleted, bytes deleted).
+        (files deleted, bytes deleted).
     """
-    cat = catalog(lake, create=False)
-    return {
-        ".".join(identifier): expire_snapshots(cat, ".".join(identifier), keep)
-        for identifier in cat.list_tables(namespace)
-    }
+    root = Path(_load(cat, identifier).location().removeprefix("file://"))
+    if not root.is_dir():
+        return 0, 0
+
+    cutoff = time.time() - older_than.total_seconds()
+    candidates: dict[Path, int] = {}
+    for path in root.rglob("*"):
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # removed by a concurrent maintainer
+            continue
+        if path.is_file() and st.st_mtime < cutoff:
+            candidates[path] = st.st_size
+    # References read after the listing: a commit in between may have made a listed file live.
+    live = {Path(f.removeprefix("file://")) for f in referenced_files(_load(cat, identifier))} if candidates else set()
+    orphans = {p: n for p, n in candidates.items() if p not in live}
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    return len(orphans), sum(orphans.values())
+
+
+def maintain(lake: Lake | str | Path, namespace: str = DEFAULT_NAMESPACE, keep: int = DEFAULT_KEEP_SNAPSHOTS, *,
+             orphan_age_hours: float = 24.0) -> dict[str, Maintenance]:  # fmt: skip
+    """Expire snapshots, delete unread files and remove orphan files in every table
+    of the namespace.
+
+    Raises:
+        LakeError: when the lake or the namespace does not exist (nothing is created).
+    """
+    location = lake if isinstance(lake, Lake) else locate_lake(lake)
+    cat = catalog(location, create=False)
+    require_namespace(cat, namespace, location.name)
+    done = {}
+    for parts in cat.list_tables(namespace):
+        identifier = ".".join(parts)
+        expired = expire_snapshots(cat, identifier, keep)
+        orphans = remove_orphan_files(cat, identifier, timedelta(hours=orphan_age_hours))
+        done[identifier] = Maintenance(*expired, *orphans)
+    return done
 
 
 def scan(lake: Lake | str | Path, table: str, namespace: str = DEFAULT_NAMESPACE, run: int | None = None) -> pa.Table:

@@ -23,10 +23,11 @@ import pyarrow.compute as pc
 from manifest_broker import __version__
 from manifest_broker.progress import Progress
 from manifest_broker.tnr.inputs import RunInputError, Template, find_sidecar, read_json, read_split, read_template
-from manifest_broker.tnr.reduced import read_reduced_files
+from manifest_broker.tnr.reduced import ReducedFileError, read_reduced_files
 from manifest_broker.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform, polars_schema
 
 _RUN_FILE = re.compile(r"^r(\d+)_.+\.txt$")
+_SIDECAR_NAME = re.compile(r"^r(\d+)_eis_reduction\.json$")
 # Interval fields copied from the split file, with their types.
 INTERVAL_FIELDS: dict[str, pl.DataType] = {
     "duration_seconds": pl.Float64(), "hold_index": pl.Int64(), "n_frequencies": pl.Int64(),
@@ -72,6 +73,12 @@ class Slices:
     split_index: dict[str, int]  # cleaned name -> position of its interval in the split file
     files: dict[str, Path]  # cleaned name -> reduced file
     n_intervals: int
+
+
+def interval_type(interval: dict[str, Any]) -> str | None:
+    """``hold`` or ``eis``: as the split file says, else ``eis`` for a per-frequency
+    interval (one EIS measurement; the reducer records it so)."""
+    return interval.get("interval_type") or ("eis" if "frequency_hz" in interval else None)
 
 
 def to_utc(value: str | None, offset_hours: float, where: str) -> datetime | None:
@@ -129,21 +136,24 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
     file's. Files are found by their exact name ``r<run>_<clean name>.txt``.
 
     Raises:
-        RunInputError: for intervals the sidecar lists but the split file lacks, a
-            reduced file of another run, no file at all, or (``strict``) any
-            unmatched file or interval.
+        RunInputError: for intervals the sidecar lists but the split file lacks, no
+            file at all, or (``strict``) any unmatched file (also one of another
+            run) or interval without a file.
     """
     intervals = split["intervals"]
     names = [clean_label(reducer_name(iv, i)) for i, iv in enumerate(intervals)]
     winner = _winners(names, str(split_file), strict, warnings)
-    if sidecar_path is not None:
-        listed = [clean_label(reducer_name(iv, i)) for i, iv in enumerate(sidecar.get("intervals") or [])]
+    sidecar_intervals = sidecar.get("intervals") if sidecar_path is not None else None
+    if isinstance(sidecar_intervals, list) and sidecar_intervals:
+        listed = [clean_label(reducer_name(iv, i)) for i, iv in enumerate(sidecar_intervals) if isinstance(iv, dict)]
         if unknown := [n for n in listed if n not in winner]:
             raise RunInputError(
                 f"{sidecar_path}: intervals {', '.join(unknown[:5])} are not in the split file {split_file}",
                 where=sidecar_path,
             )
     else:
+        if sidecar_path is not None:  # a sidecar without intervals: the split file's order is the reducer's
+            warnings.append(f"{sidecar_path}: no intervals listed; slice order taken from the split file")
         listed = names
     last = {name: position for position, name in enumerate(listed)}
     order = sorted(last, key=last.__getitem__)
@@ -157,10 +167,7 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
         if name in wanted:
             files[wanted[name]] = Path(reduced_dir, name)
         elif (m := _RUN_FILE.match(name)) and int(m.group(1)) != run_number:
-            raise RunInputError(
-                f"{Path(reduced_dir, name)}: run number {m.group(1)} in the file name differs from the run's {run_number}",
-                where=Path(reduced_dir, name),
-            )
+            unmatched.append(f"reduced file {name} is of run {m.group(1)}, not of run {run_number}: left out")
         elif m:
             unmatched.append(f"reduced file {name} matches no interval")
     missing = [f"interval {name!r} has no reduced file r{run_number}_{name}.txt" for name in order if name not in files]
@@ -175,15 +182,15 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
     return Slices([n for n in order if n in files], winner, files, len(listed))
 
 
-def _interval_rows(slices: Slices, split: dict[str, Any], offset: float, where: str) -> pl.DataFrame:
+def _interval_rows(slices: Slices, split: dict[str, Any], offset: float | None, where: str) -> pl.DataFrame:
     rows = []
     for slice_index, name in enumerate(slices.order):
         position = slices.split_index[name]
         iv = split["intervals"][position]
         row: dict[str, Any] = {
             "slice_index": slice_index, "split_index": position, "interval_label": reducer_name(iv, position),
-            "interval_type": iv.get("interval_type"), "interval_start": to_utc(iv.get("start"), offset, where),
-            "interval_end": to_utc(iv.get("end"), offset, where), "eis_filename": iv.get("filename"),
+            "interval_type": interval_type(iv), "interval_start": to_utc(iv.get("start"), offset or 0.0, where),
+            "interval_end": to_utc(iv.get("end"), offset or 0.0, where), "eis_filename": iv.get("filename"),
         }  # fmt: skip
         row.update({k: iv.get(k) for k in INTERVAL_FIELDS})
         rows.append(row)
@@ -198,7 +205,7 @@ def _interval_rows(slices: Slices, split: dict[str, Any], offset: float, where: 
         ) from exc
 
 
-def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float, split_file: Path,
+def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float | None, split_file: Path,
                       run_number: int, package_id: str, warnings: list[str],
                       progress: Progress | None = None) -> pa.Table:  # fmt: skip
     """One row per reduced file: the data lists, the header fields, the interval's fields."""
@@ -208,7 +215,7 @@ def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float, spli
     folder = os.path.realpath(paths[0].parent)
     data = data.with_columns(pl.Series("filepath", [os.path.join(folder, p.name) for p in paths], pl.String))
     frame = pl.concat([data, _interval_rows(slices, split, offset, str(split_file))], how="horizontal")
-    finite_r = pl.col("R").list.eval(pl.element().filter(pl.element().is_not_nan()))
+    finite_r = pl.col("R").list.eval(pl.element().filter(pl.element().is_finite()))
     header = pl.col("header_json").str.json_decode(
         pl.Struct({f: pl.String for f in (*HEADER_FIELDS, "meta_json", "angles_json")})
     )
@@ -221,8 +228,9 @@ def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float, spli
     return conform(frame.to_arrow(), arrow_schema(REFLECTIVITY))
 
 
-def run_row(*, run_number: int, package_id: str, split: dict[str, Any], split_file: Path, sidecar: dict[str, Any],
-            options: dict[str, Any], template: Template, template_file: Path, offset: float, n_intervals: int,
+def run_row(*, run_number: int, package_id: str, split: dict[str, Any], split_file: Path, reduced_dir: Path,
+            sidecar: dict[str, Any],
+            options: dict[str, Any], template: Template, template_file: Path, offset: float | None, n_intervals: int,
             reflectivity: pa.Table, warnings: list[str]) -> pa.Table:  # fmt: skip
     """The run's one row in ``runs``: the spec's metadata columns plus what users filter on."""
     blocks = template.blocks
@@ -240,6 +248,8 @@ def run_row(*, run_number: int, package_id: str, split: dict[str, Any], split_fi
         "reduction_metadata_json": json.dumps(sidecar) if sidecar else None,
         "reduction_options_json": json.dumps(options) if options else None,
         "tz_offset_hours": offset, "split_file": Path(split_file).name, "template_file": Path(template_file).name,
+        "split_path": os.path.realpath(split_file), "template_path": os.path.realpath(template_file),
+        "reduced_dir": os.path.realpath(reduced_dir),
         "event_file": options.get("event_file"), "scan_index": _integer(options.get("scan_index")),
         "theta_offset": _number(options.get("theta_offset")),
         "instrument_name": template.header.get("instrument_name"),
@@ -262,14 +272,21 @@ def _run_number(sidecar_path: Path | None, sidecar: dict[str, Any], given: int |
                 where=reduced_dir,
             )
         return given
-    found = _integer(sidecar.get("run_number"))
-    if found is None:
-        raise RunInputError(
-            f"{sidecar_path}: run_number {sidecar.get('run_number')!r} is not an integer", where=sidecar_path
-        )
-    if given is not None and given != found:
-        raise RunInputError(f"{sidecar_path}: run number {found} differs from --run-number {given}", where=sidecar_path)
-    return found
+    named = int(_SIDECAR_NAME.match(sidecar_path.name).group(1))  # type: ignore[union-attr]  # find_sidecar matched it
+    # The file name carries the run number, as the reducer writes it; a run_number
+    # field, when there is one, must say the same.
+    if "run_number" in sidecar:
+        found = _integer(sidecar.get("run_number"))
+        if found is None:
+            raise RunInputError(
+                f"{sidecar_path}: run_number {sidecar.get('run_number')!r} is not an integer", where=sidecar_path
+            )
+        if found != named:
+            raise RunInputError(f"{sidecar_path}: run_number {found} differs from the run {named} in the file name",
+                                where=sidecar_path)  # fmt: skip
+    if given is not None and given != named:
+        raise RunInputError(f"{sidecar_path}: run number {named} differs from --run-number {given}", where=sidecar_path)
+    return named
 
 
 def package_run(
@@ -317,8 +334,10 @@ def package_run(
     options = read_json(options_path, "reduction options") if options_path.exists() else {}
     offset = tz_offset if tz_offset is not None else _number(options.get("tz_offset"))
     if offset is None:
-        warnings.append("no tz_offset in reduction_options.json and none given: interval times taken as UTC")
-        offset = 0.0
+        # Unknown, and stored as unknown (null): the times are taken as UTC, which
+        # is right only if the split file's local clock was UTC.
+        warnings.append("no tz_offset in reduction_options.json and none given: interval times taken as UTC "
+                        "(tz_offset_hours stored as null)")  # fmt: skip
 
     slices = match_slices(split, Path(split_file), sidecar, sidecar_path, reduced_dir, number, strict, warnings)
     package_id = uuid.uuid4().hex
@@ -327,10 +346,10 @@ def package_run(
             slices, split, offset, Path(split_file), number, package_id, warnings, progress
         )
         run = run_row(run_number=number, package_id=package_id, split=split, split_file=Path(split_file),
-                      sidecar=sidecar, options=options, template=template, template_file=Path(template_file),
+                      reduced_dir=reduced_dir, sidecar=sidecar, options=options, template=template, template_file=Path(template_file),
                       offset=offset, n_intervals=slices.n_intervals, reflectivity=reflectivity,
                       warnings=warnings)  # fmt: skip
-    except RunInputError:
+    except (RunInputError, ReducedFileError):  # they name their own file and line
         raise
     except (SchemaMismatch, pa.ArrowException, pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         message = str(exc).splitlines()[0]

@@ -27,7 +27,7 @@ METADATA_SCHEMA = pa.schema([
 ])  # fmt: skip
 
 
-def output_paths(output: Path) -> tuple[Path, Path]:
+def spec_paths(output: Path) -> tuple[Path, Path]:
     """(data file, metadata file): the metadata name always differs from the data name,
     whatever suffix the user chose (``out.pq`` -> ``out_metadata.pq``)."""
     output = Path(output)
@@ -40,8 +40,7 @@ def _iso(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def write_spec_files(package: RunPackage, output: Path) -> tuple[Path, Path]:
     """Write ``<name>.parquet`` and ``<name>_metadata.parquet`` (timestamps as ISO UTC strings)."""
-    data_path, meta_path = output_paths(output)
-    data_path.parent.mkdir(parents=True, exist_ok=True)
+    data_path, meta_path = spec_paths(output)
     r = package.reflectivity
     r = r.set_column(r.schema.get_field_index("interval_start"), "interval_start", _iso(r["interval_start"]))
     r = r.set_column(r.schema.get_field_index("interval_end"), "interval_end", _iso(r["interval_end"]))

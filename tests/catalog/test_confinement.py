@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from manifest_broker.catalog.contract import check_manifests
 from manifest_broker.catalog.feedback import feedback_message
 from manifest_broker.catalog.manifests import ManifestPair
-from manifest_broker.cli import app
+from manifest_broker.commandline.main import app
 from tests.conftest import tree_state
 
 runner = CliRunner()
@@ -199,14 +199,15 @@ def test_names_tiled_client_cannot_reach_are_refused(spinwave) -> None:  # type:
         assert [(f["rule"], f["row"]) for f in again.findings.to_pylist()] == [("key_invalid", 0)]
 
 
-def test_ten_thousand_metadata_columns_check_in_under_a_gibibyte(tmp_path: Path) -> None:
-    """Memory grows with the rows, not with the square of the columns."""
+def test_a_hundred_thousand_metadata_columns_check_in_under_a_gibibyte(tmp_path: Path) -> None:
+    """Memory grows with the columns, not with their square (the time ratio against
+    10,000 columns is a benchmark: python -m benchmarks wide)."""
     base = tmp_path / "data"
     base.mkdir()
     with h5py.File(base / "f.h5", "w") as f:
         f["x"] = np.arange(3.0)
     rng = np.random.default_rng(0)
-    n, columns = 30, 10_000
+    n, columns = 3, 100_000
     ham = {"huid": [f"h{i}" for i in range(n)], "key": [f"k{i}" for i in range(n)]}
     ham |= {f"c{c}": rng.random(n) for c in range(columns)}
     pair = ManifestPair(tmp_path / "w_hamiltonians.parquet", tmp_path / "w_artifacts.parquet")
@@ -226,5 +227,6 @@ def test_ten_thousand_metadata_columns_check_in_under_a_gibibyte(tmp_path: Path)
                          cwd=Path(__file__).resolve().parents[2], env={**os.environ})  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     ok, n_findings, max_rss_kib = out.stdout.split()
-    assert (ok, n_findings) == ("True", "0")
+    # 100,000 columns of floats are about 2.8 MB of JSON per row: over the 1 MiB limit.
+    assert (ok, n_findings) == ("False", str(n))
     assert int(max_rss_kib) < 1024 * 1024, f"peak RSS {int(max_rss_kib) / 1024:.0f} MiB"

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from manifest_broker.catalog.contract import ContractReport, check_manifests
-from manifest_broker.cli import app
+from manifest_broker.commandline.main import app
 from tests.conftest import Dataset, tree_state
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from manifest_broker.catalog.explore import explore
-from manifest_broker.cli import app
+from manifest_broker.commandline.main import app
 
 runner = CliRunner()
 

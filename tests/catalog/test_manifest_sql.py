@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from manifest_broker.cli import app
+from manifest_broker.commandline.main import app
 from tests.conftest import Dataset
 
 runner = CliRunner()

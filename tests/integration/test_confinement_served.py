@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.serve import free_port, running_server, wait_ready
 from manifest_broker.catalog.verify import confinement_problems
-from manifest_broker.cli import app
+from manifest_broker.commandline.main import app
 from tests.integration.catalog_dump import dump
 
 pytestmark = pytest.mark.integration
@@ -56,8 +56,8 @@ def _ingest(pair: ManifestPair, base: Path, catalog: str) -> None:
 
 def _verify(pair: ManifestPair, base: Path, url: str, sample: int) -> tuple[int, str]:
     result = runner.invoke(app, ["verify", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base),
-                                 "--url", url, "--api-key", "secret", "--sample", str(sample)],
-                           env={"COLUMNS": "400"})  # fmt: skip
+                                 "--url", url, "--sample", str(sample)],
+                           env={"COLUMNS": "400", "TILED_API_KEY": "secret"})  # fmt: skip
     return result.exit_code, result.output
 
 

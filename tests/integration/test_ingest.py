@@ -25,7 +25,7 @@ from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.plan import plan_nodes
 from manifest_broker.catalog.serve import running_server
 from manifest_broker.catalog.write import IngestError, init_catalog, write_plan
-from manifest_broker.cli import app
+from manifest_broker.commandline.main import app
 from tests.conftest import Dataset
 from tests.integration.catalog_dump import dump
 
@@ -111,7 +111,8 @@ def test_served_by_plain_tiled_serve_and_verified(
         for ds in (spinwave, edrixs, vdp):
             ham_art += [str(ds.pair.hamiltonians), str(ds.pair.artifacts)]
         result = runner.invoke(app, ["verify", *ham_art, "--base-dir", str(spinwave.base_dir), "--url", url,
-                                     "--api-key", "secret", "--parent", "lab/2026", "--sample", "12", "--json"])  # fmt: skip
+                                     "--parent", "lab/2026", "--sample", "12", "--json"],
+                               env={"TILED_API_KEY": "secret"})  # fmt: skip
         report = json.loads(result.stdout)
         assert result.exit_code == 0, report["problems"]
         assert report["hamiltonians"] == 12 and report["artifacts"] == 8 + 12 + 22 and report["arrays_compared"] == 12
@@ -120,8 +121,8 @@ def test_served_by_plain_tiled_serve_and_verified(
             db.execute("""UPDATE data_sources SET parameters = '{"dataset": "/spectra", "slice": "0"}'
                           WHERE parameters = '{"dataset":"/spectra","slice":"5"}'""")
         bad = runner.invoke(app, ["verify", str(edrixs.pair.hamiltonians), str(edrixs.pair.artifacts),
-                                  "--base-dir", str(spinwave.base_dir), "--url", url, "--api-key", "secret",
-                                  "--parent", "lab/2026", "--sample", "12"])  # fmt: skip
+                                  "--base-dir", str(spinwave.base_dir), "--url", url,
+                                  "--parent", "lab/2026", "--sample", "12"], env={"TILED_API_KEY": "secret"})  # fmt: skip
         assert bad.exit_code == 1 and "H_edrixs_000005/rixs: array served (Mode B) differs" in bad.output
 
 
@@ -170,7 +171,7 @@ def test_files_that_change_after_the_check(spinwave: Dataset, catalog_uri: str) 
     with h5py.File(spinwave.base_dir / "sw_00002.h5", "w") as f:
         f["dispersion"] = np.zeros((3, 3), "f4")
         f["dos"] = np.zeros(7)
-    with pytest.raises(IngestError, match="changed after the check"):
+    with pytest.raises(IngestError, match="changed or replaced after the check"):
         write_plan(location, plan)
     assert dump(catalog_uri) == before
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from manifest_broker.catalog.manifests import ManifestPair
 
-BROKER = [sys.executable, "-m", "manifest_broker.cli"]
+BROKER = [sys.executable, "-m", "manifest_broker.commandline.main"]
 
 
 def batched_dataset(base: Path, manifests: Path, name: str, n: int, *, file: str = "shared.h5",

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from manifest_broker.catalog.contract import check_manifests
 from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestPair
-from manifest_broker.cli import app
+from manifest_broker.commandline.main import app
 from tests.integration.catalog_dump import dump
 
 runner = CliRunner()

@@ -12,13 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from manifest_broker.cli import app
+from manifest_broker.commandline.main import app
 from manifest_broker.generators.tnr import SyntheticRun, synthesize_run
 from manifest_broker.tnr.inputs import RunInputError
 from manifest_broker.tnr.lake import catalog, scan
 from manifest_broker.tnr.package import package_run
 from manifest_broker.tnr.schema import TABLES
-from manifest_broker.tnr.spec_files import output_paths
+from manifest_broker.tnr.spec_files import spec_paths
 
 runner = CliRunner()
 
@@ -104,7 +104,7 @@ def test_validate_only_writes_nothing(run: SyntheticRun, tmp_path: Path) -> None
 def test_spec_files_never_collide(run: SyntheticRun, tmp_path: Path, name: str) -> None:
     result = _cli(run, tmp_path / "lake", "-o", str(tmp_path / name))
     assert result.exit_code == 0, result.output
-    data_path, meta_path = output_paths(tmp_path / name)
+    data_path, meta_path = spec_paths(tmp_path / name)
     assert data_path != meta_path
     data, meta = pq.read_table(data_path), pq.read_table(meta_path)
     assert data.num_rows == 18 and meta.num_rows == 1
@@ -116,14 +116,15 @@ def test_spec_files_never_collide(run: SyntheticRun, tmp_path: Path, name: str) 
 
 
 def test_drop_in_iceberg_packager(run: SyntheticRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from manifest_broker.tnr.cli import packager
+    from manifest_broker.commandline._tnr import packager
 
     monkeypatch.chdir(tmp_path)
+    inputs = sorted(run.reduced_dir.iterdir())
     result = runner.invoke(packager, [str(run.split_file), str(run.reduced_dir), str(run.template)])
     assert result.exit_code == 0, result.output
-    assert (run.reduced_dir / "tnr_data.parquet").is_file() and (
-        run.reduced_dir / "tnr_data_metadata.parquet"
-    ).is_file()
+    # The spec's two files go to the working directory; the reduced folder (an input) is left as it was.
+    assert (tmp_path / "tnr_data.parquet").is_file() and (tmp_path / "tnr_data_metadata.parquet").is_file()
+    assert sorted(run.reduced_dir.iterdir()) == inputs
     assert scan(tmp_path / "lakehouse", "runs").num_rows == 1
 
 
@@ -156,9 +157,15 @@ def test_bad_input_names_the_file(run: SyntheticRun, tmp_path: Path) -> None:
     stray.unlink()
     missing.write_bytes(kept)
 
+    # a stray file of another run is left out like any stray (the reducer never writes one): an error with --strict
     other_run = run.reduced_dir / f"r{run.run_number + 1}_hold_initial_0.txt"
     other_run.write_text("0.1 1 0.1 0.001\n")
-    fails("run number 218390 in the file name differs from the run's 218389")
+    package = _package(run)
+    assert package.reflectivity.num_rows == 18 and package.run_number == run.run_number
+    assert any(
+        "r218390_hold_initial_0.txt is of run 218390, not of run 218389: left out" in w for w in package.warnings
+    )
+    fails("is of run 218390, not of run 218389", "--strict")
     other_run.unlink()
 
     shutil.copy(sidecar, run.reduced_dir / "r1_eis_reduction.json")

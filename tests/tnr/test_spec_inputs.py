@@ -19,8 +19,8 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from manifest_broker.cli import app
-from manifest_broker.tnr.cli import packager
+from manifest_broker.commandline._tnr import packager
+from manifest_broker.commandline.main import app
 from manifest_broker.tnr.lake import LakeError, catalog, check_lake, scan, write_run
 from manifest_broker.tnr.package import package_run
 
@@ -129,7 +129,7 @@ def test_only_the_spec_inputs_package_into_a_fresh_lake(tmp_path: Path) -> None:
         None,
         None,
     )
-    assert row["reduction_template_xml"] == TEMPLATE and row["tz_offset_hours"] == 0.0
+    assert row["reduction_template_xml"] == TEMPLATE and row["tz_offset_hours"] is None
     assert (row["total_duration"], row["n_intervals"], row["n_reduced_files"], row["mantid_version"]) == (
         1320.0,
         4,
@@ -168,6 +168,7 @@ def test_a_template_without_optional_elements(tmp_path: Path) -> None:
 def test_no_sidecar_with_run_number(tmp_path: Path, command: str) -> None:
     split, reduced, xml = spec_run(tmp_path / "run", sidecar=False)
     lake, out = tmp_path / "lake", tmp_path / "out" / "tnr.parquet"
+    out.parent.mkdir()
     args = [str(split), str(reduced), str(xml), "--lake", str(lake), "-o", str(out)]
     invoke = (
         (lambda a: runner.invoke(app, ["tnr", "package", *a]))
@@ -176,6 +177,9 @@ def test_no_sidecar_with_run_number(tmp_path: Path, command: str) -> None:
     )
     refused = invoke(args)
     assert refused.exit_code == 1 and "give --run-number" in refused.output and not lake.exists() and not out.exists()
+    # an output folder that does not exist is refused before anything is read or written
+    missing = invoke([*args[:-1], str(tmp_path / "nowhere" / "tnr.parquet"), "--run-number", str(RUN)])
+    assert missing.exit_code == 1 and "nowhere does not exist" in missing.output and not lake.exists()
     result = invoke([*args, "--run-number", str(RUN)])
     assert result.exit_code == 0, result.output
     row = scan(lake, "runs").to_pylist()[0]

@@ -1,0 +1,247 @@
+"""The catalog: check manifests against the contract, bulk-ingest them, delete
+nodes, query manifests, and the demo that runs every stage."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from manifest_broker import render
+from manifest_broker.commandline._shared import (
+    BaseDirOption,
+    JsonOption,
+    ManifestsArgument,
+    output_dir,
+    output_file,
+    pairs,
+    progress_enabled,
+    server,
+)
+from manifest_broker.errors import BrokerError
+
+
+def check(
+    manifests: ManifestsArgument,
+    base_dir: BaseDirOption,
+    catalog: Annotated[str | None, typer.Option(help="Catalog to check key collisions against.")] = None,
+    parent: Annotated[str, typer.Option(help="Catalog path the Hamiltonians would go under.")] = "",
+    feedback: Annotated[Path | None, typer.Option(help="Write a message to the data provider here.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes probing files (default: all cores).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check manifests against the contract. Writes nothing (but its probe cache); exit 1 on any error."""
+    from manifest_broker.catalog.contract import check_manifests
+    from manifest_broker.catalog.feedback import feedback_message
+
+    if feedback is not None:
+        output_file(feedback, "--feedback")
+    given = pairs(manifests)
+    with render.stages(progress_enabled()) as progress:
+        report = check_manifests(given, base_dir, catalog=catalog, parent=parent, use_cache=not no_cache,
+                                 workers=workers, progress=progress)  # fmt: skip
+    if feedback is not None:
+        feedback.write_text(feedback_message(report.findings, ", ".join(p.name for p in given)))
+    n_ham = sum(t.num_rows for t in report.hamiltonians.values())
+    n_art = sum(t.num_rows for t in report.artifacts.values())
+    probe = report.probe
+
+    def text() -> None:
+        if report.findings.num_rows:
+            render.findings(report.findings)
+        render.console.print(
+            f"{'[green]OK[/]' if report.ok else '[red]FAILED[/]'}: {report.errors} error(s), "
+            f"{report.warnings} warning(s); {n_ham} Hamiltonians, {n_art} artifacts, "
+            f"{probe.files if probe else 0} files ({probe.opened if probe else 0} opened, rest from cache) "
+            f"in {report.seconds.get('total', 0):.2f}s"
+        )
+        if feedback:
+            render.console.print(f"feedback for the provider written to {feedback}", markup=False)
+
+    render.output().emit(
+        {"ok": report.ok, "errors": report.errors, "warnings": report.warnings, "hamiltonians": n_ham,
+         "artifacts": n_art, "files": probe.files if probe else 0, "files_opened": probe.opened if probe else 0,
+         "seconds": report.seconds, "feedback": str(feedback) if feedback else None,
+         "findings": report.findings.to_pylist()},
+        text,
+    )  # fmt: skip
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def environment_warnings(findings: Any) -> list[str]:
+    """Warnings about the broker's own surroundings (not the provider's data)."""
+    return [row["message"] for row in findings.to_pylist() if row["rule"] == "probe_cache_unwritten"]
+
+
+def ingest(
+    manifests: ManifestsArgument,
+    base_dir: BaseDirOption,
+    catalog: Annotated[str, typer.Option(help="SQLite file, sqlite:///... or postgresql://...; created if missing.")],
+    parent: Annotated[str, typer.Option(help="Catalog path to register under (containers created when missing).")] = "",
+    update_metadata: Annotated[
+        bool, typer.Option("--update-metadata", help="Update Hamiltonians whose metadata differs.")
+    ] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
+    from manifest_broker.catalog.ingest import ingest as run_ingest
+
+    given = pairs(manifests)
+    with render.stages(progress_enabled()) as progress:
+        run = run_ingest(given, base_dir, catalog, parent=parent, update_metadata=update_metadata,
+                         use_cache=not no_cache, notify=render.warn, progress=progress)  # fmt: skip
+    result = run.result
+    assert result is not None and run.plan is not None
+    warnings = environment_warnings(run.report.findings)
+    for warning in warnings:
+        render.warn(warning)
+
+    def text() -> None:
+        c = render.console
+        if result.created_nodes == 0 and not result.updated_metadata:
+            c.print(f"nothing to add: all {result.existing_hamiltonians} Hamiltonians and "
+                    f"{result.existing_arrays} artifacts are already in the catalog")  # fmt: skip
+        else:
+            rate = result.created_nodes / result.seconds if result.seconds else 0.0
+            c.print(f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
+                    + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
+                    + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
+                    + f"; write {result.seconds:.2f}s ({rate:,.0f} nodes/s)")  # fmt: skip
+        for key in result.updated_metadata:
+            c.print(f"  updated metadata of {render.escape(key)} (previous version kept as a revision)")
+        pending = [k for k in result.differing_metadata if k not in result.updated_metadata]
+        if pending:
+            c.print(f"[yellow]{len(pending)} Hamiltonian(s) differ from the catalog[/] "
+                    f"(e.g. {render.escape(', '.join(pending[:5]))}); re-run with --update-metadata to update them")  # fmt: skip
+
+    render.output().emit(
+        {"created_catalog": run.created_catalog, **result.__dict__, "created_nodes": result.created_nodes,
+         "warnings": warnings, "timings": run.seconds},
+        text,
+    )  # fmt: skip
+
+
+def delete(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Catalog paths: a Hamiltonian (lab/H_1), an artifact (lab/H_1/rixs), or a parent (lab).",
+            show_default=False,
+        ),
+    ],
+    url: Annotated[str | None, typer.Option(help="Delete through this running Tiled server.")] = None,
+    catalog: Annotated[
+        str | None, typer.Option(help="Or straight from this catalog database (SQLite file or postgresql://).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Unregister nodes and everything under them (HDF5 files are never touched).
+
+    The Mode A locators of deleted artifacts are removed from their Hamiltonian, keeping the old metadata as a revision. A path that does not exist deletes nothing.
+    """
+    from manifest_broker.catalog.database import locate
+    from manifest_broker.catalog.delete import delete_in_catalog, delete_through_server
+
+    if (url is None) == (catalog is None):
+        raise BrokerError("give exactly one of --url (a running server) or --catalog (a catalog database)", exit_code=2)
+    target = server(url) if url is not None else None
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            raise BrokerError(f"refusing to delete {', '.join(paths)} without --yes (or try --dry-run first)",
+                              exit_code=2)  # fmt: skip
+        typer.confirm(f"Delete {', '.join(paths)} and everything under them?", abort=True)
+    if target is not None:
+        result = delete_through_server(target.client(), paths, dry_run=dry_run)
+    else:
+        assert catalog is not None
+        result = delete_in_catalog(locate(catalog), paths, dry_run=dry_run)
+
+    def text() -> None:
+        what = ", ".join(f"{n} {family} node(s)" for family, n in sorted(result.nodes.items())) or "no nodes"
+        assets = f" and {result.assets} asset row(s)" if url is None else ""
+        render.console.print(f"{'would delete' if dry_run else 'deleted'} {what}{assets}", markup=False)
+        for parent, keys in result.locators_removed.items():
+            render.console.print(f"  {'would remove' if dry_run else 'removed'} the Mode A locators of "
+                                 f"{', '.join(keys)} from {parent or '/'}", markup=False)  # fmt: skip
+
+    render.output().emit({**result.__dict__, "total": result.total}, text)
+
+
+class SqlFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="DuckDB SQL over hamiltonians, artifacts and locators.")],
+    ham: Annotated[Path, typer.Option("--ham", help="Hamiltonian manifest.")],
+    art: Annotated[Path, typer.Option("--art", help="Artifact manifest.")],
+    fmt: Annotated[SqlFormat, typer.Option("--format", help="Output format.")] = SqlFormat.table,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File for --format parquet.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Query manifests with DuckDB: views hamiltonians, artifacts, locators."""
+    import duckdb
+
+    from manifest_broker.catalog.manifest_sql import manifest_connection
+
+    if as_json:
+        fmt = SqlFormat.json
+    if fmt is SqlFormat.parquet and output is None:
+        raise BrokerError("--format parquet needs -o FILE", exit_code=2)
+    if output is not None:
+        if fmt is not SqlFormat.parquet:
+            raise BrokerError("-o FILE goes with --format parquet", exit_code=2)
+        output_file(output, "-o")
+    for path, option in ((ham, "--ham"), (art, "--art")):
+        if not path.is_file():
+            raise BrokerError(f"{option} {path}: {'is a directory' if path.is_dir() else 'manifest not found'}",
+                              where=path)  # fmt: skip
+    con = manifest_connection(ham, art)
+    try:
+        result = con.execute(query).to_arrow_table()
+    except (duckdb.Error, ValueError) as exc:
+        raise BrokerError(f"query failed: {str(exc).splitlines()[0]}", exit_code=1) from exc
+    if fmt is SqlFormat.table:
+        render.arrow_table(None, result, limit=None)
+    elif fmt is SqlFormat.csv:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(result, sys.stdout.buffer)
+    elif fmt is SqlFormat.json:
+        render.print_json(result.to_pylist())
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(result, output)
+        render.console.print(f"{result.num_rows} row(s) written to {output}", markup=False)
+
+
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its data, catalog and lakehouse.")] = Path(
+        "broker-demo"
+    ),
+    n: Annotated[int, typer.Option("-n", min=1, help="Hamiltonians per layout.")] = 20,
+) -> None:
+    """Run every stage on embedded defaults and synthetic data, with a summary."""
+    from manifest_broker.demo import run_demo
+
+    output_dir(workdir, "--workdir")
+    raise typer.Exit(run_demo(workdir, n))
+
+
+def register_commands(app: typer.Typer) -> None:
+    app.command()(check)
+    app.command()(ingest)
+    app.command()(delete)
+    app.command()(sql)
+    app.command()(demo)

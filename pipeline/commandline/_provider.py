@@ -1,0 +1,124 @@
+"""The data provider's side of the guide: explore the files (Step 1), make synthetic
+data, run a manifest generator (Steps 3-5)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from manifest_broker import render
+from manifest_broker.commandline._shared import JsonOption, input_dir, output_dir
+
+
+def synth(
+    layout: Annotated[str, typer.Argument(help="vdp, edrixs, multimodal or spinwave.")],
+    out_dir: Annotated[Path, typer.Argument(help="Writes OUT_DIR/data (HDF5) and OUT_DIR/manifests.")],
+    n: Annotated[int, typer.Option("-n", "--n-hamiltonians", min=1, help="Hamiltonians to make.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a synthetic dataset in one of the guide's layouts, and its manifests."""
+    from manifest_broker.catalog.generate import synthesize
+
+    for folder in (out_dir, out_dir / "data", out_dir / "manifests"):
+        output_dir(folder, "OUT_DIR")
+    result = synthesize(layout, out_dir, n, seed)
+
+    def text() -> None:
+        render.console.print(
+            f"{layout}: {result.hamiltonians.num_rows} Hamiltonians, {result.artifacts.num_rows} artifacts",
+            markup=False,
+        )
+        for path in result.written:
+            render.console.print(f"  wrote {path}", markup=False)
+
+    render.output().emit(
+        {"layout": layout, "hamiltonians": result.hamiltonians.num_rows, "artifacts": result.artifacts.num_rows,
+         "written": [str(p) for p in result.written]},
+        text,
+    )  # fmt: skip
+
+
+def generate(
+    generator: Annotated[str, typer.Argument(help="A layout name, a dotted module, or a generator .py file.")],
+    data_dir: Annotated[Path, typer.Argument(help="Where the HDF5 files are (sets the script's DATA_DIR).")],
+    out_dir: Annotated[Path, typer.Argument(help="Where the two Parquet manifests go.")],
+    n: Annotated[int | None, typer.Option("-n", "--n-hamiltonians", min=1, help="Limit the Hamiltonians.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a manifest generator written to the guide's interface."""
+    from manifest_broker.catalog.generate import run_generator
+
+    output_dir(out_dir, "OUT_DIR")
+    result = run_generator(generator, data_dir, out_dir, n)
+
+    def text() -> None:
+        render.console.print(
+            f"{result.hamiltonians.num_rows} Hamiltonians (columns: {', '.join(result.hamiltonians.column_names)}), "
+            f"{result.artifacts.num_rows} artifacts",
+            markup=False,
+        )
+        for path in result.written:
+            render.console.print(f"  wrote {path}", markup=False)
+
+    render.output().emit(
+        {"hamiltonians": result.hamiltonians.num_rows, "artifacts": result.artifacts.num_rows,
+         "hamiltonian_columns": result.hamiltonians.column_names, "written": [str(p) for p in result.written]},
+        text,
+    )  # fmt: skip
+
+
+def explore(
+    data_dir: Annotated[Path, typer.Argument(help="The provider's data directory.")],
+    sample: Annotated[int, typer.Option(min=0, help="HDF5 files to open.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for the random sample.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """The guide's Step 1: count files, show HDF5 trees, compare structures, name the pattern."""
+    from manifest_broker.catalog.explore import explore as explore_dir
+
+    input_dir(data_dir, "DATA_DIR")
+    report = explore_dir(data_dir, sample, seed)
+
+    def text() -> None:
+        c = render.console
+        c.print(f"{report.root}: {report.n_files} HDF5 file(s), {report.total_bytes / 1e6:.1f} MB in all", markup=False)
+        c.print("by suffix: " + ", ".join(f"{s} {n}" for s, n in sorted(report.by_suffix.items())), markup=False)
+        c.print("first files: " + ", ".join(report.examples), markup=False)
+        for info in report.sample:
+            c.print(f"\n[bold]{render.escape(info.path)}[/] ({info.size / 1e3:.1f} kB)"
+                    + (f" [red]{render.escape(info.error)}[/]" if info.error else ""))  # fmt: skip
+            for key, value in info.attrs.items():
+                c.print(f"  @{key} = {value}", markup=False)
+            for group in info.groups:
+                c.print(f"  {group}/ (group)", markup=False)
+            for d in info.datasets:
+                extra = f" chunks={d.chunks}" if d.chunks else ""
+                flags = f" ({'; '.join(d.flags)})" if d.flags else ""
+                c.print(f"  {d.path}: shape={d.shape}, dtype={d.dtype}{extra}{flags}", markup=False)
+                for key, value in d.attrs.items():
+                    c.print(f"    @{key} = {value}", markup=False)
+        c.print("\n[bold]structures in the sample[/]")
+        for count, paths in report.structures:
+            c.print(f"  {count} file(s): {', '.join(paths)}", markup=False)
+        if report.flags:
+            c.print("\n[bold]look at these[/]")
+            for flag in report.flags:
+                c.print(f"  - {flag}", markup=False)
+        c.print(f"\n[bold]likely pattern: {render.escape(report.pattern)}[/] ({render.escape(report.reason)})")
+        c.print(
+            "\n[bold]a starting generator[/] (save as gen_<name>_manifest.py, adapt, run with `broker generate`):\n"
+        )
+        sys.stdout.write(report.generator)
+
+    render.output().emit(dataclasses.asdict(report), text)
+
+
+def register_commands(app: typer.Typer) -> None:
+    app.command()(synth)
+    app.command()(generate)
+    app.command()(explore)

@@ -1,0 +1,202 @@
+"""A running Tiled server: serve a catalog, register into it, verify it, and find
+Mode A locators in it. The API key comes from ``$TILED_API_KEY`` or a prompt,
+never from an option."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from manifest_broker import render
+from manifest_broker.commandline._shared import (
+    BaseDirOption,
+    JsonOption,
+    ManifestsArgument,
+    UrlOption,
+    input_dir,
+    output_file,
+    pairs,
+    progress_enabled,
+    server,
+)
+from manifest_broker.errors import BrokerError
+
+
+def serve(
+    catalog: Annotated[str, typer.Option(help="The catalog the broker wrote.")],
+    base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory, served as readable storage.")],
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run a stock `tiled serve catalog CATALOG -r BASE_DIR` (no custom adapter or config).
+
+    The API key comes from $TILED_API_KEY and reaches the server through its
+    environment, never its command line (which every user of the machine can
+    read), and is masked in what the server prints; without it, Tiled makes a
+    random key and prints it.
+    """
+    import os
+
+    from manifest_broker.catalog.database import check_catalog
+    from manifest_broker.catalog.serve import check_api_key, run_redacted, serve_command, server_environment
+
+    input_dir(base_dir, "--base-dir")
+    check_catalog(catalog)
+    key = check_api_key(os.environ.get("TILED_API_KEY"))
+    command = serve_command(catalog, base_dir, port, host)
+    render.errors.print("running: " + " ".join(command), markup=False)
+    raise typer.Exit(run_redacted(command, server_environment(key), key))
+
+
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Most requests in flight (one connection pool each); fewer while the server answers 5xx or 429.",
+    ),
+]
+
+
+def register(
+    manifests: ManifestsArgument,
+    base_dir: BaseDirOption,
+    url: UrlOption,
+    parent: Annotated[str, typer.Option(help="Catalog path to register under (containers created when missing).")] = "",
+    workers: WorkersOption = 8,
+    as_json: JsonOption = False,
+) -> None:
+    """Register incrementally through a running server (the guide's option B).
+
+    The contract is checked first, against the keys the server already has. Existing Hamiltonians (same huid) are kept and their missing artifacts added; transient server errors are retried by tiled.client. Exit 1 if any node was not registered (a re-run finishes the job).
+    """
+    from manifest_broker.catalog.register import register as run_register
+
+    given = pairs(manifests)
+    target = server(url)
+    with render.stages(progress_enabled()) as progress:
+        run = run_register(given, base_dir, target, parent=parent, workers=workers, progress=progress)
+    result = run.result
+    answer = {**result.__dict__, "created_nodes": result.created_nodes, "missing": run.missing, "timings": run.seconds}
+    if result.failed or result.interrupted:
+        raise BrokerError(
+            f"{len(result.failed)} node(s) failed" + (" and the run was interrupted" if result.interrupted else "")
+            + f"; {run.missing} of {run.plan.nodes} planned node(s) are not on the server: re-run to finish",
+            where=url, details=answer,
+        )  # fmt: skip
+
+    def text() -> None:
+        c = render.console
+        rate = result.created_nodes / result.seconds if result.seconds else 0.0
+        c.print(f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
+                + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
+                + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
+                + f"; {result.seconds:.1f}s ({rate:,.0f} nodes/s, {workers} workers)")  # fmt: skip
+        if result.lowest_concurrency < workers:
+            c.print(f"  the server was overloaded (5xx or 429 answers): requests in flight lowered to "
+                    f"{result.lowest_concurrency} of {workers} at worst, and raised again as it recovered")  # fmt: skip
+        if result.updated_metadata:
+            c.print(f"  extended the Mode A locators of {result.updated_metadata} existing Hamiltonian(s)")
+        if result.differing_metadata:
+            c.print(f"[yellow]{len(result.differing_metadata)} Hamiltonian(s) differ from the server[/] "
+                    f"(e.g. {render.escape(', '.join(result.differing_metadata[:5]))}); they were left as they are")  # fmt: skip
+
+    render.output().emit(answer, text)
+
+
+def verify(
+    manifests: ManifestsArgument,
+    base_dir: BaseDirOption,
+    url: UrlOption,
+    parent: Annotated[str, typer.Option(help="Catalog path the datasets were registered under.")] = "",
+    sample: Annotated[int, typer.Option(min=0, help="Random arrays to compare element by element.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """The guide's Step 7: everything served, arrays equal to the files, searches right. Exit 1 on a mismatch."""
+    from manifest_broker.catalog.verify import verify_manifests
+
+    given = pairs(manifests)
+    target = server(url)
+    with render.stages(progress_enabled()) as progress:
+        run = verify_manifests(given, base_dir, target, parent=parent, sample=sample, progress=progress)
+    result = run.result
+
+    def text() -> None:
+        for problem in result.problems[:50]:
+            render.console.print(render.labelled("red", "mismatch", problem))
+        if len(result.problems) > 50:
+            render.console.print(f"... {len(result.problems) - 50} more problem(s) (use --json for all)")
+        for q in result.queries:
+            render.console.print(f"search {q['query']}: served {q['served']}, manifest {q['expected']}", markup=False)
+        render.console.print(
+            f"{'[green]OK[/]' if result.ok else '[red]FAILED[/]'}: {result.hamiltonians} Hamiltonians, "
+            f"{result.artifacts} artifacts, {result.assets_checked} served assets re-checked inside "
+            f"{render.escape(str(base_dir))}, {result.arrays_compared} arrays compared, {len(result.problems)} problem(s)"
+        )
+
+    render.output().emit(result.__dict__ | {"ok": result.ok}, text)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def locate(
+    queries: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Metadata filters, ANDed: 'J1>0.5' 'lattice==square' (== != > >= < <=).", show_default=False
+        ),
+    ] = None,
+    url: UrlOption = "",
+    parent: Annotated[str, typer.Option(help="Catalog path the Hamiltonians are under.")] = "",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the locators as Parquet.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Mode A: search Hamiltonians by metadata and list where each artifact lives (file, dataset, index), with the Hamiltonian's parameters.
+
+    Only metadata travels; load the arrays with manifest_broker.catalog.modea.load_batches (h5py, worker processes).
+    """
+    from manifest_broker.catalog.modea import LocateError, parse_query
+    from manifest_broker.catalog.modea import locate as run_locate
+
+    if not url:
+        raise BrokerError("--url is required: the Tiled server to search", exit_code=2)
+    if output is not None:
+        output_file(output, "-o")
+    try:
+        for query in queries or []:
+            parse_query(query)  # a mistyped filter is said before the server is asked anything
+    except LocateError as exc:
+        raise BrokerError(str(exc), exit_code=2) from exc
+    root = server(url).client()
+    try:
+        node = root[parent] if parent.strip("/") else root
+    except KeyError as exc:
+        raise BrokerError(f"--parent {parent}: not on the server", where=parent) from exc
+    table = run_locate(node, queries or [])
+    if output is not None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, output)
+    hamiltonians = len(set(table["key"].to_pylist()))
+
+    def text() -> None:
+        if output is None:
+            render.arrow_table(None, table)
+        render.console.print(
+            f"{hamiltonians} Hamiltonian(s), {table.num_rows} artifact(s)" + (f" -> {output}" if output else ""),
+            markup=False,
+        )
+
+    render.output().emit(
+        {"hamiltonians": hamiltonians, "artifacts": table.num_rows, "output": str(output) if output else None,
+         **({} if output else {"rows": table.to_pylist()})},
+        text,
+    )  # fmt: skip
+
+
+def register_commands(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(register)
+    app.command()(verify)
+    app.command()(locate)

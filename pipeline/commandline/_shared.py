@@ -1,0 +1,103 @@
+"""Options and checks the command groups share.
+
+Every path a command will write is checked before anything happens (a folder that
+is missing or read-only, a directory where a file goes), so that a mistake costs
+nothing; every path it reads is checked with the option's name in the message.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from manifest_broker import render
+from manifest_broker.errors import BrokerError
+
+if TYPE_CHECKING:
+    from manifest_broker.catalog.client import Server
+    from manifest_broker.catalog.manifests import ManifestPair
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", callback=render.use_json, help="Print one JSON document (errors too) instead of text.")
+]
+ManifestsArgument = Annotated[
+    list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...] (Parquet manifests).")
+]
+BaseDirOption = Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")]
+UrlOption = Annotated[
+    str, typer.Option("--url", help="A running Tiled server (its API key comes from $TILED_API_KEY or a prompt).")
+]
+
+
+def pairs(manifests: list[Path]) -> list[ManifestPair]:
+    """HAM ART [HAM ART ...] into manifest pairs: a path that does not exist is named
+    first (exit 1), an odd count is a usage error (exit 2)."""
+    from manifest_broker.catalog.manifests import ManifestError, pairs_from_paths
+
+    for path in manifests:
+        if not path.exists():
+            raise BrokerError(f"{path}: manifest not found", where=path)
+    try:
+        return pairs_from_paths(manifests)
+    except ManifestError as exc:
+        raise BrokerError(str(exc), where=exc.where, exit_code=2) from exc
+
+
+def input_dir(path: Path, option: str) -> Path:
+    """A directory the command reads, or a one-line error naming the option."""
+    if not path.is_dir():
+        what = "is a file, not a directory" if path.exists() else "does not exist"
+        raise BrokerError(f"{option} {path}: {what}", where=path)
+    return path
+
+
+def output_file(path: Path, option: str) -> Path:
+    """A file the command will write: its folder must exist and be writable, and the
+    path must not be a directory. Checked before any work, so nothing is lost."""
+    if path.is_dir():
+        raise BrokerError(f"{option} {path}: is a directory; give a file name", where=path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise BrokerError(f"{option} {path}: folder {folder} does not exist", where=path)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BrokerError(f"{option} {path}: folder {folder} is not writable", where=path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise BrokerError(f"{option} {path}: the file is not writable", where=path)
+    return path
+
+
+def output_dir(path: Path, option: str) -> Path:
+    """A directory the command will create or fill: an existing one must be a
+    writable directory; a new one needs a writable existing ancestor."""
+    if path.exists():
+        if not path.is_dir():
+            raise BrokerError(f"{option} {path}: is a file, not a directory", where=path)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise BrokerError(f"{option} {path}: directory is not writable", where=path)
+        return path
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise BrokerError(f"{option} {path}: cannot be created ({ancestor} is not a writable directory)", where=path)
+    return path
+
+
+def server(url: str) -> Server:
+    """A server that answered, with its key: ``$TILED_API_KEY``, or asked for on a
+    terminal (hidden input) when the server wants one."""
+    from manifest_broker.catalog.client import connect
+
+    def ask(question: str) -> str:
+        return str(typer.prompt(question, hide_input=True, default="", show_default=False))
+
+    return connect(url, prompt=ask if sys.stdin.isatty() and not render.output().json else None)
+
+
+def progress_enabled() -> bool:
+    """Progress bars: on a terminal, never under ``--json``."""
+    return not render.output().json

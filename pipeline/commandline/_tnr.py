@@ -1,0 +1,369 @@
+"""`broker tnr ...` and the drop-in `iceberg-packager` (the reference tool's arguments)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from manifest_broker import render
+from manifest_broker.commandline._shared import JsonOption, input_dir, output_file, progress_enabled
+from manifest_broker.errors import BrokerError
+
+if TYPE_CHECKING:
+    from manifest_broker.tnr.lake import Lake
+
+app = typer.Typer(
+    help="Package time-resolved neutron reflectometry runs into Iceberg tables.",
+    no_args_is_help=True,
+    cls=render.BrokerGroup,
+)
+
+LakeOption = Annotated[
+    str,
+    typer.Option(
+        "--lake",
+        help="Lakehouse directory (embedded SQLite catalog + warehouse), "
+        "or a catalog URI (postgresql://..., sqlite:///...) with --warehouse.",
+    ),
+]
+WarehouseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--warehouse", help="Warehouse path for a catalog URI (a shared filesystem path every writer can reach)."
+    ),
+]
+NamespaceOption = Annotated[str, typer.Option("--namespace", help="Iceberg namespace.")]
+TzOption = Annotated[
+    float | None,
+    typer.Option(
+        "--tz-offset",
+        help="Hours ADDED to the split file's local times to get UTC, the reducer's convention "
+        "(5.0 = US Eastern standard time); default: reduction_options.json, else unknown (times taken as UTC).",
+    ),
+]
+RunNumberOption = Annotated[int | None, typer.Option("--run-number", help="Needed when the sidecar is missing.")]
+
+
+def _lake(lake: str, warehouse: str | None) -> Lake:
+    from manifest_broker.tnr.lake import LakeError, locate_lake
+
+    try:
+        return locate_lake(lake, warehouse)
+    except LakeError as exc:
+        raise BrokerError(str(exc), where=exc.where, exit_code=2) from exc
+
+
+def _existing_namespace(location: Lake, namespace: str) -> Any:
+    """The lake's catalog, refusing (before anything is done) a namespace it does not have."""
+    from manifest_broker.tnr.lake import catalog, require_namespace
+
+    cat = catalog(location, create=False)
+    require_namespace(cat, namespace, location.name)
+    return cat
+
+
+def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output: Path | None, validate_only: bool,
+                lake: str, warehouse: str | None, namespace: str, tz_offset: float | None,
+                run_number: int | None, strict: bool) -> None:  # fmt: skip
+    """Package one run: check everything, then (unless validating) write Iceberg and the spec files."""
+    from manifest_broker.tnr.inputs import RunInputError
+    from manifest_broker.tnr.lake import write_run
+    from manifest_broker.tnr.package import package_run
+    from manifest_broker.tnr.reduced import ReducedFileError
+    from manifest_broker.tnr.spec_files import spec_paths, write_spec_files
+
+    location = _lake(lake, warehouse)
+    if output is not None and not validate_only:
+        for path in spec_paths(output):  # both files, before anything is read or committed
+            output_file(path, "-o")
+    with render.stages(progress_enabled()) as progress:
+        try:
+            package = package_run(split_file, reduced_dir, template_file, tz_offset=tz_offset, run_number=run_number,
+                                  strict=strict, progress=progress)  # fmt: skip
+        except (RunInputError, ReducedFileError) as exc:
+            raise BrokerError(f"{exc}; nothing was written", where=exc.where) from exc
+        # Only the numeric fields: a timestamp's as_py() makes pyarrow import pandas.
+        run = package.run.select(["n_nan_R", "n_negative_R", "tz_offset_hours"]).to_pylist()[0]
+        answer: dict[str, Any] = {
+            "run_number": package.run_number, "slices": package.reflectivity.num_rows, "points": package.points, **run,
+            "warnings": package.warnings, "written": False, "lake": str(location.name), "namespace": namespace,
+            "repaired": None, "files": [],
+        }  # fmt: skip
+        if not validate_only:
+            progress("writing the lake", 0, 1)
+            written = write_run(location, package, namespace)
+            progress("writing the lake", 1, 1)
+            answer.update(written=True, repaired=written.repaired)
+            if output is not None:
+                answer["files"] = [str(f) for f in write_spec_files(package, output)]
+
+    def text() -> None:
+        for warning in package.warnings:
+            render.console.print(render.labelled("yellow", "warning", warning))
+        offset = "unknown (times taken as UTC)" if run["tz_offset_hours"] is None else f"{run['tz_offset_hours']} h"
+        summary = (f"run {package.run_number}: {package.reflectivity.num_rows} slices, {package.points} points, "
+                   f"{run['n_nan_R']} NaN and {run['n_negative_R']} negative R values kept, tz_offset {offset}")  # fmt: skip
+        if validate_only:
+            render.console.print(f"valid: {summary}; nothing written (--validate-only)", markup=False)
+            return
+        if answer["repaired"]:
+            render.console.print(
+                render.labelled("yellow", "repaired", f"{answer['repaired']}; this packaging replaced it")
+            )
+        render.console.print(f"packaged {summary} into {location.name} ({namespace}.reflectivity, {namespace}.runs)",
+                             markup=False)  # fmt: skip
+        if answer["files"]:
+            render.console.print(f"wrote {' and '.join(answer['files'])}", markup=False)
+
+    render.output().emit(answer, text)
+
+
+@app.command()
+def package(
+    split_file: Annotated[Path, typer.Argument(help="Split JSON from the EIS interval extractor.")],
+    reduced_dir: Annotated[Path, typer.Argument(help="Directory of reduced files and the sidecar.")],
+    template_file: Annotated[Path, typer.Argument(help="Reduction template XML.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Also write the spec's two Parquet files.")
+    ] = None,
+    validate_only: Annotated[bool, typer.Option("--validate-only", help="Run every check, write nothing.")] = False,
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    namespace: NamespaceOption = "tnr",
+    tz_offset: TzOption = None,
+    run_number: RunNumberOption = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Unmatched files/intervals and shared file names are errors.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Package one run into <ns>.reflectivity and <ns>.runs (re-packaging replaces the run)."""
+    run_package(split_file, reduced_dir, template_file, output, validate_only, lake, warehouse, namespace, tz_offset,
+                run_number, strict)  # fmt: skip
+
+
+@app.command("package-many")
+def package_many(
+    root: Annotated[Path, typer.Argument(help="Directory holding many runs.")],
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    namespace: NamespaceOption = "tnr",
+    jobs: Annotated[int, typer.Option(min=1, max=256, help="Runs read in parallel (processes).")] = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Find and package every run under ROOT, one commit per run, with a summary (exit 1 if a run failed)."""
+    import itertools
+
+    from manifest_broker.tnr.campaign import find_runs
+    from manifest_broker.tnr.campaign import package_many as run_many
+
+    location = _lake(lake, warehouse)
+    input_dir(root, "ROOT")
+    total = sum(1 for _ in find_runs(root))
+    if total == 0:
+        raise BrokerError(f"{root}: no run found (no r<run>_eis_reduction.json below it)", where=root)
+    done = itertools.count(1)  # next() is atomic: on_done comes from worker threads
+    with render.progress("packaging runs", total, enabled=progress_enabled()) as update:
+        summaries = run_many(root, location, namespace, jobs, on_done=lambda _summary: update(next(done)))
+    failed = [s for s in summaries if s.error]
+
+    def text() -> None:
+        render.table("campaign", ["run", "reduced dir", "slices", "points", "warnings", "error"],
+                     [(s.run_number, s.reduced_dir, s.slices, s.points, len(s.warnings), s.error or "")
+                      for s in summaries], limit=None)  # fmt: skip
+        for s in failed:
+            render.errors.print(render.labelled("red", "error", s.error or ""))
+
+    render.output().emit({"runs": [s.__dict__ for s in summaries], "packaged": len(summaries) - len(failed),
+                          "failed": len(failed)}, text)  # fmt: skip
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def plot(
+    run: Annotated[int, typer.Option("--run", help="Run number.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Image file (.png, .pdf, .svg).")],
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    namespace: NamespaceOption = "tnr",
+    q_min: Annotated[float, typer.Option(help="Q band start for the time panel [1/Å].")] = 0.01,
+    q_max: Annotated[float, typer.Option(help="Q band end [1/Å].")] = 0.03,
+    as_json: JsonOption = False,
+) -> None:
+    """R(Q) of every slice coloured by its absolute time, with error bars, and a Q band's R over time."""
+    from manifest_broker.tnr.lake import scan
+    from manifest_broker.tnr.plot import check_output, plot_run
+
+    if not q_min < q_max:
+        raise BrokerError(f"--q-min {q_min} must be below --q-max {q_max}", exit_code=2)
+    output_file(output, "-o")
+    check_output(output)
+    location = _lake(lake, warehouse)
+    _existing_namespace(location, namespace)
+    rows = scan(location, "reflectivity", namespace, run)
+    if rows.num_rows == 0:
+        raise BrokerError(f"run {run} is not in {location.name} ({namespace}.reflectivity)", where=location.name)
+    figure = plot_run(rows, output, (q_min, q_max))
+    render.output().emit(
+        {"run_number": run, "output": str(figure.path), "slices": figure.slices, "negative_or_zero_R": figure.hidden},
+        lambda: render.console.print(
+            f"wrote {figure.path} ({figure.slices} slices; {figure.hidden} R values <= 0 "
+            "not on the log axis, counted in the legend)",
+            markup=False,
+        ),  # fmt: skip
+    )
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="DuckDB SQL over the tables reflectivity and runs.")],
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    namespace: NamespaceOption = "tnr",
+    as_json: JsonOption = False,
+) -> None:
+    """DuckDB over the Iceberg tables, through the Arrow result of a pyiceberg scan."""
+    import duckdb
+
+    from manifest_broker import queries
+    from manifest_broker.tnr.lake import scan
+
+    location = _lake(lake, warehouse)
+    _existing_namespace(location, namespace)
+    con = queries.connect()
+    for name in ("reflectivity", "runs"):
+        con.register(name, scan(location, name, namespace))
+    try:
+        result = con.execute(query).to_arrow_table()
+    except duckdb.Error as exc:
+        raise BrokerError(f"query failed: {str(exc).splitlines()[0]}") from exc
+    if render.output().json:
+        render.print_json(result.to_pylist())
+    else:
+        render.arrow_table(None, result, limit=None)
+
+
+@app.command()
+def check(
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    namespace: NamespaceOption = "tnr",
+    repair: Annotated[bool, typer.Option("--repair", help="Make every mismatched run consistent.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Find runs whose two tables disagree (a packaging killed between its commits); exit 1 if any."""
+    from manifest_broker.tnr.lake import check_lake, repair_lake
+
+    location = _lake(lake, warehouse)
+    cat = _existing_namespace(location, namespace)
+    mismatches = check_lake(cat, namespace)
+    repaired = repair_lake(cat, namespace, mismatches) if repair and mismatches else []
+    if repaired:
+        mismatches = check_lake(cat, namespace)
+
+    def text() -> None:
+        for line in repaired:
+            render.console.print(f"repaired {line}", markup=False)
+        for mismatch in mismatches:
+            render.console.print(render.labelled("red", "inconsistent",
+                                                 f"{mismatch.describe()}; re-package the run or run with --repair"))  # fmt: skip
+        if not mismatches:
+            render.console.print(
+                f"[green]OK[/]: every run in {render.escape(location.name)} ({render.escape(namespace)}) has matching "
+                "rows in both tables"
+            )
+
+    render.output().emit({"ok": not mismatches, "repaired": repaired,
+                          "inconsistent": [m.describe() for m in mismatches]}, text)  # fmt: skip
+    if mismatches:
+        raise typer.Exit(1)
+
+
+@app.command()
+def maintain(
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    namespace: NamespaceOption = "tnr",
+    keep: Annotated[
+        int, typer.Option("--keep", min=1, help="Snapshots kept per table (the current one included).")
+    ] = 2,
+    orphans_older_than: Annotated[
+        float,
+        typer.Option(
+            "--orphans-older-than",
+            min=0.0,
+            help="Hours: data files no snapshot references are deleted once this old (a killed packaging's leftovers; "
+            "younger ones may belong to a packaging still running).",
+        ),
+    ] = 24.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Expire old snapshots, delete the files only they read, and remove orphan data files."""
+    from manifest_broker.tnr.lake import maintain as run_maintain
+
+    location = _lake(lake, warehouse)
+    _existing_namespace(location, namespace)
+    done = run_maintain(location, namespace, keep, orphan_age_hours=orphans_older_than)
+
+    def text() -> None:
+        for table, counts in done.items():
+            render.console.print(
+                f"{table}: {counts.expired} snapshot(s) expired, {counts.files} file(s) deleted "
+                f"({counts.bytes / 1e6:.1f} MB), {counts.orphans} orphan file(s) removed ({counts.orphan_bytes / 1e6:.1f} MB)",
+                markup=False,
+            )
+
+    render.output().emit({table: counts._asdict() for table, counts in done.items()}, text)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from manifest_broker import __version__
+
+        render.console.print(f"iceberg-packager (manifest-broker) {__version__}", markup=False)
+        raise typer.Exit()
+
+
+packager = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+DEFAULT_SPEC_OUTPUT = Path("tnr_data.parquet")
+
+
+@packager.command(cls=render.BrokerCommand)
+def _iceberg_packager(
+    split_file: Annotated[Path, typer.Argument(help="Path to the split JSON file.")],
+    reduced_dir: Annotated[Path, typer.Argument(help="Directory containing reduced .txt files.")],
+    template_file: Annotated[Path, typer.Argument(help="Reduction template XML file.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output Parquet file (default ./tnr_data.parquet: the reduced folder, an input, is never written).",
+        ),
+    ] = None,  # fmt: skip
+    validate_only: Annotated[
+        bool, typer.Option("--validate-only", help="Only validate inputs, do not create output.")
+    ] = False,
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    tz_offset: TzOption = None,
+    run_number: RunNumberOption = None,
+    as_json: JsonOption = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=lambda v: _print_version(v), is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,  # fmt: skip
+) -> None:
+    """Package tNR data with EIS timing information (drop-in for the reference iceberg-packager):
+    writes the two Parquet files and the Iceberg tables."""
+    run_package(split_file, reduced_dir, template_file, output or DEFAULT_SPEC_OUTPUT, validate_only, lake, warehouse,
+                "tnr", tz_offset, run_number, False)  # fmt: skip
+
+
+def iceberg_packager() -> None:  # console script
+    packager()
