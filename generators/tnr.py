@@ -123,13 +123,23 @@ def _reduced_text(
     return "\n".join(header) + "\n" + "\n".join("  ".join(f"{v:20.16f}" for v in row) for row in rows) + "\n"
 
 
-def synthesize_run(root: Path, run_number: int = 218389, n_slices: int = 12, seed: int = 0,
-                   points: tuple[int, int] = (100, 500), tz_offset: float = 4.0) -> SyntheticRun:  # fmt: skip
-    """Write one complete run under ``root``; half the reduced files in each flavour.
+FLAVOURS = ("mixed", "savetxt", "library")
 
-    ``tz_offset`` follows the reducer's convention, UTC = local + tz_offset hours:
-    4.0 for US Eastern daylight time (the runs are in May).
+
+def synthesize_run(root: Path, run_number: int = 218389, n_slices: int = 12, seed: int = 0,
+                   points: tuple[int, int] = (100, 500), tz_offset: float = 4.0,
+                   flavour: str = "mixed") -> SyntheticRun:  # fmt: skip
+    """Write one complete run under ``root``.
+
+    Args:
+        flavour: The reduced files' format: ``savetxt`` (what the event-splitting
+            reducer writes per slice: numpy.savetxt rows), ``library`` (the reduction
+            library's headed fixed-width files), or ``mixed`` (half of each).
+        tz_offset: The reducer's convention, UTC = local + tz_offset hours: 4.0 for
+            US Eastern daylight time (the runs are in May).
     """
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour {flavour!r}: one of {', '.join(FLAVOURS)}")
     rng = np.random.default_rng([seed, run_number])
     reduced = root / "reduced"
     reduced.mkdir(parents=True, exist_ok=True)
@@ -148,7 +158,8 @@ def synthesize_run(root: Path, run_number: int = 218389, n_slices: int = 12, see
     for i, interval in enumerate(intervals):
         name = f"r{run_number}_{clean_label(interval['label'])}.txt"
         n = int(rng.integers(points[0], points[1] + 1))
-        (reduced / name).write_text(_reduced_text(n, 1 + i % 2, run_number, interval["label"], interval["start"], rng))
+        kind = {"mixed": 1 + i % 2, "savetxt": 1, "library": 2}[flavour]
+        (reduced / name).write_text(_reduced_text(n, kind, run_number, interval["label"], interval["start"], rng))
         names.append(name)
     start, end = intervals[0]["start"], intervals[-1]["end"]
     sidecar = {
@@ -165,3 +176,19 @@ def synthesize_run(root: Path, run_number: int = 218389, n_slices: int = 12, see
     (reduced / "reduction_options.json").write_text(json.dumps(options, indent=2))
     (reduced / f"REFL_{run_number}_combined_data_auto.txt").write_text("0.01 1 0.1 0.001\n")
     return SyntheticRun(root, run_number, split_file, reduced, template, [iv["label"] for iv in intervals])
+
+
+def synthesize_campaign(root: Path, runs: int, n_slices: int = 12, seed: int = 0, *,
+                        points: tuple[int, int] = (100, 500), flavour: str = "mixed") -> list[SyntheticRun]:  # fmt: skip
+    """``runs`` runs under ``root/run_<number>``, numbered from 218389, as a campaign."""
+    return [
+        synthesize_run(
+            Path(root) / f"run_{218389 + i}",
+            run_number=218389 + i,
+            n_slices=n_slices,
+            seed=seed + i,
+            points=points,
+            flavour=flavour,
+        )  # fmt: skip
+        for i in range(runs)
+    ]

@@ -110,15 +110,15 @@ def table(
     """Print rows: a rich table on a terminal; tab-separated lines, never wrapped or
     cut mid-value, when stdout is piped. At most ``limit`` rows either way."""
     shown = total = 0
-    if not console.is_terminal:
-        if title:
-            console.print(f"# {printable(title)}", markup=False)
-        console.print("\t".join(columns), markup=False)
+    if not console.is_terminal:  # tabs kept as tabs (rich would expand them)
+        lines = ([f"# {printable(title)}"] if title else []) + ["\t".join(columns)]
         for row in rows:
             total += 1
             if limit is None or shown < limit:
-                console.print("\t".join(_plain(printable(v)) for v in row), markup=False)
+                lines.append("\t".join(_plain(printable(v)) for v in row))
                 shown += 1
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
     else:
         out = Table(title=title, show_lines=False, title_justify="left")
         for column in columns:
@@ -241,20 +241,30 @@ def _reporting_errors(call: Callable[[], Any], args: Sequence[str]) -> Any:
     when the command line asked for ``--json``."""
     import typer
 
+    from manifest_broker.processes import INTERRUPTED
+
+    interrupted = BrokerError("interrupted (Ctrl-C): what was committed stays; a re-run finishes the job",
+                              exit_code=130)  # fmt: skip
     try:
         return call()
-    except BrokerError as exc:
-        output().error(exc)
-        raise typer.Exit(exc.exit_code) from None
-    except _usage_errors() as exc:
-        if "--json" in args:
-            use_json(True)
-        output().error(BrokerError(_usage_line(exc), exit_code=2))
-        raise typer.Exit(2) from None
+    except typer.Exit:  # an exit code already decided (by a command, or an inner group)
+        raise
     except KeyboardInterrupt:
-        output().error(BrokerError("interrupted (Ctrl-C): what was committed stays; a re-run finishes the job",
-                                   exit_code=130))  # fmt: skip
+        output().error(interrupted)
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if INTERRUPTED.is_set():  # a library turned the KeyboardInterrupt into an error of its own
+            output().error(interrupted)
+            raise typer.Exit(130) from None
+        if isinstance(exc, BrokerError):
+            output().error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        if isinstance(exc, _usage_errors()):
+            if "--json" in args:
+                use_json(True)
+            output().error(BrokerError(_usage_line(exc), exit_code=2))
+            raise typer.Exit(2) from None
+        raise
 
 
 class BrokerGroup(TyperGroup):

@@ -12,11 +12,9 @@ through HTTP.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ import pyarrow as pa
 
 from manifest_broker.catalog.plan import LOCATOR_PREFIXES
 from manifest_broker.errors import BrokerError
+from manifest_broker.processes import shut_down, submit, worker_pool
 
 LOCATOR_COLUMNS = ["huid", "key", "type", "file", "dataset", "index"]
 _QUERY = re.compile(r"^\s*(?P<key>[^<>=!\s]+)\s*(?P<op>==|!=|>=|<=|>|<|=)\s*(?P<value>.*?)\s*$")
@@ -158,14 +157,13 @@ def load_batches(table: pa.Table, *, batch_size: int = 256, workers: int | None 
         results: Iterator[list[tuple[int, np.ndarray]]] = map(_read, tasks)
         pool = None
     else:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["h5py", "manifest_broker.catalog.modea"])
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        results = pool.map(_read, tasks)
+        pool = worker_pool(workers, ["h5py", "manifest_broker.catalog.modea"])
+        futures = [submit(pool, _read, task) for task in tasks]
+        results = (future.result() for future in futures)
     try:
         for start, found in zip(starts, results):
             arrays = [a for _, a in sorted(found, key=lambda item: item[0])]
             yield table.slice(start, len(arrays)), arrays
     finally:
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            shut_down(pool)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import multiprocessing
 import os
 import re
 import stat
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,6 +24,7 @@ import pyarrow as pa
 from h5py import h5l as _h5l
 
 from manifest_broker.cache import replace_atomically
+from manifest_broker.processes import shut_down, submit, worker_pool
 from manifest_broker.progress import Progress
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -444,13 +443,13 @@ def _run_probes(tasks: list[tuple[str, list[str]]], workers: int,
         for chunk in chunks:
             collect(_probe_chunk(chunk))
         return results
-    # forkserver: a clean parent to fork from; forking this process could inherit
-    # locks held by DuckDB's or Arrow's threads.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["h5py", "tiled.utils", "tiled.structures.array", "manifest_broker.catalog.probe"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for part in pool.map(_probe_chunk, chunks):
-            collect(part)
+    pool = worker_pool(workers, ["h5py", "tiled.utils", "tiled.structures.array", "manifest_broker.catalog.probe"])
+    try:
+        futures = [submit(pool, _probe_chunk, chunk) for chunk in chunks]
+        for future in futures:
+            collect(future.result())
+    finally:  # on Ctrl-C, what is queued is dropped (the workers ignore SIGINT and finish their chunk)
+        shut_down(pool)
     return results
 
 

@@ -8,3 +8,7 @@ work, and render its answer through :mod:`manifest_broker.render`. Heavy imports
 (tiled, pyiceberg, h5py, duckdb, pyarrow) happen inside the commands, so
 ``broker --help`` answers at once.
 """
+
+from manifest_broker.processes import take_interrupts_between_imports
+
+take_interrupts_between_imports()

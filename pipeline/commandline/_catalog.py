@@ -15,6 +15,8 @@ from manifest_broker.commandline._shared import (
     BaseDirOption,
     JsonOption,
     ManifestsArgument,
+    catalog_target,
+    input_dir,
     output_dir,
     output_file,
     pairs,
@@ -36,13 +38,16 @@ def check(
 ) -> None:
     """Check manifests against the contract. Writes nothing (but its probe cache); exit 1 on any error."""
     from manifest_broker.catalog.contract import check_manifests
+    from manifest_broker.catalog.database import existing_keys
     from manifest_broker.catalog.feedback import feedback_message
 
     if feedback is not None:
         output_file(feedback, "--feedback")
     given = pairs(manifests)
+    input_dir(base_dir, "--base-dir")
+    keys = existing_keys(catalog, parent) if catalog else None  # a catalog that is not one: said as such
     with render.stages(progress_enabled()) as progress:
-        report = check_manifests(given, base_dir, catalog=catalog, parent=parent, use_cache=not no_cache,
+        report = check_manifests(given, base_dir, catalog_keys=keys, parent=parent, use_cache=not no_cache,
                                  workers=workers, progress=progress)  # fmt: skip
     if feedback is not None:
         feedback.write_text(feedback_message(report.findings, ", ".join(p.name for p in given)))
@@ -92,6 +97,8 @@ def ingest(
     from manifest_broker.catalog.ingest import ingest as run_ingest
 
     given = pairs(manifests)
+    input_dir(base_dir, "--base-dir")
+    catalog_target(catalog)
     with render.stages(progress_enabled()) as progress:
         run = run_ingest(given, base_dir, catalog, parent=parent, update_metadata=update_metadata,
                          use_cache=not no_cache, notify=render.warn, progress=progress)  # fmt: skip
@@ -194,7 +201,7 @@ def sql(
 
     from manifest_broker.catalog.manifest_sql import manifest_connection
 
-    if as_json:
+    if as_json and fmt is not SqlFormat.parquet:
         fmt = SqlFormat.json
     if fmt is SqlFormat.parquet and output is None:
         raise BrokerError("--format parquet needs -o FILE", exit_code=2)
@@ -223,7 +230,8 @@ def sql(
         import pyarrow.parquet as pq
 
         pq.write_table(result, output)
-        render.console.print(f"{result.num_rows} row(s) written to {output}", markup=False)
+        render.output().emit({"rows": result.num_rows, "output": str(output)},
+                             lambda: render.console.print(f"{result.num_rows} row(s) written to {output}", markup=False))  # fmt: skip
 
 
 def demo(

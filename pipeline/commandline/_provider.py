@@ -15,15 +15,26 @@ from manifest_broker.commandline._shared import JsonOption, input_dir, output_di
 
 
 def synth(
-    layout: Annotated[str, typer.Argument(help="vdp, edrixs, multimodal or spinwave.")],
-    out_dir: Annotated[Path, typer.Argument(help="Writes OUT_DIR/data (HDF5) and OUT_DIR/manifests.")],
-    n: Annotated[int, typer.Option("-n", "--n-hamiltonians", min=1, help="Hamiltonians to make.")] = 100,
+    layout: Annotated[str, typer.Argument(help="vdp, edrixs, multimodal, spinwave, or tnr (reflectometry runs).")],
+    out_dir: Annotated[
+        Path, typer.Argument(help="Writes OUT_DIR/data (HDF5) and OUT_DIR/manifests; for tnr, OUT_DIR/run_<number>.")
+    ],
+    n: Annotated[
+        int, typer.Option("-n", "--n-hamiltonians", min=1, help="Hamiltonians to make (tnr: slices per run).")
+    ] = 100,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="tnr: runs to make (a campaign).")] = 1,
+    flavour: Annotated[
+        str, typer.Option("--flavour", help="tnr: reduced files as savetxt, library (headed) or mixed.")
+    ] = "mixed",
     as_json: JsonOption = False,
 ) -> None:
-    """Write a synthetic dataset in one of the guide's layouts, and its manifests."""
+    """Write a synthetic dataset in one of the guide's layouts and its manifests, or synthetic tNR runs."""
     from manifest_broker.catalog.generate import synthesize
 
+    if layout == "tnr":
+        _synth_tnr(out_dir, runs, n, seed, flavour)
+        return
     for folder in (out_dir, out_dir / "data", out_dir / "manifests"):
         output_dir(folder, "OUT_DIR")
     result = synthesize(layout, out_dir, n, seed)
@@ -39,6 +50,27 @@ def synth(
     render.output().emit(
         {"layout": layout, "hamiltonians": result.hamiltonians.num_rows, "artifacts": result.artifacts.num_rows,
          "written": [str(p) for p in result.written]},
+        text,
+    )  # fmt: skip
+
+
+def _synth_tnr(out_dir: Path, runs: int, slices: int, seed: int, flavour: str) -> None:
+    from manifest_broker.errors import BrokerError
+    from manifest_broker.generators.tnr import FLAVOURS, synthesize_campaign
+
+    if flavour not in FLAVOURS:
+        raise BrokerError(f"--flavour {flavour}: one of {', '.join(FLAVOURS)}", exit_code=2)
+    output_dir(out_dir, "OUT_DIR")
+    made = synthesize_campaign(out_dir, runs, slices, seed, flavour=flavour)
+
+    def text() -> None:
+        for run in made:
+            render.console.print(f"run {run.run_number}: {len(run.labels)} slices in {run.reduced_dir}", markup=False)
+
+    render.output().emit(
+        {"layout": "tnr", "runs": [{"run_number": r.run_number, "split_file": str(r.split_file),
+                                    "reduced_dir": str(r.reduced_dir), "template": str(r.template),
+                                    "slices": len(r.labels)} for r in made]},
         text,
     )  # fmt: skip
 

@@ -75,6 +75,7 @@ def register(
     from manifest_broker.catalog.register import register as run_register
 
     given = pairs(manifests)
+    input_dir(base_dir, "--base-dir")
     target = server(url)
     with render.stages(progress_enabled()) as progress:
         run = run_register(given, base_dir, target, parent=parent, workers=workers, progress=progress)
@@ -118,6 +119,7 @@ def verify(
     from manifest_broker.catalog.verify import verify_manifests
 
     given = pairs(manifests)
+    input_dir(base_dir, "--base-dir")
     target = server(url)
     with render.stages(progress_enabled()) as progress:
         run = verify_manifests(given, base_dir, target, parent=parent, sample=sample, progress=progress)

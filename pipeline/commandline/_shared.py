@@ -70,6 +70,20 @@ def output_file(path: Path, option: str) -> Path:
     return path
 
 
+def catalog_target(catalog: str) -> str:
+    """A catalog ``ingest`` may write: an existing one, or a new SQLite file whose
+    folder exists and is writable (a PostgreSQL URI is checked by connecting)."""
+    from manifest_broker.catalog.database import locate
+
+    path = locate(catalog).sqlite_path
+    if path is not None:
+        if path.is_dir():
+            raise BrokerError(f"--catalog {path}: is a directory; give a catalog file", where=path)
+        if not path.exists():
+            output_file(path, "--catalog")
+    return catalog
+
+
 def output_dir(path: Path, option: str) -> Path:
     """A directory the command will create or fill: an existing one must be a
     writable directory; a new one needs a writable existing ancestor."""

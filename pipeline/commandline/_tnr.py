@@ -331,7 +331,7 @@ packager = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 DEFAULT_SPEC_OUTPUT = Path("tnr_data.parquet")
 
 
-@packager.command(cls=render.BrokerCommand)
+@packager.command("iceberg-packager", cls=render.BrokerCommand)
 def _iceberg_packager(
     split_file: Annotated[Path, typer.Argument(help="Path to the split JSON file.")],
     reduced_dir: Annotated[Path, typer.Argument(help="Directory containing reduced .txt files.")],

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from manifest_broker.processes import shut_down, submit, worker_pool
 from manifest_broker.tnr.inputs import RunInputError, read_json
 from manifest_broker.tnr.lake import Lake, LakeError, write_run
 from manifest_broker.tnr.package import RunPackage, package_run
@@ -126,17 +125,12 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
         if isinstance(item, RunInputError):
             record(RunSummary(str(item.where), None, 0, 0, [], str(item)))
     runs = [r for r in found if isinstance(r, RunInputs)]
-    # forkserver: polars' thread pool does not survive a plain fork of this process.
-    pool = (
-        ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("forkserver"))
-        if jobs > 1
-        else None
-    )
+    pool = worker_pool(jobs, ["polars", "pyarrow", "manifest_broker.tnr.package"]) if jobs > 1 else None
     try:
         pending: list = []
         for index in range(len(runs) + 1):
             if index < len(runs):
-                pending.append((runs[index], pool.submit(_package, runs[index]) if pool else None))
+                pending.append((runs[index], submit(pool, _package, runs[index]) if pool else None))
             while pending and (len(pending) > max(jobs - 1, 0) or index == len(runs)):
                 inputs, future = pending.pop(0)
                 try:
@@ -147,6 +141,6 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
                 except (ValueError, OSError, LakeError) as exc:
                     record(RunSummary(str(inputs.reduced_dir), None, 0, 0, [], str(exc)))
     finally:
-        if pool:
-            pool.shutdown()
+        if pool:  # on Ctrl-C, runs not yet read are dropped; the workers ignore SIGINT
+            shut_down(pool)
     return summaries

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from manifest_broker import __version__
 from manifest_broker.errors import BrokerError
+from manifest_broker.processes import interrupt_deferred
 from manifest_broker.tnr.package import RunPackage
 from manifest_broker.tnr.schema import TABLES, iceberg_schema, partition_spec
 
@@ -361,20 +362,22 @@ def _write_run(lake: Lake | str | Path, package: RunPackage, namespace: str, kee
     if problems:
         result.repaired = problems[0].describe()
     refl, runs = f"{namespace}.reflectivity", f"{namespace}.runs"
-    previous = _replace_run(cat, tables["reflectivity"], rows["reflectivity"], package.run_number)
-    if between_commits:
-        between_commits()
-    try:
-        _replace_run(cat, tables["runs"], rows["runs"], package.run_number)
-    except Exception as exc:
+    # Both commits, or neither: a Ctrl-C in between would leave the tables disagreeing.
+    with interrupt_deferred():
+        previous = _replace_run(cat, tables["reflectivity"], rows["reflectivity"], package.run_number)
+        if between_commits:
+            between_commits()
         try:
-            _restore_run(cat, refl, package.run_number, previous)
-        except Exception as restore_exc:  # the catalog itself is gone: say what to run
-            raise LakeError(f"{runs}: commit failed ({exc}); putting back {refl} also failed ({restore_exc}): "
-                            f"run `broker tnr check --repair` once the catalog answers", where=runs) from exc  # fmt: skip
-        raise LakeError(
-            f"{runs}: commit failed ({exc}); {refl} was put back, the lake is as before", where=runs
-        ) from exc
+            _replace_run(cat, tables["runs"], rows["runs"], package.run_number)
+        except Exception as exc:
+            try:
+                _restore_run(cat, refl, package.run_number, previous)
+            except Exception as restore_exc:  # the catalog itself is gone: say what to run
+                raise LakeError(f"{runs}: commit failed ({exc}); putting back {refl} also failed ({restore_exc}): "
+                                f"run `broker tnr check --repair` once the catalog answers", where=runs) from exc  # fmt: skip
+            raise LakeError(
+                f"{runs}: commit failed ({exc}); {refl} was put back, the lake is as before", where=runs
+            ) from exc
     for name in ("reflectivity", "runs"):
         expired, files, size = expire_snapshots(cat, f"{namespace}.{name}", keep_snapshots)
         result.expired_snapshots += expired

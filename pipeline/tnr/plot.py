@@ -97,9 +97,9 @@ def plot_run(reflectivity: pa.Table, output: Path, q_band: tuple[float, float] =
         PlotUnavailable: when matplotlib is not installed.
         PlotError: when the Q band holds no data.
     """
+    plt = _matplotlib()
     import matplotlib.dates as mdates
 
-    plt = _matplotlib()
     rows = sorted(reflectivity.to_pylist(), key=lambda r: r["interval_start"])
     means, band_errors = band_values(rows, q_band)
     starts = mdates.date2num([r["interval_start"] for r in rows])
