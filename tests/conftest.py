@@ -15,6 +15,14 @@ from manifest_broker.catalog.manifests import ManifestPair
 from tests.pg import catalog_uri, postgres_server  # noqa: F401  (fixtures, one PostgreSQL server per session)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fast tier (`pytest -m "not slow"`) leaves out whatever starts a real server or
+    cluster, the reliability suite, and the tests marked slow by hand."""
+    for item in items:
+        if item.get_closest_marker("integration") or "/reliability/" in str(item.path):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests never touch the user's ~/.cache.

@@ -35,6 +35,7 @@ PROMISES = {
     "broker synth tnr": "run 218391: 24 slices",
     "broker tnr package ": "packaged run 218389: 24 slices",
     "broker tnr check": "OK: every run",
+    "broker tnr watch": "packaged run 218391: 24 slices",
     "broker tnr sql": "eis",
     "broker tnr plot": "wrote work/run_218389.png",
     "iceberg-packager": "wrote work/tnr_data.parquet and work/tnr_data_metadata.parquet",

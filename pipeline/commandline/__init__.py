@@ -9,6 +9,13 @@ work, and render its answer through :mod:`manifest_broker.render`. Heavy imports
 ``broker --help`` answers at once.
 """
 
+import logging
+
 from manifest_broker.processes import take_interrupts_between_imports
 
 take_interrupts_between_imports()
+# One error, one line: psycopg logs a warning of its own ("error ignored terminating
+# <psycopg.Copy>: the connection is lost") after the error the broker reports when a
+# COPY's server goes away. Library callers keep their own logging setup.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+logging.getLogger("psycopg").propagate = False

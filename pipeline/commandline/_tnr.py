@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -180,6 +181,38 @@ def package_many(
                           "failed": len(failed)}, text)  # fmt: skip
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def watch(
+    root: Annotated[Path, typer.Argument(help="Folder the reducer writes runs into (watched recursively).")],
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    namespace: NamespaceOption = "tnr",
+    poll: Annotated[float, typer.Option(min=0.05, max=3600.0, help="Seconds between two looks at the folders.")] = 0.25,
+    once: Annotated[bool, typer.Option("--once", help="Package what is complete now, then exit.")] = False,
+) -> None:
+    """Stay up and package each run once its reduced folder is complete (sidecar present, files unchanged
+    over one poll); restarts pick up where a stopped or killed watcher left off. SIGTERM or Ctrl-C stop it
+    after the run in progress. One line per run: `packaged ...` on stdout, `error: ...` on stderr."""
+    from manifest_broker.tnr.watch import Stop, WatchEvent
+    from manifest_broker.tnr.watch import watch as run_watch
+
+    input_dir(root, "ROOT")
+    location = _lake(lake, warehouse)
+
+    def tell(event: WatchEvent) -> None:
+        if event.error:
+            render.errors.print(render.labelled("red", "error", event.error))
+            return
+        render.console.print(f"packaged run {event.run_number}: {event.slices} slices from {event.reduced_dir} "
+                             f"in {event.seconds:.2f}s", markup=False)  # fmt: skip
+        sys.stdout.flush()
+
+    if not once:
+        render.errors.print(f"watching {root} (every {poll:g}s) into {location.name}; Ctrl-C or SIGTERM to stop",
+                            markup=False)  # fmt: skip
+    run_watch(root, location, namespace, poll=poll, once=once, on_event=tell, stop=Stop().on_signals())
 
 
 @app.command()

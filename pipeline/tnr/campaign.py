@@ -106,6 +106,17 @@ def _package(inputs: RunInputs) -> RunPackage:
     return package
 
 
+def package_one(inputs: RunInputs, lake: Lake | str | Path, namespace: str) -> RunSummary:
+    """Read and commit one run; a run that cannot be packaged is a summary with its error."""
+    try:
+        package = _package(inputs)
+        write_run(lake, package, namespace)
+    except (ValueError, OSError, LakeError) as exc:
+        return RunSummary(str(inputs.reduced_dir), None, 0, 0, list(inputs.warnings), str(exc))
+    return RunSummary(str(inputs.reduced_dir), package.run_number, package.reflectivity.num_rows, package.points,
+                      package.warnings)  # fmt: skip
+
+
 def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int = 1,
                  on_done: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:  # fmt: skip
     """Package every run under ``root``; a failing run is reported and skipped.

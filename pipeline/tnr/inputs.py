@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -34,6 +35,22 @@ class Template:
     blocks: list[dict[str, str | None]]
     sha256: str
     encoding: str
+
+
+def inputs_fingerprint(split_file: Path, reduced_dir: Path, template_file: Path) -> str:
+    """One digest of what a packaging of the run reads, from the files' names, sizes
+    and modification times (no content is read): every entry of the reduced folder,
+    the split file and the template. Two looks at unchanged inputs agree; a file
+    added, removed, rewritten or touched changes it."""
+    digest = hashlib.sha256()
+    try:
+        entries = sorted((e.name, e.stat()) for e in os.scandir(reduced_dir) if e.is_file())
+        extra = [(str(Path(p).resolve()), Path(p).stat()) for p in (split_file, template_file)]
+    except OSError:
+        return ""
+    for name, st in [*entries, *extra]:
+        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def read_bytes(path: Path, what: str) -> bytes:

@@ -22,7 +22,15 @@ import pyarrow.compute as pc
 
 from manifest_broker import __version__
 from manifest_broker.progress import Progress
-from manifest_broker.tnr.inputs import RunInputError, Template, find_sidecar, read_json, read_split, read_template
+from manifest_broker.tnr.inputs import (
+    RunInputError,
+    Template,
+    find_sidecar,
+    inputs_fingerprint,
+    read_json,
+    read_split,
+    read_template,
+)
 from manifest_broker.tnr.reduced import ReducedFileError, read_reduced_files
 from manifest_broker.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform, polars_schema
 
@@ -250,6 +258,7 @@ def run_row(*, run_number: int, package_id: str, split: dict[str, Any], split_fi
         "tz_offset_hours": offset, "split_file": Path(split_file).name, "template_file": Path(template_file).name,
         "split_path": os.path.realpath(split_file), "template_path": os.path.realpath(template_file),
         "reduced_dir": os.path.realpath(reduced_dir),
+        "inputs_fingerprint": inputs_fingerprint(split_file, reduced_dir, template_file),
         "event_file": options.get("event_file"), "scan_index": _integer(options.get("scan_index")),
         "theta_offset": _number(options.get("theta_offset")),
         "instrument_name": template.header.get("instrument_name"),

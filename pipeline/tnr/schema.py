@@ -93,6 +93,7 @@ RUNS: list[Field] = [
     ("split_path", "string", False, "The split file actually read (absolute, symlinks resolved)"),
     ("template_path", "string", False, "The template actually read (absolute, symlinks resolved)"),
     ("reduced_dir", "string", False, "The reduced folder actually read (absolute, symlinks resolved)"),
+    ("inputs_fingerprint", "string", False, "Digest of the names, sizes and times of the files read: `tnr watch` re-packages a run only when it changes"),
     ("event_file", "string", False, "Event (NeXus) file reduced (reduction options)"),
     ("scan_index", "long", False, "Scan index (reduction options)"),
     ("theta_offset", "double", False, "Theta offset (reduction options)"),

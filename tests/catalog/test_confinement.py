@@ -199,6 +199,7 @@ def test_names_tiled_client_cannot_reach_are_refused(spinwave) -> None:  # type:
         assert [(f["rule"], f["row"]) for f in again.findings.to_pylist()] == [("key_invalid", 0)]
 
 
+@pytest.mark.slow
 def test_a_hundred_thousand_metadata_columns_check_in_under_a_gibibyte(tmp_path: Path) -> None:
     """Memory grows with the columns, not with their square (the time ratio against
     10,000 columns is a benchmark: python -m benchmarks wide)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,6 +41,7 @@ def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(keys, st.lists(types, max_size=3)), min_size=1, max_size=8))
 def test_key_and_type_rules_match_oracle(rows: list[tuple[str | None, list[str]]], tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
