@@ -198,8 +198,8 @@ def _schema_rules(con: duckdb.DuckDBPyConnection, pair: ManifestPair,
     ham_path, art_path = str(pair.hamiltonians), str(pair.artifacts)
     # Only the standard columns: the rules look at nothing else, and a catalog view
     # of 100,000 metadata columns costs seconds.
-    con.register("ham_full", ham.select([c for c in ham.column_names if c in HAMILTONIAN_COLUMNS]))
-    con.register("art_full", art.select([c for c in art.column_names if c in ARTIFACT_COLUMNS]))
+    con.register("ham_full", ham.select([ROW_COLUMN, *(c for c in ham.column_names if c in HAMILTONIAN_COLUMNS)]))
+    con.register("art_full", art.select([ROW_COLUMN, *(c for c in art.column_names if c in ARTIFACT_COLUMNS)]))
     pair_params: dict[str, object] = {"ham_manifest": ham_path, "art_manifest": art_path}
     schema_errors = _run(con, "contract/schema/required_columns", pair_params)
     findings.append(schema_errors)
