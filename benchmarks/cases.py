@@ -278,32 +278,43 @@ def ingest(
     )
 
 
-def _tnr_fixture(workdir: Path, runs: int, slices: int) -> list[Path]:
+def _tnr_fixture(workdir: Path, runs: int, slices: int, flavour: str) -> list[Path]:
+    """``runs`` synthetic runs of ``slices`` slices whose reduced files are all of one
+    format (``savetxt``: what the event-splitting reducer writes per slice;
+    ``library``: the reduction library's headed fixed-width files)."""
     from manifest_broker.generators.tnr import synthesize_run
 
     roots = []
     for i in range(runs):
-        root = workdir / f"tnr-{slices}" / f"run{i:02d}"
+        root = workdir / f"tnr-{flavour}-{slices}" / f"run_{218389 + i}"
         if not (root / "complete").exists():
             shutil.rmtree(root, ignore_errors=True)
-            synthesize_run(root, run_number=218389 + i, n_slices=slices, seed=i)
+            synthesize_run(root, run_number=218389 + i, n_slices=slices, seed=i, flavour=flavour)
             (root / "complete").touch()
         roots.append(root)
     return roots
 
 
-def _big_file_fixture(workdir: Path, rows: int) -> Path:
-    """A run of one slice whose reduced file has ``rows`` rows (plain savetxt flavour)."""
+def _big_file_fixture(workdir: Path, rows: int, flavour: str) -> Path:
+    """A run of one slice whose reduced file has ``rows`` rows, in one format: numpy
+    savetxt rows, or the reduction library's (its real header, ``%20.16f`` rows)."""
     from manifest_broker.generators.tnr import synthesize_run
 
-    root = workdir / f"tnr-bigfile-{rows}"
+    root = workdir / f"tnr-bigfile-{flavour}-{rows}"
     if not (root / "complete").exists():
         shutil.rmtree(root, ignore_errors=True)
-        run = synthesize_run(root, run_number=218500, n_slices=1, seed=5, points=(10, 10))
+        run = synthesize_run(root, run_number=218500, n_slices=1, seed=5, points=(10, 10), flavour=flavour)
         rng = np.random.default_rng(5)
         q = np.sort(rng.uniform(0.008, 0.2, rows))
         data = np.column_stack([q, np.exp(-q * 60), np.full(rows, 1e-3), q * 0.027])
-        np.savetxt(run.reduced_dir / f"r218500_{run.labels[0]}.txt", data, fmt="%.18e")
+        target = run.reduced_dir / f"r218500_{run.labels[0]}.txt"
+        if flavour == "savetxt":
+            np.savetxt(target, data, fmt="%.18e")
+        else:
+            header = [line for line in target.read_text().splitlines() if line.startswith("#")]
+            np.savetxt(
+                target, data, fmt="%20.16f", delimiter="  ", header="\n".join(h[2:] for h in header), comments="# "
+            )
         (root / "complete").touch()
     return root
 
@@ -314,7 +325,9 @@ def _timed_process(command: list[str], env: dict[str, str] | None = None) -> tup
     return seconds, peak
 
 
-def _launched(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+def _launched(
+    command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MiB) and stdout of one whole process, measured by a
     small launcher (benchmarks/launch.py) so that this process's memory is not counted."""
     import json
@@ -322,7 +335,7 @@ def _launched(command: list[str], env: dict[str, str] | None = None) -> tuple[fl
 
     with tempfile.NamedTemporaryFile(suffix=".json") as result, tempfile.TemporaryFile("w+") as out:
         launcher = [sys.executable, str(Path(__file__).with_name("launch.py")), result.name, *command]
-        process = subprocess.run(launcher, stdout=out, stderr=subprocess.PIPE, env=env)
+        process = subprocess.run(launcher, stdout=out, stderr=subprocess.PIPE, env=env, cwd=cwd)
         measured_run = json.loads(Path(result.name).read_text() or "{}")
         out.seek(0)
         stdout = out.read()
@@ -331,43 +344,137 @@ def _launched(command: list[str], env: dict[str, str] | None = None) -> tuple[fl
     return measured_run["seconds"], measured_run["peak_mib"], stdout
 
 
-def _compare_processes(label: str, root: Path, out: Path, repeats: int, reference_cmd: str | None) -> None:
+class Reference:
+    """The peer of `broker tnr package`: the real reference tool (``iceberg_packager``
+    of mdoucet/analyzer, from a checkout and a Python that has its dependencies), or,
+    without one, the project's re-implementation of its method
+    (benchmarks/reference_packager.py: numpy.loadtxt per file, pandas, two Parquet files)."""
+
+    def __init__(self, repo: Path | None, python: str | None) -> None:
+        self.repo = repo
+        self.python = python or sys.executable
+        self.name = (f"reference tool (iceberg_packager, {repo})" if repo
+                     else "reference method (our re-implementation: loadtxt + pandas + Parquet)")  # fmt: skip
+
+    def command(self, split: Path, reduced: Path, template: Path, out: Path) -> list[str]:
+        if self.repo:
+            return [self.python, "-m", "analyzer_tools.utils.iceberg_packager", str(split), str(reduced),
+                    str(template), "-o", str(out)]  # fmt: skip
+        return [self.python, str(Path(__file__).with_name("reference_packager.py")), str(split), str(reduced),
+                str(template), "-o", str(out)]  # fmt: skip
+
+    def env(self) -> dict[str, str] | None:
+        return {**os.environ, "PYTHONPATH": str(self.repo)} if self.repo else None
+
+
+def _compare(label: str, mb: float, files: int, commands: Callable[[int], dict[str, tuple[list[str], dict | None]]],
+             repeats: int, baseline: str) -> dict[str, float]:  # fmt: skip
+    """Run every command ``repeats`` times, interleaved (a busy moment hits every one
+    alike); print medians, min, throughput, peak RSS and the ratio to ``baseline``."""
+    times: dict[str, list[float]] = {}
+    peaks: dict[str, float] = {}
+    for i in range(repeats):
+        for name, (command, env) in commands(i).items():
+            seconds, peak = _timed_process(command, env)
+            times.setdefault(name, []).append(seconds)
+            peaks[name] = max(peaks.get(name, 0.0), peak)
+    reference = statistics.median(times[baseline])
+    print(f"\n{label}: {files:,} reduced file(s), {mb:.1f} MB; median of {repeats} interleaved whole-process runs")
+    print(f"{'command':<72}{'median s':>10}{'min s':>8}{'MB/s':>8}{'peak RSS':>12}{'vs peer':>9}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:<72}{median:>10.2f}{min(values):>8.2f}{mb / median:>8.1f}{peaks[name]:>8,.0f} MiB"
+              f"{reference / median:>8.2f}x")  # fmt: skip
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _run_case(label: str, root: Path, out: Path, repeats: int, reference: Reference) -> None:
     split, reduced, template = _run_args(root)
     bin_dir = Path(sys.executable).parent
     mb = sum(p.stat().st_size for p in reduced.glob("r*_*.txt")) / 1e6
     files = len(list(reduced.glob("r*_*.txt")))
 
-    def commands(i: int) -> dict[str, list[str]]:
+    def commands(i: int) -> dict[str, tuple[list[str], dict | None]]:
         case = out / f"{label}-{i}"
         shutil.rmtree(case, ignore_errors=True)
         case.mkdir(parents=True)
-        found = {
-            "reference method (loadtxt + pandas + Parquet)": [sys.executable, str(Path(__file__).with_name("reference_packager.py")),
-                                                             str(split), str(reduced), str(template), "-o", str(case / "ref.parquet")],
-            "broker tnr package (Iceberg)": [str(bin_dir / "broker"), "tnr", "package", str(split), str(reduced), str(template),
-                                             "--lake", str(case / "lake")],
-            "iceberg-packager -o (Iceberg + Parquet)": [str(bin_dir / "iceberg-packager"), str(split), str(reduced), str(template),
-                                                        "-o", str(case / "spec.parquet"), "--lake", str(case / "lake2")],
+        return {
+            reference.name: (reference.command(split, reduced, template, case / "ref.parquet"), reference.env()),
+            "broker tnr package (both Iceberg commits)": ([str(bin_dir / "broker"), "tnr", "package", str(split), str(reduced),
+                                                          str(template), "--lake", str(case / "lake")], None),
         }  # fmt: skip
-        if reference_cmd:
-            found["--reference-cmd"] = shlex.split(reference_cmd.format(split=split, reduced=reduced, template=template,
-                                                                         out=case / "their.parquet"))  # fmt: skip
-        return found
 
-    times: dict[str, list[float]] = {}
-    peaks: dict[str, float] = {}
-    for i in range(repeats):  # interleaved, so a busy moment hits every command alike
-        for name, command in commands(i).items():
-            seconds, peak = _timed_process(command)
-            times.setdefault(name, []).append(seconds)
-            peaks[name] = max(peaks.get(name, 0.0), peak)
-    reference = statistics.median(times["reference method (loadtxt + pandas + Parquet)"])
-    print(f"\n{label}: {files} reduced file(s), {mb:.1f} MB; median of {repeats} interleaved whole-process runs")
-    print(f"{'command':<44}{'median s':>10}{'min s':>8}{'files/s':>10}{'MB/s':>8}{'peak RSS':>12}{'vs reference':>14}")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name:<44}{median:>10.2f}{min(values):>8.2f}{files / median:>10,.0f}{mb / median:>8.1f}"
-              f"{peaks[name]:>8,.0f} MiB{reference / median:>13.2f}x")  # fmt: skip
+    _compare(label, mb, files, commands, repeats, reference.name)
+
+
+def _campaign_case(root: Path, out: Path, repeats: int, reference: Reference) -> None:
+    """A campaign: the reference run once per run, one after the other (a shell loop),
+    against `package-many` with one and two jobs."""
+    runs = sorted(p for p in root.iterdir() if p.is_dir())
+    bin_dir = Path(sys.executable).parent
+    mb = sum(p.stat().st_size for run in runs for p in (run / "reduced").glob("r*_*.txt")) / 1e6
+    files = sum(len(list((run / "reduced").glob("r*_*.txt"))) for run in runs)
+
+    def commands(i: int) -> dict[str, tuple[list[str], dict | None]]:
+        case = out / f"campaign-{i}"
+        shutil.rmtree(case, ignore_errors=True)
+        case.mkdir(parents=True)
+        loop = " && ".join(shlex.join(reference.command(*_run_args(run), case / f"{run.name}.parquet")) for run in runs)
+        return {
+            f"{reference.name}, looped": (["bash", "-c", loop], reference.env()),
+            "broker tnr package-many --jobs 1": ([str(bin_dir / "broker"), "tnr", "package-many", str(root), "--lake",
+                                                 str(case / "lake1"), "--jobs", "1"], None),
+            "broker tnr package-many --jobs 2": ([str(bin_dir / "broker"), "tnr", "package-many", str(root), "--lake",
+                                                 str(case / "lake2"), "--jobs", "2"], None),
+        }  # fmt: skip
+
+    _compare(f"campaign of {len(runs)} runs", mb, files, commands, repeats, f"{reference.name}, looped")
+
+
+def _watch_case(template_run: Path, out: Path, runs: int) -> None:
+    """`tnr watch`: the time from a run's sidecar landing to its commit, per run, with
+    the watcher already up (its start-up paid once)."""
+    import json
+
+    from manifest_broker.tnr.lake import LakeError, scan
+
+    folder, lake = out / "watched", out / "watch-lake"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(lake, ignore_errors=True)
+    folder.mkdir(parents=True)
+    bin_dir = Path(sys.executable).parent
+    watcher = subprocess.Popen([str(bin_dir / "broker"), "tnr", "watch", str(folder), "--lake", str(lake), "--poll", "0.25"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    latencies, work = [], []
+    try:
+        time.sleep(2.0)
+        for i in range(runs):
+            target = folder / f"run{i}"
+            shutil.copytree(template_run, target, ignore=shutil.ignore_patterns("r*_eis_reduction.json", "complete"))
+            sidecar = next((template_run / "reduced").glob("r*_eis_reduction.json"))
+            data = json.loads(sidecar.read_text())
+            old, new = f"r{data['run_number']}_", f"r{300000 + i}_"
+            data["run_number"] = 300000 + i
+            data["reduced_files"] = [name.replace(old, new) for name in data["reduced_files"]]
+            for path in (target / "reduced").glob("r*_*.txt"):
+                path.rename(path.with_name(path.name.replace(old, new)))
+            landed = time.perf_counter()
+            (target / "reduced" / f"r{300000 + i}_eis_reduction.json").write_text(json.dumps(data))
+            assert watcher.stdout is not None
+            line = watcher.stdout.readline()
+            latencies.append(time.perf_counter() - landed)
+            work.append(float(line.rsplit(" in ", 1)[1].rstrip("s\n")))
+        print(f"\ntnr watch, {runs} runs of {len(list((template_run / 'reduced').glob('r*_*.txt')))} slices dropped in one "
+              f"after another: sidecar to commit median {statistics.median(latencies):.2f}s (max {max(latencies):.2f}s); "
+              f"of which packaging (read + commits) median {statistics.median(work):.2f}s, so detection "
+              f"{statistics.median(latencies) - statistics.median(work):.2f}s")  # fmt: skip
+        try:
+            assert scan(lake, "runs").num_rows == runs
+        except LakeError:
+            raise SystemExit("the watcher packaged nothing") from None
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=60)
 
 
 @app.command()
@@ -375,37 +482,38 @@ def tnr(
     slices: Annotated[int, typer.Option(help="Slices of the large run.")] = 2000,
     big_rows: Annotated[int, typer.Option(help="Rows of the single large reduced file.")] = 1_000_000,
     repeats: Annotated[int, typer.Option(help="Interleaved repetitions of each command.")] = 5,
-    runs: Annotated[int, typer.Option(help="Runs in the campaign case (0: skip it).")] = 0,
-    reference_cmd: Annotated[
-        str | None,
+    runs: Annotated[int, typer.Option(help="Runs in the campaign case, of 200 slices each (0: skip it).")] = 20,
+    formats: Annotated[str, typer.Option(help="Reduced-file formats to run: savetxt, library or both.")] = "both",
+    reference_repo: Annotated[
+        Path | None,
         typer.Option(
-            help="Another command to time, e.g. the reference tool in its own environment; "
-            "{split} {reduced} {template} {out} are filled in."
+            help="A checkout of mdoucet/analyzer: run its real iceberg_packager (else our re-implementation)."
         ),
+    ] = None,
+    reference_python: Annotated[
+        str | None, typer.Option(help="A Python with the reference's dependencies (numpy, pandas, pyarrow, click).")
     ] = None,
     workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
 ) -> None:
-    """Whole processes, interleaved: `broker tnr package` and `iceberg-packager` beside the
-    reference packager's method run as its own process; a 2,000-slice run and a 1,000,000-row file."""
-    t0 = time.perf_counter()
-    roots = _tnr_fixture(workdir, max(runs, 1), slices)
-    big = _big_file_fixture(workdir, big_rows)
-    print(f"fixtures ready in {time.perf_counter() - t0:.1f}s")
+    """Whole processes, interleaved: `broker tnr package` beside the reference on a
+    2,000-slice run and a 1,000,000-row file in each reduced-file format, a campaign
+    beside the reference looped, and the watcher's latency."""
+    reference = Reference(reference_repo, reference_python)
+    print(f"peer: {reference.name}")
     out = workdir / "tnr-out"
     shutil.rmtree(out, ignore_errors=True)
-    _compare_processes(f"{slices}-slice run", roots[0], out, repeats, reference_cmd)
-    _compare_processes(f"{big_rows:,}-row file", big, out, repeats, reference_cmd)
-    if runs > 1:
-        from manifest_broker.tnr.campaign import package_many
-
-        with measured("campaign") as camp:
-            summaries = package_many(workdir / f"tnr-{slices}", out / "campaign-lake", "tnr", jobs=1)
-        files = sum(s.slices for s in summaries)
-        print(
-            f"\ncampaign (in process): {len(summaries)} runs, {files:,} files in {camp.seconds:.1f}s: "
-            f"{files / camp.seconds:,.0f} files/s, peak RSS {camp.peak_rss_mb:,.0f} MiB, "
-            f"errors {sum(1 for s in summaries if s.error)}"
-        )
+    chosen = ["savetxt", "library"] if formats == "both" else [formats]
+    for flavour in chosen:
+        t0 = time.perf_counter()
+        root = _tnr_fixture(workdir, 1, slices, flavour)[0]
+        big = _big_file_fixture(workdir, big_rows, flavour)
+        print(f"{flavour} fixtures ready in {time.perf_counter() - t0:.1f}s")
+        _run_case(f"{slices}-slice run, {flavour} files", root, out, repeats, reference)
+        _run_case(f"{big_rows:,}-row file, {flavour}", big, out, repeats, reference)
+    if runs:
+        roots = _tnr_fixture(workdir, runs, 200, "savetxt")
+        _campaign_case(roots[0].parent, out, repeats, reference)
+        _watch_case(roots[0], out, 5)
 
 
 def _run_args(root: Path) -> tuple[Path, Path, Path]:

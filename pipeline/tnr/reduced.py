@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
@@ -269,27 +270,49 @@ def _leading_comments(data: bytes, path: Path, warnings: list[str]) -> tuple[lis
 def _read_chunk(paths: list[Path]) -> tuple[pl.DataFrame, list[str]]:
     """Read one chunk of files, each by the fastest reader that can vouch for it.
 
-    Files whose rows are single-space separated (``numpy.savetxt``) after a header
-    of ``#`` lines are joined and parsed by one ``polars.read_csv`` (multi-threaded,
-    strict floats, no quoting, ``#`` lines skipped): several times faster. The
-    others (fixed-width rows, tabs, comments after the data), and all of them when
-    the fast parse fails or does not add up, go to the line reader, which also
-    names the file and line of a bad row.
+    Both formats real tools write go through one columnar parse for all the files of
+    their kind in the chunk:
+
+    - ``numpy.savetxt`` rows (single spaces; what the event-splitting reducer writes
+      per slice) are joined and parsed by one ``polars.read_csv`` (multi-threaded,
+      strict floats, ``#`` lines skipped);
+    - the reduction library's fixed-width rows (``%20.16f`` joined by two spaces,
+      right-aligned, after its ``#`` header) are cut at their column ends, checked for
+      every row at once with numpy, and parsed by Arrow's float cast.
+
+    Both parse exactly as Python's ``float`` (and ``numpy.loadtxt``) do: correctly
+    rounded. A file neither layout can vouch for (tabs, uneven widths, comments after
+    the data), and every file of a group whose parse fails, goes to the line reader,
+    which reads any layout of blanks and names the file and line of a bad row; a file
+    read that way is named in a warning (it is several times slower).
     """
     contents, digests = _read_bytes(paths)
     heads = [_Head(path, data) for path, data in zip(paths, contents)]
-    plain = [i for i, head in enumerate(heads) if head.plain]
-    others = [i for i, head in enumerate(heads) if not head.plain]
+    groups = {
+        "plain": [i for i, head in enumerate(heads) if head.layout == "plain"],
+        "fixed": [i for i, head in enumerate(heads) if head.layout == "fixed"],
+    }
+    slow = [i for i, head in enumerate(heads) if head.layout is None]
+    readers = {"plain": _read_csv_rows, "fixed": _read_fixed_rows}
     parts: list[tuple[list[int], pl.DataFrame, list[list[str]]]] = []
-    fast = _read_csv_rows([paths[i] for i in plain], [contents[i] for i in plain], [digests[i] for i in plain],
-                          [heads[i] for i in plain]) if plain else None  # fmt: skip
-    if fast is None:
-        others = list(range(len(paths)))
-    else:
-        parts.append((plain, *fast))
-    if others:
-        parts.append((others, *_read_chunk_by_lines([paths[i] for i in others], [contents[i] for i in others],
-                                                    [digests[i] for i in others])))  # fmt: skip
+    for layout, indices in groups.items():
+        if not indices:
+            continue
+        read = readers[layout]([paths[i] for i in indices], [contents[i] for i in indices],
+                               [digests[i] for i in indices], [heads[i] for i in indices])  # fmt: skip
+        if read is None:
+            slow += indices
+        else:
+            parts.append((indices, *read))
+    if slow:
+        slow.sort()
+        frame, found = _read_chunk_by_lines([paths[i] for i in slow], [contents[i] for i in slow],
+                                            [digests[i] for i in slow])  # fmt: skip
+        for i, warnings in zip(slow, found):
+            if heads[i].start < len(contents[i]):
+                warnings.append(f"{paths[i]}: rows are neither savetxt rows nor fixed-width columns; read line by line "
+                                "(slower)")  # fmt: skip
+        parts.append((slow, frame, found))
     by_file: dict[int, list[str]] = {i: found for indices, _, per_file in parts for i, found in zip(indices, per_file)}
     warnings = [w for i in range(len(paths)) for w in by_file[i]]
     if len(parts) == 1:
@@ -299,15 +322,86 @@ def _read_chunk(paths: list[Path]) -> tuple[pl.DataFrame, list[str]]:
 
 
 class _Head:
-    """A file's leading comment lines, read once, and whether its first data row is
-    single-space separated (checked on that row only; the parse checks the rest)."""
+    """A file's leading comment lines, read once, and the layout of its rows, judged
+    from its first data row (the parse then checks every row):
+
+    - ``plain``: single-space separated, nothing before the first value, no ``#``
+      after the header (``numpy.savetxt``);
+    - ``fixed``: right-aligned columns, every field ending at the same column and
+      followed by a blank (the reduction library's ``%20.16f`` rows); ``ends`` holds
+      the column where each of the four fields ends, ``width`` the row's length with
+      its newline;
+    - ``None``: neither (the line reader takes it).
+    """
 
     def __init__(self, path: Path, data: bytes) -> None:
         self.warnings: list[str] = []
         self.comments, self.lines, self.start = _leading_comments(data, path, self.warnings)
-        first = data[self.start : data.find(b"\n", self.start, self.start + 4096)]
-        self.plain = (data.find(b"#", self.start) < 0 and not first.startswith((b" ", b"\t"))
-                      and b"  " not in first and b"\t" not in first)  # fmt: skip
+        self.ends: list[int] = []
+        self.width = 0
+        self.rows: np.ndarray | None = None
+        newline = data.find(b"\n", self.start)
+        first = data[self.start : newline if newline >= 0 else len(data)]
+        self.layout: str | None = None
+        if self.start >= len(data) or b"\t" in first or data.find(b"#", self.start) >= 0:
+            return
+        if not first.startswith(b" ") and b"  " not in first.rstrip(b"\r"):
+            # Windows line ends are fine for polars' reader, a stray carriage return is not.
+            if b"\r" not in data or data.count(b"\r") == data.count(b"\r\n"):
+                self.layout = "plain"
+            return
+        if b"\r" in data:
+            return
+        tokens = [m.span() for m in re.finditer(rb"\S+", first)]
+        if len(tokens) == 4 and newline >= 0 and tokens[-1][1] == len(first):
+            self.ends = [end for _, end in tokens]
+            self.width = len(first) + 1
+            self.rows = self._fixed_rows(data)
+            self.layout = "fixed" if self.rows is not None else None
+
+    def _fixed_rows(self, data: bytes) -> np.ndarray | None:
+        """The data rows as a (rows, width) byte array when every row keeps the first
+        row's layout: its newline in place, a value's last character where each field
+        ends, a blank just after each but the last; else None."""
+        body = data[self.start :]
+        if not body.endswith(b"\n"):
+            body += b"\n"
+        if len(body) % self.width:
+            return None
+        rows = np.frombuffer(body, np.uint8).reshape(-1, self.width)
+        ends = np.array(self.ends)
+        if (rows[:, -1] == 10).all() and (rows[:, ends - 1] != 32).all() and (rows[:, ends[:-1]] == 32).all():
+            return rows
+        return None
+
+
+def _read_fixed_rows(paths: list[Path], contents: list[bytes], digests: list[str],
+                     heads: list[_Head]) -> tuple[pl.DataFrame, list[list[str]]] | None:  # fmt: skip
+    """The fixed-width reader over files whose rows all keep their layout
+    (:class:`_Head`): the frame and each file's warnings, or None when a field does
+    not parse as a number (the line reader then names it)."""
+    warnings = [list(head.warnings) for head in heads]
+    columns: list[list[pa.Array]] = [[] for _ in COLUMNS]
+    per_file = []
+    for head in heads:
+        rows = head.rows
+        assert rows is not None
+        starts, ends = [0, *head.ends[:-1]], head.ends
+        for column, (start, end) in zip(columns, zip(starts, ends)):
+            field = np.ascontiguousarray(rows[:, start:end]).ravel()
+            column.append(pa.FixedSizeBinaryArray.from_buffers(pa.binary(end - start), len(rows),
+                                                               [None, pa.py_buffer(field)]))  # fmt: skip
+        per_file.append(len(rows))
+    values = {}
+    try:
+        for name, parts in zip(COLUMNS, columns):
+            text = pa.chunked_array([p.cast(pa.string()) for p in parts], pa.string())
+            values[name] = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a field that is not a number: the line reader names it
+        return None
+    frame = pl.from_arrow(pa.table(values))
+    assert isinstance(frame, pl.DataFrame)
+    return _assemble(paths, digests, [head.comments for head in heads], frame, np.array(per_file, np.int64)), warnings
 
 
 def _read_csv_rows(paths: list[Path], contents: list[bytes], digests: list[str],

@@ -123,6 +123,7 @@ def test_imperfect_files_are_read_with_warnings(tmp_path: Path) -> None:
     assert frame["sha256"][0] == hashlib.sha256(bom.read_bytes()).hexdigest()
     assert warnings == [
         f"{latin}:3: not UTF-8 (invalid continuation byte at byte 67); decoded with replacement characters",
+        f"{trailing}: rows are neither savetxt rows nor fixed-width columns; read line by line (slower)",
         f"{empty}: is empty; kept as a slice with no points",
         f"{header_only}: has a header but no data rows; kept as a slice with no points",
     ]
@@ -156,3 +157,31 @@ def test_the_csv_reader_and_the_line_reader_agree(tmp_path: Path) -> None:
     lines, line_warnings = _read_chunk_by_lines(paths, *_read_bytes(paths))
     assert fast.equals(lines) and fast_warnings == [] and line_warnings == [[]] * len(paths)
     assert fast["n_points"].to_list() == [30] * 6
+
+
+REFERENCE_FILES = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "reference_files").glob("REFL_*.txt"))
+
+
+def test_the_reduction_librarys_own_files_parse_as_the_reference_parses_them() -> None:
+    """The reference repository's real REFL_* files (fixed-width, headed): read by the
+    columnar fixed-width path, bit for bit what numpy.loadtxt gives."""
+    assert len(REFERENCE_FILES) == 2
+    frame, warnings = read_reduced_files(REFERENCE_FILES)
+    assert warnings == []
+    for path, row in zip(REFERENCE_FILES, frame.iter_rows(named=True)):
+        expected = np.loadtxt(path)
+        assert row["n_points"] == len(expected) > 700
+        for i, column in enumerate(("Q", "R", "dR", "dQ")):
+            assert np.asarray(row[column]).tobytes() == expected[:, i].tobytes()
+        header = json.loads(row["header_json"])
+        assert header["reduction_version"].startswith("2.2.0") and len(json.loads(header["angles_json"])) == 3
+
+
+def test_a_fixed_width_file_that_breaks_its_layout_is_read_line_by_line(tmp_path: Path) -> None:
+    rows = ["  ".join(f"{v:20.16f}" for v in (0.01 * (i + 1), 0.5, 0.01, 0.0003)) for i in range(5)]
+    rows[3] = "  ".join(f"{v:20.16f}" for v in (0.04, 12345.5, 0.01, 0.0003))  # a value wider than its column
+    wide = _write(tmp_path, "r9_wide.txt", "# Q [1/Angstrom] R dR dQ\n" + "\n".join(rows) + "\n")
+    fine = _write(tmp_path, "r9_fine.txt", "# Q [1/Angstrom] R dR dQ\n" + "\n".join(rows[:3]) + "\n")
+    frame, warnings = read_reduced_files([fine, wide])
+    assert frame["R"].to_list()[1][3] == 12345.5 and frame["n_points"].to_list() == [3, 5]
+    assert warnings == [f"{wide}: rows are neither savetxt rows nor fixed-width columns; read line by line (slower)"]
