@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from manifest_broker.processes import shut_down, submit, worker_pool
 from manifest_broker.tnr.inputs import RunInputError, read_json
-from manifest_broker.tnr.lake import Lake, LakeError, write_run
+from manifest_broker.tnr.lake import Lake, LakeError, write_runs
 from manifest_broker.tnr.package import RunPackage, package_run
 
 
@@ -110,19 +112,26 @@ def package_one(inputs: RunInputs, lake: Lake | str | Path, namespace: str) -> R
     """Read and commit one run; a run that cannot be packaged is a summary with its error."""
     try:
         package = _package(inputs)
-        write_run(lake, package, namespace)
-    except (ValueError, OSError, LakeError) as exc:
+    except (ValueError, OSError) as exc:
         return RunSummary(str(inputs.reduced_dir), None, 0, 0, list(inputs.warnings), str(exc))
-    return RunSummary(str(inputs.reduced_dir), package.run_number, package.reflectivity.num_rows, package.points,
-                      package.warnings)  # fmt: skip
+    return _committed(inputs, package, lake, namespace)
+
+
+# Runs committed together (one commit per table for all of them): a commit's fixed
+# cost (catalog round trips, manifest list, metadata file) is paid once per batch.
+BATCH_RUNS = 8
 
 
 def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int = 1,
-                 on_done: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:  # fmt: skip
+                 on_done: Callable[[RunSummary], None] | None = None,
+                 batch: int = BATCH_RUNS) -> list[RunSummary]:  # fmt: skip
     """Package every run under ``root``; a failing run is reported and skipped.
 
-    Reading is spread over ``jobs`` processes; at most ``jobs`` runs are in memory at
-    once and each is committed (its own commit per table) as soon as it is read.
+    Runs are read on ``jobs`` worker processes (inline for one job) while the main
+    process commits the runs already read, ``batch`` runs per commit pair: reading
+    and committing overlap. At most ``jobs`` runs are being read and ``batch`` wait
+    for their commit, so memory does not grow with the campaign. A batch whose commit
+    fails is committed again run by run, so one run's fault is that run's alone.
     """
     found = list(find_runs(root))
     summaries: list[RunSummary] = []
@@ -136,22 +145,56 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
         if isinstance(item, RunInputError):
             record(RunSummary(str(item.where), None, 0, 0, [], str(item)))
     runs = [r for r in found if isinstance(r, RunInputs)]
+    ready: list[tuple[RunInputs, RunPackage]] = []
+
+    def commit() -> None:
+        packages = [package for _, package in ready]
+        try:
+            write_runs(lake, packages, namespace)
+        except (ValueError, OSError, LakeError) as exc:
+            if len(ready) == 1:
+                record(RunSummary(str(ready[0][0].reduced_dir), None, 0, 0, [], str(exc)))
+            else:  # which run is at fault: each alone
+                for inputs, package in ready:
+                    record(_committed(inputs, package, lake, namespace))
+        else:
+            for inputs, package in ready:
+                record(_summary(inputs, package))
+        ready.clear()
+
+    def take(inputs: RunInputs, future: Future[RunPackage] | None) -> None:
+        try:
+            ready.append((inputs, future.result() if future else _package(inputs)))
+        except (ValueError, OSError) as exc:
+            record(RunSummary(str(inputs.reduced_dir), None, 0, 0, list(inputs.warnings), str(exc)))
+        if len(ready) >= batch:
+            commit()
+
     pool = worker_pool(jobs, ["polars", "pyarrow", "manifest_broker.tnr.package"]) if jobs > 1 else None
     try:
-        pending: list = []
-        for index in range(len(runs) + 1):
-            if index < len(runs):
-                pending.append((runs[index], submit(pool, _package, runs[index]) if pool else None))
-            while pending and (len(pending) > max(jobs - 1, 0) or index == len(runs)):
-                inputs, future = pending.pop(0)
-                try:
-                    package = future.result() if future else _package(inputs)
-                    write_run(lake, package, namespace)
-                    record(RunSummary(str(inputs.reduced_dir), package.run_number, package.reflectivity.num_rows,
-                                      package.points, package.warnings))  # fmt: skip
-                except (ValueError, OSError, LakeError) as exc:
-                    record(RunSummary(str(inputs.reduced_dir), None, 0, 0, [], str(exc)))
+        pending: deque[tuple[RunInputs, Future[RunPackage] | None]] = deque()
+        for inputs in runs:
+            pending.append((inputs, submit(pool, _package, inputs) if pool else None))
+            while len(pending) > (jobs if pool else 0):
+                take(*pending.popleft())
+        while pending:
+            take(*pending.popleft())
+        if ready:
+            commit()
     finally:
         if pool:  # on Ctrl-C, runs not yet read are dropped; the workers ignore SIGINT
             shut_down(pool)
     return summaries
+
+
+def _summary(inputs: RunInputs, package: RunPackage) -> RunSummary:
+    return RunSummary(str(inputs.reduced_dir), package.run_number, package.reflectivity.num_rows, package.points,
+                      package.warnings)  # fmt: skip
+
+
+def _committed(inputs: RunInputs, package: RunPackage, lake: Lake | str | Path, namespace: str) -> RunSummary:
+    try:
+        write_runs(lake, [package], namespace)
+    except (ValueError, OSError, LakeError) as exc:
+        return RunSummary(str(inputs.reduced_dir), None, 0, 0, list(package.warnings), str(exc))
+    return _summary(inputs, package)

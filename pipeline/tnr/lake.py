@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from manifest_broker import __version__
 from manifest_broker.errors import BrokerError
@@ -150,6 +151,14 @@ def _run_filter(run_number: int) -> Any:
     return EqualTo(term=Reference("run_number"), value=literal(run_number))
 
 
+def _runs_filter(run_numbers: Iterable[int]) -> Any:
+    from pyiceberg.expressions import In, Reference
+    from pyiceberg.expressions.literals import literal
+
+    numbers = sorted(set(run_numbers))
+    return _run_filter(numbers[0]) if len(numbers) == 1 else In(Reference("run_number"), {literal(n) for n in numbers})
+
+
 def _retrying(action: Callable[[], Any], what: str) -> Any:
     """Run ``action`` until it commits, each time from a fresh table load.
 
@@ -249,22 +258,21 @@ def _write_data_file(table: Any, rows: pa.Table, run_number: int) -> str:
     return location
 
 
-def _replace_run(cat: Any, table: Any, rows: pa.Table, run_number: int) -> int | None:
-    """Replace one run's rows in one commit (delete + add the run's data file),
-    retried on conflict from a fresh table load.
+def _replace_runs(cat: Any, table: Any, rows: dict[int, pa.Table]) -> int | None:
+    """Replace the rows of some runs in one commit (delete them, add one data file
+    per run), retried on conflict from a fresh table load.
 
-    ``rows`` are already in ``table``'s Arrow schema (see :func:`_conformed`).
-
-    The run's rows go into one Parquet file written once by pyarrow and registered
-    with pyiceberg's ``add_files`` (partition and statistics come from its footer);
-    the delete drops the run's previous files whole (identity partition). A file
-    whose commit never landed is deleted.
+    ``rows`` (by run number) are already in ``table``'s Arrow schema (see
+    :func:`_conformed`). Each run's rows go into one Parquet file written once by
+    pyarrow and registered with pyiceberg's ``add_files`` (partition and statistics
+    come from its footer); the delete drops the runs' previous files whole
+    (identity partition). Files whose commit never landed are deleted.
 
     Returns:
         The id of the snapshot the commit replaced (None for an empty table).
     """
     identifier = ".".join(table.name())
-    path = _write_data_file(table, rows, run_number) if rows.num_rows else None
+    paths = [_write_data_file(table, data, number) for number, data in rows.items() if data.num_rows]
 
     def attempt() -> int | None:
         table = _load(cat, identifier)
@@ -273,9 +281,9 @@ def _replace_run(cat: Any, table: Any, rows: pa.Table, run_number: int) -> int |
             # A first packaging has nothing to delete; pyiceberg warns about that.
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             with table.transaction() as transaction:
-                transaction.delete(_run_filter(run_number))
-                if path:
-                    transaction.add_files([path], check_duplicate_files=False)
+                transaction.delete(_runs_filter(rows))
+                if paths:
+                    transaction.add_files(paths, check_duplicate_files=False)
         return base.snapshot_id if base else None
 
     from pyiceberg.exceptions import CommitFailedException, ValidationException
@@ -284,20 +292,23 @@ def _replace_run(cat: Any, table: Any, rows: pa.Table, run_number: int) -> int |
         return _retrying(attempt, identifier)
     except (LakeError, CommitFailedException, ValidationException):
         # These say the commit did not land; after any other error the outcome is
-        # unknown and the file may be referenced, so it stays.
-        if path:
-            _load(cat, identifier).io.delete(path)
+        # unknown and the files may be referenced, so they stay.
+        io = _load(cat, identifier).io
+        for path in paths:
+            io.delete(path)
         raise
 
 
-def _restore_run(cat: Any, identifier: str, run_number: int, snapshot_id: int | None) -> None:
-    """Put one run's rows back as they were at ``snapshot_id`` (none: remove them)."""
+def _restore_runs(cat: Any, identifier: str, run_numbers: list[int], snapshot_id: int | None) -> None:
+    """Put some runs' rows back as they were at ``snapshot_id`` (none: remove them)."""
     table = _load(cat, identifier)
+    empty = table.schema().as_arrow().empty_table()
     if snapshot_id is None:
-        rows = table.schema().as_arrow().empty_table()
-    else:
-        rows = _conformed(table, table.scan(row_filter=_run_filter(run_number), snapshot_id=snapshot_id).to_arrow())
-    _replace_run(cat, table, rows, run_number)
+        _replace_runs(cat, table, dict.fromkeys(run_numbers, empty))
+        return
+    found = _conformed(table, table.scan(row_filter=_runs_filter(run_numbers), snapshot_id=snapshot_id).to_arrow())
+    numbers = found["run_number"]
+    _replace_runs(cat, table, {n: found.filter(pc.equal(numbers, n)) for n in run_numbers})
 
 
 @dataclass
@@ -318,15 +329,29 @@ def write_run(
     keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
     between_commits: Callable[[], None] | None = None,
 ) -> WriteResult:
-    """Replace the run's rows in both tables, all or nothing.
+    """Replace the run's rows in both tables, all or nothing (:func:`write_runs`)."""
+    return write_runs(lake, [package], namespace, keep_snapshots=keep_snapshots, between_commits=between_commits)
+
+
+def write_runs(
+    lake: Lake | str | Path,
+    packages: list[RunPackage],
+    namespace: str = DEFAULT_NAMESPACE,
+    *,
+    keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
+    between_commits: Callable[[], None] | None = None,
+) -> WriteResult:
+    """Replace some runs' rows in both tables, all or nothing: one commit per table
+    for all of them (a campaign pays a commit's fixed cost once per batch, not per run).
 
     Both tables are created or evolved and the data cast to them before the first
     commit. ``reflectivity`` is committed first, ``runs`` last (a run listed in
-    ``runs`` is complete); if the ``runs`` commit fails, the run's reflectivity
+    ``runs`` is complete); if the ``runs`` commit fails, the runs' reflectivity
     rows are put back as they were and the error is raised. Afterwards snapshots
     beyond ``keep_snapshots`` are expired and the files only they read deleted.
 
     Args:
+        packages: Runs of distinct run numbers.
         between_commits: Called between the two commits (fault-injection tests).
 
     Raises:
@@ -334,44 +359,48 @@ def write_run(
     """
     from sqlalchemy.exc import SQLAlchemyError
 
+    name = lake.name if isinstance(lake, Lake) else str(lake)
+    numbers = [p.run_number for p in packages]
     try:
-        return _write_run(lake, package, namespace, keep_snapshots, between_commits)
+        return _write_runs(lake, packages, namespace, keep_snapshots, between_commits)
     except SQLAlchemyError as exc:  # the catalog database itself failed (disk, server, permissions)
-        name = lake.name if isinstance(lake, Lake) else str(lake)
         raise LakeError(
             f"{name}: catalog database error ({str(getattr(exc, 'orig', exc)).splitlines()[0]})", where=name
         ) from exc
     except OSError as exc:  # the warehouse refused a data or metadata file (a full disk, permissions)
         import os
 
-        name = lake.name if isinstance(lake, Lake) else str(lake)
         reason = os.strerror(exc.errno) if exc.errno else (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise LakeError(f"{name}: {reason} while writing run {package.run_number}; nothing was committed, "
+        which = f"run {numbers[0]}" if len(numbers) == 1 else f"runs {', '.join(map(str, numbers))}"
+        raise LakeError(f"{name}: {reason} while writing {which}; nothing was committed, "
                         "the tables are as they were", where=name) from exc  # fmt: skip
 
 
-def _write_run(lake: Lake | str | Path, package: RunPackage, namespace: str, keep_snapshots: int,
-               between_commits: Callable[[], None] | None) -> WriteResult:  # fmt: skip
+def _write_runs(lake: Lake | str | Path, packages: list[RunPackage], namespace: str, keep_snapshots: int,
+                between_commits: Callable[[], None] | None) -> WriteResult:  # fmt: skip
     cat = catalog(lake)
     tables = {name: ensure_table(cat, namespace, name) for name in ("reflectivity", "runs")}
-    # Cast both before the first commit: a value that does not fit fails here.
-    rows = {name: _conformed(tables[name], data) for name, data in (("reflectivity", package.reflectivity),
-                                                                     ("runs", package.run))}  # fmt: skip
+    numbers = [p.run_number for p in packages]
+    # Cast everything before the first commit: a value that does not fit fails here.
+    rows = {
+        "reflectivity": {p.run_number: _conformed(tables["reflectivity"], p.reflectivity) for p in packages},
+        "runs": {p.run_number: _conformed(tables["runs"], p.run) for p in packages},
+    }
     result = WriteResult()
-    problems = check_lake(cat, namespace, run_number=package.run_number)
+    problems = check_lake(cat, namespace, run_numbers=numbers)
     if problems:
-        result.repaired = problems[0].describe()
+        result.repaired = "; ".join(problem.describe() for problem in problems)
     refl, runs = f"{namespace}.reflectivity", f"{namespace}.runs"
     # Both commits, or neither: a Ctrl-C in between would leave the tables disagreeing.
     with interrupt_deferred():
-        previous = _replace_run(cat, tables["reflectivity"], rows["reflectivity"], package.run_number)
+        previous = _replace_runs(cat, tables["reflectivity"], rows["reflectivity"])
         if between_commits:
             between_commits()
         try:
-            _replace_run(cat, tables["runs"], rows["runs"], package.run_number)
+            _replace_runs(cat, tables["runs"], rows["runs"])
         except Exception as exc:
             try:
-                _restore_run(cat, refl, package.run_number, previous)
+                _restore_runs(cat, refl, numbers, previous)
             except Exception as restore_exc:  # the catalog itself is gone: say what to run
                 raise LakeError(f"{runs}: commit failed ({exc}); putting back {refl} also failed ({restore_exc}): "
                                 f"run `broker tnr check --repair` once the catalog answers", where=runs) from exc  # fmt: skip
@@ -439,7 +468,7 @@ class RunMismatch:
                 f"runs has {', '.join(self.runs_ids) or 'none'} (an interrupted packaging)")  # fmt: skip
 
 
-def _package_ids(cat: Any, identifier: str, run_number: int | None) -> dict[int, set[str]]:
+def _package_ids(cat: Any, identifier: str, run_numbers: list[int] | None) -> dict[int, set[str]]:
     from pyiceberg.exceptions import NoSuchTableError
     from pyiceberg.expressions import AlwaysTrue
 
@@ -450,7 +479,7 @@ def _package_ids(cat: Any, identifier: str, run_number: int | None) -> dict[int,
             return None
         if "package_id" not in table.schema().column_names:
             return None
-        return table.scan(row_filter=_run_filter(run_number) if run_number is not None else AlwaysTrue(),
+        return table.scan(row_filter=_runs_filter(run_numbers) if run_numbers else AlwaysTrue(),
                           selected_fields=("run_number", "package_id")).to_arrow()  # fmt: skip
 
     # A concurrent writer may expire the snapshot being read (its files then vanish):
@@ -464,10 +493,11 @@ def _package_ids(cat: Any, identifier: str, run_number: int | None) -> dict[int,
     return found
 
 
-def check_lake(cat: Any, namespace: str = DEFAULT_NAMESPACE, *, run_number: int | None = None) -> list[RunMismatch]:
-    """Runs whose two tables disagree (a packaging killed between its commits)."""
-    refl = _package_ids(cat, f"{namespace}.reflectivity", run_number)
-    runs = _package_ids(cat, f"{namespace}.runs", run_number)
+def check_lake(cat: Any, namespace: str = DEFAULT_NAMESPACE, *,
+               run_numbers: list[int] | None = None) -> list[RunMismatch]:  # fmt: skip
+    """Runs (all, or these) whose two tables disagree (a packaging killed between its commits)."""
+    refl = _package_ids(cat, f"{namespace}.reflectivity", run_numbers)
+    runs = _package_ids(cat, f"{namespace}.runs", run_numbers)
     return [
         RunMismatch(number, sorted(refl.get(number, ())), sorted(runs.get(number, ())))
         for number in sorted(set(refl) | set(runs))
@@ -494,11 +524,11 @@ def repair_lake(cat: Any, namespace: str, mismatches: Iterable[RunMismatch]) -> 
                     source = snapshot.snapshot_id
                     break
         if source is not None:
-            _restore_run(cat, refl, mismatch.run_number, source)
+            _restore_runs(cat, refl, [mismatch.run_number], source)
             done.append(f"run {mismatch.run_number}: reflectivity put back to packaging {next(iter(target))}")
         else:
-            _restore_run(cat, refl, mismatch.run_number, None)
-            _restore_run(cat, runs, mismatch.run_number, None)
+            _restore_runs(cat, refl, [mismatch.run_number], None)
+            _restore_runs(cat, runs, [mismatch.run_number], None)
             done.append(
                 f"run {mismatch.run_number}: no snapshot holds a complete packaging; removed from both tables, package it again"
             )
