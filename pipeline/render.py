@@ -252,13 +252,13 @@ def _reporting_errors(call: Callable[[], Any], args: Sequence[str]) -> Any:
     except KeyboardInterrupt:
         output().error(interrupted)
         raise typer.Exit(130) from None
+    except BrokerError as exc:  # also one that says what an interrupt left (register's count of what is missing)
+        output().error(exc)
+        raise typer.Exit(exc.exit_code) from None
     except Exception as exc:
         if INTERRUPTED.is_set():  # a library turned the KeyboardInterrupt into an error of its own
             output().error(interrupted)
             raise typer.Exit(130) from None
-        if isinstance(exc, BrokerError):
-            output().error(exc)
-            raise typer.Exit(exc.exit_code) from None
         if isinstance(exc, _usage_errors()):
             if "--json" in args:
                 use_json(True)

@@ -90,7 +90,7 @@ def connect(url: str, *, prompt: Callable[[str], str] | None = None, option: str
         key = prompt(f"API key for {redact(url)}") or None
         status = _status(url, key)
     if status in (401, 403):
-        hint = (f"the key in ${KEY_VARIABLE} was refused" if os.environ.get(KEY_VARIABLE)
+        hint = (f"the API key in ${KEY_VARIABLE} was refused" if os.environ.get(KEY_VARIABLE)
                 else f"it needs an API key: set ${KEY_VARIABLE}")  # fmt: skip
         raise ServerError(
             f"{redact(url)}: the server refused the connection (HTTP {status}); {hint}", where=redact(url)
