@@ -754,3 +754,104 @@ def cli(
     for label, seconds, peak in rows:
         print(f"{label:<46}{seconds:>10.2f}{nodes / seconds:>12,.0f}{peak:>8,.0f} MiB")
     print(f"\nCLI (checked, shapes known): {rows[2][1] / rows[1][1]:.2f}x the in-process speed")
+
+
+@app.command()
+def scale(
+    files: Annotated[int, typer.Option(help="Files probed (vdp layout: 11 files per Hamiltonian).")] = 100_000,
+    runs: Annotated[int, typer.Option(help="tNR runs in the campaign (200 slices each).")] = 40,
+    hamiltonians: Annotated[int, typer.Option(help="Hamiltonians registered through the server (x 12 nodes).")] = 150,
+    postgres: Annotated[str, typer.Option(help="A PostgreSQL server URI (no database) for the shared catalogs.")] = "",
+    workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
+) -> None:
+    """Beyond one process, side by side from one run: the probe in local processes and
+    on a Dask cluster (1 and 2 workers, each a `dask worker` process on this host), a
+    tNR campaign locally and on Dask (PostgreSQL lake), and `broker register` against
+    1 and 2 Tiled server processes on PostgreSQL."""
+    import resource
+
+    from manifest_broker.catalog.database import locate
+    from manifest_broker.catalog.manifests import read_manifest
+    from manifest_broker.catalog.probe import probe_locators
+    from manifest_broker.catalog.serve import running_server
+    from manifest_broker.catalog.write import init_catalog
+    from manifest_broker.cluster import connect
+    from manifest_broker.tnr.campaign import package_many
+    from manifest_broker.tnr.lake import locate_lake
+    from tests.integration.test_dask import Cluster
+    from tests.pg import new_database, start_cluster
+
+    pg = None
+    if not postgres:
+        pg = start_cluster()
+        postgres = pg.uri
+    try:
+        root = _layout_fixture(workdir, "vdp", max(1, files // 11))
+        art = read_manifest(root / "manifests" / "vdp_artifacts.parquet").select(["file", "dataset"])
+        n_files = len(set(art["file"].to_pylist()))
+        print(f"\nprobe of {n_files:,} files ({art.num_rows:,} datasets), no cache, in this process:")
+        print(f"{'where':<44}{'seconds':>9}{'files/s':>10}{'vs 1 worker':>13}")
+        timings: dict[str, float] = {}
+        for label, local_workers in (("local processes, 1", 1), ("local processes, 2", 2)):
+            t0 = time.perf_counter()
+            probe_locators(art, root / "data", cache_dir=None, workers=local_workers)
+            timings[label] = time.perf_counter() - t0
+        for count in (1, 2):
+            cluster = Cluster(workdir, workers=count)
+            try:
+                client = connect(cluster.address)
+                t0 = time.perf_counter()
+                probe_locators(art, root / "data", cache_dir=None, cluster=client)
+                timings[f"Dask, {count} worker(s)"] = time.perf_counter() - t0
+                client.close()
+            finally:
+                cluster.stop()
+        for label, seconds in timings.items():
+            base = timings["Dask, 1 worker(s)"] if label.startswith("Dask") else timings["local processes, 1"]
+            print(f"{label:<44}{seconds:>9.1f}{n_files / seconds:>10,.0f}{base / seconds:>12.2f}x")
+        print(f"Dask 2 workers vs local 2 processes: {timings['local processes, 2'] / timings['Dask, 2 worker(s)']:.2f}x "
+              f"(per file on Dask: {2 * timings['Dask, 2 worker(s)'] / n_files * 1e3:.2f} ms of a worker)")  # fmt: skip
+
+        campaign = _tnr_fixture(workdir, runs, 200, "savetxt")[0].parent
+        print(f"\ntnr campaign of {runs} runs x 200 slices into a PostgreSQL lake, in this process:")
+        camp: dict[str, float] = {}
+        for label in ("local, --jobs 2", "Dask, 2 workers"):
+            lake = locate_lake(new_database(postgres), workdir / f"warehouse-{label[:4]}")
+            t0 = time.perf_counter()
+            if label.startswith("local"):
+                done = package_many(campaign, lake, "tnr", jobs=2)
+            else:
+                cluster = Cluster(workdir, workers=2)
+                try:
+                    client = connect(cluster.address)
+                    done = package_many(campaign, lake, "tnr", cluster=client)
+                    client.close()
+                finally:
+                    cluster.stop()
+            camp[label] = time.perf_counter() - t0
+            assert not [s for s in done if s.error], [s.error for s in done if s.error]
+            print(f"{label:<44}{camp[label]:>9.1f} s {runs / camp[label]:>7.1f} runs/s")
+        print(f"Dask vs local: {camp['local, --jobs 2'] / camp['Dask, 2 workers']:.2f}x")
+
+        layout = _layout_fixture(workdir, "vdp", hamiltonians)
+        ham, arts = layout / "manifests" / "vdp_hamiltonians.parquet", layout / "manifests" / "vdp_artifacts.parquet"
+        env = {**os.environ, "TILED_API_KEY": "secret", "BROKER_CACHE_DIR": str(workdir / "scale-cache")}
+        nodes = hamiltonians * 12 + 1
+        print(f"\nbroker register --workers 8 of {nodes:,} nodes into Tiled on PostgreSQL, whole process:")
+        reg: dict[int, float] = {}
+        for server_workers in (1, 2):
+            catalog = new_database(postgres)
+            init_catalog(locate(catalog))
+            with running_server(catalog, layout / "data", workers=server_workers) as url:
+                command = [sys.executable, "-m", "manifest_broker.commandline.main", "register", str(ham), str(arts),
+                           "--base-dir", str(layout / "data"), "--url", url, "--parent", "lab", "--workers", "8"]  # fmt: skip
+                usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                reg[server_workers] = _launched(command, env)[0]
+                del usage_before
+            print(
+                f"{f'{server_workers} server process(es)':<44}{reg[server_workers]:>9.1f} s {nodes / reg[server_workers]:>7.1f} nodes/s"
+            )
+        print(f"2 server processes vs 1: {reg[1] / reg[2]:.2f}x")
+    finally:
+        if pg is not None:
+            pg.remove()

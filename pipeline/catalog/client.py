@@ -65,10 +65,27 @@ class Server:
     api_key: str | None
 
     def client(self, *, include_data_sources: bool = False) -> Any:
-        """A fresh ``tiled.client`` root (one per thread: its connection pool is its own)."""
+        """A fresh ``tiled.client`` root (one per thread: its connection pool is its own).
+
+        Raises:
+            ServerError: when the server still fails after tiled.client's retries
+                (5xx or 429 answers, dropped connections), or refuses the key.
+        """
+        import httpx
         from tiled.client import from_uri
 
-        return from_uri(self.url, api_key=self.api_key, include_data_sources=include_data_sources)
+        try:
+            return from_uri(self.url, api_key=self.api_key, include_data_sources=include_data_sources)
+        except httpx.HTTPStatusError as exc:
+            status = exc.response.status_code
+            raise ServerError(f"{redact(self.url)}: the server answered HTTP {status} to every attempt "
+                              "(tiled.client's retries are spent): try again later", where=redact(self.url)) from exc  # fmt: skip
+        except httpx.TransportError as exc:
+            raise ServerError(f"{redact(self.url)}: the connection keeps failing ({type(exc).__name__}) after "
+                              "tiled.client's retries", where=redact(self.url)) from exc  # fmt: skip
+        except RuntimeError as exc:  # tiled.client: no key, or one it could not use, for a server that needs one
+            raise ServerError(f"{redact(self.url)}: the server needs an API key it accepts; set ${KEY_VARIABLE}",
+                              where=redact(self.url)) from exc  # fmt: skip
 
 
 def connect(url: str, *, prompt: Callable[[str], str] | None = None, option: str = "--url") -> Server:

@@ -12,7 +12,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -33,6 +33,9 @@ from manifest_broker.catalog.manifests import (
 from manifest_broker.catalog.probe import ProbeResult, probe_locators
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 FINDING_SCHEMA = pa.schema(
     [
@@ -277,6 +280,7 @@ def check_manifests(
     use_cache: bool = True,
     workers: int | None = None,
     progress: Progress | None = None,
+    cluster: Client | None = None,
 ) -> ContractReport:
     """Run every contract rule over one or more manifest pairs.
 
@@ -290,6 +294,7 @@ def check_manifests(
         cache_dir: Probe cache directory (default :func:`default_cache_dir`).
         use_cache: False to open every file again.
         workers: Processes for file probing (default: all cores).
+        cluster: A Dask client whose workers probe the files instead.
 
     Returns:
         A :class:`ContractReport`; nothing is written except the probe cache.
@@ -331,6 +336,7 @@ def check_manifests(
         cache_dir=(cache_dir or default_cache_dir()) if use_cache else None,
         workers=workers,
         progress=progress,
+        cluster=cluster,
     )
     timings["probe"] = time.perf_counter() - t0
     con.register("probes", probe.table)

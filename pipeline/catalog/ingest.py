@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from manifest_broker.cache import default_cache_dir
 from manifest_broker.catalog.contract import ContractReport, check_manifests
@@ -15,6 +16,9 @@ from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.plan import NodePlan, plan_nodes
 from manifest_broker.catalog.write import IngestResult, init_catalog, write_plan
 from manifest_broker.progress import Progress
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 @dataclass
@@ -36,6 +40,7 @@ def ingest(
     use_cache: bool = True,
     notify: Callable[[str], None] | None = None,
     progress: Progress | None = None,
+    cluster: Client | None = None,
 ) -> IngestRun:
     """Check, plan and write. Nothing is written when the contract has an error.
 
@@ -44,6 +49,8 @@ def ingest(
             run waits for it.
         progress: Told ``(stage, done, total)`` while files are probed, the plan
             is made and rows are written.
+        cluster: A Dask client whose workers probe the files (the plan and the
+            one-transaction write stay here).
 
     Raises:
         ContractFailed: when the manifests break the contract (nothing is written).
@@ -56,7 +63,7 @@ def ingest(
     # any file is probed; its keys are checked in the contract (key_in_catalog).
     keys = existing_keys(catalog, parent)
     report = check_manifests(pairs, base_dir, catalog_keys=keys, parent=parent, cache_dir=cache, use_cache=use_cache,
-                             progress=progress)  # fmt: skip
+                             progress=progress, cluster=cluster)  # fmt: skip
     timings["check"] = time.perf_counter() - t0
     if not report.ok:
         raise report.failure("; nothing was written")

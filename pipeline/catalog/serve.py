@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -60,6 +61,38 @@ def check_api_key(api_key: str | None) -> str | None:
                          "for its key: choose one of [A-Za-z0-9] only (e.g. `openssl rand -hex 32`)",
                          where="TILED_API_KEY", exit_code=2)  # fmt: skip
     return api_key or None
+
+
+def scaled_config(catalog: str, base_dir: Path, *, read_only: bool) -> dict[str, Any]:
+    """Tiled's configuration for several server processes: the same stock catalog
+    tree ``tiled serve catalog`` builds (the catalog, the data directory as readable
+    storage, no writable storage). ``read_only`` opens a SQLite catalog read-only."""
+    uri = locate(catalog).tiled_uri
+    if read_only and uri.startswith("sqlite"):
+        # SQLite's own read-only mode: several processes reading take no write lock.
+        uri = f"sqlite+aiosqlite:///file:{locate(catalog).sqlite_path}?mode=ro&uri=true"
+    return {
+        "trees": [{"path": "/", "tree": "catalog",
+                   "args": {"uri": uri, "readable_storage": [str(Path(base_dir).resolve())], "init_if_not_exists": False}}],
+        "authentication": {"allow_anonymous_access": False},
+    }  # fmt: skip
+
+
+def scaled_command(port: int, host: str, workers: int) -> list[str]:
+    """Uvicorn with ``workers`` processes, each running Tiled's ``app_factory`` on the
+    configuration in ``$TILED_CONFIG`` (Tiled's own route to a multi-process server)."""
+    return [sys.executable, "-m", "uvicorn", "--factory", "tiled.server.app:app_factory", "--workers", str(workers),
+            "--host", host, "--port", str(port), "--no-access-log"]  # fmt: skip
+
+
+def scaled_environment(api_key: str | None, config: Path) -> dict[str, str]:
+    """The environment of a multi-process server: its configuration file, the API key,
+    and one secret key shared by every process (Tiled draws a random one per process)."""
+    import json
+    import secrets
+
+    return {**server_environment(api_key), "TILED_CONFIG": str(config),
+            "TILED_SECRET_KEYS": json.dumps([secrets.token_hex(32)])}  # fmt: skip
 
 
 def server_environment(api_key: str | None) -> dict[str, str]:
@@ -110,16 +143,25 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> No
 
 @contextlib.contextmanager
 def running_server(catalog: str, base_dir: Path, *, api_key: str = "secret", port: int | None = None,
-                   log: Path | None = None) -> Iterator[str]:  # fmt: skip
-    """Run `tiled serve catalog` on a free loopback port for the duration of the block.
+                   log: Path | None = None, workers: int = 1, read_only: bool = False) -> Iterator[str]:  # fmt: skip
+    """Run `tiled serve catalog` (or, with ``workers`` > 1, Tiled's app in that many
+    uvicorn processes) on a free loopback port for the duration of the block.
 
     Yields:
         The server's base URL.
     """
+    import json
+    import tempfile
+
     port = port or free_port()
     out = open(log, "wb") if log else subprocess.DEVNULL
-    process = subprocess.Popen(serve_command(catalog, base_dir, port), stdout=out, stderr=subprocess.STDOUT,
-                               env=server_environment(api_key))  # fmt: skip
+    if workers > 1:
+        config = Path(tempfile.mkdtemp(prefix="broker-serve-")) / "config.yml"
+        config.write_text(json.dumps(scaled_config(catalog, base_dir, read_only=read_only)))  # JSON is YAML
+        command, env = scaled_command(port, "127.0.0.1", workers), scaled_environment(api_key, config)
+    else:
+        command, env = serve_command(catalog, base_dir, port), server_environment(api_key)
+    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)

@@ -13,9 +13,11 @@ import typer
 from manifest_broker import render
 from manifest_broker.commandline._shared import (
     BaseDirOption,
+    DaskOption,
     JsonOption,
     ManifestsArgument,
     catalog_target,
+    cluster,
     input_dir,
     output_dir,
     output_file,
@@ -34,6 +36,7 @@ def check(
     feedback: Annotated[Path | None, typer.Option(help="Write a message to the data provider here.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
     workers: Annotated[int | None, typer.Option(min=1, help="Processes probing files (default: all cores).")] = None,
+    dask: DaskOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check manifests against the contract. Writes nothing (but its probe cache); exit 1 on any error."""
@@ -46,9 +49,9 @@ def check(
     given = pairs(manifests)
     input_dir(base_dir, "--base-dir")
     keys = existing_keys(catalog, parent) if catalog else None  # a catalog that is not one: said as such
-    with render.stages(progress_enabled()) as progress:
+    with cluster(dask) as client, render.stages(progress_enabled()) as progress:
         report = check_manifests(given, base_dir, catalog_keys=keys, parent=parent, use_cache=not no_cache,
-                                 workers=workers, progress=progress)  # fmt: skip
+                                 workers=workers, progress=progress, cluster=client)  # fmt: skip
     if feedback is not None:
         feedback.write_text(feedback_message(report.findings, ", ".join(p.name for p in given)))
     n_ham = sum(t.num_rows for t in report.hamiltonians.values())
@@ -91,6 +94,7 @@ def ingest(
         bool, typer.Option("--update-metadata", help="Update Hamiltonians whose metadata differs.")
     ] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
+    dask: DaskOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
@@ -99,9 +103,9 @@ def ingest(
     given = pairs(manifests)
     input_dir(base_dir, "--base-dir")
     catalog_target(catalog)
-    with render.stages(progress_enabled()) as progress:
+    with cluster(dask) as client, render.stages(progress_enabled()) as progress:
         run = run_ingest(given, base_dir, catalog, parent=parent, update_metadata=update_metadata,
-                         use_cache=not no_cache, notify=render.warn, progress=progress)  # fmt: skip
+                         use_cache=not no_cache, notify=render.warn, progress=progress, cluster=client)  # fmt: skip
     result = run.result
     assert result is not None and run.plan is not None
     warnings = environment_warnings(run.report.findings)

@@ -29,25 +29,55 @@ def serve(
     base_dir: Annotated[Path, typer.Option("--base-dir", help="Data directory, served as readable storage.")],
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8000,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=256, help="Server processes (uvicorn workers running Tiled's app); >1 wants PostgreSQL."
+        ),
+    ] = 1,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Open a SQLite catalog read-only (what several SQLite workers need).")
+    ] = False,
 ) -> None:
-    """Run a stock `tiled serve catalog CATALOG -r BASE_DIR` (no custom adapter or config).
+    """Run a stock `tiled serve catalog CATALOG -r BASE_DIR` (no custom adapter), or Tiled's own app in
+    several uvicorn processes with --workers N.
 
     The API key comes from $TILED_API_KEY and reaches the server through its
     environment, never its command line (which every user of the machine can
     read), and is masked in what the server prints; without it, Tiled makes a
-    random key and prints it.
+    random key and prints it. Several processes writing one SQLite file fail with
+    "database is locked": on SQLite, --workers N > 1 needs --read-only.
     """
+    import json
     import os
+    import tempfile
 
-    from manifest_broker.catalog.database import check_catalog
-    from manifest_broker.catalog.serve import check_api_key, run_redacted, serve_command, server_environment
+    from manifest_broker.catalog.database import check_catalog, locate
+    from manifest_broker.catalog.serve import (
+        check_api_key,
+        run_redacted,
+        scaled_command,
+        scaled_config,
+        scaled_environment,
+        serve_command,
+        server_environment,
+    )
 
     input_dir(base_dir, "--base-dir")
     check_catalog(catalog)
     key = check_api_key(os.environ.get("TILED_API_KEY"))
-    command = serve_command(catalog, base_dir, port, host)
+    if workers == 1 and not read_only:
+        command, env = serve_command(catalog, base_dir, port, host), server_environment(key)
+    else:
+        if locate(catalog).dialect == "sqlite" and not read_only:
+            raise BrokerError(f"--workers {workers} on a SQLite catalog: several server processes writing one SQLite "
+                              "file fail with 'database is locked'; serve it --read-only, or use PostgreSQL",
+                              exit_code=2)  # fmt: skip
+        config = Path(tempfile.mkdtemp(prefix="broker-serve-")) / "config.yml"
+        config.write_text(json.dumps(scaled_config(catalog, base_dir, read_only=read_only)))  # JSON is YAML
+        command, env = scaled_command(port, host, workers), scaled_environment(key, config)
     render.errors.print("running: " + " ".join(command), markup=False)
-    raise typer.Exit(run_redacted(command, server_environment(key), key))
+    raise typer.Exit(run_redacted(command, env, key))
 
 
 WorkersOption = Annotated[

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,6 +20,8 @@ from manifest_broker import render
 from manifest_broker.errors import BrokerError
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from manifest_broker.catalog.client import Server
     from manifest_broker.catalog.manifests import ManifestPair
 
@@ -28,6 +32,15 @@ ManifestsArgument = Annotated[
     list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...] (Parquet manifests).")
 ]
 BaseDirOption = Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")]
+DaskOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        envvar="BROKER_DASK_SCHEDULER",
+        help="A Dask scheduler (tcp://host:8786; or $BROKER_DASK_SCHEDULER): its workers do the work.",
+        show_default=False,
+    ),
+]
 UrlOption = Annotated[
     str, typer.Option("--url", help="A running Tiled server (its API key comes from $TILED_API_KEY or a prompt).")
 ]
@@ -110,6 +123,22 @@ def server(url: str) -> Server:
         return str(typer.prompt(question, hide_input=True, default="", show_default=False))
 
     return connect(url, prompt=ask if sys.stdin.isatty() and not render.output().json else None)
+
+
+@contextmanager
+def cluster(address: str | None) -> Iterator[Client | None]:
+    """A client of the Dask scheduler at ``address`` for the block (``None``: work
+    locally); an unreachable scheduler is one error before any work."""
+    if not address:
+        yield None
+        return
+    from manifest_broker.cluster import connect
+
+    client = connect(address)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def progress_enabled() -> bool:

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from manifest_broker import render
-from manifest_broker.commandline._shared import JsonOption, input_dir, output_file, progress_enabled
+from manifest_broker.commandline._shared import (
+    DaskOption,
+    JsonOption,
+    cluster,
+    input_dir,
+    output_file,
+    progress_enabled,
+)
 from manifest_broker.errors import BrokerError
 
 if TYPE_CHECKING:
@@ -152,22 +159,29 @@ def package_many(
     warehouse: WarehouseOption = None,
     namespace: NamespaceOption = "tnr",
     jobs: Annotated[int, typer.Option(min=1, max=256, help="Runs read in parallel (processes).")] = 1,
+    dask: DaskOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Find and package every run under ROOT, one commit per run, with a summary (exit 1 if a run failed)."""
+    """Find and package every run under ROOT, all or nothing per run, with a summary (exit 1 if a run failed).
+
+    With --dask, each run is read and committed on a worker of the cluster, into a shared lake
+    (--lake postgresql://... --warehouse /shared/path)."""
     import itertools
 
-    from manifest_broker.tnr.campaign import find_runs
+    from manifest_broker.tnr.campaign import find_runs, require_shared_lake
     from manifest_broker.tnr.campaign import package_many as run_many
 
     location = _lake(lake, warehouse)
     input_dir(root, "ROOT")
+    if dask:
+        require_shared_lake(location)  # before the scheduler is asked anything
     total = sum(1 for _ in find_runs(root))
     if total == 0:
         raise BrokerError(f"{root}: no run found (no r<run>_eis_reduction.json below it)", where=root)
     done = itertools.count(1)  # next() is atomic: on_done comes from worker threads
-    with render.progress("packaging runs", total, enabled=progress_enabled()) as update:
-        summaries = run_many(root, location, namespace, jobs, on_done=lambda _summary: update(next(done)))
+    with cluster(dask) as client, render.progress("packaging runs", total, enabled=progress_enabled()) as update:
+        summaries = run_many(root, location, namespace, jobs, on_done=lambda _summary: update(next(done)),
+                             cluster=client)  # fmt: skip
     failed = [s for s in summaries if s.error]
 
     def text() -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from manifest_broker.processes import shut_down, submit, worker_pool
+
+if TYPE_CHECKING:
+    from distributed import Client
 from manifest_broker.tnr.inputs import RunInputError, read_json
 from manifest_broker.tnr.lake import Lake, LakeError, write_runs
 from manifest_broker.tnr.package import RunPackage, package_run
@@ -124,7 +128,7 @@ BATCH_RUNS = 8
 
 def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int = 1,
                  on_done: Callable[[RunSummary], None] | None = None,
-                 batch: int = BATCH_RUNS) -> list[RunSummary]:  # fmt: skip
+                 batch: int = BATCH_RUNS, cluster: Client | None = None) -> list[RunSummary]:  # fmt: skip
     """Package every run under ``root``; a failing run is reported and skipped.
 
     Runs are read on ``jobs`` worker processes (inline for one job) while the main
@@ -198,3 +202,54 @@ def _committed(inputs: RunInputs, package: RunPackage, lake: Lake | str | Path, 
     except (ValueError, OSError, LakeError) as exc:
         return RunSummary(str(inputs.reduced_dir), None, 0, 0, list(package.warnings), str(exc))
     return _summary(inputs, package)
+
+
+def require_shared_lake(location: Lake) -> None:
+    """Refuse an embedded (SQLite) lake for work on a cluster.
+
+    Raises:
+        ClusterError: saying why and what to give instead.
+    """
+    from manifest_broker.cluster import ClusterError
+
+    if location.embedded_path is not None:
+        raise ClusterError(
+            f"{location.name}: an embedded lake (a SQLite catalog file) cannot be shared by Dask workers on other "
+            "hosts (SQLite's locks do not hold over network filesystems): give --lake postgresql://... and a "
+            "--warehouse every worker mounts",
+            where=location.name,
+        )
+
+
+def package_on_cluster(root: Path, lake: Lake | str | Path, namespace: str, cluster: Client,
+                       on_done: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:  # fmt: skip
+    """Package every run under ``root`` on the Dask cluster's workers, each run read
+    and committed (both tables, all or nothing) by one worker into the shared lake.
+
+    A worker lost mid-run has its run done again by another (re-packaging replaces
+    the run's rows, and repairs a run a dead worker left between its two commits):
+    exactly once in the tables, whatever happens to the workers.
+
+    Raises:
+        ClusterError: for an embedded (SQLite) lake, which workers on other hosts
+            cannot share.
+    """
+    from manifest_broker.cluster import map_unordered
+    from manifest_broker.tnr.lake import locate_lake
+
+    location = lake if isinstance(lake, Lake) else locate_lake(lake)
+    require_shared_lake(location)
+    found = list(find_runs(root))
+    summaries: list[RunSummary] = []
+    for item in found:
+        if isinstance(item, RunInputError):
+            summaries.append(RunSummary(str(item.where), None, 0, 0, [], str(item)))
+            if on_done:
+                on_done(summaries[-1])
+    runs = [r for r in found if isinstance(r, RunInputs)]
+    for summary in map_unordered(cluster, functools.partial(package_one, lake=location, namespace=namespace), runs,
+                                 "broker-tnr-run"):  # fmt: skip
+        summaries.append(summary)
+        if on_done:
+            on_done(summary)
+    return summaries

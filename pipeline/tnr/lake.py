@@ -156,7 +156,9 @@ def _runs_filter(run_numbers: Iterable[int]) -> Any:
     from pyiceberg.expressions.literals import literal
 
     numbers = sorted(set(run_numbers))
-    return _run_filter(numbers[0]) if len(numbers) == 1 else In(Reference("run_number"), {literal(n) for n in numbers})
+    if len(numbers) == 1:
+        return _run_filter(numbers[0])
+    return In(Reference("run_number"), literals={literal(n) for n in numbers})  # type: ignore[call-arg]
 
 
 def _retrying(action: Callable[[], Any], what: str) -> Any:

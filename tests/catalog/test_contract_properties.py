@@ -42,7 +42,7 @@ def _nfc(name: str) -> str:
 
 
 @pytest.mark.slow
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(keys, st.lists(types, max_size=3)), min_size=1, max_size=8))
 def test_key_and_type_rules_match_oracle(rows: list[tuple[str | None, list[str]]], tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
     folder: Path = tmp_path_factory.mktemp("prop")

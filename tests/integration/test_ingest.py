@@ -195,7 +195,10 @@ def test_catalogs_the_writer_refuses(spinwave: Dataset, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "a66028395cab" in result.output and "917dbbcfc4b1" in result.output
 
 
-def test_locked_catalog(spinwave: Dataset, tmp_path: Path) -> None:
+def test_locked_catalog(spinwave: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import manifest_broker.catalog.write as writer
+
+    monkeypatch.setattr(writer, "WRITER_BUSY_SECONDS", 2.0)  # how long it waits is not what is tested
     catalog = tmp_path / "locked.db"
     init_catalog(locate(str(catalog)))
     before = dump(str(catalog))

@@ -58,8 +58,8 @@ def _every_run_once_every_snapshot_readable(cat, expected: dict[int, int]) -> No
             table.scan(snapshot_id=snapshot.snapshot_id).to_arrow()
 
 
-def test_four_writers_forty_runs_on_postgresql(postgres_server: str, tmp_path: Path) -> None:
-    expected = _campaigns(tmp_path / "campaign", writers=4, runs_per_writer=10)
+def test_four_writers_twenty_runs_on_postgresql(postgres_server: str, tmp_path: Path) -> None:
+    expected = _campaigns(tmp_path / "campaign", writers=4, runs_per_writer=5)
     uri, warehouse = new_database(postgres_server), tmp_path / "shared-warehouse"
     _concurrently(tmp_path / "campaign", 4, uri, "--warehouse", str(warehouse))
     _every_run_once_every_snapshot_readable(catalog(locate_lake(uri, warehouse), create=False), expected)

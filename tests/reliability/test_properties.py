@@ -133,7 +133,7 @@ COUNTER = itertools.count()
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(drawn=manifests())
 def test_accepted_manifests_plan_deterministically_and_serve_every_array(served, drawn) -> None:  # type: ignore[no-untyped-def]

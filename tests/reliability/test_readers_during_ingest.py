@@ -14,7 +14,7 @@ from tests.pg import new_database
 from tests.reliability.conftest import warm_and_bulk
 
 pytestmark = pytest.mark.integration
-BULK = 33_334  # x 3 nodes = 100,002
+BULK = 20_000  # x 3 nodes = 60,000
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ManifestPa
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_no_read_fails_while_100k_nodes_are_ingested(datasets: tuple[Path, ManifestPair, ManifestPair], backend: str,
+def test_no_read_fails_while_60k_nodes_are_ingested(datasets: tuple[Path, ManifestPair, ManifestPair], backend: str,
                                                      tmp_path: Path, request: pytest.FixtureRequest) -> None:  # fmt: skip
     base, warm, bulk = datasets
     catalog = (

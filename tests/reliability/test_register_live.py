@@ -26,7 +26,7 @@ from tests.reliability.conftest import BROKER, batched_dataset
 from tests.reliability.fault_proxy import fault_proxy
 
 pytestmark = pytest.mark.integration
-N = 60  # Hamiltonians x 2 artifacts
+N = 30  # Hamiltonians x 2 artifacts
 
 
 @pytest.fixture(scope="module")
