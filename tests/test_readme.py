@@ -35,6 +35,7 @@ PROMISES = {
     "broker synth tnr": "run 218391: 24 slices",
     "broker tnr package ": "packaged run 218389: 24 slices",
     "broker tnr check": "OK: every run",
+    "--dask tcp://127.0.0.1": "OK: 0 error(s)",
     "broker tnr watch": "packaged run 218391: 24 slices",
     "broker tnr sql": "eis",
     "broker tnr plot": "wrote work/run_218389.png",
@@ -49,12 +50,13 @@ def blocks() -> list[tuple[str | None, str, str, int]]:
     return [(m["note"], m["lang"], m["body"], text.count("\n", 0, m.start()) + 1) for m in BLOCK.finditer(text)]
 
 
-def test_only_the_quickstart_is_not_run() -> None:
+def test_only_the_quickstart_and_the_slurm_example_are_not_run() -> None:
     skipped = [body.strip() for note, _, body, _ in blocks() if note and note.startswith("skip")]
-    assert skipped == [
+    assert skipped[:2] == [
         "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/broker demo",
         ".venv/bin/python -m pytest",
     ]
+    assert len(skipped) == 3 and skipped[2].startswith("from dask_jobqueue import SLURMCluster")
     assert {lang for _, lang, _, _ in blocks()} == {"bash", "python"}
 
 
@@ -63,14 +65,14 @@ def _free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def _script(folder: Path, port: str) -> str:
+def _script(folder: Path, port: str, dask_port: str) -> str:
     """One bash script: each block in turn, in the same shell, stopping at the first
     command that fails; markers between blocks split the output."""
     lines = ["set -e", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]
     for i, (note, lang, body, line) in enumerate(blocks()):
         if note and note.startswith("skip"):
             continue
-        body = body.replace("8000", port)
+        body = body.replace("8000", port).replace("8786", dask_port)
         lines.append(f"echo '### block {i} (README line {line})'; echo '### block {i}' >&2")
         if lang == "python":
             (folder / f"block_{i}.py").write_text(body)
@@ -98,7 +100,8 @@ def test_every_block_runs_as_written(tmp_path: Path) -> None:
     (tmp_path / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     assert (tmp_path / ".venv" / "bin" / "activate").is_file()
     port = "8000" if _free(8000) else str(_free_port())
-    (tmp_path / "readme.sh").write_text(_script(tmp_path, port))
+    dask_port = "8786" if _free(8786) else str(_free_port())
+    (tmp_path / "readme.sh").write_text(_script(tmp_path, port, dask_port))
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
            "BROKER_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
     done = subprocess.run(["bash", "readme.sh"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
