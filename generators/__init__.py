@@ -14,4 +14,5 @@ LAYOUTS: dict[str, str] = {
     "edrixs": "B: many Hamiltonians batched along axis 0 of one file",
     "multimodal": "C: one file per Hamiltonian, several datasets and /params scalars",
     "spinwave": "C: the guide's worked example (/params/{J1,J2,K,D}, /dispersion, /dos)",
+    "nexus": "NeXus: one reduced S(Q,E) file per measurement (NXentry, NXdata signal and axes, NXsample, NXlog)",
 }

@@ -7,8 +7,11 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Template
 
-HDF5_SUFFIXES = {".h5", ".hdf5", ".hdf", ".he5", ".nxs"}
+from manifest_broker.catalog.nexus import Entry, entries, read_entry
+
+HDF5_SUFFIXES = {".h5", ".hdf5", ".hdf", ".he5", ".nxs", ".nx5"}
 
 
 @dataclass
@@ -29,6 +32,7 @@ class FileInfo:
     datasets: list[DatasetInfo]
     attrs: dict[str, str]
     error: str | None = None
+    nexus: list[Entry] = field(default_factory=list)  # its NXentry groups, when it is a NeXus file
 
     @property
     def signature(self) -> tuple:
@@ -71,7 +75,11 @@ def _describe(path: Path, root: Path) -> FileInfo:
                 return
             info = DatasetInfo("/" + name, tuple(obj.shape), obj.dtype.str, obj.chunks,
                                {k: repr(v)[:60] for k, v in obj.attrs.items()})  # fmt: skip
-            if h5py.check_vlen_dtype(obj.dtype) is not None or obj.dtype.kind == "O":
+            vlen = h5py.check_vlen_dtype(obj.dtype)
+            if h5py.check_string_dtype(obj.dtype) is not None:
+                if obj.ndim:  # a scalar string is a field, an array of them is not a numeric artifact
+                    info.flags.append("strings")
+            elif vlen is not None or obj.dtype.kind == "O":
                 info.flags.append("variable-length (ragged)")
             elif obj.size == 0:
                 info.flags.append("empty")
@@ -85,7 +93,8 @@ def _describe(path: Path, root: Path) -> FileInfo:
 
         handle.visititems(visit)
         attrs = {k: repr(v)[:60] for k, v in handle.attrs.items()}
-    return FileInfo(rel, path.stat().st_size, groups, datasets, attrs)
+        nexus = [read_entry(handle, p) for p in entries(handle)]
+    return FileInfo(rel, path.stat().st_size, groups, datasets, attrs, nexus=nexus)
 
 
 def _batched(info: FileInfo) -> list:
@@ -99,6 +108,12 @@ def _pattern(files: list[Path], sample: list[FileInfo]) -> tuple[str, str]:
     ok = [f for f in sample if not f.error]
     if not ok:
         return "unknown", "no readable HDF5 file in the sample"
+    nexus = [f for f in ok if any(e.signal for e in f.nexus)]
+    if nexus:
+        first = next(e for e in nexus[0].nexus if e.signal)
+        axes = f" over {', '.join(a.rsplit('/', 1)[-1] for a in first.axes)}" if first.axes else ""
+        return ("NeXus", f"{len(nexus)} of {len(ok)} sampled file(s) are NeXus: NXentry {first.path} plots "
+                f"{first.path}/{first.signal}{axes} (its NXdata signal); one Hamiltonian per NXentry")  # fmt: skip
     n_datasets = Counter(len([d for d in f.datasets if not d.path.startswith("/params")]) for f in ok)
     # Pattern B: a few files, each with a multi-dimensional dataset whose first
     # axis is shared by other datasets (the spectra and their per-Hamiltonian
@@ -144,7 +159,100 @@ _TEMPLATES = {
 }
 
 
+_NEXUS_TEMPLATE = Template('''"""Generate manifests for $name (NeXus): adapt the marked lines."""
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+DATA_DIR = "$root"
+SUFFIX = "$suffix"
+# Artifact type -> dataset below each NXentry: the NXdata signal, its errors, its axes.
+ARTIFACTS = $artifacts
+# Parameter column -> (field below the NXentry, reduction): the scalar fields of
+# NXsample and of the chosen groups; an NXlog's value is a time series, kept as its
+# mean. Delete what the provider does not want searchable.
+PARAMETERS = $parameters
+KEPT_ATTRIBUTES = ["units"]  # each becomes a column <column>_<attribute>
+
+
+def _text(value):
+    return value.decode() if isinstance(value, (bytes, np.bytes_)) else str(value)
+
+
+def _cell(dataset, reduce):
+    data = dataset[()]
+    if reduce == "mean":
+        return float(np.mean(data))
+    if isinstance(data, np.ndarray):
+        data = data.reshape(-1)[0]
+    if isinstance(data, (bytes, np.bytes_)):
+        return data.decode()
+    return data.item() if hasattr(data, "item") else data
+
+
+def generate(output_dir, n_hamiltonians=None):
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ham_rows, art_rows = [], []
+    for path in sorted(Path(DATA_DIR).rglob("*" + SUFFIX)):
+        if n_hamiltonians is not None and len(ham_rows) >= n_hamiltonians:
+            break
+        with h5py.File(path, "r") as f:
+            entries = [k for k in f if _text(f[k].attrs.get("NX_class", "")) == "NXentry"]
+            for entry in entries:
+                huid = path.stem if len(entries) == 1 else f"{path.stem}_{entry}"  # adapt: the measurement's id
+                row = {"huid": huid, "key": f"H_{huid}"}
+                for column, (field, reduce) in PARAMETERS.items():
+                    if f"{entry}/{field}" in f:
+                        dataset = f[f"{entry}/{field}"]
+                        row[column] = _cell(dataset, reduce)
+                        for attribute in KEPT_ATTRIBUTES:
+                            if attribute in dataset.attrs:
+                                row[f"{column}_{attribute}"] = _text(dataset.attrs[attribute])
+                ham_rows.append(row)
+                for art_type, dataset in ARTIFACTS.items():
+                    art_rows.append({"huid": huid, "type": art_type, "file": str(path.relative_to(DATA_DIR)),
+                                     "dataset": f"/{entry}/{dataset}"})
+    ham_df, art_df = pd.DataFrame(ham_rows[:n_hamiltonians]), pd.DataFrame(art_rows)
+    art_df = art_df[art_df["huid"].isin(ham_df["huid"])] if len(art_df) else art_df
+    ham_df.to_parquet(output_dir / "${name}_hamiltonians.parquet", index=False)
+    art_df.to_parquet(output_dir / "${name}_artifacts.parquet", index=False)
+    return ham_df, art_df
+''')
+
+
+def _dict_literal(mapping: dict) -> str:
+    if not mapping:
+        return "{}"
+    return "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in mapping.items()) + "}"
+
+
+def _nexus_generator(root: Path, sample: list[FileInfo]) -> str:
+    """The NeXus generator: the artifacts and parameters of the sampled entries
+    (their union, so a field only some files have is still read where present)."""
+    artifacts: dict[str, str] = {}
+    parameters: dict[str, tuple[str, str | None]] = {}
+    suffixes: Counter[str] = Counter()
+    for info in sample:
+        for entry in info.nexus:
+            if not entry.signal:
+                continue
+            suffixes[Path(info.path).suffix] += 1
+            for art_type, dataset in entry.artifacts.items():
+                artifacts.setdefault(art_type, dataset)
+            for parameter in entry.parameters:
+                parameters.setdefault(parameter.column, (parameter.path, parameter.reduce))
+    return _NEXUS_TEMPLATE.substitute(
+        name=root.name, root=root, suffix=suffixes.most_common(1)[0][0] if suffixes else ".nxs",
+        artifacts=_dict_literal(artifacts), parameters=_dict_literal(parameters),
+    )  # fmt: skip
+
+
 def _generator(pattern: str, root: Path, sample: list[FileInfo]) -> str:
+    if pattern == "NeXus":
+        return _nexus_generator(root, sample)
     ok = [f for f in sample if not f.error and f.datasets]
     if pattern == "B":  # the generator reads the batched dataset, not whatever comes first
         ok = [f for f in ok if _batched(f)] or ok
@@ -226,6 +334,16 @@ def explore(data_dir: Path, sample: int = 5, seed: int = 0) -> ExploreReport:
             flags.append(f"{f.path}: {f.error}")
         for d in f.datasets:
             flags += [f"{f.path}:{d.path}: {flag}" for flag in d.flags]
+        for entry in f.nexus:
+            if not entry.signal:
+                flags.append(f"{f.path}:{entry.path}: an NXentry without an NXdata signal (nothing to plot, so no "
+                             "artifact is proposed for it)")  # fmt: skip
+            if entry.other_arrays:
+                flags.append(f"{f.path}:{entry.path}: {len(entry.other_arrays)} array(s) outside the NXdata left out "
+                             f"of the generator (e.g. {entry.path}/{entry.other_arrays[0]}): add them to ARTIFACTS "
+                             "to serve them")  # fmt: skip
+        if len(f.nexus) > 1:
+            flags.append(f"{f.path}: {len(f.nexus)} NXentry groups: one Hamiltonian each")
         if structures and f.signature and structures[f.signature] == 1 and len(structures) > 1:
             common = set().union(*(set(g.groups) for g in infos if g is not f))
             extra = sorted(set(f.groups) - common)

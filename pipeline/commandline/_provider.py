@@ -15,7 +15,12 @@ from manifest_broker.commandline._shared import JsonOption, input_dir, output_di
 
 
 def synth(
-    layout: Annotated[str, typer.Argument(help="vdp, edrixs, multimodal, spinwave, or tnr (reflectometry runs).")],
+    layout: Annotated[
+        str,
+        typer.Argument(
+            help="vdp, edrixs, multimodal, spinwave, nexus (reduced S(Q,E) NeXus files), or tnr (reflectometry runs)."
+        ),
+    ],
     out_dir: Annotated[
         Path, typer.Argument(help="Writes OUT_DIR/data (HDF5) and OUT_DIR/manifests; for tnr, OUT_DIR/run_<number>.")
     ],
@@ -134,6 +139,14 @@ def explore(
                 c.print(f"  {d.path}: shape={d.shape}, dtype={d.dtype}{extra}{flags}", markup=False)
                 for key, value in d.attrs.items():
                     c.print(f"    @{key} = {value}", markup=False)
+            for entry in info.nexus:
+                c.print(f"  NeXus NXentry {entry.path}: signal {entry.signal or '(none)'}"
+                        + (f", axes {', '.join(entry.axes)}" if entry.axes else "")
+                        + (f", errors {entry.errors}" if entry.errors else ""), markup=False)  # fmt: skip
+                for p in entry.parameters:
+                    units = f" [{p.units}]" if p.units else ""
+                    how = " (NXlog mean)" if p.reduce else ""
+                    c.print(f"    parameter {p.column} <- {p.path}{units}{how}", markup=False)
         c.print("\n[bold]structures in the sample[/]")
         for count, paths in report.structures:
             c.print(f"  {count} file(s): {', '.join(paths)}", markup=False)

@@ -29,7 +29,10 @@ JsonOption = Annotated[
     bool, typer.Option("--json", callback=render.use_json, help="Print one JSON document (errors too) instead of text.")
 ]
 ManifestsArgument = Annotated[
-    list[Path], typer.Argument(help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...] (Parquet manifests).")
+    list[Path],
+    typer.Argument(
+        help="HAMILTONIANS ARTIFACTS [HAMILTONIANS ARTIFACTS ...] (Parquet manifests), or a folder holding such pairs."
+    ),
 ]
 BaseDirOption = Annotated[Path, typer.Option("--base-dir", help="Data directory the `file` paths are relative to.")]
 DaskOption = Annotated[
@@ -48,14 +51,29 @@ UrlOption = Annotated[
 
 def pairs(manifests: list[Path]) -> list[ManifestPair]:
     """HAM ART [HAM ART ...] into manifest pairs: a path that does not exist is named
-    first (exit 1), an odd count is a usage error (exit 2)."""
+    first (exit 1), an odd count is a usage error (exit 2). A directory stands for
+    the ``<name>_hamiltonians.parquet`` / ``<name>_artifacts.parquet`` pairs in it
+    (what ``broker generate`` writes)."""
     from manifest_broker.catalog.manifests import ManifestError, pairs_from_paths
 
+    expanded: list[Path] = []
     for path in manifests:
         if not path.exists():
             raise BrokerError(f"{path}: manifest not found", where=path)
+        if path.is_dir():
+            found = []
+            for ham in sorted(path.glob("*_hamiltonians.parquet")):
+                art = ham.with_name(ham.name.removesuffix("_hamiltonians.parquet") + "_artifacts.parquet")
+                if art.is_file():
+                    found += [ham, art]
+            if not found:
+                raise BrokerError(f"{path}: a directory without a <name>_hamiltonians.parquet and "
+                                  "<name>_artifacts.parquet pair; give the two manifests", where=path, exit_code=2)  # fmt: skip
+            expanded += found
+        else:
+            expanded.append(path)
     try:
-        return pairs_from_paths(manifests)
+        return pairs_from_paths(expanded)
     except ManifestError as exc:
         raise BrokerError(str(exc), where=exc.where, exit_code=2) from exc
 
