@@ -12,7 +12,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -269,6 +269,26 @@ def _catalog_keys(catalog: str | None, catalog_keys: pa.Table | None, parent: st
                      "location": pa.array([], pa.string())})  # fmt: skip
 
 
+def _card_rules(con: duckdb.DuckDBPyConnection, card: dict[str, Any], report: ContractReport,
+                pairs: list[ManifestPair], findings: list[pa.Table]) -> None:  # fmt: skip
+    """The dataset card's rules, over the card's tables and each Hamiltonian
+    manifest's columns with their type families."""
+    from manifest_broker.catalog.card import arrow_family, rule_tables
+
+    for name, table in rule_tables(card).items():
+        con.register(name, table)
+    rows = [
+        {"manifest": str(pair.hamiltonians), "dataset_name": pair.name, "name": f.name, "family": arrow_family(f.type)}
+        for pair in pairs
+        if pair.name in report.hamiltonians
+        for f in report.hamiltonians[pair.name].schema
+    ]
+    schema = pa.schema([(n, pa.string()) for n in ("manifest", "dataset_name", "name", "family")])
+    con.register("manifest_columns", pa.Table.from_pylist(rows, schema=schema))
+    for name in queries.names("contract/card"):
+        findings.append(_run(con, name))
+
+
 def check_manifests(
     pairs: list[ManifestPair],
     base_dir: Path,
@@ -281,6 +301,7 @@ def check_manifests(
     workers: int | None = None,
     progress: Progress | None = None,
     cluster: Client | None = None,
+    card: dict[str, Any] | None = None,
 ) -> ContractReport:
     """Run every contract rule over one or more manifest pairs.
 
@@ -295,6 +316,8 @@ def check_manifests(
         use_cache: False to open every file again.
         workers: Processes for file probing (default: all cores).
         cluster: A Dask client whose workers probe the files instead.
+        card: A dataset card (:func:`manifest_broker.catalog.card.read`): the rules
+            in ``sql/contract/card/`` hold the manifests to it.
 
     Returns:
         A :class:`ContractReport`; nothing is written except the probe cache.
@@ -348,6 +371,8 @@ def check_manifests(
     t0 = time.perf_counter()
     for name in queries.names("contract/rows"):
         findings.append(_run(con, name, ROW_RULE_PARAMETERS.get(name)))
+    if card is not None:
+        _card_rules(con, card, report, pairs, findings)
     timings["rules"] = time.perf_counter() - t0
     con.close()
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from manifest_broker.cache import default_cache_dir
 from manifest_broker.catalog.contract import ContractReport, check_manifests
@@ -41,6 +41,7 @@ def ingest(
     notify: Callable[[str], None] | None = None,
     progress: Progress | None = None,
     cluster: Client | None = None,
+    card: dict[str, Any] | None = None,
 ) -> IngestRun:
     """Check, plan and write. Nothing is written when the contract has an error.
 
@@ -51,6 +52,8 @@ def ingest(
             is made and rows are written.
         cluster: A Dask client whose workers probe the files (the plan and the
             one-transaction write stay here).
+        card: A dataset card: the manifests are held to it, and it is stored as the
+            parent container's ``dataset_card`` metadata in the same transaction.
 
     Raises:
         ContractFailed: when the manifests break the contract (nothing is written).
@@ -63,7 +66,7 @@ def ingest(
     # any file is probed; its keys are checked in the contract (key_in_catalog).
     keys = existing_keys(catalog, parent)
     report = check_manifests(pairs, base_dir, catalog_keys=keys, parent=parent, cache_dir=cache, use_cache=use_cache,
-                             progress=progress, cluster=cluster)  # fmt: skip
+                             progress=progress, cluster=cluster, card=card)  # fmt: skip
     timings["check"] = time.perf_counter() - t0
     if not report.ok:
         raise report.failure("; nothing was written")
@@ -84,6 +87,7 @@ def ingest(
         t0 = time.perf_counter()
         run.created_catalog = init_catalog(location, template_dir=cache)
         timings["init"] = time.perf_counter() - t0
-        run.result = write_plan(location, run.plan, parent=parent, update_metadata=update_metadata, progress=progress)
+        run.result = write_plan(location, run.plan, parent=parent, update_metadata=update_metadata, progress=progress,
+                                parent_metadata=None if card is None else {"dataset_card": card})  # fmt: skip
     timings["write"] = run.result.seconds
     return run

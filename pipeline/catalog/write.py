@@ -59,6 +59,7 @@ class IngestResult:
     existing_arrays: int = 0
     updated_metadata: list[str] = field(default_factory=list)
     differing_metadata: list[str] = field(default_factory=list)
+    parent_metadata_updated: bool = False
     seconds: float = 0.0
 
     @property
@@ -362,7 +363,8 @@ def _verify_files_unchanged(assets: pa.Table) -> None:
 
 
 def write_plan(location: CatalogLocation, plan: NodePlan, *, parent: str = "", update_metadata: bool = False,
-               before_commit: Callable[[], None] | None = None, progress: Progress | None = None) -> IngestResult:  # fmt: skip
+               before_commit: Callable[[], None] | None = None, progress: Progress | None = None,
+               parent_metadata: dict[str, Any] | None = None) -> IngestResult:  # fmt: skip
     """Write the plan's new nodes into the catalog in one transaction.
 
     Existing Hamiltonians (same key, same huid) are kept; their missing artifacts
@@ -373,17 +375,20 @@ def write_plan(location: CatalogLocation, plan: NodePlan, *, parent: str = "", u
         before_commit: Called with the transaction still open, everything written
             (fault-injection tests kill the process there).
         progress: Told ``("writing rows", sent, total)`` as rows go out.
+        parent_metadata: Keys set in the ``parent`` container's metadata in the same
+            transaction (the dataset card), with a revision row when it changes.
 
     Raises:
         IngestError: for anything that stops the write; the catalog is unchanged.
         CatalogError: when the catalog is not a usable Tiled catalog.
     """
     with writer_lock(location):
-        return _write_transaction(location, plan, parent, update_metadata, before_commit, progress)
+        return _write_transaction(location, plan, parent, update_metadata, before_commit, progress, parent_metadata)
 
 
 def _write_transaction(location: CatalogLocation, plan: NodePlan, parent: str, update_metadata: bool,
-                       before_commit: Callable[[], None] | None, progress: Progress | None) -> IngestResult:  # fmt: skip
+                       before_commit: Callable[[], None] | None, progress: Progress | None,
+                       parent_metadata: dict[str, Any] | None = None) -> IngestResult:  # fmt: skip
     started = time.perf_counter()
     result = IngestResult()
     eng = engine(location, busy_timeout=WRITER_BUSY_SECONDS)
@@ -395,7 +400,7 @@ def _write_transaction(location: CatalogLocation, plan: NodePlan, parent: str, u
                     conn.exec_driver_sql(queries.load("catalog/journal_wal", "sqlite"))
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 check_schema(conn)
-                written = _write(conn, plan, parent, update_metadata, result, progress)
+                written = _write(conn, plan, parent, update_metadata, result, progress, parent_metadata)
                 if before_commit:
                     before_commit()
                 # Last, as close to the commit as it gets: the files of the new arrays
@@ -427,7 +432,7 @@ def _database_failure(location: CatalogLocation, error: BaseException) -> Ingest
 
 
 def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool, result: IngestResult,
-           progress: Progress | None = None) -> pa.Table | None:  # fmt: skip
+           progress: Progress | None = None, parent_metadata: dict[str, Any] | None = None) -> pa.Table | None:  # fmt: skip
     """The whole write, in the caller's transaction: what is already there, ids,
     triggers off, rows in bulk, triggers back.
 
@@ -436,6 +441,8 @@ def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool,
         just before the commit; ``None`` when no array was added.
     """
     parent_id = _ensure_parent(conn, parent, result)
+    if parent_metadata:
+        _update_parent_metadata(conn, parent_id, parent_metadata, result)
     keep = _keep_existing_hamiltonians(conn, plan, parent_id, update_metadata, result)
     new_hams = pl.DataFrame(plan.hamiltonians).filter(~pl.col("key").is_in(list(keep)))
     arrays = _missing_arrays(conn, pl.DataFrame(plan.arrays), parent_id, bool(keep), result)
@@ -449,6 +456,29 @@ def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool,
     result.created_hamiltonians = new_hams.height
     result.created_arrays = arrays.height
     return ids.assets.to_arrow()
+
+
+def _update_parent_metadata(conn: Connection, parent_id: int, metadata: dict[str, Any], result: IngestResult) -> None:
+    """Set ``metadata``'s keys in the parent container's metadata, keeping the old
+    document as a revision (as Tiled's ``update_metadata`` does) when it changes."""
+    if parent_id == 0:
+        raise IngestError("the catalog's root keeps no dataset metadata: give --parent; nothing was written")
+    current = conn.execute(sa.text(queries.load("catalog/node_metadata")), {"id": parent_id}).scalar_one()
+    current = current if isinstance(current, dict) else json.loads(current or "{}")
+    wanted = {**current, **metadata}
+    if json.dumps(wanted, sort_keys=True) == json.dumps(current, sort_keys=True):
+        return
+    from manifest_broker.catalog.contract import METADATA_BYTES
+
+    document = json.dumps(wanted)
+    if len(document.encode()) > METADATA_BYTES:
+        raise IngestError(f"the parent's metadata would be {len(document.encode()):,} bytes, over Tiled's "
+                          f"{METADATA_BYTES:,}-byte limit; nothing was written")  # fmt: skip
+    conn.execute(sa.text(queries.load("write/revision")), {"id": parent_id})
+    conn.execute(
+        sa.text(queries.load("write/update_metadata", conn.dialect.name)), {"id": parent_id, "metadata": document}
+    )
+    result.parent_metadata_updated = True
 
 
 def _keep_existing_hamiltonians(conn: Connection, plan: NodePlan, parent_id: int, update_metadata: bool,

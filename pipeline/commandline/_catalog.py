@@ -13,11 +13,13 @@ import typer
 from manifest_broker import render
 from manifest_broker.commandline._shared import (
     BaseDirOption,
+    CardOption,
     DaskOption,
     JsonOption,
     ManifestsArgument,
     catalog_target,
     cluster,
+    dataset_card,
     input_dir,
     output_dir,
     output_file,
@@ -37,6 +39,7 @@ def check(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
     workers: Annotated[int | None, typer.Option(min=1, help="Processes probing files (default: all cores).")] = None,
     dask: DaskOption = None,
+    card: CardOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check manifests against the contract. Writes nothing (but its probe cache); exit 1 on any error."""
@@ -48,10 +51,11 @@ def check(
         output_file(feedback, "--feedback")
     given = pairs(manifests)
     input_dir(base_dir, "--base-dir")
+    card_document = dataset_card(card)
     keys = existing_keys(catalog, parent) if catalog else None  # a catalog that is not one: said as such
     with cluster(dask) as client, render.stages(progress_enabled()) as progress:
         report = check_manifests(given, base_dir, catalog_keys=keys, parent=parent, use_cache=not no_cache,
-                                 workers=workers, progress=progress, cluster=client)  # fmt: skip
+                                 workers=workers, progress=progress, cluster=client, card=card_document)  # fmt: skip
     if feedback is not None:
         feedback.write_text(feedback_message(report.findings, ", ".join(p.name for p in given)))
     n_ham = sum(t.num_rows for t in report.hamiltonians.values())
@@ -95,6 +99,14 @@ def ingest(
     ] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
     dask: DaskOption = None,
+    card: Annotated[
+        Path | None,
+        typer.Option(
+            "--card",
+            help="A dataset card: held to as in check, and stored as the --parent container's metadata (dataset_card).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
@@ -103,9 +115,13 @@ def ingest(
     given = pairs(manifests)
     input_dir(base_dir, "--base-dir")
     catalog_target(catalog)
+    if card is not None and not parent.strip("/"):
+        raise BrokerError("--card: the card is stored in the dataset's parent container; give --parent", exit_code=2)
+    card_document = dataset_card(card)
     with cluster(dask) as client, render.stages(progress_enabled()) as progress:
         run = run_ingest(given, base_dir, catalog, parent=parent, update_metadata=update_metadata,
-                         use_cache=not no_cache, notify=render.warn, progress=progress, cluster=client)  # fmt: skip
+                         use_cache=not no_cache, notify=render.warn, progress=progress, cluster=client,
+                         card=card_document)  # fmt: skip
     result = run.result
     assert result is not None and run.plan is not None
     warnings = environment_warnings(run.report.findings)
@@ -125,6 +141,8 @@ def ingest(
                     + f"; write {result.seconds:.2f}s ({rate:,.0f} nodes/s)")  # fmt: skip
         for key in result.updated_metadata:
             c.print(f"  updated metadata of {render.escape(key)} (previous version kept as a revision)")
+        if result.parent_metadata_updated:
+            c.print(f"  stored the dataset card in {render.escape(parent.strip('/'))}'s metadata (dataset_card)")
         pending = [k for k in result.differing_metadata if k not in result.updated_metadata]
         if pending:
             c.print(f"[yellow]{len(pending)} Hamiltonian(s) differ from the catalog[/] "

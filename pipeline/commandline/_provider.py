@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from manifest_broker import render
-from manifest_broker.commandline._shared import JsonOption, input_dir, output_dir
+from manifest_broker.commandline._shared import JsonOption, input_dir, output_dir, output_file
+from manifest_broker.errors import BrokerError
 
 
 def synth(
@@ -113,13 +114,31 @@ def explore(
     data_dir: Annotated[Path, typer.Argument(help="The provider's data directory.")],
     sample: Annotated[int, typer.Option(min=0, help="HDF5 files to open.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed for the random sample.")] = 0,
+    card: Annotated[
+        Path | None,
+        typer.Option(
+            "--card", help="Write the guide's Step 0 dataset card (YAML) here, from what was found.", show_default=False
+        ),
+    ] = None,
+    provider: Annotated[str, typer.Option(help="The data provider, for the card.")] = "",
+    description: Annotated[str, typer.Option(help="What the dataset is, for the card.")] = "",
     as_json: JsonOption = False,
 ) -> None:
     """The guide's Step 1: count files, show HDF5 trees, compare structures, name the pattern."""
+    from manifest_broker.catalog import card as dataset_card
     from manifest_broker.catalog.explore import explore as explore_dir
 
     input_dir(data_dir, "DATA_DIR")
+    if card is not None:
+        output_file(card, "--card")
+        if card.exists():
+            raise BrokerError(f"{card}: a dataset card is already there (it may hold the provider's answers); move it "
+                              "away or choose another path", where=card, exit_code=2)  # fmt: skip
     report = explore_dir(data_dir, sample, seed)
+    written = None
+    if card is not None:
+        written = dataset_card.from_report(report, provider=provider, description=description)
+        dataset_card.write(card, written)
 
     def text() -> None:
         c = render.console
@@ -159,8 +178,12 @@ def explore(
             "\n[bold]a starting generator[/] (save as gen_<name>_manifest.py, adapt, run with `broker generate`):\n"
         )
         sys.stdout.write(report.generator)
+        if card is not None:
+            c.print(f"\ndataset card written to {card}: fill in the provider's answers (descriptions, units, "
+                    "counts left null), then `broker check --card`", markup=False)  # fmt: skip
 
-    render.output().emit(dataclasses.asdict(report), text)
+    render.output().emit({**dataclasses.asdict(report), "card": written, "card_path": None if card is None else str(card)},
+                         text)  # fmt: skip
 
 
 def register_commands(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -41,6 +41,14 @@ DaskOption = Annotated[
         "--dask",
         envvar="BROKER_DASK_SCHEDULER",
         help="A Dask scheduler (tcp://host:8786; or $BROKER_DASK_SCHEDULER): its workers do the work.",
+        show_default=False,
+    ),
+]
+CardOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--card",
+        help="A dataset card (written by `broker explore --card`): the manifests are held to what it declares.",
         show_default=False,
     ),
 ]
@@ -162,3 +170,12 @@ def cluster(address: str | None) -> Iterator[Client | None]:
 def progress_enabled() -> bool:
     """Progress bars: on a terminal, never under ``--json``."""
     return not render.output().json
+
+
+def dataset_card(path: Path | None) -> dict[str, Any] | None:
+    """The dataset card given with ``--card``, read and validated before any work."""
+    if path is None:
+        return None
+    from manifest_broker.catalog.card import read
+
+    return read(path)
