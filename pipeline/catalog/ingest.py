@@ -42,6 +42,7 @@ def ingest(
     progress: Progress | None = None,
     cluster: Client | None = None,
     card: dict[str, Any] | None = None,
+    upload: Path | None = None,
 ) -> IngestRun:
     """Check, plan and write. Nothing is written when the contract has an error.
 
@@ -54,6 +55,10 @@ def ingest(
             one-transaction write stay here).
         card: A dataset card: the manifests are held to it, and it is stored as the
             parent container's ``dataset_card`` metadata in the same transaction.
+        upload: Copy every array's data into this folder, the catalog's writable
+            storage, through Tiled's own app (:mod:`manifest_broker.catalog.upload`):
+            for a server that cannot read the provider's files. Node by node and
+            resumable, not one transaction.
 
     Raises:
         ContractFailed: when the manifests break the contract (nothing is written).
@@ -87,7 +92,14 @@ def ingest(
         t0 = time.perf_counter()
         run.created_catalog = init_catalog(location, template_dir=cache)
         timings["init"] = time.perf_counter() - t0
-        run.result = write_plan(location, run.plan, parent=parent, update_metadata=update_metadata, progress=progress,
-                                parent_metadata=None if card is None else {"dataset_card": card})  # fmt: skip
+        parent_metadata = None if card is None else {"dataset_card": card}
+        if upload is not None:
+            from manifest_broker.catalog.upload import upload_plan
+
+            run.result = upload_plan(location, run.plan, base_dir, upload, parent=parent, progress=progress,
+                                     parent_metadata=parent_metadata)  # fmt: skip
+        else:
+            run.result = write_plan(location, run.plan, parent=parent, update_metadata=update_metadata,
+                                    progress=progress, parent_metadata=parent_metadata)  # fmt: skip
     timings["write"] = run.result.seconds
     return run

@@ -34,6 +34,14 @@ if TYPE_CHECKING:
     from manifest_broker.catalog.client import Server
     from manifest_broker.catalog.manifests import ManifestPair
 
+# Metadata key of an array whose upload (--upload) has not finished: set when the
+# node is created, removed once its last block is written. A re-run deletes such an
+# array and uploads it again, so every array ends up uploaded exactly once.
+UPLOAD_MARK = "broker_upload"
+# Largest block sent in one request when uploading (Tiled's client suggests at most
+# 100 MB per request).
+UPLOAD_BLOCK_BYTES = 64 * 2**20
+
 KEY_SCHEMA = pa.schema([("key", pa.string()), ("huid", pa.string()), ("location", pa.string())])
 
 
@@ -196,12 +204,88 @@ def _sources(plan: NodePlan) -> tuple[dict, dict]:
     return structures, assets
 
 
+class _Row:
+    """One row of a batched HDF5 dataset as an array-like dask can read block by block
+    (``ds[index][block]`` without reading the whole row or the whole dataset)."""
+
+    def __init__(self, dataset: Any, index: int) -> None:
+        self._dataset, self._index = dataset, index
+        self.shape, self.dtype, self.ndim = dataset.shape[1:], dataset.dtype, dataset.ndim - 1
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._dataset[(self._index, *(key if isinstance(key, tuple) else (key,)))]
+
+
+def upload_array(container: Any, key: str, path: str, parameters: dict, metadata: dict) -> Any:
+    """Write one artifact into the server's storage through Tiled's own client.
+
+    The HDF5 dataset (or its row ``parameters["slice"]``) is read in blocks of at
+    most :data:`UPLOAD_BLOCK_BYTES`, aligned with its HDF5 chunks, and each block
+    goes out as one ``write_block`` request (``Container.write_array`` over a dask
+    array); the node carries :data:`UPLOAD_MARK` until the last block is written.
+    A whole scalar or zero-length dataset gets the leading axis of one that Tiled's
+    HDF5 adapter gives it, so the uploaded node is the node Tiled would serve from
+    the file.
+
+    Returns:
+        The new array's client.
+    """
+    import dask.array
+    import h5py
+    import numpy as np
+    from dask.array.core import normalize_chunks
+
+    with h5py.File(path, "r") as handle:
+        dataset = handle[parameters["dataset"]]
+        index = parameters.get("slice")
+        source: Any = dataset if index is None else _Row(dataset, int(index))
+        if source.shape == () or 0 in source.shape:
+            array: Any = np.asarray(dataset[()] if index is None else dataset[int(index)])
+            if index is None:  # laid out as Tiled serves the file itself (the same node by either route)
+                from manifest_broker.catalog.verify import as_tiled_serves
+
+                array = as_tiled_serves(array, row=False)
+        else:
+            previous = dataset.chunks if index is None or dataset.chunks is None else dataset.chunks[1:]
+            chunks = normalize_chunks("auto", source.shape, limit=UPLOAD_BLOCK_BYTES, dtype=source.dtype,
+                                      previous_chunks=previous)  # fmt: skip
+            array = dask.array.from_array(source, chunks=chunks, asarray=True, lock=True)
+        node = container.write_array(array, key=key, metadata={**metadata, UPLOAD_MARK: "incomplete"})
+    node.replace_metadata(metadata=metadata, drop_revision=True)
+    return node
+
+
+def check_uploads_accepted(client: Any) -> None:
+    """Before any work: the server takes an uploaded array (it has writable storage).
+    A one-byte array is written at the root and deleted again.
+
+    Raises:
+        RegisterError: when it does not, saying how to start one that does.
+    """
+    import uuid
+
+    import numpy as np
+
+    try:
+        node = client.write_array(np.zeros(1, np.uint8), key=f"broker-upload-check-{uuid.uuid4().hex[:12]}")
+    except Exception as exc:
+        if _status(exc) == 405:
+            raise RegisterError("--upload: the server has no writable storage, so it cannot keep uploaded arrays; "
+                                "start it with `broker serve --storage DIR` (tiled serve ... -w DIR); nothing was "
+                                "registered") from None  # fmt: skip
+        raise RegisterError(
+            f"--upload: the server refused a test upload ({_reason(exc)}); nothing was registered"
+        ) from None
+    node.delete(external_only=False)
+
+
 class _Worker:
     """What one Hamiltonian needs: its container (created, or found with the same
     huid) and its missing arrays. One tiled client per thread."""
 
     def __init__(self, connect: Callable[[], Any], parent: str, plan: NodePlan, stop: threading.Event,
-                 advance: Callable[[int], None], concurrency: Concurrency) -> None:  # fmt: skip
+                 advance: Callable[[int], None], concurrency: Concurrency, upload: bool = False) -> None:  # fmt: skip
+        self._upload = upload
         self._connect = connect
         self._concurrency = concurrency
         self._parent = parent
@@ -262,7 +346,7 @@ class _Worker:
                     raise RegisterError(f"key exists on the server for huid {current.get('huid')}, not {ham.huid}")
                 out.existing_hamiltonians += 1
                 with self._concurrency.slot():
-                    present = set(container)  # exact, also when made meanwhile
+                    present = self._present(container)  # exact, also when made meanwhile
                 if current != planned:
                     if only_new_locators(current, planned):
                         with self._concurrency.slot():
@@ -283,12 +367,16 @@ class _Worker:
                 continue
             try:
                 with self._concurrency.slot():
-                    container.new(
-                        StructureFamily.array,
-                        [self._array_source(row)],
-                        key=row["key"],
-                        metadata=json.loads(row["metadata"]),
-                    )
+                    if self._upload:
+                        upload_array(container, row["key"], row["path"], json.loads(row["parameters"]),
+                                     json.loads(row["metadata"]))  # fmt: skip
+                    else:
+                        container.new(
+                            StructureFamily.array,
+                            [self._array_source(row)],
+                            key=row["key"],
+                            metadata=json.loads(row["metadata"]),
+                        )
                 out.created_arrays += 1
                 self._advance(1)
             except Exception as exc:
@@ -298,6 +386,20 @@ class _Worker:
                     out.failed.append((f"{where}/{row['key']}", _reason(exc)))
                     self._give_up_if_unreachable(exc)
         return out
+
+    def _present(self, container: Any) -> set[str]:
+        """Keys of the arrays under an existing Hamiltonian. When uploading, an array
+        whose upload was cut short (it still carries :data:`UPLOAD_MARK`) is deleted
+        with its data here and counted as missing, so it is uploaded again."""
+        if not self._upload:
+            return set(container)
+        present = set()
+        for key, child in container.items():
+            if UPLOAD_MARK in (child.metadata or {}):
+                child.delete(external_only=False)
+            else:
+                present.add(key)
+        return present
 
     def _give_up_if_unreachable(self, exc: BaseException) -> None:
         """A connection error that outlived tiled.client's retries (about 45 s): the
@@ -323,7 +425,8 @@ def _merge(total: RegisterResult, part: RegisterResult) -> None:
 
 
 def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "", workers: int = 8,
-                  existing: ServerState | None = None, progress: Progress | None = None) -> RegisterResult:  # fmt: skip
+                  existing: ServerState | None = None, progress: Progress | None = None,
+                  upload: bool = False) -> RegisterResult:  # fmt: skip
     """Create the plan's nodes through the server, ``workers`` Hamiltonians at a time.
 
     Args:
@@ -333,6 +436,8 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
         existing: What the server has under ``parent`` (:func:`server_state`); listed when None.
         progress: Told ``("registering nodes", done, total)`` over the nodes of the
             Hamiltonians that are not complete on the server yet.
+        upload: Write each array's data into the server's writable storage
+            (:func:`upload_array`) instead of pointing the server at the file.
 
     Returns:
         Counts, and the nodes that failed with their reasons. On Ctrl-C the workers
@@ -356,7 +461,8 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
     # on the server by as many others under the same Hamiltonian.)
     pending = []
     for ham in hams:
-        if (ham.key in state.counts and state.metadata[ham.key] == json.loads(ham.metadata)
+        # (Not when uploading: an array whose upload was cut short counts as a child.)
+        if (not upload and ham.key in state.counts and state.metadata[ham.key] == json.loads(ham.metadata)
                 and state.counts[ham.key] == len(ham.arrays)):  # fmt: skip
             result.existing_hamiltonians += 1
             result.existing_arrays += len(ham.arrays)
@@ -376,7 +482,7 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
 
     stop = threading.Event()
     concurrency = Concurrency(workers)
-    worker = _Worker(connect, parent, plan, stop, advance, concurrency)
+    worker = _Worker(connect, parent, plan, stop, advance, concurrency, upload)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="register")
     known = set(state.keys["key"].to_pylist())
     futures = [pool.submit(worker, ham, ham.key in known) for ham in pending]
@@ -416,7 +522,7 @@ class RegisterRun:
 
 
 def register(pairs: list[ManifestPair], base_dir: Path, server: Server, *, parent: str = "", workers: int = 8,
-             progress: Progress | None = None) -> RegisterRun:  # fmt: skip
+             progress: Progress | None = None, upload: bool = False) -> RegisterRun:  # fmt: skip
     """Check the contract against the server's keys, plan, and register through the server.
 
     Raises:
@@ -425,6 +531,8 @@ def register(pairs: list[ManifestPair], base_dir: Path, server: Server, *, paren
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    if upload:
+        check_uploads_accepted(server.client())
     state = server_state(server.client(), parent)
     report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress)
     timings["check"] = time.perf_counter() - t0
@@ -433,6 +541,7 @@ def register(pairs: list[ManifestPair], base_dir: Path, server: Server, *, paren
     t0 = time.perf_counter()
     plan = plan_nodes(report.checked())
     timings["plan"] = time.perf_counter() - t0
-    result = register_plan(server.client, plan, parent=parent, workers=workers, existing=state, progress=progress)
+    result = register_plan(server.client, plan, parent=parent, workers=workers, existing=state, progress=progress,
+                           upload=upload)  # fmt: skip
     timings["register"] = result.seconds
     return RegisterRun(report, plan, result, timings)

@@ -39,13 +39,16 @@ def free_port() -> int:
 SERVER_KEY_VARIABLE = "TILED_SINGLE_USER_API_KEY"
 
 
-def serve_command(catalog: str, base_dir: Path, port: int, host: str = "127.0.0.1") -> list[str]:
-    """The plain `tiled serve catalog` command line for a catalog and its data directory.
+def serve_command(catalog: str, base_dir: Path, port: int, host: str = "127.0.0.1",
+                  storage: Path | None = None) -> list[str]:  # fmt: skip
+    """The plain `tiled serve catalog` command line for a catalog and its data directory
+    (and, with ``storage``, the folder where uploaded arrays are written: ``-w``).
 
     The API key is never part of it: see :func:`server_environment`.
     """
     tiled = shutil.which("tiled", path=str(Path(sys.executable).parent)) or shutil.which("tiled") or "tiled"
-    return [tiled, "serve", "catalog", locate(catalog).tiled_uri, "-r", str(Path(base_dir).resolve()),
+    writable = ["-w", str(Path(storage).resolve())] if storage is not None else []
+    return [tiled, "serve", "catalog", locate(catalog).tiled_uri, "-r", str(Path(base_dir).resolve()), *writable,
             "--host", host, "--port", str(port)]  # fmt: skip
 
 
@@ -63,17 +66,24 @@ def check_api_key(api_key: str | None) -> str | None:
     return api_key or None
 
 
-def scaled_config(catalog: str, base_dir: Path, *, read_only: bool) -> dict[str, Any]:
+def scaled_config(catalog: str, base_dir: Path, *, read_only: bool, storage: Path | None = None) -> dict[str, Any]:
     """Tiled's configuration for several server processes: the same stock catalog
     tree ``tiled serve catalog`` builds (the catalog, the data directory as readable
-    storage, no writable storage). ``read_only`` opens a SQLite catalog read-only."""
+    storage, ``storage`` as writable storage when given). ``read_only`` opens a
+    SQLite catalog read-only."""
     uri = locate(catalog).tiled_uri
     if read_only and uri.startswith("sqlite"):
         # SQLite's own read-only mode: several processes reading take no write lock.
         uri = f"sqlite+aiosqlite:///file:{locate(catalog).sqlite_path}?mode=ro&uri=true"
+    args: dict[str, Any] = {
+        "uri": uri,
+        "readable_storage": [str(Path(base_dir).resolve())],
+        "init_if_not_exists": False,
+    }
+    if storage is not None:
+        args["writable_storage"] = [str(Path(storage).resolve())]
     return {
-        "trees": [{"path": "/", "tree": "catalog",
-                   "args": {"uri": uri, "readable_storage": [str(Path(base_dir).resolve())], "init_if_not_exists": False}}],
+        "trees": [{"path": "/", "tree": "catalog", "args": args}],
         "authentication": {"allow_anonymous_access": False},
     }  # fmt: skip
 
@@ -143,7 +153,8 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> No
 
 @contextlib.contextmanager
 def running_server(catalog: str, base_dir: Path, *, api_key: str = "secret", port: int | None = None,
-                   log: Path | None = None, workers: int = 1, read_only: bool = False) -> Iterator[str]:  # fmt: skip
+                   log: Path | None = None, workers: int = 1, read_only: bool = False,
+                   storage: Path | None = None) -> Iterator[str]:  # fmt: skip
     """Run `tiled serve catalog` (or, with ``workers`` > 1, Tiled's app in that many
     uvicorn processes) on a free loopback port for the duration of the block.
 
@@ -157,10 +168,10 @@ def running_server(catalog: str, base_dir: Path, *, api_key: str = "secret", por
     out = open(log, "wb") if log else subprocess.DEVNULL
     if workers > 1:
         config = Path(tempfile.mkdtemp(prefix="broker-serve-")) / "config.yml"
-        config.write_text(json.dumps(scaled_config(catalog, base_dir, read_only=read_only)))  # JSON is YAML
+        config.write_text(json.dumps(scaled_config(catalog, base_dir, read_only=read_only, storage=storage)))
         command, env = scaled_command(port, "127.0.0.1", workers), scaled_environment(api_key, config)
     else:
-        command, env = serve_command(catalog, base_dir, port), server_environment(api_key)
+        command, env = serve_command(catalog, base_dir, port, storage=storage), server_environment(api_key)
     process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

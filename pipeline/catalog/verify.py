@@ -13,7 +13,8 @@ import pyarrow as pa
 
 from manifest_broker import queries
 from manifest_broker.catalog.contract import ContractReport
-from manifest_broker.catalog.plan import NodePlan
+from manifest_broker.catalog.plan import HDF5_MIMETYPE, NodePlan
+from manifest_broker.catalog.register import UPLOAD_MARK
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
 
@@ -32,6 +33,7 @@ class VerifyReport:
     artifacts: int = 0
     arrays_compared: int = 0
     assets_checked: int = 0
+    uploaded: int = 0  # arrays whose data are in the server's own storage
     queries: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -167,9 +169,15 @@ def _check_served_nodes(
             if art_key not in arrays:
                 out.problems.append(f"{key}/{art_key} is not served")
                 continue
+            if UPLOAD_MARK in (arrays[art_key].metadata or {}):
+                out.problems.append(f"{key}/{art_key}: its upload was cut short: re-run register --upload")
+                continue
             out.artifacts += 1
             present.append((arrays[art_key], key, art_key))
             for source in arrays[art_key].data_sources() or []:
+                if source.mimetype != HDF5_MIMETYPE:  # uploaded into the server's own storage
+                    out.uploaded += 1
+                    continue
                 for asset in source.assets:
                     assets.append((f"{key}/{art_key}", asset.data_uri, source.parameters.get("dataset", "")))
             structure = arrays[art_key].structure()

@@ -107,6 +107,16 @@ def ingest(
             show_default=False,
         ),
     ] = None,
+    upload: Annotated[
+        Path | None,
+        typer.Option(
+            "--upload",
+            help="Copy the arrays' data into this folder (the catalog's writable storage, "
+            "`broker serve --storage`) through Tiled's own app, for a server that cannot read the files: "
+            "node by node and resumable, not one transaction.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
@@ -118,10 +128,15 @@ def ingest(
     if card is not None and not parent.strip("/"):
         raise BrokerError("--card: the card is stored in the dataset's parent container; give --parent", exit_code=2)
     card_document = dataset_card(card)
+    if upload is not None:
+        output_dir(upload, "--upload")
+        if update_metadata:
+            raise BrokerError("--update-metadata with --upload: uploads keep what the catalog has; update without "
+                              "--upload", exit_code=2)  # fmt: skip
     with cluster(dask) as client, render.stages(progress_enabled()) as progress:
         run = run_ingest(given, base_dir, catalog, parent=parent, update_metadata=update_metadata,
                          use_cache=not no_cache, notify=render.warn, progress=progress, cluster=client,
-                         card=card_document)  # fmt: skip
+                         card=card_document, upload=upload)  # fmt: skip
     result = run.result
     assert result is not None and run.plan is not None
     warnings = environment_warnings(run.report.findings)
@@ -138,7 +153,8 @@ def ingest(
             c.print(f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
                     + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
                     + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
-                    + f"; write {result.seconds:.2f}s ({rate:,.0f} nodes/s)")  # fmt: skip
+                    + f"; write {result.seconds:.2f}s ({rate:,.0f} nodes/s)"
+                    + (f"; the arrays' data uploaded into {upload}" if upload is not None else ""))  # fmt: skip
         for key in result.updated_metadata:
             c.print(f"  updated metadata of {render.escape(key)} (previous version kept as a revision)")
         if result.parent_metadata_updated:

@@ -16,6 +16,7 @@ from manifest_broker.commandline._shared import (
     ManifestsArgument,
     UrlOption,
     input_dir,
+    output_dir,
     output_file,
     pairs,
     progress_enabled,
@@ -38,6 +39,14 @@ def serve(
     read_only: Annotated[
         bool, typer.Option("--read-only", help="Open a SQLite catalog read-only (what several SQLite workers need).")
     ] = False,
+    storage: Annotated[
+        Path | None,
+        typer.Option(
+            "--storage",
+            help="Writable storage: where `register --upload` writes arrays (created if missing).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a stock `tiled serve catalog CATALOG -r BASE_DIR` (no custom adapter), or Tiled's own app in
     several uvicorn processes with --workers N.
@@ -66,15 +75,20 @@ def serve(
     input_dir(base_dir, "--base-dir")
     check_catalog(catalog)
     key = check_api_key(os.environ.get("TILED_API_KEY"))
+    if storage is not None:
+        if read_only:
+            raise BrokerError("--storage with --read-only: a read-only catalog cannot record uploaded arrays",
+                              exit_code=2)  # fmt: skip
+        output_dir(storage, "--storage").mkdir(parents=True, exist_ok=True)
     if workers == 1 and not read_only:
-        command, env = serve_command(catalog, base_dir, port, host), server_environment(key)
+        command, env = serve_command(catalog, base_dir, port, host, storage), server_environment(key)
     else:
         if locate(catalog).dialect == "sqlite" and not read_only:
             raise BrokerError(f"--workers {workers} on a SQLite catalog: several server processes writing one SQLite "
                               "file fail with 'database is locked'; serve it --read-only, or use PostgreSQL",
                               exit_code=2)  # fmt: skip
         config = Path(tempfile.mkdtemp(prefix="broker-serve-")) / "config.yml"
-        config.write_text(json.dumps(scaled_config(catalog, base_dir, read_only=read_only)))  # JSON is YAML
+        config.write_text(json.dumps(scaled_config(catalog, base_dir, read_only=read_only, storage=storage)))
         command, env = scaled_command(port, host, workers), scaled_environment(key, config)
     render.errors.print("running: " + " ".join(command), markup=False)
     raise typer.Exit(run_redacted(command, env, key))
@@ -96,11 +110,20 @@ def register(
     url: UrlOption,
     parent: Annotated[str, typer.Option(help="Catalog path to register under (containers created when missing).")] = "",
     workers: WorkersOption = 8,
+    upload: Annotated[
+        bool,
+        typer.Option(
+            "--upload",
+            help="Write each array's data into the server's writable storage (for a server "
+            "that cannot read the files; `broker serve --storage DIR`). Resumable: a re-run uploads what a "
+            "cut-short run left unfinished, once.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Register incrementally through a running server (the guide's option B).
 
-    The contract is checked first, against the keys the server already has. Existing Hamiltonians (same huid) are kept and their missing artifacts added; transient server errors are retried by tiled.client. Exit 1 if any node was not registered (a re-run finishes the job).
+    The contract is checked first, against the keys the server already has. Existing Hamiltonians (same huid) are kept and their missing artifacts added; transient server errors are retried by tiled.client. Exit 1 if any node was not registered (a re-run finishes the job). With --upload the arrays' data go into the server's own storage (the metadata keeps the Mode A locators of the original files).
     """
     from manifest_broker.catalog.register import register as run_register
 
@@ -108,7 +131,7 @@ def register(
     input_dir(base_dir, "--base-dir")
     target = server(url)
     with render.stages(progress_enabled()) as progress:
-        run = run_register(given, base_dir, target, parent=parent, workers=workers, progress=progress)
+        run = run_register(given, base_dir, target, parent=parent, workers=workers, progress=progress, upload=upload)
     result = run.result
     answer = {**result.__dict__, "created_nodes": result.created_nodes, "missing": run.missing, "timings": run.seconds}
     if result.failed or result.interrupted:
@@ -122,6 +145,7 @@ def register(
         c = render.console
         rate = result.created_nodes / result.seconds if result.seconds else 0.0
         c.print(f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
+                + (" (data uploaded into the server's storage)" if upload and result.created_arrays else "")
                 + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
                 + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
                 + f"; {result.seconds:.1f}s ({rate:,.0f} nodes/s, {workers} workers)")  # fmt: skip
@@ -165,7 +189,9 @@ def verify(
         render.console.print(
             f"{'[green]OK[/]' if result.ok else '[red]FAILED[/]'}: {result.hamiltonians} Hamiltonians, "
             f"{result.artifacts} artifacts, {result.assets_checked} served assets re-checked inside "
-            f"{render.escape(str(base_dir))}, {result.arrays_compared} arrays compared, {len(result.problems)} problem(s)"
+            f"{render.escape(str(base_dir))}"
+            + (f", {result.uploaded} served from the server's own storage" if result.uploaded else "")
+            + f", {result.arrays_compared} arrays compared, {len(result.problems)} problem(s)"
         )
 
     render.output().emit(result.__dict__ | {"ok": result.ok}, text)
