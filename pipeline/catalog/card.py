@@ -96,7 +96,10 @@ def from_report(report: ExploreReport, *, provider: str = "", description: str =
         hamiltonians = report.n_files
     return {
         "card_version": CARD_VERSION,
-        "dataset": Path(report.root).name,
+        # the folder's name, or its parent's when the folder is just "data"
+        "dataset": Path(report.root).name
+        if Path(report.root).name.lower() != "data"
+        else Path(report.root).parent.name,
         "provider": provider,
         "description": description,
         "location": report.root,

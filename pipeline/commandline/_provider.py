@@ -120,6 +120,14 @@ def explore(
             "--card", help="Write the guide's Step 0 dataset card (YAML) here, from what was found.", show_default=False
         ),
     ] = None,
+    generator: Annotated[
+        Path | None,
+        typer.Option(
+            "--generator",
+            help="Also save the starting generator here (never over an existing file).",
+            show_default=False,
+        ),
+    ] = None,
     provider: Annotated[str, typer.Option(help="The data provider, for the card.")] = "",
     description: Annotated[str, typer.Option(help="What the dataset is, for the card.")] = "",
     as_json: JsonOption = False,
@@ -134,7 +142,14 @@ def explore(
         if card.exists():
             raise BrokerError(f"{card}: a dataset card is already there (it may hold the provider's answers); move it "
                               "away or choose another path", where=card, exit_code=2)  # fmt: skip
+    if generator is not None:
+        output_file(generator, "--generator")
+        if generator.exists():
+            raise BrokerError(f"{generator}: a file is already there (it may be an adapted generator); move it away "
+                              "or choose another path", where=generator, exit_code=2)  # fmt: skip
     report = explore_dir(data_dir, sample, seed)
+    if generator is not None:
+        generator.write_text(report.generator)
     written = None
     if card is not None:
         written = dataset_card.from_report(report, provider=provider, description=description)
@@ -178,6 +193,8 @@ def explore(
             "\n[bold]a starting generator[/] (save as gen_<name>_manifest.py, adapt, run with `broker generate`):\n"
         )
         sys.stdout.write(report.generator)
+        if generator is not None:
+            c.print(f"\nthe starting generator was saved as {generator}", markup=False)
         if card is not None:
             c.print(f"\ndataset card written to {card}: fill in the provider's answers (descriptions, units, "
                     "counts left null), then `broker check --card`", markup=False)  # fmt: skip
