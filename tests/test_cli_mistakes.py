@@ -111,6 +111,9 @@ CASES: dict[str, tuple[list[str], int, list[str]]] = {
     "explore: --sample -1": (["explore", "{data}", "--sample", "-1"], 2, ["--sample"]),
     "explore: --card in a missing folder": (["explore", "{data}", "--card", "{missing}/c.yaml"], 1, ["--card", "does not exist"]),
     "explore: --card a directory": (["explore", "{data}", "--card", "{folder}"], 1, ["--card", "is a directory"]),
+    "explore: --generator already there": (["explore", "{data}", "--generator", "{notes}"], 2, ["notes.txt", "already there"]),
+    "explore: --generator in a missing folder": (["explore", "{data}", "--generator", "{missing}/g.py"], 1,
+                                                 ["--generator", "does not exist"]),
     "explore: --card already there": (["explore", "{data}", "--card", "{notes}"], 2, ["notes.txt", "already there"]),
     # check / ingest / delete / sql / demo
     "check: manifest missing": (["check", "{missing}", "{art}", "--base-dir", "{data}"], 1, ["missing", "manifest not found"]),

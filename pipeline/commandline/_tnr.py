@@ -164,17 +164,15 @@ def package_many(
 ) -> None:
     """Find and package every run under ROOT, all or nothing per run, with a summary (exit 1 if a run failed).
 
-    With --dask, each run is read and committed on a worker of the cluster, into a shared lake
-    (--lake postgresql://... --warehouse /shared/path)."""
+    With --dask, the runs are read on the cluster's workers (which must see ROOT at the same path) and
+    committed here in batches, as they arrive."""
     import itertools
 
-    from manifest_broker.tnr.campaign import find_runs, require_shared_lake
+    from manifest_broker.tnr.campaign import find_runs
     from manifest_broker.tnr.campaign import package_many as run_many
 
     location = _lake(lake, warehouse)
     input_dir(root, "ROOT")
-    if dask:
-        require_shared_lake(location)  # before the scheduler is asked anything
     total = sum(1 for _ in find_runs(root))
     if total == 0:
         raise BrokerError(f"{root}: no run found (no r<run>_eis_reduction.json below it)", where=root)

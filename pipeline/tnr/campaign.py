@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -126,18 +125,71 @@ def package_one(inputs: RunInputs, lake: Lake | str | Path, namespace: str) -> R
 BATCH_RUNS = 8
 
 
+class _Batches:
+    """Runs read, waiting for their commit: ``batch`` runs per commit pair. A batch
+    whose commit fails is committed again run by run, so one run's fault is that
+    run's alone."""
+
+    def __init__(self, lake: Lake | str | Path, namespace: str, batch: int,
+                 record: Callable[[RunSummary], None]) -> None:  # fmt: skip
+        self.lake, self.namespace, self.batch, self.record = lake, namespace, batch, record
+        self.ready: list[tuple[RunInputs, RunPackage]] = []
+
+    def add(self, inputs: RunInputs, package: RunPackage | str) -> None:
+        """A run read (or why it could not be); commits when a batch is full."""
+        if isinstance(package, str):
+            self.record(RunSummary(str(inputs.reduced_dir), None, 0, 0, list(inputs.warnings), package))
+        else:
+            self.ready.append((inputs, package))
+        if len(self.ready) >= self.batch:
+            self.commit()
+
+    def commit(self) -> None:
+        if not self.ready:
+            return
+        try:
+            write_runs(self.lake, [package for _, package in self.ready], self.namespace)
+        except (ValueError, OSError, LakeError) as exc:
+            if len(self.ready) == 1:
+                self.record(RunSummary(str(self.ready[0][0].reduced_dir), None, 0, 0, [], str(exc)))
+            else:  # which run is at fault: each alone
+                for inputs, package in self.ready:
+                    self.record(_committed(inputs, package, self.lake, self.namespace))
+        else:
+            for inputs, package in self.ready:
+                self.record(_summary(inputs, package))
+        self.ready.clear()
+
+
+def _read(inputs: RunInputs) -> RunPackage | str:
+    """One run read and conformed, or why it could not be (what a worker sends back)."""
+    try:
+        return _package(inputs)
+    except (ValueError, OSError) as exc:
+        return str(exc)
+
+
+def _found(root: Path, record: Callable[[RunSummary], None]) -> list[RunInputs]:
+    runs = []
+    for item in find_runs(root):
+        if isinstance(item, RunInputError):
+            record(RunSummary(str(item.where), None, 0, 0, [], str(item)))
+        else:
+            runs.append(item)
+    return runs
+
+
 def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int = 1,
                  on_done: Callable[[RunSummary], None] | None = None,
                  batch: int = BATCH_RUNS, cluster: Client | None = None) -> list[RunSummary]:  # fmt: skip
     """Package every run under ``root``; a failing run is reported and skipped.
 
-    Runs are read on ``jobs`` worker processes (inline for one job) while the main
-    process commits the runs already read, ``batch`` runs per commit pair: reading
-    and committing overlap. At most ``jobs`` runs are being read and ``batch`` wait
-    for their commit, so memory does not grow with the campaign. A batch whose commit
-    fails is committed again run by run, so one run's fault is that run's alone.
+    Runs are read on ``jobs`` worker processes (inline for one job), or on the Dask
+    ``cluster``'s workers, while this process commits the runs already read,
+    ``batch`` runs per commit pair: reading and committing overlap. Locally at most
+    ``jobs`` runs are being read and ``batch`` wait for their commit, so memory does
+    not grow with the campaign.
     """
-    found = list(find_runs(root))
     summaries: list[RunSummary] = []
 
     def record(summary: RunSummary) -> None:
@@ -145,50 +197,36 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
         if on_done:
             on_done(summary)
 
-    for item in found:
-        if isinstance(item, RunInputError):
-            record(RunSummary(str(item.where), None, 0, 0, [], str(item)))
-    runs = [r for r in found if isinstance(r, RunInputs)]
-    ready: list[tuple[RunInputs, RunPackage]] = []
+    runs = _found(root, record)
+    batches = _Batches(lake, namespace, batch, record)
+    if cluster is not None:
+        from manifest_broker.cluster import map_unordered
 
-    def commit() -> None:
-        packages = [package for _, package in ready]
-        try:
-            write_runs(lake, packages, namespace)
-        except (ValueError, OSError, LakeError) as exc:
-            if len(ready) == 1:
-                record(RunSummary(str(ready[0][0].reduced_dir), None, 0, 0, [], str(exc)))
-            else:  # which run is at fault: each alone
-                for inputs, package in ready:
-                    record(_committed(inputs, package, lake, namespace))
-        else:
-            for inputs, package in ready:
-                record(_summary(inputs, package))
-        ready.clear()
-
-    def take(inputs: RunInputs, future: Future[RunPackage] | None) -> None:
-        try:
-            ready.append((inputs, future.result() if future else _package(inputs)))
-        except (ValueError, OSError) as exc:
-            record(RunSummary(str(inputs.reduced_dir), None, 0, 0, list(inputs.warnings), str(exc)))
-        if len(ready) >= batch:
-            commit()
-
+        by_dir = {str(r.reduced_dir): r for r in runs}
+        for reduced_dir, package in map_unordered(cluster, _read_keyed, runs, "broker-tnr-read"):
+            batches.add(by_dir[reduced_dir], package)
+        batches.commit()
+        return summaries
     pool = worker_pool(jobs, ["polars", "pyarrow", "manifest_broker.tnr.package"]) if jobs > 1 else None
     try:
-        pending: deque[tuple[RunInputs, Future[RunPackage] | None]] = deque()
+        pending: deque[tuple[RunInputs, Future[RunPackage | str] | None]] = deque()
         for inputs in runs:
-            pending.append((inputs, submit(pool, _package, inputs) if pool else None))
+            pending.append((inputs, submit(pool, _read, inputs) if pool else None))
             while len(pending) > (jobs if pool else 0):
-                take(*pending.popleft())
+                done, future = pending.popleft()
+                batches.add(done, future.result() if future else _read(done))
         while pending:
-            take(*pending.popleft())
-        if ready:
-            commit()
+            done, future = pending.popleft()
+            batches.add(done, future.result() if future else _read(done))
+        batches.commit()
     finally:
         if pool:  # on Ctrl-C, runs not yet read are dropped; the workers ignore SIGINT
             shut_down(pool)
     return summaries
+
+
+def _read_keyed(inputs: RunInputs) -> tuple[str, RunPackage | str]:
+    return str(inputs.reduced_dir), _read(inputs)
 
 
 def _summary(inputs: RunInputs, package: RunPackage) -> RunSummary:
@@ -202,54 +240,3 @@ def _committed(inputs: RunInputs, package: RunPackage, lake: Lake | str | Path, 
     except (ValueError, OSError, LakeError) as exc:
         return RunSummary(str(inputs.reduced_dir), None, 0, 0, list(package.warnings), str(exc))
     return _summary(inputs, package)
-
-
-def require_shared_lake(location: Lake) -> None:
-    """Refuse an embedded (SQLite) lake for work on a cluster.
-
-    Raises:
-        ClusterError: saying why and what to give instead.
-    """
-    from manifest_broker.cluster import ClusterError
-
-    if location.embedded_path is not None:
-        raise ClusterError(
-            f"{location.name}: an embedded lake (a SQLite catalog file) cannot be shared by Dask workers on other "
-            "hosts (SQLite's locks do not hold over network filesystems): give --lake postgresql://... and a "
-            "--warehouse every worker mounts",
-            where=location.name,
-        )
-
-
-def package_on_cluster(root: Path, lake: Lake | str | Path, namespace: str, cluster: Client,
-                       on_done: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:  # fmt: skip
-    """Package every run under ``root`` on the Dask cluster's workers, each run read
-    and committed (both tables, all or nothing) by one worker into the shared lake.
-
-    A worker lost mid-run has its run done again by another (re-packaging replaces
-    the run's rows, and repairs a run a dead worker left between its two commits):
-    exactly once in the tables, whatever happens to the workers.
-
-    Raises:
-        ClusterError: for an embedded (SQLite) lake, which workers on other hosts
-            cannot share.
-    """
-    from manifest_broker.cluster import map_unordered
-    from manifest_broker.tnr.lake import locate_lake
-
-    location = lake if isinstance(lake, Lake) else locate_lake(lake)
-    require_shared_lake(location)
-    found = list(find_runs(root))
-    summaries: list[RunSummary] = []
-    for item in found:
-        if isinstance(item, RunInputError):
-            summaries.append(RunSummary(str(item.where), None, 0, 0, [], str(item)))
-            if on_done:
-                on_done(summaries[-1])
-    runs = [r for r in found if isinstance(r, RunInputs)]
-    for summary in map_unordered(cluster, functools.partial(package_one, lake=location, namespace=namespace), runs,
-                                 "broker-tnr-run"):  # fmt: skip
-        summaries.append(summary)
-        if on_done:
-            on_done(summary)
-    return summaries
