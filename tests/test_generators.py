@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -23,13 +24,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def _digest(folder: Path) -> str:
     h = hashlib.sha256()
-    for path in sorted(folder.rglob("*.h5")):
+    for path in sorted(p for p in folder.rglob("*") if p.suffix in (".h5", ".nxs")):
         with h5py.File(path, "r") as f:
 
             def visit(name: str, obj: object) -> None:
                 if isinstance(obj, h5py.Dataset):
                     h.update(name.encode())
-                    h.update(obj[()].tobytes())
+                    data = obj[()]
+                    h.update(data if isinstance(data, bytes) else np.asarray(data).tobytes())
 
             f.visititems(visit)
     return h.hexdigest()

@@ -76,7 +76,7 @@ def pairs(manifests: list[Path]) -> list[ManifestPair]:
                     found += [ham, art]
             if not found:
                 raise BrokerError(f"{path}: a directory without a <name>_hamiltonians.parquet and "
-                                  "<name>_artifacts.parquet pair; give the two manifests", where=path, exit_code=2)  # fmt: skip
+                                  "<name>_artifacts.parquet pair; give the two manifests", where=path)  # fmt: skip
             expanded += found
         else:
             expanded.append(path)
