@@ -531,9 +531,10 @@ def register(pairs: list[ManifestPair], base_dir: Path, server: Server, *, paren
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    client = server.client()
     if upload:
-        check_uploads_accepted(server.client())
-    state = server_state(server.client(), parent)
+        check_uploads_accepted(client)
+    state = server_state(client, parent)
     report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress)
     timings["check"] = time.perf_counter() - t0
     if not report.ok:

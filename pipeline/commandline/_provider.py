@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from manifest_broker import render
-from manifest_broker.commandline._shared import JsonOption, input_dir, output_dir, output_file
+from manifest_broker.commandline._shared import JsonOption, input_dir, new_file, output_dir
 from manifest_broker.errors import BrokerError
 
 
@@ -61,7 +61,6 @@ def synth(
 
 
 def _synth_tnr(out_dir: Path, runs: int, slices: int, seed: int, flavour: str) -> None:
-    from manifest_broker.errors import BrokerError
     from manifest_broker.generators.tnr import FLAVOURS, synthesize_campaign
 
     if flavour not in FLAVOURS:
@@ -138,15 +137,9 @@ def explore(
 
     input_dir(data_dir, "DATA_DIR")
     if card is not None:
-        output_file(card, "--card")
-        if card.exists():
-            raise BrokerError(f"{card}: a dataset card is already there (it may hold the provider's answers); move it "
-                              "away or choose another path", where=card, exit_code=2)  # fmt: skip
+        new_file(card, "--card", "a dataset card is already there (it may hold the provider's answers)")
     if generator is not None:
-        output_file(generator, "--generator")
-        if generator.exists():
-            raise BrokerError(f"{generator}: a file is already there (it may be an adapted generator); move it away "
-                              "or choose another path", where=generator, exit_code=2)  # fmt: skip
+        new_file(generator, "--generator", "a file is already there (it may be an adapted generator)")
     report = explore_dir(data_dir, sample, seed)
     if generator is not None:
         generator.write_text(report.generator)

@@ -109,6 +109,15 @@ def output_file(path: Path, option: str) -> Path:
     return path
 
 
+def new_file(path: Path, option: str, there: str) -> Path:
+    """A file the command will create and must not replace (it may hold someone's
+    edits): checked as :func:`output_file`, and refused (exit 2) when it exists."""
+    output_file(path, option)
+    if path.exists():
+        raise BrokerError(f"{path}: {there}; move it away or choose another path", where=path, exit_code=2)
+    return path
+
+
 def catalog_target(catalog: str) -> str:
     """A catalog ``ingest`` may write: an existing one, or a new SQLite file whose
     folder exists and is writable (a PostgreSQL URI is checked by connecting)."""

@@ -202,22 +202,24 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
     if cluster is not None:
         from manifest_broker.cluster import map_unordered
 
-        by_dir = {str(r.reduced_dir): r for r in runs}
-        for reduced_dir, package in map_unordered(cluster, _read_keyed, runs, "broker-tnr-read"):
-            batches.add(by_dir[reduced_dir], package)
+        for inputs, package in map_unordered(cluster, _read_with_inputs, runs, "broker-tnr-read"):
+            batches.add(inputs, package)
         batches.commit()
         return summaries
     pool = worker_pool(jobs, ["polars", "pyarrow", "manifest_broker.tnr.package"]) if jobs > 1 else None
+    pending: deque[tuple[RunInputs, Future[RunPackage | str] | None]] = deque()
+
+    def take() -> None:
+        inputs, future = pending.popleft()
+        batches.add(inputs, future.result() if future else _read(inputs))
+
     try:
-        pending: deque[tuple[RunInputs, Future[RunPackage | str] | None]] = deque()
         for inputs in runs:
             pending.append((inputs, submit(pool, _read, inputs) if pool else None))
             while len(pending) > (jobs if pool else 0):
-                done, future = pending.popleft()
-                batches.add(done, future.result() if future else _read(done))
+                take()
         while pending:
-            done, future = pending.popleft()
-            batches.add(done, future.result() if future else _read(done))
+            take()
         batches.commit()
     finally:
         if pool:  # on Ctrl-C, runs not yet read are dropped; the workers ignore SIGINT
@@ -225,8 +227,8 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
     return summaries
 
 
-def _read_keyed(inputs: RunInputs) -> tuple[str, RunPackage | str]:
-    return str(inputs.reduced_dir), _read(inputs)
+def _read_with_inputs(inputs: RunInputs) -> tuple[RunInputs, RunPackage | str]:
+    return inputs, _read(inputs)
 
 
 def _summary(inputs: RunInputs, package: RunPackage) -> RunSummary:
