@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shlex
 import shutil
@@ -448,6 +449,41 @@ def _run_case(label: str, root: Path, out: Path, repeats: int, reference: Refere
         }  # fmt: skip
 
     _compare(label, mb, files, commands, repeats, reference.name)
+    _split_case(label, split, reduced, template, out, repeats)
+
+
+_SPLIT_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+t0 = time.perf_counter()
+from manifest_broker.tnr.package import package_run
+t1 = time.perf_counter()
+package = package_run(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+t2 = time.perf_counter()
+from manifest_broker.tnr.lake import write_run
+import pyiceberg.catalog.sql, pyiceberg.io.pyarrow, pyiceberg.table  # what the commits import
+t3 = time.perf_counter()
+write_run(Path(sys.argv[4]), package, "tnr")
+t4 = time.perf_counter()
+print(json.dumps({"imports": (t1 - t0) + (t3 - t2), "read": t2 - t1, "commit": t4 - t3}))
+"""
+
+
+def _split_case(label: str, split: Path, reduced: Path, template: Path, out: Path, repeats: int) -> None:
+    """Where one `broker tnr package`'s time goes, each part timed in a fresh process:
+    imports (the reading stack, then the Iceberg stack), reading and conforming the
+    run, and the commits (catalog, tables on a new lake, both appends, snapshot
+    expiry; median of ``repeats``)."""
+    parts: dict[str, list[float]] = {}
+    for i in range(repeats):
+        lake = out / f"split-{i}"
+        shutil.rmtree(lake, ignore_errors=True)
+        done = subprocess.run([sys.executable, "-c", _SPLIT_SCRIPT, str(split), str(reduced), str(template), str(lake)],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        for name, seconds in json.loads(done.stdout.strip().splitlines()[-1]).items():
+            parts.setdefault(name, []).append(seconds)
+    print(f"{label}, split in process (median of {repeats}): "
+          + ", ".join(f"{name} {statistics.median(values):.2f}s" for name, values in parts.items()))  # fmt: skip
 
 
 def _campaign_case(root: Path, out: Path, repeats: int, reference: Reference) -> None:
@@ -692,7 +728,9 @@ def modea(
         with measured("load") as load_m:
             loaded = [
                 a
-                for _, arrays in load_batches(table, batch_size=batch_size, workers=workers, types=["rixs"])
+                for _, arrays in load_batches(
+                    table, base_dir=root / "data", batch_size=batch_size, workers=workers, types=["rixs"]
+                )
                 for a in arrays
             ]
         keys = [k for k, t in zip(table["key"].to_pylist(), table["type"].to_pylist()) if t == "rixs"]
@@ -913,6 +951,36 @@ def scale(
             print(f"2 server processes vs 1: {reg[1] / reg[2]:.2f}x; ceiling on {cores} core(s) from the 1-process CPU "
                   f"per node: {ceiling:.1f} nodes/s, reached {nodes / reg[2] / ceiling:.0%} (PostgreSQL's CPU not "
                   "counted, so the ceiling is high)")  # fmt: skip
+    finally:
+        if pg is not None:
+            pg.remove()
+
+
+@app.command()
+def facility(
+    sizes: Annotated[
+        str, typer.Option(help="Node counts, comma-separated (3 nodes per Hamiltonian).")
+    ] = "100000,1000000",
+    postgres: Annotated[
+        str, typer.Option(help="A PostgreSQL server URI (no database); default: one started here.")
+    ] = "",
+    workdir: Annotated[Path, typer.Option()] = DEFAULT_WORKDIR,
+) -> None:
+    """The facility path at each size, one table: synth, check, ingest (SQLite and PostgreSQL: nodes/s, peak RSS),
+    catalog size, search latency with and without indexes, locate through the server and the catalog, load_batches."""
+    from benchmarks.facility import print_table, run_size
+    from tests.pg import start_cluster
+
+    pg = None if postgres else start_cluster()
+    counts = [int(s) for s in sizes.split(",") if s]
+    rows: list[tuple[str, dict[int, str]]] = []
+    done: list[int] = []
+    try:
+        for n in counts:
+            started = time.perf_counter()
+            done.append(run_size(n, workdir, postgres or pg.uri, rows)["nodes"])  # type: ignore[union-attr]
+            print(f"\n{done[-1]:,} nodes measured in {time.perf_counter() - started:,.0f} s", flush=True)
+            print_table(rows, done)
     finally:
         if pg is not None:
             pg.remove()

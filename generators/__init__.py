@@ -14,5 +14,6 @@ LAYOUTS: dict[str, str] = {
     "edrixs": "B: many Hamiltonians batched along axis 0 of one file",
     "multimodal": "C: one file per Hamiltonian, several datasets and /params scalars",
     "spinwave": "C: the guide's worked example (/params/{J1,J2,K,D}, /dispersion, /dos)",
+    "facility": "B at facility scale: millions of small rows batched in a few large files (benchmarks)",
     "nexus": "NeXus: one reduced S(Q,E) file per measurement (NXentry, NXdata signal and axes, NXsample, NXlog)",
 }

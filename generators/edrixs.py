@@ -68,11 +68,12 @@ def generate(
     Returns:
         (hamiltonians, artifacts) as pyarrow Tables; two artifacts per Hamiltonian.
     """
-    import h5py
+    from manifest_broker.boundary import dataset_at, open_hdf5
 
-    with h5py.File(Path(data_dir) / FILE, "r") as f:
-        n = f["spectra"].shape[0] if n_hamiltonians is None else min(n_hamiltonians, f["spectra"].shape[0])
-        params = {p: f[f"params/{p}"][:n] for p in PARAMETERS}
+    with open_hdf5(FILE, data_dir) as f:
+        total = dataset_at(f, "spectra").shape[0]
+        n = total if n_hamiltonians is None else min(n_hamiltonians, total)
+        params = {p: dataset_at(f, f"params/{p}")[:n] for p in PARAMETERS}
     huids = [f"edrixs_{i:06d}" for i in range(n)]
     hamiltonians = pa.table({"huid": huids, "key": [f"H_{h}" for h in huids], **params})
     index = np.arange(n, dtype="int64")

@@ -54,15 +54,15 @@ def generate(
     Returns:
         (hamiltonians, artifacts) as pyarrow Tables.
     """
-    import h5py
+    from manifest_broker.boundary import dataset_at, open_hdf5
 
     files = sorted((Path(data_dir) / NAME).glob("mm_*.h5"))[:n_hamiltonians]
     rows: dict[str, list] = {"huid": [], "key": [], **{p: [] for p in PARAMETERS}}
     for path in files:
         huid = path.stem
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path.relative_to(data_dir), data_dir) as f:
             for p in PARAMETERS:
-                rows[p].append(float(f[f"params/{p}"][()]))
+                rows[p].append(float(dataset_at(f, f"params/{p}")[()]))
         rows["huid"].append(huid)
         rows["key"].append(f"H_{huid}")
     hamiltonians = pa.table(rows)

@@ -111,8 +111,7 @@ def generate(
         signal, its errors and its axes as artifacts. Files without an NXentry are
         skipped.
     """
-    import h5py
-
+    from manifest_broker.boundary import dataset_at, open_hdf5
     from manifest_broker.catalog.nexus import entries, read_entry, value
 
     root = Path(data_dir)
@@ -122,7 +121,7 @@ def generate(
         if n_hamiltonians is not None and len(ham_rows) >= n_hamiltonians:
             break
         rel = str(path.relative_to(root))
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path.relative_to(root), root) as f:
             paths = entries(f)
             for entry_path in paths:
                 entry = read_entry(f, entry_path)
@@ -131,7 +130,7 @@ def generate(
                 huid = path.name.split(".")[0] if len(paths) == 1 else f"{path.name.split('.')[0]}_{entry_path[1:]}"
                 row: dict[str, object] = {"huid": huid, "key": f"H_{huid}"}
                 for parameter in entry.parameters:
-                    row[parameter.column] = value(f[f"{entry_path}/{parameter.path}"], parameter.reduce)
+                    row[parameter.column] = value(dataset_at(f, f"{entry_path}/{parameter.path}"), parameter.reduce)
                     if parameter.units is not None:
                         row[f"{parameter.column}_units"] = parameter.units
                 ham_rows.append(row)

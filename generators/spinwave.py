@@ -52,16 +52,16 @@ def generate(
     Returns:
         (hamiltonians, artifacts): one row per file, two artifacts each.
     """
-    import h5py
+    from manifest_broker.boundary import dataset_at, open_hdf5
 
     files = sorted(Path(data_dir).glob("sw_*.h5"))[:n_hamiltonians]
     ham: dict[str, list] = {"huid": [], "key": [], **{p: [] for p in PARAM_NAMES}}
     art: dict[str, list] = {"huid": [], "type": [], "file": [], "dataset": []}
     for path in files:
         huid = path.stem
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path.relative_to(data_dir), data_dir) as f:
             for p in PARAM_NAMES:
-                ham[p].append(float(f[f"params/{p}"][()]))
+                ham[p].append(float(dataset_at(f, f"params/{p}")[()]))
         ham["huid"].append(huid)
         ham["key"].append(f"H_{huid}")
         for art_type, dataset in ARTIFACT_MAP.items():

@@ -11,11 +11,12 @@ twice (a probe reads, a tNR packaging replaces its run's rows).
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from manifest_broker.errors import BrokerError
+from manifest_broker.errors import BrokerError, redact, redact_in
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -46,18 +47,55 @@ def connect(address: str, *, timeout: float = 10.0) -> Client:
     """
     from distributed import Client
 
+    _reachable(address, timeout)
     try:
         client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ClusterError(f"{address}: cannot reach the Dask scheduler ({str(exc).splitlines()[0]})",
-                           where=address) from exc  # fmt: skip
+        raise ClusterError(f"{redact(address)}: cannot reach the Dask scheduler ({redact_in(str(exc).splitlines()[0], address)})",
+                           where=redact(address)) from None  # fmt: skip
     try:
         client.wait_for_workers(1, timeout=timeout)
-    except (TimeoutError, OSError) as exc:
+    except (TimeoutError, OSError):
         client.close()
-        raise ClusterError(f"{address}: the Dask scheduler has no worker (none joined in {timeout:g}s)",
-                           where=address) from exc  # fmt: skip
+        raise ClusterError(f"{redact(address)}: the Dask scheduler has no worker (none joined in {timeout:g}s)",
+                           where=redact(address)) from None  # fmt: skip
     return client
+
+
+def _reachable(address: str, timeout: float) -> None:
+    """Refuse an address that is not one, or a TCP scheduler nobody listens at,
+    before a ``Client`` exists: a client that fails half-made prints a traceback
+    from its ``__del__`` twenty seconds after the error.
+
+    Raises:
+        ClusterError: exit 2 for an address that is not ``[tcp://]host:port``, exit 1
+            when nothing answers there.
+    """
+    import socket
+
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location) if scheme in ("tcp", "tls") else ("", 0)
+    except ValueError as exc:
+        raise ClusterError(f"--dask {redact(address)}: not a scheduler address ({redact_in(str(exc), address)}); give "
+                           "tcp://host:8786", where=redact(address), exit_code=2) from None  # fmt: skip
+    if scheme not in ("tcp", "tls"):
+        return
+    # A scheduler that is still starting is waited for, as long as a Client would wait.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+            return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise ClusterError(
+                    f"{redact(address)}: cannot reach the Dask scheduler ({exc.strerror or exc})", where=redact(address)
+                ) from None
+            time.sleep(0.1)
 
 
 def workers(client: Client) -> int:

@@ -139,7 +139,9 @@ def next_steps(workdir: Path) -> str:
     bin_dir = Path(sys.executable).parent
     broker, python = _here(bin_dir / "broker"), _here(Path(sys.executable))
     catalog, data, lake = _here(workdir / "catalog.db"), _here(workdir / "data"), _here(workdir / "lakehouse")
-    read_tiled = ("from tiled.client import from_uri; c = from_uri('http://127.0.0.1:8000', api_key='secret'); "
+    # The key travels in the environment (tiled.client reads TILED_API_KEY), never in a
+    # program's arguments, where `ps` and shell history would show it.
+    read_tiled = ("from tiled.client import from_uri; c = from_uri('http://127.0.0.1:8000'); "
                   "h = c['demo']; k = list(h)[0]; print(k, dict(h[k].metadata))")  # fmt: skip
     read_lake = (f"import polars as pl; from manifest_broker.tnr.lake import catalog; "
                  f"print(pl.scan_iceberg(catalog({str(workdir / 'lakehouse')!r}).load_table('tnr.reflectivity'))"
@@ -147,7 +149,7 @@ def next_steps(workdir: Path) -> str:
     return render.escape(
         "\nserve the catalog (stock tiled serve, the data directory as readable storage):\n"
         f"  TILED_API_KEY=secret {broker} serve --catalog {catalog} --base-dir {data} --port 8000\n"
-        f'read it (another terminal):\n  {python} -c "{read_tiled}"\n'
+        f'read it (another terminal):\n  TILED_API_KEY=secret {python} -c "{read_tiled}"\n'
         f'read the tNR tables:\n  {python} -c "{read_lake}"\n'
         f'  {broker} tnr sql "SELECT interval_type, count(*) FROM reflectivity GROUP BY 1" --lake {lake}'
     )

@@ -41,13 +41,15 @@ def submit(pool: ProcessPoolExecutor, function: Callable[..., Any], *args: Any) 
         return pool.submit(function, *args)
 
 
-def worker_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+def worker_pool(workers: int, preload: Sequence[str] = (), initializer: Callable[..., object] | None = None,
+                initargs: tuple[Any, ...] = ()) -> ProcessPoolExecutor:  # fmt: skip
     """A ``forkserver`` pool whose processes ignore SIGINT.
 
     forkserver: a clean parent to fork from (forking this process could inherit locks
     held by DuckDB's, Arrow's or polars' threads). The fork server is started with
     SIGINT ignored; an ignored signal stays ignored across exec and fork, so it and
-    every worker it forks ignore it.
+    every worker it forks ignore it. ``initializer(*initargs)`` runs in each worker
+    as it starts.
     """
     context = multiprocessing.get_context("forkserver")
     if preload:
@@ -60,7 +62,7 @@ def worker_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecuto
             forkserver.ensure_running()
         finally:
             signal.signal(signal.SIGINT, previous)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs)
 
 
 @contextmanager

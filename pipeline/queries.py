@@ -58,13 +58,52 @@ def names(folder: str) -> list[str]:
     return sorted(f"{folder}/{stem}" for stem in stems if "." not in stem)
 
 
+# DuckDB's own memory limit for one connection (its default is 80% of the host's
+# memory); past it, joins, aggregates and sorts spill to the temporary directory.
+# A quarter of the host's memory, at least 2 GiB: a rule whose operator cannot spill
+# (an ordered list per group) fails at the limit, and a 10^7-node check hit 1 GiB.
+# $BROKER_DUCKDB_MEMORY sets it (DuckDB's units: "2GB", "512MB").
+MIN_MEMORY_LIMIT_MB = 2048
+
+
+def default_memory_limit() -> str:
+    """DuckDB's memory limit when ``$BROKER_DUCKDB_MEMORY`` is not set."""
+    import os
+
+    try:
+        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError):
+        total_mb = 0
+    return f"{max(MIN_MEMORY_LIMIT_MB, total_mb // 4)}MB"
+
+
+@functools.cache
+def spill_directory() -> str:
+    """Where DuckDB spills, one folder per process (DuckDB names its files per
+    connection), removed when the process ends. An in-memory DuckDB spills nowhere
+    unless it is given one."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), f"manifest-broker-duckdb-{os.getpid()}")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection as every stage uses it: no progress bar on
     the terminal (the broker draws its own), insertion order kept (rule results and
-    plans follow manifest order)."""
+    plans follow manifest order), a memory limit with a folder to spill to."""
+    import os
+
     import duckdb
 
-    con = duckdb.connect(config={"preserve_insertion_order": True})
+    limit = os.environ.get("BROKER_DUCKDB_MEMORY") or default_memory_limit()
+    con = duckdb.connect(
+        config={"preserve_insertion_order": True, "memory_limit": limit, "temp_directory": spill_directory()}
+    )
     con.execute(load("session/duckdb"))
     return con
 

@@ -11,7 +11,6 @@ on stdout under ``--json``, with the error's exit code.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
+from manifest_broker.boundary import printable as escape_controls
 from manifest_broker.errors import BrokerError
 
 # Result lines are grepped by scripts too: never wrapped (tables still fit the width).
@@ -35,7 +35,6 @@ if TYPE_CHECKING:  # pyarrow costs start-up time: only commands that have tables
     import pyarrow as pa
 
 MAX_ROWS = 40
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class Output:
@@ -50,8 +49,8 @@ class Output:
     def error(self, exc: BrokerError) -> None:
         """One line ``error: ...`` on stderr (what the error carries besides, such as
         contract findings, is shown first)."""
-        if rows := exc.details.get("findings"):
-            table(None, FINDING_COLUMNS, [_styled(r) for r in rows])
+        if (rows := exc.details.get("findings")) is not None and len(rows):
+            findings(rows)
         errors.print(labelled("red", "error", str(exc)))
 
 
@@ -83,8 +82,29 @@ def use_json(value: bool) -> bool:
 
 
 def print_json(payload: Any) -> None:
-    """Write one JSON document to stdout (no colour, no wrapping); numbers stay numbers."""
-    sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    """Write one JSON document to stdout (no colour, no wrapping); numbers stay numbers.
+
+    An Arrow table among the payload's values (a million contract findings) is
+    written row by row, one batch of rows converted at a time, after the other
+    keys: memory follows a batch, not the document."""
+    tables = {k: v for k, v in payload.items() if hasattr(v, "to_batches")} if isinstance(payload, dict) else {}
+    if not tables:
+        sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+        return
+    rest = {k: v for k, v in payload.items() if k not in tables}
+    out = sys.stdout
+    head = json.dumps(rest, indent=2, default=_json_default)
+    out.write(head[: head.rindex("}")].rstrip() + (",\n" if rest else "\n"))
+    for n, (key, table) in enumerate(tables.items()):
+        out.write(f"  {json.dumps(key)}: [")
+        separator = "\n    "
+        for batch in table.to_batches(max_chunksize=10_000):
+            for row in batch.to_pylist():
+                out.write(separator + json.dumps(row, default=_json_default))
+                separator = ",\n    "
+        out.write(("\n  ]" if separator != "\n    " else "]") + (",\n" if n < len(tables) - 1 else "\n"))
+    out.write("}\n")
+    out.flush()
 
 
 def _json_default(value: Any) -> Any:
@@ -93,6 +113,8 @@ def _json_default(value: Any) -> Any:
 
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
+    if hasattr(value, "to_pylist"):  # an Arrow table (contract findings): its rows
+        return value.to_pylist()
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
@@ -100,8 +122,7 @@ def _json_default(value: Any) -> Any:
 
 def printable(value: object) -> str:
     """A cell as one line of text: control characters (tabs, line breaks) escaped."""
-    text = "" if value is None else str(value)
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return escape_controls("" if value is None else str(value))
 
 
 def table(
@@ -115,7 +136,7 @@ def table(
         for row in rows:
             total += 1
             if limit is None or shown < limit:
-                lines.append("\t".join(_plain(printable(v)) for v in row))
+                lines.append("\t".join(printable(v) for v in row))
                 shown += 1
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
@@ -133,13 +154,6 @@ def table(
         console.print(f"... {total - shown} more row(s) not shown (use --json for all)", markup=False)
 
 
-_MARKUP = re.compile(r"\[/?(?:red|yellow|green|bold)\]")
-
-
-def _plain(text: str) -> str:
-    return _MARKUP.sub("", text)
-
-
 def arrow_table(title: str | None, data: pa.Table, limit: int | None = MAX_ROWS) -> None:
     """Print an Arrow table."""
     columns = data.column_names
@@ -149,14 +163,25 @@ def arrow_table(title: str | None, data: pa.Table, limit: int | None = MAX_ROWS)
 FINDING_COLUMNS = ["rule", "severity", "manifest", "row", "column", "value", "message"]
 
 
-def _styled(row: dict[str, Any]) -> tuple:
-    severity = "[red]error[/]" if row["severity"] == "error" else "[yellow]warning[/]"
-    return (row["rule"], severity, *(escape(printable(row[c])) for c in FINDING_COLUMNS[2:]))
+def _finding_rows(rows: list[dict[str, Any]]) -> list[tuple]:
+    """Findings as table rows: severity coloured and values escaped for rich on a
+    terminal; the values exactly as they are when piped (no markup to strip, and
+    text such as ``T[meV]`` left alone)."""
+    if not console.is_terminal:
+        return [tuple(r[c] for c in FINDING_COLUMNS) for r in rows]
+    return [(r["rule"], "[red]error[/]" if r["severity"] == "error" else "[yellow]warning[/]",
+             *(escape(printable(r[c])) for c in FINDING_COLUMNS[2:])) for r in rows]  # fmt: skip
 
 
 def findings(data: pa.Table) -> None:
-    """The contract report: one row per finding, errors first."""
-    table(None, FINDING_COLUMNS, [_styled(r) for r in data.select(FINDING_COLUMNS).to_pylist()])
+    """The contract report: one row per finding, errors first; at most
+    :data:`MAX_ROWS` of them converted and shown (a million findings are a line
+    saying how many more, not a million Python rows)."""
+    shown = data.select(FINDING_COLUMNS).slice(0, MAX_ROWS)
+    table(None, FINDING_COLUMNS, _finding_rows(shown.to_pylist()))
+    if data.num_rows > shown.num_rows:
+        console.print(f"... {data.num_rows - shown.num_rows} more finding(s) not shown (use --json for all)",
+                      markup=False)  # fmt: skip
 
 
 @contextmanager

@@ -196,7 +196,10 @@ CASES: dict[str, tuple[list[str], int, list[str]]] = {
     "tnr package: template not XML": (["tnr", "package", "{split}", "{reduced}", "{notes}", "--lake", "{folder}/lake"], 1,
                                       ["malformed reduction template XML"]),
     "tnr package: -o a directory": (["tnr", "package", *TNR, "-o", "{folder}"], 1, ["-o", "is a directory"]),
-    "tnr package: -o in a missing folder": (["tnr", "package", *TNR, "-o", "{missing}/t.parquet"], 1, ["-o", "does not exist"]),
+    # -o creates its folder as the reference does (#27), unless it cannot be made
+    "tnr package: -o below a file": (["tnr", "package", *TNR, "-o", "{notes}/new/t.parquet"], 1, ["-o", "cannot create its folder"]),
+    "tnr package: -o in a new folder on a read-only mount": (["tnr", "package", *TNR, "-o", "{readonly}/new/t.parquet"], 1,
+                                                            ["-o", "cannot create its folder"]),
     "tnr package: -o read-only": (["tnr", "package", *TNR, "-o", "{readonly}/t.parquet"], 1, ["-o", "not writable"]),
     "tnr package: --lake URI without --warehouse": (["tnr", "package", "{split}", "{reduced}", "{xml}", "--lake",
                                                      "postgresql://u@127.0.0.1:1/db"], 2, ["--warehouse"]),
@@ -227,7 +230,7 @@ CASES: dict[str, tuple[list[str], int, list[str]]] = {
 }  # fmt: skip
 PACKAGER_CASES: dict[str, tuple[list[str], int, list[str]]] = {
     "iceberg-packager: split missing": (["{missing}", "{reduced}", "{xml}", "--lake", "{folder}/lake"], 1, ["split file not found"]),
-    "iceberg-packager: -o in a missing folder": ([*TNR, "-o", "{missing}/t.parquet"], 1, ["-o", "does not exist"]),
+    "iceberg-packager: -o below a file": ([*TNR, "-o", "{notes}/new/t.parquet"], 1, ["-o", "cannot create its folder"]),
     "iceberg-packager: -o a directory": ([*TNR, "-o", "{folder}"], 1, ["-o", "is a directory"]),
     "iceberg-packager: a missing argument": (["{split}"], 2, ["reduced_dir", "iceberg-packager --help"]),
 }  # fmt: skip

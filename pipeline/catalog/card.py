@@ -36,6 +36,71 @@ class CardError(BrokerError):
     """A dataset card that cannot be read or does not follow the card's form."""
 
 
+# The card's fields: any other is a mistake (a misspelt `paramters:` would drop its
+# rules without a word), named with the nearest known field.
+FIELDS = ("card_version", "dataset", "provider", "description", "location", "parameters", "artifacts", "layout",
+          "count", "existing_manifest", "findings")  # fmt: skip
+PARAMETER_FIELDS = ("name", "type", "units", "description", "source")
+ARTIFACT_FIELDS = ("type", "dataset", "shape", "dtype", "description")
+# Limits of what a card may be: a card is a page of hand-edited text, and a YAML
+# document can be made to cost without bound (aliases, nesting, huge numbers).
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_INT_DIGITS = 30
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it: its repr, cut at 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _unknown(fields: Any, known: tuple[str, ...], where: str, path: Path) -> None:
+    import difflib
+
+    for name in fields:
+        if name not in known:
+            near = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; the fields are {', '.join(known)}"
+            raise CardError(f"{path}: {where}{_shown(name)}: not a field of a dataset card{hint}", where=path)
+
+
+def _safe_load(text: str, path: Path) -> Any:
+    """``yaml.safe_load`` within the card's limits: no aliases, nesting at most
+    ``MAX_DEPTH`` deep, integers of at most ``MAX_INT_DIGITS`` digits.
+
+    Raises:
+        CardError: naming the line and the limit.
+    """
+    import yaml
+
+    class CardLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            line = event.start_mark.line + 1 if event.start_mark else 0
+            if isinstance(event, yaml.AliasEvent):
+                raise CardError(f"{path}: line {line}: a YAML alias (*{_shown(event.anchor)[1:-1]}); a card holds "
+                                "no aliases: write the value out", where=path)  # fmt: skip
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise CardError(f"{path}: line {line}: nested more than {MAX_DEPTH} levels deep", where=path)
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    def integer(loader: Any, node: Any) -> Any:
+        if sum(c.isdigit() for c in node.value) > MAX_INT_DIGITS:
+            raise CardError(f"{path}: line {node.start_mark.line + 1}: an integer of more than {MAX_INT_DIGITS} "
+                            "digits", where=path)  # fmt: skip
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+    CardLoader.add_constructor("tag:yaml.org,2002:int", integer)
+    return yaml.load(text, Loader=CardLoader)  # noqa: S506 (a SafeLoader with limits)
+
+
 def _family(kind: str) -> str | None:
     return {"f": "float", "i": "integer", "u": "integer", "b": "bool", "S": "string", "U": "string",
             "O": "string", "T": "string"}.get(kind)  # fmt: skip
@@ -155,7 +220,7 @@ def _count(value: Any, where: str) -> tuple[int | None, int | None]:
             if lo is None or hi is None or lo <= hi:
                 return lo, hi
     raise CardError(f"{where}: a count is a number >= 0, {{min: N, max: M}} (either may be left out) or null, "
-                    f"not {value!r}")  # fmt: skip
+                    f"not {_shown(value)}")  # fmt: skip
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -166,14 +231,18 @@ def read(path: Path) -> dict[str, Any]:
     """
     import yaml
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CardError(f"{path}: no such dataset card", where=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    from manifest_broker.boundary import ProviderFileError, read_text
+
+    try:  # through the confined reader: a regular file (never a FIFO), at most MAX_BYTES
+        text = read_text(Path(path).absolute(), Path(path).absolute().parent, limit=MAX_BYTES, what="dataset card")
+    except ProviderFileError as exc:
+        if exc.rule == "missing":
+            raise CardError(f"{path}: no such dataset card", where=path) from None
+        if exc.rule == "too_large":
+            raise CardError(f"{path}: a dataset card is at most {MAX_BYTES:,} bytes ({exc})", where=path) from None
         raise CardError(f"{path}: cannot read the dataset card ({exc})", where=path) from None
     try:
-        card = yaml.safe_load(text)
+        card = _safe_load(text, Path(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -184,8 +253,9 @@ def read(path: Path) -> dict[str, Any]:
 
     if not isinstance(card, dict):
         raise fail("(top)", "a dataset card is a mapping of fields (card_version, dataset, parameters, ...)")
+    _unknown(card, FIELDS, "", path)
     if card.get("card_version") != CARD_VERSION:
-        raise fail("card_version", f"must be {CARD_VERSION}, found {card.get('card_version')!r}")
+        raise fail("card_version", f"must be {CARD_VERSION}, found {_shown(card.get('card_version'))}")
     for key in ("parameters", "artifacts", "findings"):
         if not isinstance(card.get(key) or [], list):
             raise fail(key, "must be a list")
@@ -193,16 +263,18 @@ def read(path: Path) -> dict[str, Any]:
     for i, p in enumerate(card.get("parameters") or []):
         if not isinstance(p, dict) or not isinstance(p.get("name"), str) or not p["name"]:
             raise fail(f"parameters[{i}]", "each parameter is a mapping with a name")
+        _unknown(p, PARAMETER_FIELDS, f"parameters[{i}].", path)
         if p.get("type") not in TYPES:
-            raise fail(f"parameters[{i}].type", f"{p.get('type')!r} is not one of {', '.join(TYPES)}")
+            raise fail(f"parameters[{i}].type", f"{_shown(p.get('type'))} is not one of {', '.join(TYPES)}")
         if p.get("units") is not None and not isinstance(p["units"], str):
             raise fail(f"parameters[{i}].units", "units are text or null")
         if p["name"] in names:
-            raise fail(f"parameters[{i}].name", f"{p['name']!r} is declared twice")
+            raise fail(f"parameters[{i}].name", f"{_shown(p['name'])} is declared twice")
         names.add(p["name"])
     for i, a in enumerate(card.get("artifacts") or []):
         if not isinstance(a, dict) or not isinstance(a.get("type"), str) or not a["type"]:
             raise fail(f"artifacts[{i}]", "each artifact is a mapping with a type")
+        _unknown(a, ARTIFACT_FIELDS, f"artifacts[{i}].", path)
     count = card.get("count") or {}
     if not isinstance(count, dict) or set(count) - set(COUNTED):
         raise fail("count", f"a mapping of {', '.join(COUNTED)}")

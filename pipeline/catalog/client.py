@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from manifest_broker.errors import BrokerError
+from manifest_broker.errors import BrokerError, redact
 
 KEY_VARIABLE = "TILED_API_KEY"
 
@@ -30,7 +30,11 @@ def check_url(url: str, option: str = "--url") -> str:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise ServerError(f"{option}: not a URL ({exc})", where=option, exit_code=2) from exc
+        raise ServerError(f"{option} {redact(url)}: not a URL ({exc})", where=option, exit_code=2) from None
+    try:
+        parts.port  # noqa: B018  (parsed here: a port out of range is a mistake, not a traceback later)
+    except ValueError as exc:
+        raise ServerError(f"{option} {redact(url)}: {exc}", where=option, exit_code=2) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ServerError(f"{option} {redact(url)}: give the server's address with http:// or https://", where=option,
                           exit_code=2)  # fmt: skip
@@ -43,18 +47,6 @@ def check_url(url: str, option: str = "--url") -> str:
         raise ServerError(f"{option} {redact(url)}: the address carries an API key; give it through ${KEY_VARIABLE} "
                           "(or at the prompt) instead, never in a URL", where=option, exit_code=2)  # fmt: skip
     return url.rstrip("/")
-
-
-def redact(url: str) -> str:
-    """``url`` without user, password, query or fragment: what may be printed."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else (parts.path or url.split("?")[0])
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from manifest_broker.catalog.database import CatalogError, existing_keys
 from manifest_broker.catalog.manifests import (
     ARTIFACT_COLUMNS,
     HAMILTONIAN_COLUMNS,
+    LOCATOR_PREFIXES,
     ROW_COLUMN,
     ManifestError,
     ManifestPair,
@@ -71,7 +72,7 @@ class Documents(NamedTuple):
 @dataclass(frozen=True)
 class CheckedManifests:
     """What planning and verifying need from a passing check: the manifests and
-    their metadata documents by dataset name, and the probe of every file and
+    their metadata documents by dataset (:attr:`ManifestPair.ident`), and the probe of every file and
     dataset they point at."""
 
     hamiltonians: dict[str, pa.Table]
@@ -85,7 +86,7 @@ class ContractReport:
     """What a check found, plus the tables later stages reuse."""
 
     findings: pa.Table
-    hamiltonians: dict[str, pa.Table] = field(default_factory=dict)  # by dataset name
+    hamiltonians: dict[str, pa.Table] = field(default_factory=dict)  # by ManifestPair.ident
     artifacts: dict[str, pa.Table] = field(default_factory=dict)
     documents: dict[str, Documents] = field(default_factory=dict)
     probes: pa.Table | None = None
@@ -94,7 +95,7 @@ class ContractReport:
 
     @property
     def errors(self) -> int:
-        return sum(1 for s in self.findings["severity"].to_pylist() if s == "error")
+        return int(pc.sum(pc.equal(self.findings["severity"], "error")).as_py() or 0)
 
     @property
     def warnings(self) -> int:
@@ -108,7 +109,7 @@ class ContractReport:
         """The error that stops a stage after a failed check; it carries the findings
         (shown as a table, or in the ``--json`` error document)."""
         return ContractFailed(f"the manifests break the contract ({self.errors} error(s)){consequence}",
-                              details={"findings": self.findings.to_pylist(), "errors": self.errors,
+                              details={"findings": self.findings, "errors": self.errors,
                                        "warnings": self.warnings})  # fmt: skip
 
     def checked(self) -> CheckedManifests:
@@ -125,6 +126,10 @@ class ContractReport:
 # Largest metadata document per node, as JSON: a listing page of Tiled carries the
 # metadata of every node on it (100 per page by default).
 METADATA_BYTES = 1 << 20
+# Largest array a node may serve (its logical size), unless the user raises it: a
+# sparse or compressed HDF5 file can declare far more than it stores, and Tiled's
+# server would read all of it into memory for one client.
+MAX_ARRAY_BYTES = 16 << 30
 
 
 def _finding(rule: str, manifest: str, message: str, severity: str = "error") -> pa.Table:
@@ -237,6 +242,9 @@ def _metadata_findings(con: duckdb.DuckDBPyConnection, table: pa.Table, meta: li
     con.register("metadata_columns", pa.table({"column_name": pa.array(meta, pa.string()),
                                                "data_type": pa.array([str(table.schema.field(c).type) for c in meta], pa.string())}))  # fmt: skip
     findings.append(_run(con, "contract/schema/metadata_types", {"manifest": manifest}))
+    if hamiltonians:
+        params: dict[str, object] = {"manifest": manifest, "prefixes": list(LOCATOR_PREFIXES)}
+        findings.append(_run(con, "contract/schema/locator_namespace", params))
     con.unregister("metadata_columns")
     documents = metadata_documents(con, table, meta)
     if meta:
@@ -278,10 +286,10 @@ def _card_rules(con: duckdb.DuckDBPyConnection, card: dict[str, Any], report: Co
     for name, table in rule_tables(card).items():
         con.register(name, table)
     rows = [
-        {"manifest": str(pair.hamiltonians), "dataset_name": pair.name, "name": f.name, "family": arrow_family(f.type)}
+        {"manifest": str(pair.hamiltonians), "dataset_name": pair.ident, "name": f.name, "family": arrow_family(f.type)}
         for pair in pairs
-        if pair.name in report.hamiltonians
-        for f in report.hamiltonians[pair.name].schema
+        if pair.ident in report.hamiltonians
+        for f in report.hamiltonians[pair.ident].schema
     ]
     schema = pa.schema([(n, pa.string()) for n in ("manifest", "dataset_name", "name", "family")])
     con.register("manifest_columns", pa.Table.from_pylist(rows, schema=schema))
@@ -302,6 +310,8 @@ def check_manifests(
     progress: Progress | None = None,
     cluster: Client | None = None,
     card: dict[str, Any] | None = None,
+    max_array_bytes: int = MAX_ARRAY_BYTES,
+    deep: bool = False,
 ) -> ContractReport:
     """Run every contract rule over one or more manifest pairs.
 
@@ -318,6 +328,10 @@ def check_manifests(
         cluster: A Dask client whose workers probe the files instead.
         card: A dataset card (:func:`manifest_broker.catalog.card.read`): the rules
             in ``sql/contract/card/`` hold the manifests to it.
+        max_array_bytes: Largest logical size of a served array (``dataset_too_large``).
+        deep: Read every value once (``dataset_unreadable_chunks``); by default the
+            probe reads each file's structure (links, layout, shapes, dtypes,
+            filters, attributes), not its values.
 
     Returns:
         A :class:`ContractReport`; nothing is written except the probe cache.
@@ -335,11 +349,12 @@ def check_manifests(
         if read is None:
             continue  # row rules need the standard columns
         ham, art, documents = read
-        report.hamiltonians[pair.name] = ham
-        report.artifacts[pair.name] = art
-        report.documents[pair.name] = documents
-        ham_cores.append(_core(ham, documents.hamiltonians, _HAM_CORE, str(pair.hamiltonians), pair.name))
-        art_cores.append(_core(art, documents.artifacts, _ART_CORE, str(pair.artifacts), pair.name))
+        # Pairs by their full path: equal names in different folders are two datasets.
+        report.hamiltonians[pair.ident] = ham
+        report.artifacts[pair.ident] = art
+        report.documents[pair.ident] = documents
+        ham_cores.append(_core(ham, documents.hamiltonians, _HAM_CORE, str(pair.hamiltonians), pair.ident))
+        art_cores.append(_core(art, documents.artifacts, _ART_CORE, str(pair.artifacts), pair.ident))
     timings["schema"] = time.perf_counter() - started
 
     con.register("hamiltonians", pa.concat_tables(ham_cores) if ham_cores else _HAM_CORE.empty_table())
@@ -360,6 +375,7 @@ def check_manifests(
         workers=workers,
         progress=progress,
         cluster=cluster,
+        deep=max_array_bytes if deep else None,
     )
     timings["probe"] = time.perf_counter() - t0
     con.register("probes", probe.table)
@@ -369,8 +385,12 @@ def check_manifests(
         )
 
     t0 = time.perf_counter()
+    parameters: dict[str, dict[str, object]] = {
+        **ROW_RULE_PARAMETERS,
+        "contract/rows/dataset_too_large": {"limit": max_array_bytes},
+    }
     for name in queries.names("contract/rows"):
-        findings.append(_run(con, name, ROW_RULE_PARAMETERS.get(name)))
+        findings.append(_run(con, name, parameters.get(name)))
     if card is not None:
         _card_rules(con, card, report, pairs, findings)
     timings["rules"] = time.perf_counter() - t0

@@ -43,7 +43,11 @@ class CatalogLocation:
         return Path(database) if database else None
 
     def redacted(self) -> str:
-        return sa.make_url(self.url).render_as_string(hide_password=True)
+        """The catalog's address as it may be printed: without user or password
+        (:func:`manifest_broker.errors.redact`, as every address the broker prints)."""
+        from manifest_broker.errors import redact
+
+        return redact(sa.make_url(self.url).render_as_string(hide_password=False))
 
 
 def locate(uri: str | Path) -> CatalogLocation:
@@ -164,6 +168,8 @@ def check_catalog(uri: str | Path) -> str:
     try:
         with eng.connect() as connection:
             return check_schema(connection)
+    except CatalogError as exc:  # said with the catalog it is about
+        raise CatalogError(f"{location.redacted()}: {exc}", where=location.redacted()) from None
     except sa.exc.OperationalError as exc:
         raise CatalogError(f"cannot open catalog {location.redacted()}: {exc.orig}") from exc
     finally:

@@ -28,7 +28,7 @@ from manifest_broker.catalog.database import (
     require_file,
 )
 from manifest_broker.catalog.locks import writer_lock
-from manifest_broker.catalog.plan import LOCATOR_PREFIXES
+from manifest_broker.catalog.manifests import LOCATOR_PREFIXES
 from manifest_broker.errors import BrokerError
 
 
@@ -42,6 +42,7 @@ class DeleteResult:
     assets: int = 0
     locators_removed: dict[str, list[str]] = field(default_factory=dict)  # parent path -> artifact keys
     dry_run: bool = False
+    uploaded_data: list[str] = field(default_factory=list)  # data_uri of uploaded arrays' storage, removed with them
 
     @property
     def total(self) -> int:
@@ -100,7 +101,26 @@ def delete_in_catalog(location: CatalogLocation, paths: list[str], *, dry_run: b
             ) from exc
         finally:
             eng.dispose()
+        if not dry_run:  # after the commit: a failed delete keeps the data its nodes serve
+            _remove_uploaded(result.uploaded_data)
     return result
+
+
+def _remove_uploaded(uris: list[str]) -> None:
+    """Remove the storage of uploaded arrays (a Zarr folder or a file) whose nodes are
+    gone, as Tiled's own delete does: the upload belongs to its node."""
+    import shutil
+
+    from tiled.utils import path_from_uri
+
+    for uri in uris:
+        if not uri.startswith("file:"):  # arrays are uploaded as files (Zarr); nothing else is ours to remove
+            continue
+        path = path_from_uri(uri)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink(missing_ok=True)
 
 
 def _delete(conn: sa.Connection, paths: list[str], dry_run: bool) -> DeleteResult:
@@ -134,6 +154,7 @@ def _delete(conn: sa.Connection, paths: list[str], dry_run: bool) -> DeleteResul
                 conn.execute(sa.text(queries.load("write/revision")), {"id": parent})
                 conn.execute(sa.text(queries.load("write/update_metadata", conn.dialect.name)),
                              {"id": parent, "metadata": safe_json_dump(trimmed).decode()})  # fmt: skip
+    result.uploaded_data = [r[0] for r in conn.execute(sa.text(queries.load("delete/internal_assets"))).all()]
     if not dry_run:
         conn.execute(sa.text(queries.load("delete/assets")))
         conn.execute(sa.text(queries.load("delete/nodes")))
@@ -178,8 +199,17 @@ def delete_through_server(client: Any, paths: list[str], *, dry_run: bool = Fals
     if dry_run:
         result.locators_removed = trims
         return result
-    for node in nodes.values():
-        node.delete(recursive=True, external_only=True)
+    for path, node in nodes.items():
+        # external_only=False: arrays uploaded into the server's storage go too, their data with them
+        # (Tiled refused them with 409 "internally managed" after --dry-run had listed them). Asked
+        # without tiled.client's retries: a server that cannot delete says so at once.
+        response = node.context.http_client.delete(node.item["links"]["self"],
+                                                   params={"recursive": True, "external_only": False})  # fmt: skip
+        if response.status_code >= 400:
+            done = list(nodes)[: list(nodes).index(path)]
+            raise DeleteError(f"{path}: the server did not delete it (HTTP {response.status_code}); is it read-only "
+                              f"(`serve --read-only`)?" + (f" deleted before it: {', '.join(done)}" if done else
+                              " nothing was deleted"), where=path)  # fmt: skip
     from tiled.client.metadata_update import DELETE_KEY
 
     for parent_path, keys in trims.items():

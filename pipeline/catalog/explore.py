@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
+from manifest_broker.boundary import ProviderFileError, dataset_problem, open_hdf5
 from manifest_broker.catalog.nexus import Entry, entries, read_entry
 
 HDF5_SUFFIXES = {".h5", ".hdf5", ".hdf", ".he5", ".nxs", ".nx5"}
@@ -33,6 +34,7 @@ class FileInfo:
     attrs: dict[str, str]
     error: str | None = None
     nexus: list[Entry] = field(default_factory=list)  # its NXentry groups, when it is a NeXus file
+    external_links: list[str] = field(default_factory=list)  # never followed: their targets are other files
 
     @property
     def signature(self) -> tuple:
@@ -55,46 +57,61 @@ class ExploreReport:
 
 
 def _describe(path: Path, root: Path) -> FileInfo:
+    """One sampled file, opened through the confined reader; a dataset whose bytes
+    live in another file is flagged and never read."""
     import h5py
     import numpy as np
 
     rel = str(path.relative_to(root))
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        return FileInfo(rel, path.stat().st_size, [], [], {}, error=f"cannot open ({exc})")
     groups: list[str] = []
     datasets: list[DatasetInfo] = []
-    with handle:
+    try:
+        with open_hdf5(path, root, what="file") as handle:
 
-        def visit(name: str, obj: object) -> None:
-            if isinstance(obj, h5py.Group):
-                groups.append("/" + name)
-                return
-            if not isinstance(obj, h5py.Dataset):
-                return
-            info = DatasetInfo("/" + name, tuple(obj.shape), obj.dtype.str, obj.chunks,
-                               {k: repr(v)[:60] for k, v in obj.attrs.items()})  # fmt: skip
-            vlen = h5py.check_vlen_dtype(obj.dtype)
-            if h5py.check_string_dtype(obj.dtype) is not None:
-                if obj.ndim:  # a scalar string is a field, an array of them is not a numeric artifact
-                    info.flags.append("strings")
-            elif vlen is not None or obj.dtype.kind == "O":
-                info.flags.append("variable-length (ragged)")
-            elif obj.size == 0:
-                info.flags.append("empty")
-            elif obj.dtype.kind == "f" and obj.size <= 5_000_000:
-                values = obj[()]
-                if np.isnan(values).all():
-                    info.flags.append("all NaN")
-                elif np.isnan(values).any():
-                    info.flags.append("contains NaN")
-            datasets.append(info)
+            def visit(name: str, obj: object) -> None:
+                if isinstance(obj, h5py.Group):
+                    groups.append("/" + name)
+                    return
+                if not isinstance(obj, h5py.Dataset):
+                    return
+                info = DatasetInfo("/" + name, tuple(obj.shape or ()), obj.dtype.str, obj.chunks,
+                                   {k: repr(v)[:60] for k, v in obj.attrs.items()})  # fmt: skip
+                vlen = h5py.check_vlen_dtype(obj.dtype)
+                if problem := dataset_problem(obj):
+                    info.flags.append(f"{problem[0].replace('_', ' ')}: its bytes live in another file, not read")
+                elif obj.shape is None:
+                    info.flags.append("null dataspace (no shape, no data)")
+                elif h5py.check_string_dtype(obj.dtype) is not None:
+                    if obj.ndim:  # a scalar string is a field, an array of them is not a numeric artifact
+                        info.flags.append("strings")
+                elif vlen is not None or obj.dtype.kind == "O":
+                    info.flags.append("variable-length (ragged)")
+                elif obj.size == 0:
+                    info.flags.append("empty")
+                elif obj.dtype.kind == "f" and obj.size <= 5_000_000:
+                    values = obj[()]
+                    if np.isnan(values).all():
+                        info.flags.append("all NaN")
+                    elif np.isnan(values).any():
+                        info.flags.append("contains NaN")
+                datasets.append(info)
 
-        handle.visititems(visit)
-        attrs = {k: repr(v)[:60] for k, v in handle.attrs.items()}
-        nexus = [read_entry(handle, p) for p in entries(handle)]
-    return FileInfo(rel, path.stat().st_size, groups, datasets, attrs, nexus=nexus)
+            handle.visititems(visit)  # hard links only: never into another file
+            links: list[str] = []
+
+            def outside(name: str, link: object) -> None:
+                if isinstance(link, h5py.ExternalLink):
+                    links.append(f"/{name} -> {link.path} in {link.filename}")
+
+            handle.visititems_links(outside)
+            attrs = {k: repr(v)[:60] for k, v in handle.attrs.items()}
+            nexus = [read_entry(handle, p) for p in entries(handle)]
+            size = os.fstat(handle.id.get_vfd_handle()).st_size
+    except ProviderFileError as exc:
+        return FileInfo(rel, 0, [], [], {}, error=f"cannot open ({exc})")
+    except OSError as exc:
+        return FileInfo(rel, 0, [], [], {}, error=f"cannot read ({exc})")
+    return FileInfo(rel, size, groups, datasets, attrs, nexus=nexus, external_links=links)
 
 
 def _batched(info: FileInfo) -> list:
@@ -133,47 +150,56 @@ def _pattern(files: list[Path], sample: list[FileInfo]) -> tuple[str, str]:
     return "mixed", "files differ in how many datasets they hold; each manifest row can use its own locator"
 
 
+# The generators explore prints. Every string that comes from the provider's files
+# (folder, file, dataset and group names) reaches the script as a constant written
+# with repr() at its top, never inside a template's code, so no name can become
+# code. The scripts read the files through the broker's confined reader, as every
+# read of a provider's file does (inside DATA_DIR, regular files, links inside the
+# file only, no bytes from other files).
 _TEMPLATES = {
     "A": """    for path in sorted(Path(DATA_DIR).rglob("*.h5"))[:n_hamiltonians]:
         huid = path.parent.name          # adapt: the Hamiltonian id in the path
         art_type = path.stem             # adapt: the artifact name in the file name
-        art_rows.append({{"huid": huid, "type": art_type,
-                         "file": str(path.relative_to(DATA_DIR)), "dataset": "{dataset}"}})
-    for huid in sorted({{r["huid"] for r in art_rows}}):
-        ham_rows.append({{"huid": huid, "key": f"H_{{huid}}"}})  # add parameters from your table""",
-    "B": """    with h5py.File(Path(DATA_DIR) / "{file}", "r") as f:
-        n = f["{dataset}"].shape[0] if n_hamiltonians is None else n_hamiltonians
+        art_rows.append({"huid": huid, "type": art_type,
+                         "file": str(path.relative_to(DATA_DIR)), "dataset": DATASET})
+    for huid in sorted({r["huid"] for r in art_rows}):
+        ham_rows.append({"huid": huid, "key": f"H_{huid}"})  # add parameters from your table""",
+    "B": """    with open_hdf5(FILE, DATA_DIR) as f:
+        n = dataset_at(f, DATASET).shape[0] if n_hamiltonians is None else n_hamiltonians
         for i in range(n):
-            huid = f"{stem}_{{i:06d}}"
-            ham_rows.append({{"huid": huid, "key": f"H_{{huid}}"}})  # add f["/params/..."][i]
-            art_rows.append({{"huid": huid, "type": "{type}", "file": "{file}",
-                             "dataset": "{dataset}", "index": i}})""",
+            huid = f"{STEM}_{i:06d}"
+            ham_rows.append({"huid": huid, "key": f"H_{huid}"})  # add dataset_at(f, "/params/...")[i]
+            art_rows.append({"huid": huid, "type": TYPE, "file": FILE, "dataset": DATASET, "index": i})""",
     "C": """    for path in sorted(Path(DATA_DIR).glob("*.h5"))[:n_hamiltonians]:
         huid = path.stem
-        with h5py.File(path, "r") as f:
-            params = {{}}  # e.g. {{p: float(f[f"params/{{p}}"][()]) for p in PARAM_NAMES}}
-        ham_rows.append({{"huid": huid, "key": f"H_{{huid}}", **params}})
-        for art_type, dataset in {artifact_map}.items():
-            art_rows.append({{"huid": huid, "type": art_type,
-                             "file": str(path.relative_to(DATA_DIR)), "dataset": dataset}})""",
+        with open_hdf5(path.relative_to(DATA_DIR), DATA_DIR) as f:
+            params = {}  # e.g. {p: float(dataset_at(f, f"params/{p}")[()]) for p in PARAM_NAMES}
+        ham_rows.append({"huid": huid, "key": f"H_{huid}", **params})
+        for art_type, dataset in ARTIFACTS.items():
+            art_rows.append({"huid": huid, "type": art_type,
+                             "file": str(path.relative_to(DATA_DIR)), "dataset": dataset})""",
 }
 
 
-_NEXUS_TEMPLATE = Template('''"""Generate manifests for $name (NeXus): adapt the marked lines."""
+_NEXUS_TEMPLATE = Template('''"""Generate manifests for the NeXus files in DATA_DIR: adapt the marked lines."""
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 
-DATA_DIR = "$root"
-SUFFIX = "$suffix"
+from manifest_broker.boundary import ProviderFileError, dataset_at, members, open_hdf5
+
+NAME = $name
+DATA_DIR = $root
+SUFFIX = $suffix
 # Artifact type -> dataset below each NXentry: the NXdata signal, its errors, its axes.
 ARTIFACTS = $artifacts
 # Parameter column -> (field below the NXentry, reduction): the scalar fields of
 # NXsample and of the chosen groups; an NXlog's value is a time series, kept as its
 # mean. Delete what the provider does not want searchable.
 PARAMETERS = $parameters
+# Its pandas dtype, so a column some files lack stays integer (null where missing).
+TYPES = $types
 KEPT_ATTRIBUTES = ["units"]  # each becomes a column <column>_<attribute>
 
 
@@ -199,28 +225,42 @@ def generate(output_dir, n_hamiltonians=None):
     for path in sorted(Path(DATA_DIR).rglob("*" + SUFFIX)):
         if n_hamiltonians is not None and len(ham_rows) >= n_hamiltonians:
             break
-        with h5py.File(path, "r") as f:
-            entries = [k for k in f if _text(f[k].attrs.get("NX_class", "")) == "NXentry"]
+        with open_hdf5(path.relative_to(DATA_DIR), DATA_DIR) as f:
+            entries = [k for k, g in members(f) if _text(g.attrs.get("NX_class", "")) == "NXentry"]
             for entry in entries:
                 huid = path.stem if len(entries) == 1 else f"{path.stem}_{entry}"  # adapt: the measurement's id
                 row = {"huid": huid, "key": f"H_{huid}"}
                 for column, (field, reduce) in PARAMETERS.items():
-                    if f"{entry}/{field}" in f:
-                        dataset = f[f"{entry}/{field}"]
-                        row[column] = _cell(dataset, reduce)
-                        for attribute in KEPT_ATTRIBUTES:
-                            if attribute in dataset.attrs:
-                                row[f"{column}_{attribute}"] = _text(dataset.attrs[attribute])
+                    try:
+                        dataset = dataset_at(f, f"{entry}/{field}")
+                    except ProviderFileError as exc:
+                        if exc.rule == "missing":  # this file lacks the field: null in its row
+                            continue
+                        raise
+                    row[column] = _cell(dataset, reduce)
+                    for attribute in KEPT_ATTRIBUTES:
+                        if attribute in dataset.attrs:
+                            row[f"{column}_{attribute}"] = _text(dataset.attrs[attribute])
                 ham_rows.append(row)
                 for art_type, dataset in ARTIFACTS.items():
+                    try:  # only the arrays this file has
+                        dataset_at(f, f"{entry}/{dataset}")
+                    except ProviderFileError as exc:
+                        if exc.rule == "missing":
+                            continue
+                        raise
                     art_rows.append({"huid": huid, "type": art_type, "file": str(path.relative_to(DATA_DIR)),
                                      "dataset": f"/{entry}/{dataset}"})
     ham_df, art_df = pd.DataFrame(ham_rows[:n_hamiltonians]), pd.DataFrame(art_rows)
+    ham_df = ham_df.astype({c: t for c, t in TYPES.items() if c in ham_df.columns})
     art_df = art_df[art_df["huid"].isin(ham_df["huid"])] if len(art_df) else art_df
-    ham_df.to_parquet(output_dir / "${name}_hamiltonians.parquet", index=False)
-    art_df.to_parquet(output_dir / "${name}_artifacts.parquet", index=False)
+    ham_df.to_parquet(output_dir / f"{NAME}_hamiltonians.parquet", index=False)
+    art_df.to_parquet(output_dir / f"{NAME}_artifacts.parquet", index=False)
     return ham_df, art_df
 ''')
+
+# pandas dtypes that keep a column's type when some rows lack a value.
+_PANDAS_TYPES = {"integer": "Int64", "float": "float64", "bool": "boolean", "string": "string"}
 
 
 def _dict_literal(mapping: dict) -> str:
@@ -234,6 +274,7 @@ def _nexus_generator(root: Path, sample: list[FileInfo]) -> str:
     (their union, so a field only some files have is still read where present)."""
     artifacts: dict[str, str] = {}
     parameters: dict[str, tuple[str, str | None]] = {}
+    types: dict[str, str] = {}
     suffixes: Counter[str] = Counter()
     for info in sample:
         for entry in info.nexus:
@@ -244,9 +285,13 @@ def _nexus_generator(root: Path, sample: list[FileInfo]) -> str:
                 artifacts.setdefault(art_type, dataset)
             for parameter in entry.parameters:
                 parameters.setdefault(parameter.column, (parameter.path, parameter.reduce))
+                types.setdefault(parameter.column, _PANDAS_TYPES[parameter.kind])
+                if parameter.units is not None:
+                    types.setdefault(f"{parameter.column}_units", "string")
     return _NEXUS_TEMPLATE.substitute(
-        name=root.name, root=root, suffix=suffixes.most_common(1)[0][0] if suffixes else ".nxs",
-        artifacts=_dict_literal(artifacts), parameters=_dict_literal(parameters),
+        name=repr(root.name), root=repr(str(root)),
+        suffix=repr(suffixes.most_common(1)[0][0] if suffixes else ".nxs"),
+        artifacts=_dict_literal(artifacts), parameters=_dict_literal(parameters), types=_dict_literal(types),
     )  # fmt: skip
 
 
@@ -259,22 +304,26 @@ def _generator(pattern: str, root: Path, sample: list[FileInfo]) -> str:
     first = ok[0] if ok else None
     batched = _batched(first) if first and pattern == "B" else []
     dataset = batched[0].path if batched else first.datasets[0].path if first else "/data"
-    body = _TEMPLATES[pattern if pattern in _TEMPLATES else "C"].format(
-        dataset=dataset,
-        file=first.path if first else "data.h5",
-        stem=Path(first.path).stem if first else "h",
-        type=dataset.strip("/").replace("/", "_"),
-        artifact_map={d.path.strip("/").replace("/", "_"): d.path for d in (first.datasets if first else [])
+    constants = {
+        "NAME": root.name,
+        "DATA_DIR": str(root),
+        "FILE": first.path if first else "data.h5",
+        "DATASET": dataset,
+        "STEM": Path(first.path).stem if first else "h",
+        "TYPE": dataset.strip("/").replace("/", "_"),
+        "ARTIFACTS": {d.path.strip("/").replace("/", "_"): d.path for d in (first.datasets if first else [])
                       if not d.path.startswith("/params")},
-    )  # fmt: skip
-    return f'''"""Generate manifests for {root.name} (pattern {pattern}): adapt the marked lines."""
+    }  # fmt: skip
+    header = "".join(f"{name} = {value!r}\n" for name, value in constants.items())
+    body = _TEMPLATES[pattern if pattern in _TEMPLATES else "C"]
+    return f'''"""Generate manifests for the data in DATA_DIR (pattern {pattern}): adapt the marked lines."""
 from pathlib import Path
 
-import h5py
 import pandas as pd
 
-DATA_DIR = "{root}"
+from manifest_broker.boundary import dataset_at, open_hdf5
 
+{header}
 
 def generate(output_dir, n_hamiltonians=None):
     output_dir = Path(output_dir)
@@ -282,8 +331,8 @@ def generate(output_dir, n_hamiltonians=None):
     ham_rows, art_rows = [], []
 {body}
     ham_df, art_df = pd.DataFrame(ham_rows), pd.DataFrame(art_rows)
-    ham_df.to_parquet(output_dir / "{root.name}_hamiltonians.parquet", index=False)
-    art_df.to_parquet(output_dir / "{root.name}_artifacts.parquet", index=False)
+    ham_df.to_parquet(output_dir / f"{{NAME}}_hamiltonians.parquet", index=False)
+    art_df.to_parquet(output_dir / f"{{NAME}}_artifacts.parquet", index=False)
     return ham_df, art_df
 '''
 
@@ -342,6 +391,10 @@ def explore(data_dir: Path, sample: int = 5, seed: int = 0) -> ExploreReport:
                 flags.append(f"{f.path}:{entry.path}: {len(entry.other_arrays)} array(s) outside the NXdata left out "
                              f"of the generator (e.g. {entry.path}/{entry.other_arrays[0]}): add them to ARTIFACTS "
                              "to serve them")  # fmt: skip
+            flags += [f"{f.path}:{entry.path}/{why}" for why in entry.refused]
+        # (the links below an entry are named above, with their entry)
+        flags += [f"{f.path}: external link {link}, never followed (its bytes live in another file)"
+                  for link in f.external_links if not any(link.startswith(e.path + "/") for e in f.nexus)]  # fmt: skip
         if len(f.nexus) > 1:
             flags.append(f"{f.path}: {len(f.nexus)} NXentry groups: one Hamiltonian each")
         if structures and f.signature and structures[f.signature] == 1 and len(structures) > 1:

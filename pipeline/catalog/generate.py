@@ -47,6 +47,9 @@ def load_generator(spec: str) -> ModuleType:
             module = importlib.util.module_from_spec(loader_spec)
             try:
                 loader_spec.loader.exec_module(module)
+            except SystemExit as exc:
+                raise GeneratorError(f"{spec}: the generator called sys.exit({exc.code!r}) while being imported",
+                                     where=spec) from None  # fmt: skip
             except SyntaxError as exc:
                 raise GeneratorError(f"{exc.filename}:{exc.lineno}: syntax error in the generator: {exc.msg}",
                                      where=exc.filename) from None  # fmt: skip
@@ -113,6 +116,9 @@ def run_generator(spec: str, data_dir: Path, output_dir: Path, n_hamiltonians: i
     before = _snapshot(output_dir)
     try:
         result = module.generate(str(output_dir), n_hamiltonians, **kwargs)
+    except SystemExit as exc:  # the script's own exit would become the broker's (exit 0, and no --json answer)
+        raise GeneratorError(f"{spec}: generate() called sys.exit({exc.code!r}) instead of returning "
+                             "(hamiltonians, artifacts)", where=spec) from None  # fmt: skip
     except Exception as exc:
         if module.__name__.startswith("manifest_broker."):  # a built-in layout: the broker's own bug
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,10 @@ from manifest_broker.errors import BrokerError
 HAMILTONIAN_COLUMNS: tuple[str, ...] = ("huid", "key")
 ARTIFACT_COLUMNS: tuple[str, ...] = ("huid", "type", "file", "dataset", "index")
 ROW_COLUMN = "_row"
+# Metadata keys the broker writes on each Hamiltonian to say where its artifacts are
+# (path_<type>, dataset_<type>, index_<type>): its locator namespace, which no
+# manifest column may enter (sql/contract/schema/locator_namespace.sql).
+LOCATOR_PREFIXES: tuple[str, ...] = ("path_", "dataset_", "index_")
 
 
 class ManifestError(BrokerError, ValueError):
@@ -37,6 +42,13 @@ class ManifestPair:
         """Dataset name: the Hamiltonian manifest's stem without ``_hamiltonians``."""
         stem = self.hamiltonians.stem
         return stem[: -len("_hamiltonians")] if stem.endswith("_hamiltonians") else stem
+
+    @property
+    def ident(self) -> str:
+        """What tells datasets apart: the Hamiltonian manifest's absolute path. Two
+        pairs of one name in different folders (``a/x_*``, ``b/x_*``) are two
+        datasets; a name alone would keep only the last of them."""
+        return os.path.abspath(self.hamiltonians)
 
 
 def pairs_from_paths(paths: list[Path]) -> list[ManifestPair]:

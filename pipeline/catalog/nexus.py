@@ -7,9 +7,14 @@ plotted signal and coexist in files written today: the current one (the NXdata
 group's ``signal`` and ``axes`` attributes, NIAC 2014) and the older one that
 Mantid's processed files still write (``signal=1`` on the dataset itself, its axes
 as ``axes="axis2,axis1"``). Both are read. Parameters are the scalar fields of
-NXsample and of the groups chosen (NXinstrument and what is below it, the entry's
-own fields), and the mean of each NXlog's ``value`` (a sample log is a time
+every group below the entry but its NXdata (NXsample, NXinstrument and what is
+below it, the entry's own fields...), and the mean of each NXlog's ``value`` (a sample log is a time
 series); a field's ``units`` attribute is kept as ``<column>_units``.
+
+Every object is reached through links inside the file only
+(:mod:`manifest_broker.boundary`): an external link is never followed, and a field
+whose bytes live in another file (external raw storage, a virtual dataset) is
+listed in ``Entry.refused`` instead of becoming a parameter.
 """
 
 from __future__ import annotations
@@ -18,12 +23,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from manifest_broker.boundary import dataset_problem, hard_object, members, readable_dataset
+
 # NeXus bookkeeping attributes, not the provider's metadata.
 _STRUCTURAL_ATTRIBUTES = {"NX_class", "signal", "axes", "target", "default", "auxiliary_signals", "interpretation",
                           "long_name", "axis", "primary"}  # fmt: skip
-# Groups whose scalar fields are parameters unless the provider chooses otherwise.
-PARAMETER_CLASSES = ("NXentry", "NXsample", "NXinstrument", "NXsource", "NXmonochromator", "NXfermi_chopper",
-                     "NXdisk_chopper", "NXcollection", "NXuser", "NXbeam")  # fmt: skip
 
 
 def text(value: Any) -> str:
@@ -72,6 +76,7 @@ class Entry:
     errors: str | None = None
     parameters: list[Parameter] = field(default_factory=list)
     other_arrays: list[str] = field(default_factory=list)  # arrays left out of the manifest
+    refused: list[str] = field(default_factory=list)  # fields whose bytes live in another file, with why
 
     @property
     def artifacts(self) -> dict[str, str]:
@@ -101,13 +106,18 @@ def _kind(dtype: Any) -> str | None:
     return None
 
 
+def _member(group: Any, name: str) -> Any:
+    """The member ``name`` of ``group`` reached inside the file, or None."""
+    return dict(members(group)).get(name) if name in group else None
+
+
 def _signal(group: Any) -> str | None:
     import h5py
 
     name = group.attrs.get("signal")
-    if name is not None and text(name) in group:
+    if name is not None and isinstance(_member(group, text(name)), h5py.Dataset):
         return text(name)
-    for key, child in group.items():  # the older convention: signal=1 on the dataset
+    for key, child in members(group):  # the older convention: signal=1 on the dataset
         if isinstance(child, h5py.Dataset) and text(child.attrs.get("signal", "")) == "1":
             return key
     return None
@@ -116,30 +126,33 @@ def _signal(group: Any) -> str | None:
 def _data_group(entry: Any) -> str | None:
     """The entry's NXdata: the one its ``default`` attribute names, else the first."""
     default = entry.attrs.get("default")
-    if default is not None and text(default) in entry and nx_class(entry[text(default)]) == "NXdata":
+    if default is not None and (chosen := _member(entry, text(default))) is not None and nx_class(chosen) == "NXdata":
         return text(default)
-    for key, child in entry.items():
+    for key, child in members(entry):
         if nx_class(child) == "NXdata":
             return key
     return None
 
 
-def read_entry(handle: Any, path: str, parameter_classes: tuple[str, ...] = PARAMETER_CLASSES) -> Entry:
-    """Describe the NXentry at ``path`` of an open h5py file."""
+def read_entry(handle: Any, path: str) -> Entry:
+    """Describe the NXentry at ``path`` of an open h5py file: every scalar field of
+    every group below it (NXdata excepted) is a parameter, whatever its class
+    (NXsample, NXinstrument, NXmonochromator, NXchopper, NXdetector, NXmonitor,
+    NXcollection, a class of the provider's own...)."""
     import h5py
 
-    entry = handle[path]
+    entry = hard_object(handle, path)
     out = Entry(path)
     out.data = _data_group(entry)
     if out.data is not None:
-        group = entry[out.data]
+        group = _member(entry, out.data)
         signal = _signal(group)
         if signal is not None:
             out.signal = f"{out.data}/{signal}"
             axes = _names(group.attrs.get("axes")) or _names(group[signal].attrs.get("axes"))
-            out.axes = [f"{out.data}/{a}" for a in axes if a in group and isinstance(group[a], h5py.Dataset)]
+            out.axes = [f"{out.data}/{a}" for a in axes if isinstance(_member(group, a), h5py.Dataset)]
             for errors in (f"{signal}_errors", "errors"):
-                if errors in group and isinstance(group[errors], h5py.Dataset):
+                if isinstance(_member(group, errors), h5py.Dataset):
                     out.errors = f"{out.data}/{errors}"
                     break
     taken = {out.signal, out.errors, *out.axes}
@@ -156,11 +169,14 @@ def read_entry(handle: Any, path: str, parameter_classes: tuple[str, ...] = PARA
             if obj.name.rsplit("/", 1)[-1] != "value" or kind not in ("float", "integer") or obj.size == 0:
                 return
             column, reduce, kind = _column(name.rsplit("/", 1)[0]), "mean", "float"
-        elif scalar and kind is not None and owner_class in parameter_classes and not _inside_data(owner):
+        elif scalar and kind is not None and not _inside_data(owner):
             column, reduce = _column(name), None
         else:
             if obj.size > 1:
                 out.other_arrays.append(name)
+            return
+        if problem := dataset_problem(obj):  # never read: its bytes are another file's
+            out.refused.append(f"{name}: {problem[1]}")
             return
         while column in columns:
             column += "_"
@@ -168,7 +184,14 @@ def read_entry(handle: Any, path: str, parameter_classes: tuple[str, ...] = PARA
         units = obj.attrs.get("units")
         out.parameters.append(Parameter(column, name, None if units is None else text(units), reduce, kind))
 
-    entry.visititems(visit)
+    entry.visititems(visit)  # H5Ovisit: hard links only, so never into another file
+
+    def outside(name: str, link: Any) -> None:  # links H5Ovisit does not follow: named, never read
+        if isinstance(link, h5py.ExternalLink):
+            out.refused.append(f"{name}: an external link to {link.path} in {link.filename}, never followed (its "
+                               "bytes live in another file)")  # fmt: skip
+
+    entry.visititems_links(outside)
     return out
 
 
@@ -178,15 +201,19 @@ def _inside_data(group: Any) -> bool:
 
 def entries(handle: Any) -> list[str]:
     """Paths of the file's NXentry groups (at the top level, where NeXus puts them)."""
-    return [f"/{key}" for key, child in handle.items() if nx_class(child) == "NXentry"]
+    return [f"/{key}" for key, child in members(handle) if nx_class(child) == "NXentry"]
 
 
 def value(dataset: Any, reduce: str | None = None) -> Any:
     """A parameter's value as a manifest cell: a Python scalar, a string for text,
-    the mean of an NXlog's ``value``."""
+    the mean of an NXlog's ``value``.
+
+    Raises:
+        ProviderFileError: when the dataset's bytes live in another file.
+    """
     import numpy as np
 
-    data = dataset[()]
+    data = readable_dataset(dataset)[()]
     if reduce == "mean":
         return float(np.mean(data))
     if isinstance(data, np.ndarray):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
-import re
 import stat
 import time
 from dataclasses import dataclass
@@ -21,8 +21,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import polars as pl
 import pyarrow as pa
-from h5py import h5l as _h5l
 
+from manifest_broker.boundary import (
+    CONTROL,
+    Identity,
+    ProviderFileError,
+    dataset_problem,
+    link_path,
+    open_hdf5,
+    printable,
+)
 from manifest_broker.cache import replace_atomically
 from manifest_broker.processes import shut_down, submit, worker_pool
 from manifest_broker.progress import Progress
@@ -30,7 +38,6 @@ from manifest_broker.progress import Progress
 if TYPE_CHECKING:
     from distributed import Client
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Files opened per task sent to a worker: large enough to amortise the round trip,
 # small enough to keep both cores busy to the end.
 CHUNK_FILES = 256
@@ -42,7 +49,7 @@ POOL_THRESHOLD = 128
 # Files opened in this process between two progress reports.
 PROGRESS_FILES = 32
 # Bumped when the probe's verdicts change (see _cache_path).
-PROBE_VERSION = 5
+PROBE_VERSION = 6
 
 PROBE_SCHEMA = pa.schema(
     [
@@ -94,17 +101,6 @@ def _real_directory(directory: str) -> str:
     return os.path.realpath(directory)
 
 
-# C0 and C1 control characters, DEL and NUL: no provider means them in a file
-# name, and URL parsing drops or stops at some of them (the tab-directory escape).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters written as escapes (``\\t``, ``\\x85``), so
-    that a message naming a hostile path stays one readable line."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
 def served_path_problem(path: str) -> str | None:
     """Why Tiled's server would not open exactly ``path``, or ``None``.
 
@@ -118,7 +114,7 @@ def served_path_problem(path: str) -> str | None:
     """
     from tiled.utils import ensure_uri, path_from_uri
 
-    if control := _CONTROL.search(path):
+    if control := CONTROL.search(path):
         return (f"resolves to {printable(path)}, which holds the control character U+{ord(control.group()):04X}: "
                 "Tiled's asset URIs cannot carry it (URL parsing drops or stops at such characters)")  # fmt: skip
     back = str(path_from_uri(ensure_uri(path)))
@@ -184,58 +180,6 @@ def file_identity(path: str) -> tuple[str, int, int, int, int, int] | None:
     return real, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino
 
 
-# HDF5's own limit on soft-link hops in one path (H5L_NUM_LINKS); more is a loop.
-MAX_SOFT_LINKS = 16
-
-
-def _follow_links(links: Any, name: str) -> tuple[str, str]:
-    """Walk ``name`` link by link without ever leaving the file.
-
-    Tiled's server re-opens the file with h5py and follows whatever the file says;
-    only the asset's path is confined by its readable storage. So an external link
-    (or a user-defined link type) anywhere on the path, also behind a soft link, is
-    refused here before h5py would follow it.
-
-    Args:
-        links: The open file's link interface (``h5py.File.id.links``).
-        name: The manifest's dataset path.
-
-    Returns:
-        (``"ok"``, path made of hard links only), or (status, message) for a refusal:
-        ``missing``, ``external_link``, ``unreadable``.
-    """
-    pending = [p for p in name.split("/") if p]
-    done: list[str] = []
-    hops = 0
-    while pending:
-        part = pending.pop(0)
-        here = "/" + "/".join([*done, part])
-        try:
-            kind = links.get_info(here.encode()).type
-        except (KeyError, RuntimeError):  # h5py's "name doesn't exist" (or a dataset on the way)
-            return "missing", f"no object {here} in the file"
-        if kind == _h5l.TYPE_HARD:
-            done.append(part)
-        elif kind == _h5l.TYPE_SOFT:
-            hops += 1
-            if hops > MAX_SOFT_LINKS:
-                return "unreadable", f"{name}: more than {MAX_SOFT_LINKS} soft links (a loop?)"
-            target = links.get_val(here.encode()).decode()
-            start = [] if target.startswith("/") else done
-            pending = [*start, *(p for p in target.split("/") if p), *pending]
-            done = []
-        elif kind == _h5l.TYPE_EXTERNAL:
-            other_file, other_path = (v.decode() for v in links.get_val(here.encode()))
-            via = "" if here == name.rstrip("/") else f"{name} passes through "
-            return "external_link", (
-                f"{via}{here}, an external link to {other_path} in {other_file}: the server would "
-                "open a file outside the data directory"
-            )
-        else:
-            return "external_link", f"{here} is a user-defined link (type {kind}), which h5py resolves outside the file"
-    return "ok", "/" + "/".join(done)
-
-
 def _refused(
     name: str, status: str, message: str | None, file_status: str = "ok", file_message: str | None = None
 ) -> tuple:
@@ -260,9 +204,10 @@ def _attrs_json(oid: Any) -> str | None:
     return bytes(safe_json_dump(attrs)).decode()
 
 
-def _describe_dataset(handle: Any, name: str, resolved: str) -> tuple:
+def _describe_dataset(handle: Any, name: str, resolved: str, deep: int | None = None) -> tuple:
     """Probe row of one dataset reached through hard links only (low-level h5py: the
-    high-level ``File.get`` costs more than every other step together)."""
+    high-level ``File.get`` costs more than every other step together). ``deep``:
+    every value is read once too (:func:`_unreadable_block`)."""
     import h5py
 
     refused = functools.partial(_refused, name)
@@ -270,17 +215,14 @@ def _describe_dataset(handle: Any, name: str, resolved: str) -> tuple:
     if not isinstance(oid, h5py.h5d.DatasetID):
         kind = "group" if isinstance(oid, h5py.h5g.GroupID) else type(oid).__name__
         return refused("not_a_dataset", f"{name} is a {kind}, not a dataset")
+    if oid.get_space().get_simple_extent_type() == h5py.h5s.NULL:
+        return refused("null_dataspace", f"{name} has a null dataspace (h5py.Empty: no shape and no values), so there "
+                                         "is no array to serve")  # fmt: skip
     plist = oid.get_create_plist()
     layout = plist.get_layout()
     # Bytes read from another file: the data directory confines neither.
-    if layout == h5py.h5d.VIRTUAL:
-        sources = sorted({plist.get_virtual_filename(i) for i in range(plist.get_virtual_count())})
-        return refused("virtual", f"{name} is a virtual dataset reading from {', '.join(sources)}: the server "
-                                  "would open those files, which the data directory does not confine")  # fmt: skip
-    if plist.get_external_count():
-        files = sorted({plist.get_external(i)[0].decode() for i in range(plist.get_external_count())})
-        return refused("external_storage", f"{name} keeps its raw data in external file(s) {', '.join(files)}: "
-                                           "the server would read them, wherever they are")  # fmt: skip
+    if problem := dataset_problem(h5py.Dataset(oid)):
+        return refused(problem[0], f"{problem[1]}; the server would read them")
     if missing := _unavailable_filters(plist):
         return refused("filter_unavailable", f"{name} is compressed with HDF5 filter(s) {missing}, which neither "
                                              "HDF5 nor hdf5plugin provides here: the server could not decode it; "
@@ -300,7 +242,43 @@ def _describe_dataset(handle: Any, name: str, resolved: str) -> tuple:
     except (OSError, RuntimeError, TypeError, ValueError, UnicodeDecodeError) as exc:
         return refused("attrs_unusable", f"{name} has HDF5 attributes that cannot become JSON metadata ({exc}); "
                                          "Tiled copies every attribute into the array's metadata")  # fmt: skip
+    if deep is not None and not ragged:
+        logical = int(math.prod(oid.shape)) * dtype.itemsize
+        if logical > deep:  # a sparse file can declare terabytes: read only what the limit allows
+            return refused("too_large_to_read", f"{name} declares {logical:,} bytes, over the {deep:,} that "
+                                                "--max-array-size allows: --deep does not read it (raise the limit "
+                                                "to check its values)")  # fmt: skip
+        if unreadable := _unreadable_block(h5py.Dataset(oid)):
+            return refused("unreadable_chunks", unreadable)
     return (name, "ok", None, "ok", None, list(oid.shape), dtype_text(dtype), chunks, ragged, data_type, attrs)
+
+
+# Most bytes decoded at once by a deep check.
+DEEP_BLOCK_BYTES = 64 * 2**20
+
+
+def _unreadable_block(dataset: Any) -> str | None:
+    """Why some of ``dataset``'s values cannot be read (a corrupt or truncated chunk,
+    a filter that fails to decode), or None: the whole dataset read once, in blocks
+    of whole chunks along the first axis of at most :data:`DEEP_BLOCK_BYTES`."""
+    blocks: list[Any]
+    if dataset.shape == () or 0 in dataset.shape:
+        blocks = [()]
+    else:
+        row = max(1, dataset.dtype.itemsize * int(math.prod(dataset.shape[1:])))
+        step = max(1, DEEP_BLOCK_BYTES // row)
+        if dataset.chunks:  # whole chunks along the first axis
+            step = max(dataset.chunks[0], step // dataset.chunks[0] * dataset.chunks[0])
+        blocks = [slice(start, start + step) for start in range(0, dataset.shape[0], step)]
+    for block in blocks:
+        try:
+            dataset[block]
+        except (OSError, RuntimeError, ValueError) as exc:
+            where = "" if block == () else f" rows {block.start}-{min(block.stop, dataset.shape[0]) - 1}"
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return (f"{dataset.name}{where}: the stored values cannot be read ({first}): a corrupt or truncated "
+                    "chunk; the server would answer every read of it with an error")  # fmt: skip
+    return None
 
 
 def served_dtype(oid: Any) -> Any:
@@ -373,55 +351,52 @@ def _open_files() -> int:
     return int(h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE))
 
 
-def _probe_file(path: str, datasets: list[str]) -> list[tuple]:
-    """Open one file and describe the requested datasets.
+def _probe_file(
+    path: str, datasets: list[str], root: str, identity: Identity | None = None, deep: int | None = None
+) -> list[tuple]:
+    """Open one file through the confined reader (inside ``root``, a regular file,
+    the very file ``identity`` describes) and describe the requested datasets.
 
     Returns:
         One tuple per dataset: (dataset, file_status, file_message, dataset_status,
         dataset_message, shape, dtype, chunks, ragged, data_type, attrs).
     """
-    import h5py
 
     def rows(file_status: str, message: str) -> list[tuple]:
         return [_refused(d, "skipped", None, file_status, message) for d in datasets]
 
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except PermissionError:
-        return rows("unreadable", "permission denied: the broker cannot read this file")
-    except OSError as exc:
-        return rows("unreadable", f"cannot read file ({exc.strerror})")
-    # A user block can push the signature to offset 512, 1024...; h5py knows where to look.
-    if head != HDF5_SIGNATURE and not h5py.is_hdf5(path):
-        return rows("not_hdf5", f"not an HDF5 file (starts with {head[:8]!r})")
     files_before = _open_files()
     try:
-        handle5 = h5py.File(path, "r")
-    except OSError as exc:
-        return rows("corrupt", f"corrupt or truncated HDF5 file ({exc})")
-    out: list[tuple] = []
-    with handle5:
-        links = handle5.id.links
-        for name in datasets:
-            try:
-                status, resolved = _follow_links(links, name)
-                if status == "ok":
-                    out.append(_describe_dataset(handle5, name, resolved))
-                else:
-                    out.append(_refused(name, status, resolved))
-            except (KeyError, OSError, RuntimeError, ValueError) as exc:
-                out.append(_refused(name, "unreadable", f"cannot open {name} ({exc})"))
-        # Whatever else HDF5 might resolve by itself (a future link or layout kind):
-        # a second file opened while describing this one refuses all of its datasets.
-        if _open_files() > files_before + 1:
-            message = "describing this file made HDF5 open another file, which the data directory does not confine"
-            out = [_refused(row[0], "opens_other_file", message) for row in out]
-    return out
+        with open_hdf5(path, root, what="file", expect=identity) as handle5:
+            out: list[tuple] = []
+            links = handle5.id.links
+            for name in datasets:
+                try:
+                    status, resolved = link_path(links, name)
+                    if status == "ok":
+                        out.append(_describe_dataset(handle5, name, resolved, deep))
+                    else:
+                        out.append(_refused(name, status, resolved))
+                except (KeyError, OSError, RuntimeError, ValueError) as exc:
+                    out.append(_refused(name, "unreadable", f"cannot open {name} ({exc})"))
+            # Whatever else HDF5 might resolve by itself (a future link or layout kind):
+            # a second file opened while describing this one refuses all of its datasets.
+            if _open_files() > files_before + 1:
+                message = "describing this file made HDF5 open another file, which the data directory does not confine"
+                out = [_refused(row[0], "opens_other_file", message) for row in out]
+            return out
+    except ProviderFileError as exc:
+        status = {"outside_root": "outside_base", "unreadable": "unreadable"}.get(exc.rule, exc.rule)
+        message = str(exc) if exc.rule in ("not_hdf5", "corrupt") else f"{exc} (at the moment it was opened)"
+        return rows(status, message)
 
 
-def _probe_chunk(tasks: list[tuple[str, list[str]]]) -> list[tuple[str, list[tuple]]]:
-    return [(path, _probe_file(path, datasets)) for path, datasets in tasks]
+# One file to open: its resolved path, its datasets, its identity as located.
+_Task = tuple[str, list[str], Identity | None]
+
+
+def _probe_chunk(root: str, deep: int | None, tasks: list[_Task]) -> list[tuple[str, list[tuple]]]:
+    return [(path, _probe_file(path, datasets, root, identity, deep)) for path, datasets, identity in tasks]
 
 
 def _cache_path(cache_dir: Path, base_real: str) -> Path:
@@ -431,10 +406,10 @@ def _cache_path(cache_dir: Path, base_real: str) -> Path:
     return cache_dir / f"probe-v{PROBE_VERSION}-{digest}.parquet"
 
 
-def _run_probes(tasks: list[tuple[str, list[str]]], workers: int, progress: Progress | None = None,
-                cluster: Client | None = None) -> list[tuple[str, list[tuple]]]:  # fmt: skip
+def _run_probes(root: str, tasks: list[_Task], workers: int, progress: Progress | None = None,
+                cluster: Client | None = None, deep: int | None = None) -> list[tuple[str, list[tuple]]]:  # fmt: skip
     if cluster is not None and tasks:
-        return _probe_on_cluster(tasks, cluster, progress)
+        return _probe_on_cluster(root, tasks, cluster, progress, deep)
     pooled = len(tasks) >= POOL_THRESHOLD and workers > 1
     size = CHUNK_FILES if pooled else PROGRESS_FILES
     chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
@@ -449,11 +424,11 @@ def _run_probes(tasks: list[tuple[str, list[str]]], workers: int, progress: Prog
 
     if not pooled:
         for chunk in chunks:
-            collect(_probe_chunk(chunk))
+            collect(_probe_chunk(root, deep, chunk))
         return results
     pool = worker_pool(workers, ["h5py", "tiled.utils", "tiled.structures.array", "manifest_broker.catalog.probe"])
     try:
-        futures = [submit(pool, _probe_chunk, chunk) for chunk in chunks]
+        futures = [submit(pool, _probe_chunk, root, deep, chunk) for chunk in chunks]
         for future in futures:
             collect(future.result())
     finally:  # on Ctrl-C, what is queued is dropped (the workers ignore SIGINT and finish their chunk)
@@ -461,8 +436,8 @@ def _run_probes(tasks: list[tuple[str, list[str]]], workers: int, progress: Prog
     return results
 
 
-def _probe_on_cluster(tasks: list[tuple[str, list[str]]], cluster: Client,
-                      progress: Progress | None) -> list[tuple[str, list[tuple]]]:  # fmt: skip
+def _probe_on_cluster(root: str, tasks: list[_Task], cluster: Client,
+                      progress: Progress | None, deep: int | None = None) -> list[tuple[str, list[tuple]]]:  # fmt: skip
     """The probe's own function over batches of files on the Dask cluster's workers:
     the same confinement checks, batches large enough that scheduling costs little
     beside opening a thousand files."""
@@ -472,7 +447,7 @@ def _probe_on_cluster(tasks: list[tuple[str, list[str]]], cluster: Client,
     results: list[tuple[str, list[tuple]]] = []
     if progress:
         progress("probing files", 0, len(tasks))
-    for part in map_unordered(cluster, _probe_chunk, chunks, "broker-probe"):
+    for part in map_unordered(cluster, functools.partial(_probe_chunk, root, deep), chunks, "broker-probe"):
         results.extend(part)
         if progress:
             progress("probing files", len(results), len(tasks))
@@ -555,6 +530,7 @@ def probe_locators(
     workers: int | None = None,
     progress: Progress | None = None,
     cluster: Client | None = None,
+    deep: int | None = None,
 ) -> ProbeResult:
     """Describe every distinct (file, dataset) pair of the artifact manifests.
 
@@ -566,6 +542,9 @@ def probe_locators(
         progress: Told ``("probing files", opened, to_open)`` as files are opened.
         cluster: A Dask client: files are opened on its workers instead
             (:mod:`manifest_broker.cluster`).
+        deep: Read every value once (corrupt chunks) of each dataset of at most this
+            many logical bytes (a larger one is refused unread, ``too_large_to_read``):
+            every file is opened, whatever the cache holds (its findings are cached).
 
     Returns:
         A :class:`ProbeResult` whose table follows :data:`PROBE_SCHEMA`.
@@ -579,12 +558,21 @@ def probe_locators(
     cache_file = _cache_path(cache_dir, base_real) if cache_dir else None
     cached = _read_cache(cache_file)
     located_ok = requested.filter(pl.col("loc_status") == "ok")
-    hits = located_ok.join(cached, on=keys, how="inner")
-    to_open = located_ok.join(hits.select(keys), on=keys, how="anti").group_by("path").agg(pl.col("dataset"))
-    tasks = list(zip(to_open["path"].to_list(), to_open["dataset"].to_list()))
-    opened = _run_probes(tasks, workers or os.cpu_count() or 1, progress, cluster)
+    hits = located_ok.join(cached.clear() if deep is not None else cached, on=keys, how="inner")
+    to_open = (
+        located_ok.join(hits.select(keys), on=keys, how="anti").group_by("path", *_STAT).agg(pl.col("dataset").unique())
+    )
+    # Each file is opened only as the very file located here (its identity at read time).
+    tasks: list[_Task] = [
+        (row["path"], row["dataset"], Identity(*(row[c] for c in _STAT)))
+        for row in to_open.select("path", "dataset", *_STAT).iter_rows(named=True)
+    ]
+    opened = _run_probes(base_real, tasks, workers or os.cpu_count() or 1, progress, cluster, deep)
     fresh = _fresh_rows(opened, files)
-    results = pl.concat([hits.select(_CACHED), fresh])
+    # One file may be named several ways (sub/f.h5, ./sub//f.h5, a symlink inside the
+    # base directory): one description per resolved path and dataset, so that each
+    # manifest row joins exactly one.
+    results = pl.concat([hits.select(_CACHED), fresh]).unique(["path", "dataset"], keep="first")
     cache_error = _write_cache(cache_file, cached, fresh) if cache_file and tasks else None
 
     table = (

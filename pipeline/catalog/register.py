@@ -14,6 +14,7 @@ after Ctrl-C or a kill finishes the job without duplicates.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from manifest_broker.catalog.contract import ContractReport, check_manifests
-from manifest_broker.catalog.plan import HDF5_MIMETYPE, NodePlan, only_new_locators, plan_nodes
+from manifest_broker.boundary import Identity, ProviderFileError, hard_object, open_hdf5, printable, readable_dataset
+from manifest_broker.catalog.contract import MAX_ARRAY_BYTES, ContractReport, check_manifests
+from manifest_broker.catalog.plan import FILE_IDENTITY, HDF5_MIMETYPE, NodePlan, only_new_locators, plan_nodes
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
 
@@ -198,9 +200,10 @@ def _sources(plan: NodePlan) -> tuple[dict, dict]:
 
     structures = {sid: ArrayStructure.from_json(json.loads(doc)) for sid, doc in
                   zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())}  # fmt: skip
-    assets = dict(
-        zip(plan.assets["path"].to_pylist(), zip(plan.assets["data_uri"].to_pylist(), plan.assets["size"].to_pylist()))
-    )
+    assets = {
+        row["path"]: (row["data_uri"], Identity(*(row[c] for c in FILE_IDENTITY)))
+        for row in plan.assets.select(["path", "data_uri", *FILE_IDENTITY]).to_pylist()
+    }
     return structures, assets
 
 
@@ -216,43 +219,89 @@ class _Row:
         return self._dataset[(self._index, *(key if isinstance(key, tuple) else (key,)))]
 
 
-def upload_array(container: Any, key: str, path: str, parameters: dict, metadata: dict) -> Any:
+def upload_array(container: Any, key: str, path: str, parameters: dict, metadata: dict, *, root: Path,
+                 expect: Identity | None = None) -> Any:  # fmt: skip
     """Write one artifact into the server's storage through Tiled's own client.
 
-    The HDF5 dataset (or its row ``parameters["slice"]``) is read in blocks of at
-    most :data:`UPLOAD_BLOCK_BYTES`, aligned with its HDF5 chunks, and each block
-    goes out as one ``write_block`` request (``Container.write_array`` over a dask
-    array); the node carries :data:`UPLOAD_MARK` until the last block is written.
-    A whole scalar or zero-length dataset gets the leading axis of one that Tiled's
-    HDF5 adapter gives it, so the uploaded node is the node Tiled would serve from
-    the file.
+    The file is opened through the confined reader (:mod:`manifest_broker.boundary`):
+    inside ``root``, a regular file, and the very file the check saw (``expect``);
+    the dataset is reached through links inside the file only and must keep its
+    bytes in that file. It (or its row ``parameters["slice"]``) is read in blocks of
+    at most :data:`UPLOAD_BLOCK_BYTES`, aligned with its HDF5 chunks, and each block
+    goes out as one ``write_block`` request as soon as it is read, so memory stays
+    one block whatever the array's size (Tiled's ``write_array`` gathers every block
+    of a dask array into one result). The node carries :data:`UPLOAD_MARK` until the
+    last block is written and the file is found unchanged; a file changed meanwhile
+    deletes the node and fails the array. A whole scalar or zero-length dataset gets
+    the leading axis of one that Tiled's HDF5 adapter gives it, so the uploaded node
+    is the node Tiled would serve from the file; compound dtypes keep their fields.
 
     Returns:
         The new array's client.
+
+    Raises:
+        ProviderFileError: when the file or dataset is refused, or changed while read.
     """
-    import dask.array
-    import h5py
+    import itertools
+
     import numpy as np
     from dask.array.core import normalize_chunks
+    from tiled.structures.array import ArrayStructure, BuiltinDtype, StructDtype
+    from tiled.structures.core import StructureFamily
+    from tiled.structures.data_source import DataSource
 
-    with h5py.File(path, "r") as handle:
-        dataset = handle[parameters["dataset"]]
+    with open_hdf5(path, root, what="file", expect=expect) as handle:
+        dataset = readable_dataset(hard_object(handle, parameters["dataset"]))
         index = parameters.get("slice")
         source: Any = dataset if index is None else _Row(dataset, int(index))
+        whole: Any = None
         if source.shape == () or 0 in source.shape:
-            array: Any = np.asarray(dataset[()] if index is None else dataset[int(index)])
+            whole = np.asarray(dataset[()] if index is None else dataset[int(index)])
             if index is None:  # laid out as Tiled serves the file itself (the same node by either route)
                 from manifest_broker.catalog.verify import as_tiled_serves
 
-                array = as_tiled_serves(array, row=False)
+                whole = as_tiled_serves(whole, row=False)
+            shape, dtype = whole.shape, whole.dtype
+            chunks = tuple((n,) for n in shape)
         else:
+            shape, dtype = source.shape, source.dtype
             previous = dataset.chunks if index is None or dataset.chunks is None else dataset.chunks[1:]
-            chunks = normalize_chunks("auto", source.shape, limit=UPLOAD_BLOCK_BYTES, dtype=source.dtype,
+            chunks = normalize_chunks("auto", shape, limit=UPLOAD_BLOCK_BYTES, dtype=dtype,
                                       previous_chunks=previous)  # fmt: skip
-            array = dask.array.from_array(source, chunks=chunks, asarray=True, lock=True)
-        node = container.write_array(array, key=key, metadata={**metadata, UPLOAD_MARK: "incomplete"})
+        if dtype.fields:  # named fields kept, each in native byte order (see _native)
+            dtype = _native(dtype)
+            data_type: Any = StructDtype.from_numpy_dtype(dtype)
+        else:
+            data_type = BuiltinDtype.from_numpy_dtype(dtype)
+        structure = ArrayStructure(shape=tuple(shape), chunks=chunks, dims=None, data_type=data_type)
+        node = container.new(StructureFamily.array,
+                             [DataSource(structure=structure, structure_family=StructureFamily.array)],
+                             key=key, metadata={**metadata, UPLOAD_MARK: "incomplete"})  # fmt: skip
+        if whole is not None:
+            node.write(whole.astype(dtype, copy=False))
+        else:
+            starts = [np.cumsum((0, *sizes[:-1])) for sizes in chunks]
+            for block in itertools.product(*(range(len(sizes)) for sizes in chunks)):
+                where = tuple(slice(int(starts[axis][i]), int(starts[axis][i]) + chunks[axis][i])
+                              for axis, i in enumerate(block))  # fmt: skip
+                node.write_block(np.ascontiguousarray(source[where], dtype=dtype), block=block)
+        if expect is not None and Identity.of(os.fstat(handle.id.get_vfd_handle())) != expect:
+            node.delete(external_only=False)
+            raise ProviderFileError("changed", f"{printable(path)} changed while it was uploaded; the array was "
+                                    "removed again: re-run to upload it as it is now", path)  # fmt: skip
     node.replace_metadata(metadata=metadata, drop_revision=True)
     return node
+
+
+def _native(dtype: Any) -> Any:
+    """A compound dtype with every field in native byte order (Tiled's writable
+    storage mixes up a compound array whose fields are big-endian)."""
+    import numpy as np
+
+    if dtype.names is None:
+        return dtype.newbyteorder("=") if dtype.subdtype is None else np.dtype((_native(dtype.base), dtype.shape))
+    return np.dtype({"names": list(dtype.names), "formats": [_native(dtype.fields[n][0]) for n in dtype.names],
+                     "offsets": [dtype.fields[n][1] for n in dtype.names], "itemsize": dtype.itemsize})  # fmt: skip
 
 
 def check_uploads_accepted(client: Any) -> None:
@@ -284,8 +333,8 @@ class _Worker:
     huid) and its missing arrays. One tiled client per thread."""
 
     def __init__(self, connect: Callable[[], Any], parent: str, plan: NodePlan, stop: threading.Event,
-                 advance: Callable[[int], None], concurrency: Concurrency, upload: bool = False) -> None:  # fmt: skip
-        self._upload = upload
+                 advance: Callable[[int], None], concurrency: Concurrency, upload: Path | None = None) -> None:  # fmt: skip
+        self._upload = upload  # the data directory the uploaded files are read from, when uploading
         self._connect = connect
         self._concurrency = concurrency
         self._parent = parent
@@ -306,7 +355,8 @@ class _Worker:
         from tiled.structures.core import StructureFamily
         from tiled.structures.data_source import Asset, DataSource, Management
 
-        data_uri, size = self._assets[row["path"]]
+        data_uri, identity = self._assets[row["path"]]
+        size = identity.size
         return DataSource(
             structure_family=StructureFamily.array,
             structure=self._structures[row["structure_id"]],
@@ -369,7 +419,8 @@ class _Worker:
                 with self._concurrency.slot():
                     if self._upload:
                         upload_array(container, row["key"], row["path"], json.loads(row["parameters"]),
-                                     json.loads(row["metadata"]))  # fmt: skip
+                                     json.loads(row["metadata"]), root=self._upload,
+                                     expect=self._assets[row["path"]][1])  # fmt: skip
                     else:
                         container.new(
                             StructureFamily.array,
@@ -390,13 +441,20 @@ class _Worker:
     def _present(self, container: Any) -> set[str]:
         """Keys of the arrays under an existing Hamiltonian. When uploading, an array
         whose upload was cut short (it still carries :data:`UPLOAD_MARK`) is deleted
-        with its data here and counted as missing, so it is uploaded again."""
+        with its data here and counted as missing, so it is uploaded again; so is one
+        registered to be read from the provider's file (its registration only), since
+        a server that cannot read the files could not serve it (``--upload`` into a
+        catalog that held the nodes uploaded nothing)."""
         if not self._upload:
             return set(container)
         present = set()
         for key, child in container.items():
             if UPLOAD_MARK in (child.metadata or {}):
                 child.delete(external_only=False)
+            elif any(
+                str(getattr(d.management, "value", d.management)) == "external" for d in child.data_sources() or []
+            ):
+                child.delete(external_only=True)  # the provider's file is never touched
             else:
                 present.add(key)
         return present
@@ -426,7 +484,7 @@ def _merge(total: RegisterResult, part: RegisterResult) -> None:
 
 def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "", workers: int = 8,
                   existing: ServerState | None = None, progress: Progress | None = None,
-                  upload: bool = False) -> RegisterResult:  # fmt: skip
+                  upload: Path | None = None) -> RegisterResult:  # fmt: skip
     """Create the plan's nodes through the server, ``workers`` Hamiltonians at a time.
 
     Args:
@@ -436,7 +494,8 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
         existing: What the server has under ``parent`` (:func:`server_state`); listed when None.
         progress: Told ``("registering nodes", done, total)`` over the nodes of the
             Hamiltonians that are not complete on the server yet.
-        upload: Write each array's data into the server's writable storage
+        upload: The data directory: write each array's data, read from there through
+            the confined reader, into the server's writable storage
             (:func:`upload_array`) instead of pointing the server at the file.
 
     Returns:
@@ -522,7 +581,8 @@ class RegisterRun:
 
 
 def register(pairs: list[ManifestPair], base_dir: Path, server: Server, *, parent: str = "", workers: int = 8,
-             progress: Progress | None = None, upload: bool = False) -> RegisterRun:  # fmt: skip
+             progress: Progress | None = None, upload: bool = False,
+             max_array_bytes: int = MAX_ARRAY_BYTES) -> RegisterRun:  # fmt: skip
     """Check the contract against the server's keys, plan, and register through the server.
 
     Raises:
@@ -535,14 +595,19 @@ def register(pairs: list[ManifestPair], base_dir: Path, server: Server, *, paren
     if upload:
         check_uploads_accepted(client)
     state = server_state(client, parent)
-    report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress)
+    report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress,
+                             max_array_bytes=max_array_bytes)  # fmt: skip
     timings["check"] = time.perf_counter() - t0
     if not report.ok:
         raise report.failure("; nothing was registered")
     t0 = time.perf_counter()
     plan = plan_nodes(report.checked())
     timings["plan"] = time.perf_counter() - t0
+    if not upload:  # the server must read the files it will serve: asked once, before any node is made
+        from manifest_broker.catalog.readable import check_reads_planned
+
+        check_reads_planned(client, plan, base_dir)
     result = register_plan(server.client, plan, parent=parent, workers=workers, existing=state, progress=progress,
-                           upload=upload)  # fmt: skip
+                           upload=Path(base_dir) if upload else None)  # fmt: skip
     timings["register"] = result.seconds
     return RegisterRun(report, plan, result, timings)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,26 +67,81 @@ def check_api_key(api_key: str | None) -> str | None:
     return api_key or None
 
 
-def scaled_config(catalog: str, base_dir: Path, *, read_only: bool, storage: Path | None = None) -> dict[str, Any]:
-    """Tiled's configuration for several server processes: the same stock catalog
-    tree ``tiled serve catalog`` builds (the catalog, the data directory as readable
-    storage, ``storage`` as writable storage when given). ``read_only`` opens a
-    SQLite catalog read-only."""
-    uri = locate(catalog).tiled_uri
-    if read_only and uri.startswith("sqlite"):
-        # SQLite's own read-only mode: several processes reading take no write lock.
-        uri = f"sqlite+aiosqlite:///file:{locate(catalog).sqlite_path}?mode=ro&uri=true"
+# The environment variables that carry the catalog URI and the storage folders to
+# the server. Tiled expands ``${NAME}`` in its configuration files (and nothing
+# else there comes from the user), so a password never lands in a file or on a
+# command line, and a folder whose name holds ``$`` reaches Tiled unchanged.
+CATALOG_VARIABLE = "BROKER_CATALOG_URI"
+READABLE_VARIABLE = "BROKER_READABLE_STORAGE"
+WRITABLE_VARIABLE = "BROKER_WRITABLE_STORAGE"
+
+
+def scaled_config(*, writable: bool) -> dict[str, Any]:
+    """Tiled's configuration for a server started through its ``app_factory``: the
+    same stock catalog tree ``tiled serve catalog`` builds, every value a reference
+    to the environment :func:`launch` sets (the catalog, the data directory as
+    readable storage, and with ``writable`` the folder uploads are written to)."""
     args: dict[str, Any] = {
-        "uri": uri,
-        "readable_storage": [str(Path(base_dir).resolve())],
+        "uri": f"${{{CATALOG_VARIABLE}}}",
+        "readable_storage": [f"${{{READABLE_VARIABLE}}}"],
         "init_if_not_exists": False,
     }
-    if storage is not None:
-        args["writable_storage"] = [str(Path(storage).resolve())]
+    if writable:
+        args["writable_storage"] = [f"${{{WRITABLE_VARIABLE}}}"]
     return {
         "trees": [{"path": "/", "tree": "catalog", "args": args}],
         "authentication": {"allow_anonymous_access": False},
     }  # fmt: skip
+
+
+@dataclass
+class Launch:
+    """How a server is started: a command line that holds no secret, its environment,
+    the private folder of its configuration (removed by :meth:`close`), and the
+    secrets to mask in whatever it prints."""
+
+    command: list[str]
+    env: dict[str, str]
+    folder: Path | None = None
+    secrets: tuple[str, ...] = ()
+
+    def close(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def launch(catalog: str, base_dir: Path, *, port: int, host: str = "127.0.0.1", workers: int = 1,
+           read_only: bool = False, storage: Path | None = None, api_key: str | None = None) -> Launch:  # fmt: skip
+    """How to serve ``catalog``: ``tiled serve catalog URI -r BASE_DIR`` when its URI
+    holds no password and one writable process will do; otherwise Tiled's app in
+    ``workers`` uvicorn processes, configured through a file in a private temporary
+    folder whose values come from the environment (the catalog URI, password
+    included, never on a command line, which every user of the machine can read)."""
+    import json
+    import tempfile
+    from urllib.parse import quote, quote_plus
+
+    import sqlalchemy as sa
+
+    location = locate(catalog)
+    password = sa.make_url(location.tiled_uri).password if location.dialect != "sqlite" else None
+    secrets = tuple(s for s in {api_key, password, password and quote(password, safe=""),
+                                password and quote_plus(password)} if s)  # fmt: skip
+    if workers == 1 and not read_only and not password:
+        return Launch(serve_command(catalog, base_dir, port, host, storage), server_environment(api_key),
+                      secrets=secrets)  # fmt: skip
+    uri = location.tiled_uri
+    if read_only and location.dialect == "sqlite":
+        # SQLite's own read-only mode: several processes reading take no write lock.
+        uri = f"sqlite+aiosqlite:///file:{location.sqlite_path}?mode=ro&uri=true"
+    folder = Path(tempfile.mkdtemp(prefix="broker-serve-"))  # 0700: this user's alone
+    config = folder / "config.yml"
+    config.write_text(json.dumps(scaled_config(writable=storage is not None)))
+    env = {**scaled_environment(api_key, config), CATALOG_VARIABLE: uri,
+           READABLE_VARIABLE: str(Path(base_dir).resolve())}  # fmt: skip
+    if storage is not None:
+        env[WRITABLE_VARIABLE] = str(Path(storage).resolve())
+    return Launch(scaled_command(port, host, workers), env, folder, secrets)
 
 
 def scaled_command(port: int, host: str, workers: int) -> list[str]:
@@ -113,8 +169,8 @@ def server_environment(api_key: str | None) -> dict[str, str]:
     return env
 
 
-def run_redacted(command: list[str], env: dict[str, str], secret: str | None) -> int:
-    """Run the server in the foreground with ``secret`` masked in everything it prints.
+def run_redacted(command: list[str], env: dict[str, str], secrets: tuple[str, ...]) -> int:
+    """Run the server in the foreground with ``secrets`` masked in everything it prints.
 
     Tiled prints its API key in the start-up banner when it did not get it through
     ``--api-key``; the child runs in its own session, so Ctrl-C reaches it once,
@@ -130,9 +186,11 @@ def run_redacted(command: list[str], env: dict[str, str], secret: str | None) ->
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, lambda received, _frame: process.send_signal(received))
     assert process.stdout is not None
-    mask = secret.encode() if secret else None
+    masks = sorted((s.encode() for s in secrets), key=len, reverse=True)
     for line in process.stdout:
-        sys.stderr.buffer.write(line.replace(mask, b"***") if mask else line)
+        for mask in masks:
+            line = line.replace(mask, b"***")
+        sys.stderr.buffer.write(line)
         sys.stderr.buffer.flush()
     return process.wait()
 
@@ -161,18 +219,11 @@ def running_server(catalog: str, base_dir: Path, *, api_key: str = "secret", por
     Yields:
         The server's base URL.
     """
-    import json
-    import tempfile
-
     port = port or free_port()
     out = open(log, "wb") if log else subprocess.DEVNULL
-    if workers > 1:
-        config = Path(tempfile.mkdtemp(prefix="broker-serve-")) / "config.yml"
-        config.write_text(json.dumps(scaled_config(catalog, base_dir, read_only=read_only, storage=storage)))
-        command, env = scaled_command(port, "127.0.0.1", workers), scaled_environment(api_key, config)
-    else:
-        command, env = serve_command(catalog, base_dir, port, storage=storage), server_environment(api_key)
-    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    started = launch(catalog, base_dir, port=port, workers=workers, read_only=read_only, storage=storage,
+                     api_key=api_key)  # fmt: skip
+    process = subprocess.Popen(started.command, stdout=out, stderr=subprocess.STDOUT, env=started.env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
@@ -184,5 +235,6 @@ def running_server(catalog: str, base_dir: Path, *, api_key: str = "secret", por
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        started.close()
         if log:
             out.close()  # type: ignore[union-attr]

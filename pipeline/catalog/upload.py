@@ -65,7 +65,7 @@ def upload_plan(location: CatalogLocation, plan: NodePlan, base_dir: Path, stora
     with local_app(location, base_dir, storage) as connect:
         try:
             # One in-process app: its requests run on one event loop, so one worker.
-            result = register_plan(connect, plan, parent=parent, workers=1, progress=progress, upload=True)
+            result = register_plan(connect, plan, parent=parent, workers=1, progress=progress, upload=Path(base_dir))
         except RegisterError as exc:
             raise IngestError(str(exc)) from exc
         out = IngestResult(

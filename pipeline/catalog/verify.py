@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 
 from manifest_broker import queries
-from manifest_broker.catalog.contract import ContractReport
+from manifest_broker.boundary import ProviderFileError, dataset_at, open_hdf5
+from manifest_broker.catalog.contract import MAX_ARRAY_BYTES, ContractReport
 from manifest_broker.catalog.plan import HDF5_MIMETYPE, NodePlan
 from manifest_broker.catalog.register import UPLOAD_MARK
 from manifest_broker.errors import BrokerError
@@ -115,7 +116,7 @@ def verify(client: Any, hamiltonians: dict[str, pa.Table], plan: NodePlan, *, ba
     if assets:
         out.assets_checked = len(assets)
         out.problems.extend(confinement_problems(assets, base_dir))
-    _compare_sampled_arrays(served, present, sample, seed, out, progress)
+    _compare_sampled_arrays(served, present, sample, seed, out, progress, base_dir)
     _check_search(node, hamiltonians, set(expected_meta), out)
     return out
 
@@ -142,6 +143,8 @@ def _check_served_nodes(
         Hamiltonian key, artifact key) of every planned array the server has (a
         registration cut short leaves some out: they are reported, not read).
     """
+    from tiled.structures.array import ArrayStructure
+
     structures = {
         sid: json.loads(doc)
         for sid, doc in zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())
@@ -183,8 +186,8 @@ def _check_served_nodes(
             structure = arrays[art_key].structure()
             want_structure = structures[sid]
             dtype = structure.data_type.to_numpy_dtype()
-            if list(structure.shape) != list(want_structure["shape"]) or dtype.itemsize != want_structure["data_type"]["itemsize"] \
-                    or dtype.kind != want_structure["data_type"]["kind"]:  # fmt: skip
+            want = ArrayStructure.from_json(want_structure).data_type.to_numpy_dtype()
+            if list(structure.shape) != list(want_structure["shape"]) or not same_dtype(dtype, want):
                 out.problems.append(
                     f"{key}/{art_key}: served shape {structure.shape} dtype {dtype} differ from the file"
                 )
@@ -192,10 +195,11 @@ def _check_served_nodes(
 
 
 def _compare_sampled_arrays(served: dict[str, Any], present: list[tuple[Any, str, str]], sample: int, seed: int,
-                            out: VerifyReport, progress: Progress | None) -> None:  # fmt: skip
+                            out: VerifyReport, progress: Progress | None, base_dir: Path) -> None:  # fmt: skip
     """``sample`` random arrays read through the server (Mode B) equal the h5py read
-    through the Mode A locator in the Hamiltonian's metadata."""
-    import h5py
+    through the Mode A locator in the Hamiltonian's metadata, read through the
+    confined reader inside ``base_dir`` (a locator elsewhere is a problem)."""
+    from manifest_broker.catalog.readable import HINT, steady_read
 
     chosen = random.Random(seed).sample(present, min(sample, len(present)))
     for array, key, art_key in chosen:
@@ -203,17 +207,38 @@ def _compare_sampled_arrays(served: dict[str, Any], present: list[tuple[Any, str
         if f"path_{art_key}" not in meta:
             out.problems.append(f"{key}: no Mode A locator path_{art_key} in its metadata")
             continue
+        if steady_read(array) >= 500:  # said at once: tiled.client would retry a 500 for most of a minute
+            raise VerifyError(f"{key}/{art_key}: the server cannot read it (HTTP 500); "
+                              + HINT.format(base_dir=base_dir), where=base_dir)  # fmt: skip
         mode_b = array.read()
-        with h5py.File(Path(meta[f"path_{art_key}"]), "r") as handle:
-            dataset = handle[meta[f"dataset_{art_key}"]]
-            index = meta.get(f"index_{art_key}")
-            mode_a = np.asarray(dataset[index] if index is not None else dataset[()])
+        try:
+            with open_hdf5(meta[f"path_{art_key}"], base_dir, what="Mode A locator's file") as handle:
+                dataset = dataset_at(handle, meta[f"dataset_{art_key}"])
+                index = meta.get(f"index_{art_key}")
+                mode_a = np.asarray(dataset[index] if index is not None else dataset[()])
+        except ProviderFileError as exc:
+            out.problems.append(f"{key}/{art_key}: {exc}")
+            continue
         mode_a = as_tiled_serves(mode_a, index is not None)
+        if mode_a.dtype.names is not None and same_dtype(mode_b.dtype, mode_a.dtype):  # byte order aside
+            mode_a = mode_a.astype(mode_b.dtype)
         if mode_a.dtype != mode_b.dtype or not np.array_equal(mode_a, mode_b, equal_nan=mode_a.dtype.kind in "fc"):
             out.problems.append(f"{key}/{art_key}: array served (Mode B) differs from the h5py read (Mode A)")
         out.arrays_compared += 1
         if progress:
             progress("comparing arrays", out.arrays_compared, len(chosen))
+
+
+def same_dtype(served: np.dtype, want: np.dtype) -> bool:
+    """The dtype served is the file's: the same kind and size, field by field for a
+    compound dtype (byte order aside: an uploaded array comes back in native order)."""
+    if served.names is not None or want.names is not None:
+        return (served.names == want.names and served.itemsize == want.itemsize
+                and all(same_dtype(served[n], want[n]) for n in served.names or ()))  # fmt: skip
+    if served.subdtype is not None or want.subdtype is not None:
+        return (served.shape == want.shape and served.subdtype is not None and want.subdtype is not None
+                and same_dtype(served.subdtype[0], want.subdtype[0]))  # fmt: skip
+    return served.kind == want.kind and served.itemsize == want.itemsize
 
 
 def as_tiled_serves(array: np.ndarray, row: bool) -> np.ndarray:
@@ -257,7 +282,8 @@ class VerifyRun:
 
 
 def verify_manifests(pairs: list[ManifestPair], base_dir: Path, server: Server, *, parent: str = "",
-                     sample: int = 10, progress: Progress | None = None) -> VerifyRun:  # fmt: skip
+                     sample: int = 10, progress: Progress | None = None,
+                     max_array_bytes: int = MAX_ARRAY_BYTES) -> VerifyRun:  # fmt: skip
     """Check and plan the manifests as an ingest would, then compare the server with them.
 
     Raises:
@@ -267,7 +293,7 @@ def verify_manifests(pairs: list[ManifestPair], base_dir: Path, server: Server, 
     from manifest_broker.catalog.contract import check_manifests
     from manifest_broker.catalog.plan import plan_nodes
 
-    report = check_manifests(pairs, base_dir, parent=parent, progress=progress)
+    report = check_manifests(pairs, base_dir, parent=parent, progress=progress, max_array_bytes=max_array_bytes)
     if not report.ok:
         raise report.failure("; nothing was verified")
     plan = plan_nodes(report.checked())

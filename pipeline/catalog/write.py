@@ -10,6 +10,7 @@ a failure or a kill leaves the catalog, triggers included, as it was.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from manifest_broker import queries
+from manifest_broker.boundary import printable
 from manifest_broker.cache import replace_atomically, tiled_cache_file
 from manifest_broker.catalog.database import (
     SUPPORTED_REVISIONS,
@@ -31,10 +33,11 @@ from manifest_broker.catalog.database import (
     check_schema,
     child_id,
     engine,
+    locate,
 )
 from manifest_broker.catalog.locks import writer_lock
 from manifest_broker.catalog.plan import FILE_IDENTITY, HDF5_MIMETYPE, NodePlan, only_new_locators
-from manifest_broker.catalog.probe import file_identity, printable
+from manifest_broker.catalog.probe import file_identity
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
 
@@ -100,7 +103,33 @@ def init_catalog(location: CatalogLocation, *, template_dir: Path | None = None)
     fresh_sqlite = not tables and location.sqlite_path is not None
     if fresh_sqlite and template_dir is not None and _copy_template(location, template_dir):
         return True
+    if fresh_sqlite and location.sqlite_path is not None and not location.sqlite_path.exists():
+        return _initialise_aside(location, template_dir)
+    return _initialise(location, tables)
 
+
+def _initialise_aside(location: CatalogLocation, template_dir: Path | None) -> bool:
+    """A new SQLite catalog made by Tiled in a file beside it, placed with one rename
+    once stamped: a kill, a full disk or Ctrl-C leaves no catalog file at all (never
+    an empty or half-made one that a re-run would have to refuse)."""
+    assert location.sqlite_path is not None
+    target = location.sqlite_path
+    staging = target.with_name(f".{target.name}.{os.getpid()}.creating")
+    try:
+        aside = locate(staging)
+        _initialise(aside, set(), named=location)
+        if template_dir is not None:
+            _save_template(aside, template_dir)
+        os.replace(staging, target)
+    finally:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            staging.with_name(staging.name + suffix).unlink(missing_ok=True)
+    return True
+
+
+def _initialise(location: CatalogLocation, tables: set[str], named: CatalogLocation | None = None) -> bool:
+    """Tiled's own initialisation of ``location`` (or the completion of one cut short);
+    errors name ``named``, the catalog the user gave, when it is made aside."""
     import asyncio
 
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -127,11 +156,10 @@ def init_catalog(location: CatalogLocation, *, template_dir: Path | None = None)
         created = asyncio.run(setup())
     except Exception as exc:  # tiled raises several types for a database it does not know
         reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CatalogError(f"cannot initialise or open {location.redacted()}: {reason}; nothing was written") from exc
+        shown = (named or location).redacted()
+        raise CatalogError(f"cannot initialise or open {shown}: {reason}; nothing was written", where=shown) from exc
     if created:
         _stamp(location, stamp_head, ALEMBIC_INI_TEMPLATE_PATH, ALEMBIC_DIR)
-        if fresh_sqlite and template_dir is not None:
-            _save_template(location, template_dir)
     return created
 
 
@@ -344,7 +372,7 @@ def _verify_files_unchanged(assets: pa.Table) -> None:
     another (also through a directory turned into a symlink, with size and mtime
     copied) since the check aborts the transaction."""
     problems = []
-    for row in assets.select(["path", *FILE_IDENTITY]).to_pylist():
+    for row in pl.DataFrame(assets.select(["path", *FILE_IDENTITY])).unique("path", maintain_order=True).to_dicts():
         now = file_identity(row["path"])
         if now is None:
             problems.append(f"{printable(row['path'])}: vanished after the check")
@@ -362,10 +390,14 @@ def _verify_files_unchanged(assets: pa.Table) -> None:
         raise IngestError("files changed while ingesting; nothing was written: " + "; ".join(problems))
 
 
-def write_plan(location: CatalogLocation, plan: NodePlan, *, parent: str = "", update_metadata: bool = False,
+def write_plan(location: CatalogLocation, plan: NodePlan | Iterable[NodePlan], *, parent: str = "", update_metadata: bool = False,
                before_commit: Callable[[], None] | None = None, progress: Progress | None = None,
                parent_metadata: dict[str, Any] | None = None) -> IngestResult:  # fmt: skip
     """Write the plan's new nodes into the catalog in one transaction.
+
+    ``plan`` may also be an iterable of plans (e.g. :func:`~manifest_broker.catalog.plan.plan_chunks`):
+    each is made only when the previous one is written, so memory follows one chunk,
+    and all of them are written in the same transaction.
 
     Existing Hamiltonians (same key, same huid) are kept; their missing artifacts
     are added. A Hamiltonian whose metadata differs is reported, and updated (with
@@ -386,7 +418,7 @@ def write_plan(location: CatalogLocation, plan: NodePlan, *, parent: str = "", u
         return _write_transaction(location, plan, parent, update_metadata, before_commit, progress, parent_metadata)
 
 
-def _write_transaction(location: CatalogLocation, plan: NodePlan, parent: str, update_metadata: bool,
+def _write_transaction(location: CatalogLocation, plan: NodePlan | Iterable[NodePlan], parent: str, update_metadata: bool,
                        before_commit: Callable[[], None] | None, progress: Progress | None,
                        parent_metadata: dict[str, Any] | None = None) -> IngestResult:  # fmt: skip
     started = time.perf_counter()
@@ -400,7 +432,15 @@ def _write_transaction(location: CatalogLocation, plan: NodePlan, parent: str, u
                     conn.exec_driver_sql(queries.load("catalog/journal_wal", "sqlite"))
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 check_schema(conn)
-                written = _write(conn, plan, parent, update_metadata, result, progress, parent_metadata)
+                if isinstance(plan, NodePlan):
+                    written = _write(conn, plan, parent, update_metadata, result, progress, parent_metadata)
+                else:  # planned chunk by chunk, each written as it comes, all in this transaction
+                    parent_id = _ensure_parent(conn, parent, result)
+                    if parent_metadata:
+                        _update_parent_metadata(conn, parent_id, parent_metadata, result)
+                    chunks = [_write_chunk(conn, chunk, parent_id, update_metadata, result, progress) for chunk in plan]
+                    done = [assets for assets in chunks if assets is not None]
+                    written = pa.concat_tables(done) if done else None
                 if before_commit:
                     before_commit()
                 # Last, as close to the commit as it gets: the files of the new arrays
@@ -443,9 +483,18 @@ def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool,
     parent_id = _ensure_parent(conn, parent, result)
     if parent_metadata:
         _update_parent_metadata(conn, parent_id, parent_metadata, result)
+    return _write_chunk(conn, plan, parent_id, update_metadata, result, progress)
+
+
+def _write_chunk(conn: Connection, plan: NodePlan, parent_id: int, update_metadata: bool, result: IngestResult,
+                 progress: Progress | None) -> pa.Table | None:  # fmt: skip
+    """One plan's new rows under an existing parent, in the caller's transaction;
+    the assets written, or ``None``."""
     keep = _keep_existing_hamiltonians(conn, plan, parent_id, update_metadata, result)
+    if update_metadata and result.updated_metadata:
+        _refuse_other_files(conn, plan, parent_id, set(result.updated_metadata))
     new_hams = pl.DataFrame(plan.hamiltonians).filter(~pl.col("key").is_in(list(keep)))
-    arrays = _missing_arrays(conn, pl.DataFrame(plan.arrays), parent_id, bool(keep), result)
+    arrays = _missing_arrays(conn, pl.DataFrame(plan.arrays), parent_id, keep, result)
     if new_hams.height == 0 and arrays.height == 0:
         return None
     ids = _allocate_ids(conn, new_hams, arrays, pl.DataFrame(plan.assets), keep)
@@ -453,8 +502,8 @@ def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool,
     _insert_rows(conn, plan, parent_id, new_hams, arrays, ids, bypass, progress)
     for _, sql in triggers:
         conn.exec_driver_sql(sql)
-    result.created_hamiltonians = new_hams.height
-    result.created_arrays = arrays.height
+    result.created_hamiltonians += new_hams.height
+    result.created_arrays += arrays.height
     return ids.assets.to_arrow()
 
 
@@ -488,7 +537,10 @@ def _keep_existing_hamiltonians(conn: Connection, plan: NodePlan, parent_id: int
     differs is reported, or revised (only new Mode A locators, or ``update_metadata``)."""
     dialect = conn.dialect.name
     existing = pl.DataFrame(
-        conn.execute(sa.text(queries.load("write/children")), {"parent": parent_id}).all(),
+        conn.execute(
+            sa.text(queries.load("write/children", dialect)),
+            {"parent": parent_id, "keys": _id_list(dialect, plan.hamiltonians["key"].to_pylist())},
+        ).all(),  # fmt: skip
         schema={"id": pl.Int64, "key": pl.String, "structure_family": pl.String, "metadata": pl.Object},
         orient="row",
     )
@@ -520,21 +572,53 @@ def _keep_existing_hamiltonians(conn: Connection, plan: NodePlan, parent_id: int
                     sa.text(queries.load("write/update_metadata", dialect)), {"id": node_id, "metadata": metadata}
                 )
                 result.updated_metadata.append(key)
-    result.existing_hamiltonians = len(keep)
+    result.existing_hamiltonians += len(keep)
     return keep
 
 
-def _missing_arrays(conn: Connection, arrays: pl.DataFrame, parent_id: int, any_kept: bool,
+def _id_list(dialect: str, values: list[Any]) -> Any:
+    """A list bound as one parameter: an array on PostgreSQL, JSON text for SQLite's json_each."""
+    return values if dialect == "postgresql" else json.dumps(values)
+
+
+def _refuse_other_files(conn: Connection, plan: NodePlan, parent_id: int, updated: set[str]) -> None:
+    """Metadata and data move together: an updated Hamiltonian whose registered arrays
+    read another file or dataset than the manifest now names would have its Mode A
+    locators point at the new files while the server reads the old ones.
+
+    Raises:
+        IngestError: naming the first such array (nothing is written).
+    """
+    from tiled.utils import ensure_uri
+
+    planned = {(r["parent_key"], r["key"]): (ensure_uri(r["path"]), json.loads(r["parameters"]))
+               for r in plan.arrays.select(["parent_key", "key", "path", "parameters"]).to_pylist()
+               if r["parent_key"] in updated}  # fmt: skip
+    rows = conn.execute(sa.text(queries.load("write/grandchild_sources")), {"parent": parent_id}).all()
+    for parent_key, key, management, parameters, data_uri in rows:
+        want = planned.get((parent_key, key))
+        if want is None or str(getattr(management, "value", management)) != "external":
+            continue  # not updated here, or uploaded (a copy the catalog keeps, whatever the file is now)
+        have = (data_uri, parameters if isinstance(parameters, dict) else json.loads(parameters))
+        if have != want:
+            raise IngestError(f"{parent_key}/{key}: the catalog serves it from {have[0]} {have[1]}, the manifest now "
+                              f"names {want[0]} {want[1]}; --update-metadata updates metadata, not what an array "
+                              f"reads: delete {parent_key} (`broker delete`) and ingest again; nothing was written")  # fmt: skip
+
+
+def _missing_arrays(conn: Connection, arrays: pl.DataFrame, parent_id: int, keep: dict[str, int],
                     result: IngestResult) -> pl.DataFrame:  # fmt: skip
     """The planned arrays not yet under their (kept) Hamiltonian."""
-    if not any_kept or arrays.height == 0:
+    if not keep or arrays.height == 0:
         return arrays
+    dialect = conn.dialect.name
     registered = pl.DataFrame(
-        conn.execute(sa.text(queries.load("write/grandchildren")), {"parent": parent_id}).all(),
+        conn.execute(sa.text(queries.load("write/grandchildren", dialect)),
+                     {"parent": parent_id, "ids": _id_list(dialect, list(keep.values()))}).all(),
         schema={"parent_key": pl.String, "key": pl.String}, orient="row",
     )  # fmt: skip
     missing = arrays.join(registered, on=["parent_key", "key"], how="anti")
-    result.existing_arrays = arrays.height - missing.height
+    result.existing_arrays += arrays.height - missing.height
     return missing
 
 

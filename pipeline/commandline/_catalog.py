@@ -17,6 +17,7 @@ from manifest_broker.commandline._shared import (
     DaskOption,
     JsonOption,
     ManifestsArgument,
+    MaxArrayOption,
     catalog_target,
     cluster,
     dataset_card,
@@ -26,6 +27,7 @@ from manifest_broker.commandline._shared import (
     pairs,
     progress_enabled,
     server,
+    suffixed,
 )
 from manifest_broker.errors import BrokerError
 
@@ -40,22 +42,34 @@ def check(
     workers: Annotated[int | None, typer.Option(min=1, help="Processes probing files (default: all cores).")] = None,
     dask: DaskOption = None,
     card: CardOption = None,
+    max_array_size: MaxArrayOption = None,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep", help="Also read every value once, to find corrupt or truncated chunks (reads all the data)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Check manifests against the contract. Writes nothing (but its probe cache); exit 1 on any error."""
-    from manifest_broker.catalog.contract import check_manifests
-    from manifest_broker.catalog.database import existing_keys
+    from manifest_broker.catalog.contract import MAX_ARRAY_BYTES, check_manifests
+    from manifest_broker.catalog.database import check_catalog, existing_keys
     from manifest_broker.catalog.feedback import feedback_message
+    from manifest_broker.catalog.keys import parent_path
 
     if feedback is not None:
         output_file(feedback, "--feedback")
     given = pairs(manifests)
     input_dir(base_dir, "--base-dir")
+    parent = parent_path(parent)
     card_document = dataset_card(card)
-    keys = existing_keys(catalog, parent) if catalog else None  # a catalog that is not one: said as such
+    if catalog:  # keys are checked against a catalog that exists and is one (a typo is not an empty catalog)
+        check_catalog(catalog)
+    keys = existing_keys(catalog, parent) if catalog else None
     with cluster(dask) as client, render.stages(progress_enabled()) as progress:
         report = check_manifests(given, base_dir, catalog_keys=keys, parent=parent, use_cache=not no_cache,
-                                 workers=workers, progress=progress, cluster=client, card=card_document)  # fmt: skip
+                                 workers=workers, progress=progress, cluster=client, card=card_document,
+                                 deep=deep, max_array_bytes=max_array_size or MAX_ARRAY_BYTES)  # fmt: skip
     if feedback is not None:
         feedback.write_text(feedback_message(report.findings, ", ".join(p.name for p in given)))
     n_ham = sum(t.num_rows for t in report.hamiltonians.values())
@@ -78,7 +92,7 @@ def check(
         {"ok": report.ok, "errors": report.errors, "warnings": report.warnings, "hamiltonians": n_ham,
          "artifacts": n_art, "files": probe.files if probe else 0, "files_opened": probe.opened if probe else 0,
          "seconds": report.seconds, "feedback": str(feedback) if feedback else None,
-         "findings": report.findings.to_pylist()},
+         "findings": report.findings},
         text,
     )  # fmt: skip
     raise typer.Exit(0 if report.ok else 1)
@@ -86,7 +100,9 @@ def check(
 
 def environment_warnings(findings: Any) -> list[str]:
     """Warnings about the broker's own surroundings (not the provider's data)."""
-    return [row["message"] for row in findings.to_pylist() if row["rule"] == "probe_cache_unwritten"]
+    import pyarrow.compute as pc
+
+    return findings.filter(pc.equal(findings["rule"], "probe_cache_unwritten"))["message"].to_pylist()
 
 
 def ingest(
@@ -117,13 +133,17 @@ def ingest(
             show_default=False,
         ),
     ] = None,
+    max_array_size: MaxArrayOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
+    from manifest_broker.catalog.contract import MAX_ARRAY_BYTES
     from manifest_broker.catalog.ingest import ingest as run_ingest
+    from manifest_broker.catalog.keys import parent_path
 
     given = pairs(manifests)
     input_dir(base_dir, "--base-dir")
+    parent = parent_path(parent)
     catalog_target(catalog)
     if card is not None and not parent.strip("/"):
         raise BrokerError("--card: the card is stored in the dataset's parent container; give --parent", exit_code=2)
@@ -136,9 +156,9 @@ def ingest(
     with cluster(dask) as client, render.stages(progress_enabled()) as progress:
         run = run_ingest(given, base_dir, catalog, parent=parent, update_metadata=update_metadata,
                          use_cache=not no_cache, notify=render.warn, progress=progress, cluster=client,
-                         card=card_document, upload=upload)  # fmt: skip
+                         card=card_document, upload=upload, max_array_bytes=max_array_size or MAX_ARRAY_BYTES)  # fmt: skip
     result = run.result
-    assert result is not None and run.plan is not None
+    assert result is not None
     warnings = environment_warnings(run.report.findings)
     for warning in warnings:
         render.warn(warning)
@@ -159,6 +179,8 @@ def ingest(
             c.print(f"  updated metadata of {render.escape(key)} (previous version kept as a revision)")
         if result.parent_metadata_updated:
             c.print(f"  stored the dataset card in {render.escape(parent.strip('/'))}'s metadata (dataset_card)")
+        if run.indexes:
+            c.print(f"  metadata indexes (broker index list): {render.escape(', '.join(run.indexes))}")
         pending = [k for k in result.differing_metadata if k not in result.updated_metadata]
         if pending:
             c.print(f"[yellow]{len(pending)} Hamiltonian(s) differ from the catalog[/] "
@@ -166,7 +188,7 @@ def ingest(
 
     render.output().emit(
         {"created_catalog": run.created_catalog, **result.__dict__, "created_nodes": result.created_nodes,
-         "warnings": warnings, "timings": run.seconds},
+         "warnings": warnings, "timings": run.seconds, "indexes": run.indexes},
         text,
     )  # fmt: skip
 
@@ -237,7 +259,7 @@ def sql(
     """Query manifests with DuckDB: views hamiltonians, artifacts, locators."""
     import duckdb
 
-    from manifest_broker.catalog.manifest_sql import manifest_connection
+    from manifest_broker.catalog.manifest_sql import flat, manifest_connection, python_values
 
     if as_json and fmt is not SqlFormat.parquet:
         fmt = SqlFormat.json
@@ -246,7 +268,7 @@ def sql(
     if output is not None:
         if fmt is not SqlFormat.parquet:
             raise BrokerError("-o FILE goes with --format parquet", exit_code=2)
-        output_file(output, "-o")
+        suffixed(output_file(output, "-o"), ".parquet", "-o")
     for path, option in ((ham, "--ham"), (art, "--art")):
         if not path.is_file():
             raise BrokerError(f"{option} {path}: {'is a directory' if path.is_dir() else 'manifest not found'}",
@@ -257,13 +279,13 @@ def sql(
     except (duckdb.Error, ValueError) as exc:
         raise BrokerError(f"query failed: {str(exc).splitlines()[0]}", exit_code=1) from exc
     if fmt is SqlFormat.table:
-        render.arrow_table(None, result, limit=None)
+        render.arrow_table(None, flat(con, result), limit=None)
     elif fmt is SqlFormat.csv:
         import pyarrow.csv as pacsv
 
-        pacsv.write_csv(result, sys.stdout.buffer)
+        pacsv.write_csv(flat(con, result), sys.stdout.buffer)
     elif fmt is SqlFormat.json:
-        render.print_json(result.to_pylist())
+        render.print_json(python_values(con, result))
     else:
         import pyarrow.parquet as pq
 

@@ -38,6 +38,9 @@ def synth(
     """Write a synthetic dataset in one of the guide's layouts and its manifests, or synthetic tNR runs."""
     from manifest_broker.catalog.generate import synthesize
 
+    folder = out_dir.absolute().parent
+    if not out_dir.exists() and not folder.is_dir():  # OUT_DIR is made; the folder it goes into must be there
+        raise BrokerError(f"OUT_DIR {out_dir}: folder {folder} does not exist", where=out_dir)
     if layout == "tnr":
         _synth_tnr(out_dir, runs, n, seed, flavour)
         return
@@ -88,10 +91,25 @@ def generate(
     as_json: JsonOption = False,
 ) -> None:
     """Run a manifest generator written to the guide's interface."""
-    from manifest_broker.catalog.generate import run_generator
+    from manifest_broker.catalog.generate import LAYOUTS, run_generator
 
     output_dir(out_dir, "OUT_DIR")
-    result = run_generator(generator, data_dir, out_dir, n)
+    from manifest_broker.boundary import ProviderFileError
+
+    try:
+        result = run_generator(generator, data_dir, out_dir, n)
+    except (FileNotFoundError, ProviderFileError) as exc:
+        if generator not in LAYOUTS or (isinstance(exc, ProviderFileError) and exc.rule != "missing"):
+            raise
+        # a built-in layout pointed at another layout's folder: the file it looks for is not there
+        missing = exc.where if isinstance(exc, ProviderFileError) else exc.filename
+        raise BrokerError(f"DATA_DIR {data_dir}: not a {generator} dataset ({missing or 'a file it reads'} is "
+                          f"missing); give the folder `broker synth {generator}` wrote its data into",
+                          where=data_dir) from None  # fmt: skip
+    if not result.written:  # exit 0 promises manifests to check and ingest
+        raise BrokerError(f"{generator}: the generator wrote no manifest into {out_dir} (generate() must write "
+                          "<name>_hamiltonians.parquet and <name>_artifacts.parquet into its output folder)",
+                          where=out_dir)  # fmt: skip
 
     def text() -> None:
         render.console.print(
@@ -149,45 +167,53 @@ def explore(
         dataset_card.write(card, written)
 
     def text() -> None:
+        from manifest_broker.boundary import printable
+
         c = render.console
-        c.print(f"{report.root}: {report.n_files} HDF5 file(s), {report.total_bytes / 1e6:.1f} MB in all", markup=False)
-        c.print("by suffix: " + ", ".join(f"{s} {n}" for s, n in sorted(report.by_suffix.items())), markup=False)
-        c.print("first files: " + ", ".join(report.examples), markup=False)
+
+        def say(text: str) -> None:  # provider names as readable escapes: no terminal control sequence gets through
+            c.print("\n".join(printable(line) for line in text.split("\n")), markup=False)
+
+        say(f"{report.root}: {report.n_files} HDF5 file(s), {report.total_bytes / 1e6:.1f} MB in all")
+        say("by suffix: " + ", ".join(f"{s} {n}" for s, n in sorted(report.by_suffix.items())))
+        say("first files: " + ", ".join(report.examples))
         for info in report.sample:
-            c.print(f"\n[bold]{render.escape(info.path)}[/] ({info.size / 1e3:.1f} kB)"
-                    + (f" [red]{render.escape(info.error)}[/]" if info.error else ""))  # fmt: skip
+            c.print(f"\n[bold]{render.escape(printable(info.path))}[/] ({info.size / 1e3:.1f} kB)"
+                    + (f" [red]{render.escape(printable(info.error))}[/]" if info.error else ""))  # fmt: skip
             for key, value in info.attrs.items():
-                c.print(f"  @{key} = {value}", markup=False)
+                say(f"  @{key} = {value}")
             for group in info.groups:
-                c.print(f"  {group}/ (group)", markup=False)
+                say(f"  {group}/ (group)")
             for d in info.datasets:
                 extra = f" chunks={d.chunks}" if d.chunks else ""
                 flags = f" ({'; '.join(d.flags)})" if d.flags else ""
-                c.print(f"  {d.path}: shape={d.shape}, dtype={d.dtype}{extra}{flags}", markup=False)
+                say(f"  {d.path}: shape={d.shape}, dtype={d.dtype}{extra}{flags}")
                 for key, value in d.attrs.items():
-                    c.print(f"    @{key} = {value}", markup=False)
+                    say(f"    @{key} = {value}")
             for entry in info.nexus:
-                c.print(f"  NeXus NXentry {entry.path}: signal {entry.signal or '(none)'}"
-                        + (f", axes {', '.join(entry.axes)}" if entry.axes else "")
-                        + (f", errors {entry.errors}" if entry.errors else ""), markup=False)  # fmt: skip
+                say(f"  NeXus NXentry {entry.path}: signal {entry.signal or '(none)'}"
+                    + (f", axes {', '.join(entry.axes)}" if entry.axes else "")
+                    + (f", errors {entry.errors}" if entry.errors else ""))  # fmt: skip
                 for p in entry.parameters:
                     units = f" [{p.units}]" if p.units else ""
                     how = " (NXlog mean)" if p.reduce else ""
-                    c.print(f"    parameter {p.column} <- {p.path}{units}{how}", markup=False)
+                    say(f"    parameter {p.column} <- {p.path}{units}{how}")
         c.print("\n[bold]structures in the sample[/]")
         for count, paths in report.structures:
-            c.print(f"  {count} file(s): {', '.join(paths)}", markup=False)
+            say(f"  {count} file(s): {', '.join(paths)}")
         if report.flags:
             c.print("\n[bold]look at these[/]")
             for flag in report.flags:
-                c.print(f"  - {flag}", markup=False)
-        c.print(f"\n[bold]likely pattern: {render.escape(report.pattern)}[/] ({render.escape(report.reason)})")
+                say(f"  - {flag}")
+        c.print(
+            f"\n[bold]likely pattern: {render.escape(report.pattern)}[/] ({render.escape(printable(report.reason))})"
+        )
         c.print(
             "\n[bold]a starting generator[/] (save as gen_<name>_manifest.py, adapt, run with `broker generate`):\n"
         )
         sys.stdout.write(report.generator)
         if generator is not None:
-            c.print(f"\nthe starting generator was saved as {generator}", markup=False)
+            say(f"\nthe starting generator was saved as {generator}")
         if card is not None:
             c.print(f"\ndataset card written to {card}: fill in the provider's answers (descriptions, units, "
                     "counts left null), then `broker check --card`", markup=False)  # fmt: skip

@@ -14,6 +14,7 @@ from manifest_broker.commandline._shared import (
     BaseDirOption,
     JsonOption,
     ManifestsArgument,
+    MaxArrayOption,
     UrlOption,
     input_dir,
     output_dir,
@@ -21,6 +22,7 @@ from manifest_broker.commandline._shared import (
     pairs,
     progress_enabled,
     server,
+    suffixed,
 )
 from manifest_broker.errors import BrokerError
 
@@ -57,20 +59,10 @@ def serve(
     random key and prints it. Several processes writing one SQLite file fail with
     "database is locked": on SQLite, --workers N > 1 needs --read-only.
     """
-    import json
     import os
-    import tempfile
 
     from manifest_broker.catalog.database import check_catalog, locate
-    from manifest_broker.catalog.serve import (
-        check_api_key,
-        run_redacted,
-        scaled_command,
-        scaled_config,
-        scaled_environment,
-        serve_command,
-        server_environment,
-    )
+    from manifest_broker.catalog.serve import check_api_key, launch, run_redacted
 
     input_dir(base_dir, "--base-dir")
     check_catalog(catalog)
@@ -80,18 +72,20 @@ def serve(
             raise BrokerError("--storage with --read-only: a read-only catalog cannot record uploaded arrays",
                               exit_code=2)  # fmt: skip
         output_dir(storage, "--storage").mkdir(parents=True, exist_ok=True)
-    if workers == 1 and not read_only:
-        command, env = serve_command(catalog, base_dir, port, host, storage), server_environment(key)
-    else:
-        if locate(catalog).dialect == "sqlite" and not read_only:
-            raise BrokerError(f"--workers {workers} on a SQLite catalog: several server processes writing one SQLite "
-                              "file fail with 'database is locked'; serve it --read-only, or use PostgreSQL",
-                              exit_code=2)  # fmt: skip
-        config = Path(tempfile.mkdtemp(prefix="broker-serve-")) / "config.yml"
-        config.write_text(json.dumps(scaled_config(catalog, base_dir, read_only=read_only, storage=storage)))
-        command, env = scaled_command(port, host, workers), scaled_environment(key, config)
-    render.errors.print("running: " + " ".join(command), markup=False)
-    raise typer.Exit(run_redacted(command, env, key))
+    if workers > 1 and locate(catalog).dialect == "sqlite" and not read_only:
+        raise BrokerError(f"--workers {workers} on a SQLite catalog: several server processes writing one SQLite "
+                          "file fail with 'database is locked'; serve it --read-only, or use PostgreSQL",
+                          exit_code=2)  # fmt: skip
+    started = launch(catalog, base_dir, port=port, host=host, workers=workers, read_only=read_only, storage=storage,
+                     api_key=key)  # fmt: skip
+    try:
+        shown = " ".join(started.command)  # no secret: a URI with a password goes through the environment
+        render.errors.print(f"running: {shown}" + (f" (catalog {locate(catalog).redacted()}, configured through "
+                            "the environment)" if started.folder else ""), markup=False)  # fmt: skip
+        code = run_redacted(started.command, started.env, started.secrets)
+    finally:
+        started.close()
+    raise typer.Exit(code)
 
 
 WorkersOption = Annotated[
@@ -119,26 +113,31 @@ def register(
             "cut-short run left unfinished, once.",
         ),
     ] = False,
+    max_array_size: MaxArrayOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register incrementally through a running server (the guide's option B).
 
     The contract is checked first, against the keys the server already has. Existing Hamiltonians (same huid) are kept and their missing artifacts added; transient server errors are retried by tiled.client. Exit 1 if any node was not registered (a re-run finishes the job). With --upload the arrays' data go into the server's own storage (the metadata keeps the Mode A locators of the original files).
     """
+    from manifest_broker.catalog.contract import MAX_ARRAY_BYTES
+    from manifest_broker.catalog.keys import parent_path
     from manifest_broker.catalog.register import register as run_register
 
     given = pairs(manifests)
     input_dir(base_dir, "--base-dir")
+    parent = parent_path(parent)
     target = server(url)
     with render.stages(progress_enabled()) as progress:
-        run = run_register(given, base_dir, target, parent=parent, workers=workers, progress=progress, upload=upload)
+        run = run_register(given, base_dir, target, parent=parent, workers=workers, progress=progress, upload=upload,
+                           max_array_bytes=max_array_size or MAX_ARRAY_BYTES)  # fmt: skip
     result = run.result
     answer = {**result.__dict__, "created_nodes": result.created_nodes, "missing": run.missing, "timings": run.seconds}
     if result.failed or result.interrupted:
         raise BrokerError(
             f"{len(result.failed)} node(s) failed" + (" and the run was interrupted" if result.interrupted else "")
             + f"; {run.missing} of {run.plan.nodes} planned node(s) are not on the server: re-run to finish",
-            where=url, details=answer,
+            where=url, details=answer, exit_code=130 if result.interrupted else 1,  # Ctrl-C: 130, as promised
         )  # fmt: skip
 
     def text() -> None:
@@ -167,16 +166,21 @@ def verify(
     url: UrlOption,
     parent: Annotated[str, typer.Option(help="Catalog path the datasets were registered under.")] = "",
     sample: Annotated[int, typer.Option(min=0, help="Random arrays to compare element by element.")] = 10,
+    max_array_size: MaxArrayOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The guide's Step 7: everything served, arrays equal to the files, searches right. Exit 1 on a mismatch."""
+    from manifest_broker.catalog.contract import MAX_ARRAY_BYTES
+    from manifest_broker.catalog.keys import parent_path
     from manifest_broker.catalog.verify import verify_manifests
 
     given = pairs(manifests)
     input_dir(base_dir, "--base-dir")
+    parent = parent_path(parent)
     target = server(url)
     with render.stages(progress_enabled()) as progress:
-        run = verify_manifests(given, base_dir, target, parent=parent, sample=sample, progress=progress)
+        run = verify_manifests(given, base_dir, target, parent=parent, sample=sample, progress=progress,
+                               max_array_bytes=max_array_size or MAX_ARRAY_BYTES)  # fmt: skip
     result = run.result
 
     def text() -> None:
@@ -206,7 +210,22 @@ def locate(
         ),
     ] = None,
     url: UrlOption = "",
+    catalog: Annotated[
+        str,
+        typer.Option(
+            "--catalog",
+            help="Search a catalog database directly (SQLite file or postgresql:// URL) instead of a server.",
+        ),
+    ] = "",
     parent: Annotated[str, typer.Option(help="Catalog path the Hamiltonians are under.")] = "",
+    base_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--base-dir",
+            help="The data directory: recorded with the locators (-o), load_batches then reads only inside it.",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the locators as Parquet.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -214,24 +233,33 @@ def locate(
 
     Only metadata travels; load the arrays with manifest_broker.catalog.modea.load_batches (h5py, worker processes).
     """
-    from manifest_broker.catalog.modea import LocateError, parse_query
+    from manifest_broker.catalog.keys import parent_path
+    from manifest_broker.catalog.modea import LocateError, locate_in_catalog, parse_query, with_base_dir
     from manifest_broker.catalog.modea import locate as run_locate
 
-    if not url:
-        raise BrokerError("--url is required: the Tiled server to search", exit_code=2)
+    if bool(url) == bool(catalog):
+        raise BrokerError("give --url (a Tiled server) or --catalog (a catalog database), one of them", exit_code=2)
     if output is not None:
-        output_file(output, "-o")
+        suffixed(output_file(output, "-o"), ".parquet", "-o")
+    parent = parent_path(parent)
+    if base_dir is not None:
+        base_dir = input_dir(base_dir, "--base-dir")
     try:
         for query in queries or []:
             parse_query(query)  # a mistyped filter is said before the server is asked anything
     except LocateError as exc:
         raise BrokerError(str(exc), exit_code=2) from exc
-    root = server(url).client()
-    try:
-        node = root[parent] if parent.strip("/") else root
-    except KeyError as exc:
-        raise BrokerError(f"--parent {parent}: not on the server", where=parent) from exc
-    table = run_locate(node, queries or [])
+    if catalog:
+        table = locate_in_catalog(catalog, queries or [], parent)
+    else:
+        root = server(url).client()
+        try:
+            node = root[parent] if parent.strip("/") else root
+        except KeyError as exc:
+            raise BrokerError(f"--parent {parent}: not on the server", where=parent) from exc
+        table = run_locate(node, queries or [])
+    if base_dir is not None:
+        table = with_base_dir(table, base_dir)
     if output is not None:
         import pyarrow.parquet as pq
 
@@ -246,11 +274,8 @@ def locate(
             markup=False,
         )
 
-    render.output().emit(
-        {"hamiltonians": hamiltonians, "artifacts": table.num_rows, "output": str(output) if output else None,
-         **({} if output else {"rows": table.to_pylist()})},
-        text,
-    )  # fmt: skip
+    document = {"hamiltonians": hamiltonians, "artifacts": table.num_rows, "output": str(output) if output else None}
+    render.output().emit(document | ({} if output else {"rows": table.to_pylist()}), text)
 
 
 def register_commands(app: typer.Typer) -> None:

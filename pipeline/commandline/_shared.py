@@ -52,6 +52,37 @@ CardOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _byte_size(text: str | None) -> int | None:
+    """``--max-array-size`` as bytes (``16GiB``, ``500MB``, ``1000``), parsed by
+    pydantic's ``ByteSize`` (Tiled's own settings use it); a usage error otherwise."""
+    if text is None:
+        return None
+    from pydantic import ByteSize, TypeAdapter, ValidationError
+
+    try:
+        size = int(TypeAdapter(ByteSize).validate_python(text))
+    except ValidationError:
+        raise typer.BadParameter(f"{text!r} is not a size (e.g. 16GiB, 500MB, 1000)") from None
+    if size <= 0:
+        raise typer.BadParameter("must be more than 0 bytes")
+    return size
+
+
+MaxArrayOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-array-size",
+        parser=_byte_size,
+        metavar="SIZE",
+        help="Largest array a node may serve, by its logical size (e.g. 64GiB; default 16GiB): a sparse or "
+        "compressed HDF5 file can declare far more than it stores.",
+        show_default=False,
+    ),
+]
+
+
 UrlOption = Annotated[
     str, typer.Option("--url", help="A running Tiled server (its API key comes from $TILED_API_KEY or a prompt).")
 ]
@@ -109,6 +140,15 @@ def output_file(path: Path, option: str) -> Path:
     return path
 
 
+def suffixed(path: Path, suffix: str, option: str) -> Path:
+    """``path`` when its suffix names the format the command writes (``.parquet``...),
+    else a usage error: ``-o loc.csv`` holding Parquet would mislead every reader."""
+    if path.suffix.lower() != suffix:
+        raise BrokerError(f"{option} {path}: the file is written as {suffix.lstrip('.').capitalize()}; "
+                          f"give a name ending in {suffix}", where=path, exit_code=2)  # fmt: skip
+    return path
+
+
 def new_file(path: Path, option: str, there: str) -> Path:
     """A file the command will create and must not replace (it may hold someone's
     edits): checked as :func:`output_file`, and refused (exit 2) when it exists."""
@@ -129,6 +169,9 @@ def catalog_target(catalog: str) -> str:
             raise BrokerError(f"--catalog {path}: is a directory; give a catalog file", where=path)
         if not path.exists():
             output_file(path, "--catalog")
+        elif path.stat().st_size == 0:  # a catalog is made only where no file is: never out of someone's file
+            raise BrokerError(f"--catalog {path}: an empty file, not a catalog; give a catalog, or a path where "
+                              "no file exists to create one", where=path)  # fmt: skip
     return catalog
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -47,16 +50,53 @@ TzOption = Annotated[
     float | None,
     typer.Option(
         "--tz-offset",
+        min=-12.0,
+        max=14.0,
         help="Hours ADDED to the split file's local times to get UTC, the reducer's convention "
         "(5.0 = US Eastern standard time); default: reduction_options.json, else unknown (times taken as UTC).",
+    ),
+]
+InputsRootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--inputs-root",
+        help="Folder the split files and templates that reduction_options.json names may lie in "
+        "(default: each run's own folder; symlinks and paths out of it are refused).",
     ),
 ]
 RunNumberOption = Annotated[int | None, typer.Option("--run-number", help="Needed when the sidecar is missing.")]
 
 
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the block as Ctrl-C does (through SIGINT, so a commit in progress
+    is finished first: see ``processes.interrupt_deferred``), with exit code 143."""
+    import signal
+
+    received: list[int] = []
+
+    def handler(number: int, _frame: object) -> None:
+        received.append(number)
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if received:
+            raise BrokerError("terminated (SIGTERM): what was committed stays; a re-run finishes the job",
+                              exit_code=143) from None  # fmt: skip
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _lake(lake: str, warehouse: str | None) -> Lake:
     from manifest_broker.tnr.lake import LakeError, locate_lake
 
+    if "://" not in lake and not (parent := Path(lake).expanduser().absolute().parent).is_dir():
+        # A lake is created in a folder that exists, never with the folders above it (a typo would make a tree).
+        raise BrokerError(f"--lake {lake}: folder {parent} does not exist", where=lake)
     try:
         return locate_lake(lake, warehouse)
     except LakeError as exc:
@@ -72,6 +112,45 @@ def _existing_namespace(location: Lake, namespace: str) -> Any:
     return cat
 
 
+def _creatable(path: Path, option: str) -> None:
+    """An output file whose folder may not exist yet (the reference tool creates it):
+    not a folder, and the nearest existing folder above it writable. Checked before
+    any work."""
+    folder = path.absolute().parent
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    if not missing:
+        output_file(path, option)
+        return
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise BrokerError(f"{option} {path}: cannot create its folder {missing[-1]} ({folder} is not a writable "
+                          "folder)", where=path)  # fmt: skip
+
+
+def _run_number_to_validate(reduced_dir: Path, warnings: list[str]) -> int | None:
+    """For --validate-only without a sidecar: the one run number the reduced files'
+    names carry (``r<run>_*.txt``), said in a warning; None when there is a sidecar
+    or the names do not agree (the usual error then says what is missing)."""
+    import re
+
+    from manifest_broker.tnr.inputs import RunInputError, find_sidecar
+
+    try:
+        if find_sidecar(reduced_dir) is not None:
+            return None
+    except RunInputError:
+        return None
+    numbers = {m.group(1) for p in reduced_dir.iterdir() if (m := re.match(r"^r(\d+)_.+\.txt$", p.name))}
+    if len(numbers) != 1:
+        return None
+    number = int(numbers.pop())
+    warnings.append(f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; validated as run {number} (the reduced "
+                    "files' names); packaging it needs the sidecar or --run-number")  # fmt: skip
+    return number
+
+
 def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output: Path | None, validate_only: bool,
                 lake: str, warehouse: str | None, namespace: str, tz_offset: float | None,
                 run_number: int | None, strict: bool) -> None:  # fmt: skip
@@ -85,13 +164,19 @@ def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output
     location = _lake(lake, warehouse)
     if output is not None and not validate_only:
         for path in spec_paths(output):  # both files, before anything is read or committed
-            output_file(path, "-o")
+            _creatable(path, "-o")
+    found: list[str] = []
+    if validate_only and run_number is None:
+        # The reference answers "valid" for a folder without its sidecar; so do we,
+        # with the run number the reduced files' names carry (a warning says so).
+        run_number = _run_number_to_validate(reduced_dir, found)
     with render.stages(progress_enabled()) as progress:
         try:
             package = package_run(split_file, reduced_dir, template_file, tz_offset=tz_offset, run_number=run_number,
                                   strict=strict, progress=progress)  # fmt: skip
         except (RunInputError, ReducedFileError) as exc:
             raise BrokerError(f"{exc}; nothing was written", where=exc.where) from exc
+        package.warnings[:0] = found
         # Only the numeric fields: a timestamp's as_py() makes pyarrow import pandas.
         run = package.run.select(["n_nan_R", "n_negative_R", "tz_offset_hours"]).to_pylist()[0]
         answer: dict[str, Any] = {
@@ -105,6 +190,7 @@ def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output
             progress("writing the lake", 1, 1)
             answer.update(written=True, repaired=written.repaired)
             if output is not None:
+                output.parent.mkdir(parents=True, exist_ok=True)  # as the reference does (checked writable above)
                 answer["files"] = [str(f) for f in write_spec_files(package, output)]
 
     def text() -> None:
@@ -158,8 +244,17 @@ def package_many(
     lake: LakeOption = "lakehouse",
     warehouse: WarehouseOption = None,
     namespace: NamespaceOption = "tnr",
-    jobs: Annotated[int, typer.Option(min=1, max=256, help="Runs read in parallel (processes).")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=256,
+            help="Runs read in parallel (processes); this process commits them. Not offered as faster: with the "
+            "cores busy it is slower than 1 (README, Benchmarks); it pays where cores are idle and reading dominates.",
+        ),
+    ] = 1,
     dask: DaskOption = None,
+    inputs_root: InputsRootOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Find and package every run under ROOT, all or nothing per run, with a summary (exit 1 if a run failed).
@@ -173,13 +268,17 @@ def package_many(
 
     location = _lake(lake, warehouse)
     input_dir(root, "ROOT")
-    total = sum(1 for _ in find_runs(root))
+    root = root.absolute()  # workers (on Dask: other hosts' processes) have other working directories
+    if inputs_root is not None:
+        inputs_root = input_dir(inputs_root, "--inputs-root").absolute()
+    total = sum(1 for _ in find_runs(root, inputs_root))
     if total == 0:
         raise BrokerError(f"{root}: no run found (no r<run>_eis_reduction.json below it)", where=root)
     done = itertools.count(1)  # next() is atomic: on_done comes from worker threads
-    with cluster(dask) as client, render.progress("packaging runs", total, enabled=progress_enabled()) as update:
+    with _sigterm_as_interrupt(), cluster(dask) as client, \
+            render.progress("packaging runs", total, enabled=progress_enabled()) as update:  # fmt: skip
         summaries = run_many(root, location, namespace, jobs, on_done=lambda _summary: update(next(done)),
-                             cluster=client)  # fmt: skip
+                             cluster=client, inputs_root=inputs_root)  # fmt: skip
     failed = [s for s in summaries if s.error]
 
     def text() -> None:
@@ -202,7 +301,10 @@ def watch(
     warehouse: WarehouseOption = None,
     namespace: NamespaceOption = "tnr",
     poll: Annotated[float, typer.Option(min=0.05, max=3600.0, help="Seconds between two looks at the folders.")] = 0.25,
-    once: Annotated[bool, typer.Option("--once", help="Package what is complete now, then exit.")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Package what is complete now, then exit (1 if a run seen was not packaged).")
+    ] = False,
+    inputs_root: InputsRootOption = None,
 ) -> None:
     """Stay up and package each run once its reduced folder is complete (sidecar present, files unchanged
     over one poll); restarts pick up where a stopped or killed watcher left off. SIGTERM or Ctrl-C stop it
@@ -214,6 +316,9 @@ def watch(
     location = _lake(lake, warehouse)
 
     def tell(event: WatchEvent) -> None:
+        if event.waiting:
+            render.errors.print(render.labelled("yellow", "waiting", f"{event.reduced_dir}: {event.waiting}"))
+            return
         if event.error:
             render.errors.print(render.labelled("red", "error", event.error))
             return
@@ -224,7 +329,27 @@ def watch(
     if not once:
         render.errors.print(f"watching {root} (every {poll:g}s) into {location.name}; Ctrl-C or SIGTERM to stop",
                             markup=False)  # fmt: skip
-    run_watch(root, location, namespace, poll=poll, once=once, on_event=tell, stop=Stop().on_signals())
+    stop = Stop().on_signals()
+    events = run_watch(root, location, namespace, poll=poll, once=once, on_event=tell, stop=stop,
+                       inputs_root=inputs_root)  # fmt: skip
+    if stop.event.is_set():
+        # Stopped: Ctrl-C exits 130 as the README promises; SIGTERM, the normal way to
+        # stop a service, 0. At once: the interpreter's teardown with the Iceberg stack
+        # loaded takes half a second, and nothing is left to flush (every commit is done).
+        if stop.interrupted:
+            render.output().error(BrokerError("interrupted (Ctrl-C): what was committed stays; a restart picks up "
+                                              "the rest", exit_code=130))  # fmt: skip
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130 if stop.interrupted else 0)
+    if once and (unpackaged := _unpackaged(events)):
+        raise BrokerError(f"{len(unpackaged)} run(s) seen but not packaged: {', '.join(unpackaged[:3])}")
+
+
+def _unpackaged(events: list[Any]) -> list[str]:
+    """Run folders whose last event is an error or a wait."""
+    last = {event.reduced_dir: event for event in events}
+    return [folder for folder, event in last.items() if event.error or event.waiting]
 
 
 @app.command()
@@ -240,7 +365,7 @@ def plot(
 ) -> None:
     """R(Q) of every slice coloured by its absolute time, with error bars, and a Q band's R over time."""
     from manifest_broker.tnr.lake import scan
-    from manifest_broker.tnr.plot import check_output, plot_run
+    from manifest_broker.tnr.plot import PLOT_COLUMNS, check_output, plot_run
 
     if not q_min < q_max:
         raise BrokerError(f"--q-min {q_min} must be below --q-max {q_max}", exit_code=2)
@@ -248,7 +373,7 @@ def plot(
     check_output(output)
     location = _lake(lake, warehouse)
     _existing_namespace(location, namespace)
-    rows = scan(location, "reflectivity", namespace, run)
+    rows = scan(location, "reflectivity", namespace, run, PLOT_COLUMNS)
     if rows.num_rows == 0:
         raise BrokerError(f"run {run} is not in {location.name} ({namespace}.reflectivity)", where=location.name)
     figure = plot_run(rows, output, (q_min, q_max))
@@ -411,4 +536,7 @@ def _iceberg_packager(
 
 
 def iceberg_packager() -> None:  # console script
+    from manifest_broker.commandline.main import without_pandas
+
+    without_pandas()  # a process of its own that never uses pandas (see main.WITHOUT_PANDAS)
     packager()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +15,12 @@ from manifest_broker.processes import shut_down, submit, worker_pool
 
 if TYPE_CHECKING:
     from distributed import Client
-from manifest_broker.tnr.inputs import RunInputError, read_json
+from manifest_broker.tnr.inputs import RunInputError, side_file_json
 from manifest_broker.tnr.lake import Lake, LakeError, write_runs
+from manifest_broker.tnr.lifeline import die_with
 from manifest_broker.tnr.package import RunPackage, package_run
+
+_SLICE = re.compile(r"^r\d+_.+\.(?:txt|ort)$")
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class RunInputs:
     reduced_dir: Path
     template_file: Path
     warnings: list[str] = field(default_factory=list)  # how the inputs were found
+    root: Path | None = None  # the split file and template lie inside it
 
 
 @dataclass
@@ -38,75 +43,112 @@ class RunSummary:
 
 
 def _resolve(reduced: Path, options: dict[str, Any], key: str, what: str, pattern: str,
-             accept: Callable[[Path], bool], warnings: list[str]) -> Path:  # fmt: skip
-    """The run's split file or template, found beside the run before anywhere else.
+             accept: Callable[[Path, Path], bool], root: Path, warnings: list[str]) -> Path:  # fmt: skip
+    """The run's split file or template, found beside the run, and only inside ``root``.
 
     ``reduction_options.json`` records the paths as the reducer saw them: relative to
     where it ran, or absolute on the machine (and in the folder) where it ran. A
     campaign copied or moved elsewhere must read its own files, so a recorded path
     is looked up relative to the run's folder and its parent, then by its name in
-    them, and only then as recorded (with a warning: it lies outside the run). With
-    no recorded path, the one matching file beside the run is taken; two are
-    ambiguous and refused. Nothing is ever resolved against the working directory.
+    them, and then as recorded. Whatever it names, the file read must lie inside
+    ``root`` (the run's folder, or the root the user named) once every symlink is
+    resolved: the options are the provider's data, and a path in them must not make
+    the broker read (and store in the lake) a file from elsewhere. With no recorded
+    path, the one matching file beside the run is taken; two are ambiguous and
+    refused. Nothing is ever resolved against the working directory.
 
     Raises:
-        RunInputError: naming the run folder and what is missing or ambiguous.
+        RunInputError: naming the run folder and what is missing, ambiguous or
+            outside ``root``.
     """
+    from manifest_broker import boundary
+
     places = [reduced, reduced.parent]
     named = options.get(key)
     if isinstance(named, str) and named:
         recorded = Path(named)
         candidates = [] if recorded.is_absolute() else [place / recorded for place in places]
         candidates += [place / recorded.name for place in places]
+        candidates.append(recorded if recorded.is_absolute() else reduced / recorded)
+        refused: list[str] = []
         for candidate in candidates:
-            if candidate.is_file():
-                return candidate
-        if recorded.is_absolute() and recorded.is_file():
-            warnings.append(f"{reduced}: {what} {recorded} (as recorded in reduction_options.json) lies outside the "
-                            "run's folder; none of that name beside the run")  # fmt: skip
-            return recorded
+            if not candidate.is_file():
+                continue
+            try:
+                boundary.regular_file(os.path.abspath(candidate), os.path.abspath(root), what=what)
+            except boundary.ProviderFileError as exc:
+                refused.append(str(exc))
+                continue
+            if candidate == recorded and recorded.is_absolute():
+                warnings.append(f"{reduced}: {what} {recorded} (as recorded in reduction_options.json) lies outside "
+                                "the run's folder; none of that name beside the run")  # fmt: skip
+            return candidate
+        if refused:
+            raise RunInputError(f"{reduced}: reduction_options.json names the {what} {named}: {refused[0]}",
+                                where=reduced)  # fmt: skip
         raise RunInputError(f"{reduced}: reduction_options.json names the {what} {named}, found neither beside the "
                             "run nor at that path", where=reduced)  # fmt: skip
-    found = {c.resolve(): c for place in places for c in sorted(place.glob(pattern)) if c.is_file() and accept(c)}
+    beside = [c for place in places for c in sorted(place.glob(pattern)) if c.is_file()]
+    refused = [why for c in beside if (why := _outside(c, root))]
+    found = {c.resolve(): c for c in beside if not _outside(c, root) and accept(c, root)}
     if len(found) > 1:
         names = ", ".join(str(c) for c in found.values())
         raise RunInputError(f"{reduced}: {len(found)} {what}s beside the run ({names}); name the right one in "
                             f"reduction_options.json ({key})", where=reduced)  # fmt: skip
     if not found:
-        raise RunInputError(f"{reduced}: no {what} named in reduction_options.json or beside it", where=reduced)
+        why = f" ({refused[0]})" if refused else ""
+        raise RunInputError(f"{reduced}: no {what} named in reduction_options.json or beside it{why}", where=reduced)
     return next(iter(found.values()))
 
 
-def _is_split(path: Path) -> bool:
+def _outside(path: Path, root: Path) -> str | None:
+    """Why the boundary refuses ``path`` (a symlink out of ``root``...), or None."""
+    from manifest_broker import boundary
+
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        boundary.regular_file(os.path.abspath(path), os.path.abspath(root), what="file")
+    except boundary.ProviderFileError as exc:
+        return str(exc)
+    return None
+
+
+def _is_split(path: Path, root: Path) -> bool:
+    try:
+        data = side_file_json(path, "split file", root)
+    except RunInputError:
         return False
     return isinstance(data, dict) and "intervals" in data and "source_directory" in data
 
 
-def find_runs(root: Path) -> Iterator[RunInputs | RunInputError]:
+def find_runs(root: Path, inputs_root: Path | None = None) -> Iterator[RunInputs | RunInputError]:
     """Each reduced directory (one with a sidecar) with the split file and template
-    that belong to it (:func:`_resolve`)."""
+    that belong to it (:func:`_resolve`), found inside the run's folder or inside
+    ``inputs_root`` when the user names one."""
     for sidecar in sorted(Path(root).rglob("r*_eis_reduction.json")):
         reduced = sidecar.parent
+        side_root = Path(inputs_root) if inputs_root is not None else reduced.parent
         options_path = reduced / "reduction_options.json"
         warnings: list[str] = []
         try:
-            options = read_json(options_path, "reduction options") if options_path.exists() else {}
+            options = side_file_json(options_path, "reduction options", reduced) if options_path.exists() else {}
             if not isinstance(options, dict):
                 raise RunInputError(f"{options_path}: reduction options are not a JSON object", where=options_path)
-            split = _resolve(reduced, options, "intervals_file", "split file", "*.json", _is_split, warnings)
-            template = _resolve(reduced, options, "template_file", "reduction template", "*.xml", lambda p: True,
-                                warnings)  # fmt: skip
+            split = _resolve(reduced, options, "intervals_file", "split file", "*.json", _is_split, side_root, warnings)
+            template = _resolve(reduced, options, "template_file", "reduction template", "*.xml",
+                                lambda p, r: True, side_root, warnings)  # fmt: skip
         except RunInputError as exc:
             yield exc
             continue
-        yield RunInputs(split, reduced, template, warnings)
+        yield RunInputs(split, reduced, template, warnings, side_root)
+    with_sidecar = {p.parent for p in Path(root).rglob("r*_eis_reduction.json")}
+    for folder in sorted({p.parent for p in Path(root).rglob("r*_*.txt") if _SLICE.match(p.name)} - with_sidecar):
+        yield RunInputError(f"{folder}: reduced files but no r<run>_eis_reduction.json sidecar: skipped (the reducer "
+                            "writes it last; `broker tnr package --run-number N` packages a run without one)",
+                            where=folder)  # fmt: skip
 
 
 def _package(inputs: RunInputs) -> RunPackage:
-    package = package_run(inputs.split_file, inputs.reduced_dir, inputs.template_file)
+    package = package_run(inputs.split_file, inputs.reduced_dir, inputs.template_file, side_root=inputs.root)
     package.warnings[:0] = inputs.warnings
     return package
 
@@ -169,9 +211,9 @@ def _read(inputs: RunInputs) -> RunPackage | str:
         return str(exc)
 
 
-def _found(root: Path, record: Callable[[RunSummary], None]) -> list[RunInputs]:
+def _found(root: Path, record: Callable[[RunSummary], None], inputs_root: Path | None) -> list[RunInputs]:
     runs = []
-    for item in find_runs(root):
+    for item in find_runs(root, inputs_root):
         if isinstance(item, RunInputError):
             record(RunSummary(str(item.where), None, 0, 0, [], str(item)))
         else:
@@ -181,7 +223,8 @@ def _found(root: Path, record: Callable[[RunSummary], None]) -> list[RunInputs]:
 
 def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int = 1,
                  on_done: Callable[[RunSummary], None] | None = None,
-                 batch: int = BATCH_RUNS, cluster: Client | None = None) -> list[RunSummary]:  # fmt: skip
+                 batch: int = BATCH_RUNS, cluster: Client | None = None,
+                 inputs_root: Path | None = None) -> list[RunSummary]:  # fmt: skip
     """Package every run under ``root``; a failing run is reported and skipped.
 
     Runs are read on ``jobs`` worker processes (inline for one job), or on the Dask
@@ -197,7 +240,7 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
         if on_done:
             on_done(summary)
 
-    runs = _found(root, record)
+    runs = _found(root, record, inputs_root)
     batches = _Batches(lake, namespace, batch, record)
     if cluster is not None:
         from manifest_broker.cluster import map_unordered
@@ -206,7 +249,9 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
             batches.add(inputs, package)
         batches.commit()
         return summaries
-    pool = worker_pool(jobs, ["polars", "pyarrow", "manifest_broker.tnr.package"]) if jobs > 1 else None
+    pool = (worker_pool(jobs, ["polars", "pyarrow", "manifest_broker.tnr.package", "manifest_broker.tnr.lifeline"],
+                        initializer=die_with, initargs=(os.getpid(),))
+            if jobs > 1 else None)  # fmt: skip
     pending: deque[tuple[RunInputs, Future[RunPackage | str] | None]] = deque()
 
     def take() -> None:
@@ -221,10 +266,24 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
         while pending:
             take()
         batches.commit()
+    except BaseException:
+        if pool:  # Ctrl-C or SIGTERM: the runs being read are dropped now, not finished (a re-run reads them)
+            _kill_workers(pool)
+        raise
     finally:
-        if pool:  # on Ctrl-C, runs not yet read are dropped; the workers ignore SIGINT
+        if pool:  # runs not yet read are dropped; the workers ignore SIGINT
             shut_down(pool)
     return summaries
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """End the pool's workers at once (what they were reading is lost, nothing else:
+    every commit is made by this process)."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError):
+            pass
 
 
 def _read_with_inputs(inputs: RunInputs) -> tuple[RunInputs, RunPackage | str]:

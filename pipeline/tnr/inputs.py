@@ -53,21 +53,40 @@ def inputs_fingerprint(split_file: Path, reduced_dir: Path, template_file: Path)
     return digest.hexdigest()
 
 
-def read_bytes(path: Path, what: str) -> bytes:
-    """A whole input file; a missing file or a directory is a one-line error."""
+# Size limits of the side files (real ones: templates of tens of kB, split files and
+# sidecars under a few MB for thousands of intervals).
+LIMITS = {"split file": 256 << 20, "reduction sidecar": 256 << 20, "reduction options": 1 << 20,
+          "reduction template": 16 << 20}  # fmt: skip
+
+
+def side_file_bytes(path: Path, what: str, root: Path | None = None) -> bytes:
+    """A whole input file, read through :mod:`manifest_broker.boundary`: it must lie
+    inside ``root`` once every symlink is resolved (default: the folder the file
+    itself resolves into, for a path the user named), be a regular file (a FIFO is
+    never opened) and be no larger than its kind's limit (:data:`LIMITS`).
+
+    Raises:
+        RunInputError: one line naming the file and the rule.
+    """
+    from manifest_broker import boundary
+
+    if root is None:
+        root = Path(os.path.dirname(os.path.realpath(path)))
     try:
-        return Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise RunInputError(f"{path}: {what} not found", where=path) from exc
-    except IsADirectoryError as exc:
-        raise RunInputError(f"{path}: is a directory, not the {what}", where=path) from exc
-    except OSError as exc:
-        raise RunInputError(f"{path}: cannot read the {what} ({exc.strerror})", where=path) from exc
+        # (absolute: the boundary takes a relative path from the root)
+        return boundary.read_bytes(os.path.abspath(path), os.path.abspath(root), limit=LIMITS.get(what, 256 << 20),
+                                   what=what)  # fmt: skip
+    except boundary.ProviderFileError as exc:
+        if exc.rule == "missing":
+            raise RunInputError(f"{path}: {what} not found", where=path) from exc
+        if exc.rule == "not_regular" and os.path.isdir(path):
+            raise RunInputError(f"{path}: is a directory, not the {what}", where=path) from exc
+        raise RunInputError(f"{path}: {exc}", where=path) from exc
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Parse a JSON file; errors name the file, line and column."""
-    raw = read_bytes(path, what)
+def side_file_json(path: Path, what: str, root: Path | None = None) -> Any:
+    """Parse a JSON file (read as :func:`side_file_bytes` does); errors name the file, line and column."""
+    raw = side_file_bytes(path, what, root)
     try:
         return json.loads(raw)  # UTF-8, -16 or -32, with or without BOM (RFC 8259)
     except UnicodeDecodeError as exc:
@@ -76,9 +95,9 @@ def read_json(path: Path, what: str) -> Any:
         raise RunInputError(f"{path}:{exc.lineno}:{exc.colno}: malformed {what} JSON ({exc.msg})", where=path) from exc
 
 
-def read_split(path: Path) -> dict[str, Any]:
+def read_split(path: Path, root: Path | None = None) -> dict[str, Any]:
     """The EIS interval extractor's split file (per-file or per-frequency)."""
-    split = read_json(path, "split file")
+    split = side_file_json(path, "split file", root)
     intervals = split.get("intervals") if isinstance(split, dict) else None
     if not isinstance(intervals, list) or not all(isinstance(iv, dict) for iv in intervals):
         raise RunInputError(f"{path}: split file has no 'intervals' list of objects", where=path)
@@ -99,13 +118,13 @@ def find_sidecar(reduced_dir: Path) -> Path | None:
     return found[0] if found else None
 
 
-def read_template(path: Path) -> Template:
+def read_template(path: Path, folder: Path | None = None) -> Template:
     """The reduction template: its text, the sha256 of its bytes, and the filterable fields.
 
     The text is decoded the way the XML declares (UTF-8 when it declares nothing);
     every optional element may be absent (its field is then null).
     """
-    raw = read_bytes(path, "reduction template")
+    raw = side_file_bytes(path, "reduction template", folder)
     declared = _XML_ENCODING.match(raw)
     encoding = declared.group(1).decode("ascii") if declared else "utf-8"
     try:

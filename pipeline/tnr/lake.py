@@ -623,8 +623,9 @@ def maintain(lake: Lake | str | Path, namespace: str = DEFAULT_NAMESPACE, keep: 
     return done
 
 
-def scan(lake: Lake | str | Path, table: str, namespace: str = DEFAULT_NAMESPACE, run: int | None = None) -> pa.Table:
-    """Read a table (optionally one run) as Arrow through a pyiceberg scan.
+def scan(lake: Lake | str | Path, table: str, namespace: str = DEFAULT_NAMESPACE, run: int | None = None,
+         columns: tuple[str, ...] = ("*",)) -> pa.Table:  # fmt: skip
+    """Read a table (optionally one run, optionally some columns) as Arrow through a pyiceberg scan.
 
     Raises:
         LakeError: when the lake or the table does not exist (nothing is created).
@@ -637,4 +638,4 @@ def scan(lake: Lake | str | Path, table: str, namespace: str = DEFAULT_NAMESPACE
         t = _load(cat, f"{namespace}.{table}")
     except (NoSuchTableError, NoSuchNamespaceError) as exc:
         raise LakeError(f"{lake}: no table {namespace}.{table}; package a run into it first", where=lake) from exc
-    return t.scan(row_filter=_run_filter(run) if run is not None else AlwaysTrue()).to_arrow()
+    return t.scan(row_filter=_run_filter(run) if run is not None else AlwaysTrue(), selected_fields=columns).to_arrow()

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,14 +28,15 @@ from manifest_broker.tnr.inputs import (
     Template,
     find_sidecar,
     inputs_fingerprint,
-    read_json,
     read_split,
     read_template,
+    side_file_json,
 )
 from manifest_broker.tnr.reduced import ReducedFileError, read_reduced_files
 from manifest_broker.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform, polars_schema
 
-_RUN_FILE = re.compile(r"^r(\d+)_.+\.txt$")
+_RUN_FILE = re.compile(r"^r(\d+)_.+\.(?:txt|ort)$")
+SLICE_SUFFIXES = (".txt", ".ort")  # the reducer's text files; ORSO files, where the reduction library is heading
 _SIDECAR_NAME = re.compile(r"^r(\d+)_eis_reduction\.json$")
 # Interval fields copied from the split file, with their types.
 INTERVAL_FIELDS: dict[str, pl.DataType] = {
@@ -44,6 +46,8 @@ INTERVAL_FIELDS: dict[str, pl.DataType] = {
     "frequency_hz": pl.Float64(), "measurement_index": pl.Int64(), "ewe_v": pl.Float64(),
     "z_ohm": pl.Float64(), "im_z_ohm": pl.Float64(), "phase_deg": pl.Float64(),
 }  # fmt: skip
+# The offsets real time zones use, in hours (UTC-12 to UTC+14).
+TZ_OFFSET_RANGE = (-12, 14)
 HEADER_FIELDS = ("reduction_version", "run_title", "run_start_time", "theta_offset", "q_summing")
 
 
@@ -154,6 +158,16 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
     sidecar_intervals = sidecar.get("intervals") if sidecar_path is not None else None
     if isinstance(sidecar_intervals, list) and sidecar_intervals:
         listed = [clean_label(reducer_name(iv, i)) for i, iv in enumerate(sidecar_intervals) if isinstance(iv, dict)]
+        # The reducer lists each interval once; one listed twice (same name, start and
+        # end) has no single place in time order. Two intervals sharing a name are
+        # another matter: the later one's file overwrote the earlier (see _winners).
+        entries = Counter(
+            (clean_label(reducer_name(iv, i)), str(iv.get("start")), str(iv.get("end")))
+            for i, iv in enumerate(sidecar_intervals) if isinstance(iv, dict)
+        )  # fmt: skip
+        if twice := sorted({name for (name, _, _), count in entries.items() if count > 1}):
+            raise RunInputError(f"{sidecar_path}: intervals listed more than once: {', '.join(twice[:5])}",
+                                where=sidecar_path)  # fmt: skip
         if unknown := [n for n in listed if n not in winner]:
             raise RunInputError(
                 f"{sidecar_path}: intervals {', '.join(unknown[:5])} are not in the split file {split_file}",
@@ -168,16 +182,21 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
 
     files: dict[str, Path] = {}
     unmatched: list[str] = []
-    wanted = {f"r{run_number}_{name}.txt": name for name in order}
+    wanted = {f"r{run_number}_{name}{suffix}": name for name in order for suffix in SLICE_SUFFIXES}
     for name in sorted(os.listdir(reduced_dir)):
-        if not (name.startswith("r") and name.endswith(".txt")):
+        if not name.endswith(SLICE_SUFFIXES):
             continue
         if name in wanted:
+            if (other := files.get(wanted[name])) is not None:
+                raise RunInputError(f"{reduced_dir}: interval {wanted[name]!r} has two reduced files, {other.name} "
+                                    f"and {name}; keep one", where=reduced_dir)  # fmt: skip
             files[wanted[name]] = Path(reduced_dir, name)
         elif (m := _RUN_FILE.match(name)) and int(m.group(1)) != run_number:
             unmatched.append(f"reduced file {name} is of run {m.group(1)}, not of run {run_number}: left out")
         elif m:
             unmatched.append(f"reduced file {name} matches no interval")
+        else:  # a whole-run REFL_* file of the reduction library, or any other stray text file
+            unmatched.append(f"{name} is not a slice file r{run_number}_<interval>.txt: left out")
     missing = [f"interval {name!r} has no reduced file r{run_number}_{name}.txt" for name in order if name not in files]
     if (missing or unmatched) and strict:
         raise RunInputError(f"{reduced_dir}: " + "; ".join(missing + unmatched))
@@ -224,12 +243,13 @@ def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float | Non
     data = data.with_columns(pl.Series("filepath", [os.path.join(folder, p.name) for p in paths], pl.String))
     frame = pl.concat([data, _interval_rows(slices, split, offset, str(split_file))], how="horizontal")
     finite_r = pl.col("R").list.eval(pl.element().filter(pl.element().is_finite()))
+    finite_q = pl.col("Q").list.eval(pl.element().filter(pl.element().is_finite()))
     header = pl.col("header_json").str.json_decode(
         pl.Struct({f: pl.String for f in (*HEADER_FIELDS, "meta_json", "angles_json")})
     )
     frame = frame.with_columns(
         pl.lit(run_number, pl.Int64).alias("run_number"), pl.lit(package_id).alias("package_id"),
-        pl.col("Q").list.min().alias("Q_min"), pl.col("Q").list.max().alias("Q_max"),
+        finite_q.list.min().alias("Q_min"), finite_q.list.max().alias("Q_max"),
         finite_r.list.min().alias("R_min"), finite_r.list.max().alias("R_max"),
         header.alias("_h"),
     ).unnest("_h")  # fmt: skip
@@ -307,6 +327,7 @@ def package_run(
     run_number: int | None = None,
     strict: bool = False,
     progress: Progress | None = None,
+    side_root: Path | None = None,
 ) -> RunPackage:
     """Read, match and check everything of one run; nothing is written.
 
@@ -320,6 +341,9 @@ def package_run(
         strict: Unmatched files, intervals without a file and intervals sharing a
             file name are errors, not warnings.
         progress: Told ``(stage, done, total)`` while reduced files are read.
+        side_root: The folder the split file and template must lie in (symlinks
+            out of it refused); default: the folder each resolves into. The
+            sidecar, the options and the reduced files must lie in ``reduced_dir``.
 
     Returns:
         A :class:`RunPackage` whose tables conform to the declared schemas.
@@ -329,10 +353,10 @@ def package_run(
     """
     reduced_dir = Path(reduced_dir)
     warnings: list[str] = []
-    split = read_split(split_file)
-    template = read_template(template_file)
+    split = read_split(split_file, side_root)
+    template = read_template(template_file, side_root)
     sidecar_path = find_sidecar(reduced_dir)
-    sidecar: dict[str, Any] = read_json(sidecar_path, "reduction sidecar") if sidecar_path else {}
+    sidecar: dict[str, Any] = side_file_json(sidecar_path, "reduction sidecar", reduced_dir) if sidecar_path else {}
     if not isinstance(sidecar, dict):
         raise RunInputError(f"{sidecar_path}: reduction sidecar is not a JSON object", where=sidecar_path)
     number = _run_number(sidecar_path, sidecar, run_number, reduced_dir)
@@ -340,8 +364,14 @@ def package_run(
         warnings.append(f"{reduced_dir}: no sidecar; run number {number} from --run-number, order from the split file")
 
     options_path = reduced_dir / "reduction_options.json"
-    options = read_json(options_path, "reduction options") if options_path.exists() else {}
+    options = side_file_json(options_path, "reduction options", reduced_dir) if options_path.exists() else {}
+    if not isinstance(options, dict):
+        raise RunInputError(f"{options_path}: reduction options are not a JSON object", where=options_path)
     offset = tz_offset if tz_offset is not None else _number(options.get("tz_offset"))
+    if offset is not None and not TZ_OFFSET_RANGE[0] <= offset <= TZ_OFFSET_RANGE[1]:
+        where = "--tz-offset" if tz_offset is not None else f"{options_path}: tz_offset"
+        raise RunInputError(f"{where} {offset:g} h is outside the offsets real time zones use "
+                            f"({TZ_OFFSET_RANGE[0]}..+{TZ_OFFSET_RANGE[1]})", where=options_path)  # fmt: skip
     if offset is None:
         # Unknown, and stored as unknown (null): the times are taken as UTC, which
         # is right only if the split file's local clock was UTC.

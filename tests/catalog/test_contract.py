@@ -119,7 +119,8 @@ def test_key_duplicate_and_collision_across_datasets(spinwave: Dataset, multimod
         (str(spinwave.pair.hamiltonians), 2),
         (str(multimodal.pair.hamiltonians), 2),
     }
-    assert any("dataset multimodal" in f["message"] for f in collisions)
+    # the other dataset named by its manifest's path (two datasets may share a name in different folders)
+    assert any(f"another dataset ({multimodal.pair.hamiltonians}, row 2)" in f["message"] for f in collisions)
 
 
 def test_key_in_catalog(spinwave: Dataset, tmp_path: Path) -> None:
@@ -256,7 +257,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
             if os.geteuid() == 0:
                 os.setgid(65534)
                 os.setuid(65534)
-            [(_dataset, status, message, *_rest)] = _probe_file(str(locked), ["/x"])
+            [(_dataset, status, message, *_rest)] = _probe_file(str(locked), ["/x"], str(base))
             os.write(write_end, json.dumps([status, message]).encode())
         finally:
             os._exit(0)

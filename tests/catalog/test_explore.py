@@ -67,3 +67,20 @@ def test_the_pattern_b_generator_reads_the_batched_dataset(_pristine: Path, tmp_
     )
     checked = runner.invoke(app, ["check", str(ham_file), str(art_file), "--base-dir", str(data)])
     assert checked.exit_code == 0, checked.output
+
+
+def test_external_links_are_named_and_never_followed(tmp_path: Path) -> None:
+    """An external link (in a plain file, or a NeXus field) was silently left out of
+    what explore shows; it is named as a link to another file, and not followed."""
+    outside = tmp_path / "outside.h5"
+    with h5py.File(outside, "w") as f:
+        f["secret"] = np.arange(3.0)
+    data = tmp_path / "data"
+    data.mkdir()
+    with h5py.File(data / "plain.h5", "w") as f:
+        f["g/y"] = np.arange(4.0)
+        f["x"] = h5py.ExternalLink(str(outside), "/secret")
+    report = explore(data)
+    (info,) = report.sample
+    assert [d.path for d in info.datasets] == ["/g/y"]
+    assert any("external link /x -> /secret in" in flag and "never followed" in flag for flag in report.flags)

@@ -46,6 +46,7 @@ def test_demo_runs_twice_and_its_next_steps_work_as_printed(tmp_path: Path) -> N
     steps = second.stdout.split("serve the catalog", 1)[1]
     commands = [line.strip() for line in steps.splitlines() if line.startswith("  ")]
     serve, read_tiled, read_lake, tnr_sql = commands
+    assert "api_key" not in second.stdout  # a key is never put into a program's arguments
     port = free_port()
     serve, read_tiled = (c.replace("8000", str(port)) for c in (serve, read_tiled))
     assert "broker serve" in serve and not serve.split("=", 1)[1].startswith("broker")  # not a bare `broker`

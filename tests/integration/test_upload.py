@@ -19,13 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from manifest_broker.cache import default_cache_dir
 from manifest_broker.catalog import register as register_module
 from manifest_broker.catalog.client import Server
-from manifest_broker.catalog.database import locate
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.serve import running_server
-from manifest_broker.catalog.write import init_catalog
 from tests.reliability.conftest import BROKER
 
 pytestmark = pytest.mark.integration
@@ -70,20 +67,6 @@ def _provider(root: Path) -> tuple[Path, Path, dict[tuple[str, str], np.ndarray]
                    ("file", pa.string()), ("dataset", pa.string()), ("index", pa.int64())])),
                    manifests / "up_artifacts.parquet")  # fmt: skip
     return data, manifests, expected
-
-
-@pytest.fixture(scope="module")
-def upload_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A server that cannot read the provider's files: an empty readable directory,
-    writable storage of its own (one per module: each test registers under its own parent)."""
-    tmp_path = tmp_path_factory.mktemp("upload-server")
-    catalog = tmp_path / "server.db"
-    init_catalog(locate(str(catalog)), template_dir=default_cache_dir())
-    (tmp_path / "nothing").mkdir()
-    storage = tmp_path / "storage"
-    storage.mkdir()
-    with running_server(str(catalog), tmp_path / "nothing", storage=storage, log=tmp_path / "serve.log") as url:
-        yield url, storage
 
 
 def _served(url: str, parent: str) -> dict[tuple[str, str], tuple[np.ndarray, dict]]:

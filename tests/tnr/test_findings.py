@@ -49,12 +49,16 @@ def test_a_copied_campaign_reads_its_own_template(tmp_path: Path) -> None:
     assert row["reduced_dir"] == str((copy / "run" / "reduced").resolve())
 
 
-def test_a_recorded_path_is_used_only_when_nothing_of_its_name_is_beside_the_run(tmp_path: Path) -> None:
+def test_a_recorded_path_outside_the_run_is_read_only_inside_a_root_the_user_names(tmp_path: Path) -> None:
+    """#24: reduction_options.json is the provider's data; a path in it outside the
+    run's folder is refused, unless the user names a root that holds it."""
     split, reduced, xml = spec_run(tmp_path / "shared")
     elsewhere = tmp_path / "campaign" / "run"
     shutil.copytree(reduced, elsewhere / "reduced")
     _options(elsewhere / "reduced", intervals_file=str(split), template_file=str(xml))
-    [found] = find_runs(tmp_path / "campaign")
+    [refused] = find_runs(tmp_path / "campaign")
+    assert isinstance(refused, RunInputError) and "outside" in str(refused) and str(split.name) in str(refused)
+    [found] = find_runs(tmp_path / "campaign", inputs_root=tmp_path)
     assert not isinstance(found, RunInputError)
     assert found.template_file == xml and any("lies outside the run's folder" in w for w in found.warnings)
 

@@ -123,9 +123,9 @@ def test_imperfect_files_are_read_with_warnings(tmp_path: Path) -> None:
     assert frame["sha256"][0] == hashlib.sha256(bom.read_bytes()).hexdigest()
     assert warnings == [
         f"{latin}:3: not UTF-8 (invalid continuation byte at byte 67); decoded with replacement characters",
-        f"{trailing}: rows are neither savetxt rows nor fixed-width columns; read line by line (slower)",
         f"{empty}: is empty; kept as a slice with no points",
         f"{header_only}: has a header but no data rows; kept as a slice with no points",
+        f"{trailing}: rows are neither savetxt rows nor fixed-width columns; read line by line (slower)",
     ]
     header = json.loads(frame["header_json"][2])
     assert header["q_summing"] == "False" and header["tof_weighted"] == "False"

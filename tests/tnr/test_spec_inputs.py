@@ -177,9 +177,11 @@ def test_no_sidecar_with_run_number(tmp_path: Path, command: str) -> None:
     )
     refused = invoke(args)
     assert refused.exit_code == 1 and "give --run-number" in refused.output and not lake.exists() and not out.exists()
-    # an output folder that does not exist is refused before anything is read or written
-    missing = invoke([*args[:-1], str(tmp_path / "nowhere" / "tnr.parquet"), "--run-number", str(RUN)])
-    assert missing.exit_code == 1 and "nowhere does not exist" in missing.output and not lake.exists()
+    # an output folder that cannot be made is refused before anything is read or written (#27: one that does not
+    # exist yet is created, as the reference does)
+    (tmp_path / "afile").write_text("")
+    missing = invoke([*args[:-1], str(tmp_path / "afile" / "nowhere" / "tnr.parquet"), "--run-number", str(RUN)])
+    assert missing.exit_code == 1 and "cannot create its folder" in missing.output and not lake.exists()
     result = invoke([*args, "--run-number", str(RUN)])
     assert result.exit_code == 0, result.output
     row = scan(lake, "runs").to_pylist()[0]

@@ -103,7 +103,9 @@ def test_a_changed_run_is_packaged_again_and_a_bad_one_is_reported_once(tmp_path
     broken.write_text("{ not json")
     once = subprocess.run([BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"], capture_output=True,
                           text=True, timeout=120)  # fmt: skip
-    assert once.returncode == 0 and once.stdout.count("packaged run") == 1, once.stdout + once.stderr
+    # --once says that a run it saw was not packaged, by its exit code too (#27)
+    assert once.returncode == 1 and once.stdout.count("packaged run") == 1, once.stdout + once.stderr
+    assert f"1 run(s) seen but not packaged: {folder / made[1].root.name / 'reduced'}" in once.stderr
     assert [line for line in once.stderr.splitlines() if line.startswith("error:")][0].count("split file") >= 1
     first = scan(lake, "runs").to_pylist()[0]["package_id"]
     again = subprocess.run([BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"], capture_output=True,
@@ -119,3 +121,20 @@ def test_a_changed_run_is_packaged_again_and_a_bad_one_is_reported_once(tmp_path
     assert third.stdout.count("packaged run") == 1
     rows = scan(lake, "runs").to_pylist()
     assert len(rows) == 1 and rows[0]["package_id"] != first
+
+
+def test_a_sidecar_that_is_a_fifo_is_said_and_never_opened(tmp_path: Path) -> None:
+    """`watch --once` on a run whose sidecar is a FIFO said nothing and exited 0 (the
+    folder listing took regular files only); the run is named with why, exit 1."""
+    made = synthesize_campaign(tmp_path / "made", 1, n_slices=4, points=(10, 20), flavour="savetxt")
+    folder, lake = tmp_path / "incoming", tmp_path / "lake"
+    folder.mkdir()
+    _drop(made[0].root, folder)
+    reduced = folder / made[0].root.name / "reduced"
+    (sidecar,) = reduced.glob("r*_eis_reduction.json")
+    sidecar.unlink()
+    os.mkfifo(sidecar)
+    once = subprocess.run([BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert once.returncode == 1, once.stdout + once.stderr
+    assert "FIFO" in once.stderr and "1 run(s) seen but not packaged" in once.stderr, once.stderr

@@ -10,7 +10,10 @@
 -- dataset_dtype_unsupported: a dtype Tiled's structures cannot describe exactly
 -- (a compound with a string field...): its adapter would refuse every read.
 -- dataset_filter_unavailable: compressed with an HDF5 filter that neither HDF5 nor
--- hdf5plugin (which Tiled's server imports) can decode.
+-- hdf5plugin (which Tiled's server imports) can decode. dataset_null_dataspace: an
+-- HDF5 null dataspace (h5py.Empty) holds no array at all. dataset_unreadable_chunks
+-- (check --deep): a chunk that does not read or decode; dataset_too_large_to_read
+-- (check --deep): more logical bytes than --max-array-size, so not read.
 -- Reads: artifacts, probes.
 SELECT CASE WHEN p.dataset_status = 'ok' THEN 'dataset_ragged'
             ELSE 'dataset_' || p.dataset_status END AS rule,

@@ -1,11 +1,17 @@
--- Rule: huid is unique within a dataset's Hamiltonian manifest.
-SELECT 'huid_duplicate' AS rule, 'error' AS severity, manifest, row, 'huid' AS "column",
-       huid AS value,
-       'huid ' || huid || ' appears ' || n || ' times (rows ' || array_to_string(rows, ', ') || ')' AS message
-FROM (
-    SELECT *, count(*) OVER w AS n, list(row ORDER BY row) OVER w AS rows
+-- Rule: huid is unique within a dataset's Hamiltonian manifest. Each group of
+-- duplicates is aggregated once (its count and first rows), so the work and the
+-- messages stay linear in the rows however many rows share one huid.
+-- Reads: hamiltonians.
+WITH groups AS (
+    SELECT dataset_name, huid, count(*) AS n, list(row ORDER BY row)[1:5] AS first_rows
     FROM hamiltonians
     WHERE huid IS NOT NULL AND trim(huid) <> ''
-    WINDOW w AS (PARTITION BY dataset_name, huid)
+    GROUP BY dataset_name, huid
+    HAVING count(*) > 1
 )
-WHERE n > 1
+SELECT 'huid_duplicate' AS rule, 'error' AS severity, h.manifest, h.row, 'huid' AS "column",
+       h.huid AS value,
+       'huid ' || h.huid || ' appears ' || g.n || ' times (rows ' || array_to_string(g.first_rows, ', ')
+           || CASE WHEN g.n > 5 THEN ', ...' ELSE '' END || ')' AS message
+FROM hamiltonians AS h
+JOIN groups AS g ON g.dataset_name = h.dataset_name AND g.huid = h.huid

@@ -1,9 +1,35 @@
 -- Rule: keys must be unique across all datasets (guide, Step 2), checked among
--- the datasets checked together, in Unicode NFC (as key_duplicate).
+-- the datasets checked together, in Unicode NFC (as key_duplicate). Each key is
+-- aggregated once per dataset, so the work stays linear however many rows share it;
+-- a row names the first row of the first other dataset using its key.
 -- Reads: hamiltonians.
+WITH named AS (
+    SELECT *, nfc_normalize(key) AS key_nfc
+    FROM hamiltonians
+    WHERE key IS NOT NULL AND key <> ''
+),
+per_dataset AS (
+    SELECT key_nfc, dataset_name, min(manifest) AS manifest, min(row) AS first_row,
+           row_number() OVER (PARTITION BY key_nfc ORDER BY dataset_name) AS rank
+    FROM named
+    GROUP BY key_nfc, dataset_name
+),
+shared AS (
+    SELECT key_nfc,
+           max(CASE WHEN rank = 1 THEN dataset_name END) AS first_dataset,
+           max(CASE WHEN rank = 1 THEN manifest END) AS first_manifest,
+           max(CASE WHEN rank = 1 THEN first_row END) AS first_row,
+           max(CASE WHEN rank = 2 THEN manifest END) AS second_manifest,
+           max(CASE WHEN rank = 2 THEN first_row END) AS second_row
+    FROM per_dataset
+    WHERE rank <= 2
+    GROUP BY key_nfc
+    HAVING count(*) = 2
+)
 SELECT 'key_collision' AS rule, 'error' AS severity, a.manifest, a.row, 'key' AS "column",
        a.key AS value,
-       'key ' || a.key || ' is also used by dataset ' || b.dataset_name || ' (' || b.manifest
-           || ', row ' || b.row || ')' AS message
-FROM hamiltonians AS a
-JOIN hamiltonians AS b ON nfc_normalize(a.key) = nfc_normalize(b.key) AND a.dataset_name <> b.dataset_name
+       'key ' || a.key || ' is also used by another dataset ('
+           || CASE WHEN a.dataset_name = s.first_dataset THEN s.second_manifest || ', row ' || s.second_row
+                   ELSE s.first_manifest || ', row ' || s.first_row END || ')' AS message
+FROM named AS a
+JOIN shared AS s USING (key_nfc)

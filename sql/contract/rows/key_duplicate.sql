@@ -1,15 +1,22 @@
 -- Rule: a key is unique within one dataset (it becomes the catalog key). Keys are
 -- compared in Unicode NFC: two spellings of one name (café composed and
--- decomposed) are one key.
+-- decomposed) are one key. Each group is aggregated once (count and first rows):
+-- linear in the rows however many share one key.
 -- Reads: hamiltonians.
-SELECT 'key_duplicate' AS rule, 'error' AS severity, manifest, row, 'key' AS "column",
-       key AS value,
-       'key ' || key || ' appears ' || n || ' times (rows ' || array_to_string(rows, ', ')
-           || '; compared in Unicode NFC)' AS message
-FROM (
-    SELECT *, count(*) OVER w AS n, list(row ORDER BY row) OVER w AS rows
+WITH named AS (
+    SELECT *, nfc_normalize(key) AS key_nfc
     FROM hamiltonians
     WHERE key IS NOT NULL AND key <> ''
-    WINDOW w AS (PARTITION BY dataset_name, nfc_normalize(key))
+),
+groups AS (
+    SELECT dataset_name, key_nfc, count(*) AS n, list(row ORDER BY row)[1:5] AS first_rows
+    FROM named
+    GROUP BY dataset_name, key_nfc
+    HAVING count(*) > 1
 )
-WHERE n > 1
+SELECT 'key_duplicate' AS rule, 'error' AS severity, h.manifest, h.row, 'key' AS "column",
+       h.key AS value,
+       'key ' || h.key || ' appears ' || g.n || ' times (rows ' || array_to_string(g.first_rows, ', ')
+           || CASE WHEN g.n > 5 THEN ', ...' ELSE '' END || '; compared in Unicode NFC)' AS message
+FROM named AS h
+JOIN groups AS g USING (dataset_name, key_nfc)
