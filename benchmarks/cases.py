@@ -57,20 +57,30 @@ def _check_fixture(workdir: Path, files: int, per_file: int) -> tuple[Path, Path
     ids = np.arange(files)
     huids = pa.array([f"h{i:06d}" for i in ids])
     rng = np.random.default_rng(0)
-    pq.write_table(pa.table({"huid": huids, "key": pa.array([f"H_{h}" for h in huids.to_pylist()]),
-                             "J1": rng.random(files), "J2": rng.random(files)}),
-                   manifests / "bench_hamiltonians.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {
+                "huid": huids,
+                "key": pa.array([f"H_{h}" for h in huids.to_pylist()]),
+                "J1": rng.random(files),
+                "J2": rng.random(files),
+            }
+        ),
+        manifests / "bench_hamiltonians.parquet",
+    )
     file_col = [f"{i // 1000:03d}/h{i:06d}.h5" for i in ids]
     pq.write_table(
-        pa.table({
-            "huid": np.repeat(np.array(huids.to_pylist(), dtype=object), per_file),
-            "type": np.tile(np.array([f"t{d}" for d in range(per_file)], dtype=object), files),
-            "file": np.repeat(np.array(file_col, dtype=object), per_file),
-            "dataset": np.tile(np.array([f"/d{d}" for d in range(per_file)], dtype=object), files),
-            "temperature_K": np.tile(np.arange(per_file, dtype="f8"), files),
-        }),
+        pa.table(
+            {
+                "huid": np.repeat(np.array(huids.to_pylist(), dtype=object), per_file),
+                "type": np.tile(np.array([f"t{d}" for d in range(per_file)], dtype=object), files),
+                "file": np.repeat(np.array(file_col, dtype=object), per_file),
+                "dataset": np.tile(np.array([f"/d{d}" for d in range(per_file)], dtype=object), files),
+                "temperature_K": np.tile(np.arange(per_file, dtype="f8"), files),
+            }
+        ),
         manifests / "bench_artifacts.parquet",
-    )  # fmt: skip
+    )
     return base, manifests / "bench_hamiltonians.parquet", manifests / "bench_artifacts.parquet"
 
 
@@ -122,8 +132,10 @@ def _wide_fixture(folder: Path, columns: int, rows: int = 3) -> tuple[Path, Path
     ham = {"huid": [f"h{i}" for i in range(rows)], "key": [f"k{i}" for i in range(rows)]}
     ham |= {f"c{c}": rng.random(rows) for c in range(columns)}
     pq.write_table(pa.table(ham), folder / "w_hamiltonians.parquet")
-    pq.write_table(pa.table({"huid": ham["huid"], "type": ["t"] * rows, "file": ["f.h5"] * rows,
-                             "dataset": ["/x"] * rows}), folder / "w_artifacts.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table({"huid": ham["huid"], "type": ["t"] * rows, "file": ["f.h5"] * rows, "dataset": ["/x"] * rows}),
+        folder / "w_artifacts.parquet",
+    )
     return base, folder / "w_hamiltonians.parquet", folder / "w_artifacts.parquet"
 
 
@@ -140,10 +152,12 @@ def wide(
     results: dict[int, tuple[float, float]] = {}
     for n in counts:
         base, ham, art = _wide_fixture(workdir / f"wide-{n}", n)
-        script = ("import sys\nfrom pathlib import Path\nfrom manifest_broker.catalog.contract import check_manifests\n"
-                  "from manifest_broker.catalog.manifests import ManifestPair\n"
-                  f"r = check_manifests([ManifestPair(Path({str(ham)!r}), Path({str(art)!r}))], Path({str(base)!r}), "
-                  "use_cache=False)\nprint(r.errors)\n")  # fmt: skip
+        script = (
+            "import sys\nfrom pathlib import Path\nfrom manifest_broker.catalog.contract import check_manifests\n"
+            "from manifest_broker.catalog.manifests import ManifestPair\n"
+            f"r = check_manifests([ManifestPair(Path({str(ham)!r}), Path({str(art)!r}))], Path({str(base)!r}), "
+            "use_cache=False)\nprint(r.errors)\n"
+        )
         runs = [_launched([sys.executable, "-c", script])[:2] for _ in range(repeats)]
         results[n] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
     print(f"{'metadata columns':>18}{'check, median s':>18}{'peak RSS MiB':>14}{'us per column':>15}")
@@ -169,14 +183,23 @@ def _scale_fixture(workdir: Path, n: int) -> Path:
             f.create_dataset("xas", data=rng.random((n, 4)))
         huids = [f"s{i:07d}" for i in range(n)]
         (root / "manifests").mkdir()
-        pq.write_table(pa.table({"huid": huids, "key": [f"H_{h}" for h in huids],
-                                 "J1": rng.random(n), "J2": rng.random(n)}),
-                       root / "manifests" / "scale_hamiltonians.parquet")  # fmt: skip
+        pq.write_table(
+            pa.table({"huid": huids, "key": [f"H_{h}" for h in huids], "J1": rng.random(n), "J2": rng.random(n)}),
+            root / "manifests" / "scale_hamiltonians.parquet",
+        )
         index = np.arange(n, dtype="int64")
-        pq.write_table(pa.table({"huid": huids + huids, "type": ["rixs"] * n + ["xas"] * n,
-                                 "file": ["scale.h5"] * (2 * n), "dataset": ["/spectra"] * n + ["/xas"] * n,
-                                 "index": np.concatenate([index, index])}),
-                       root / "manifests" / "scale_artifacts.parquet")  # fmt: skip
+        pq.write_table(
+            pa.table(
+                {
+                    "huid": huids + huids,
+                    "type": ["rixs"] * n + ["xas"] * n,
+                    "file": ["scale.h5"] * (2 * n),
+                    "dataset": ["/spectra"] * n + ["/xas"] * n,
+                    "index": np.concatenate([index, index]),
+                }
+            ),
+            root / "manifests" / "scale_artifacts.parquet",
+        )
         marker.touch()
     return root
 
@@ -210,8 +233,12 @@ def _raw_ceiling(source: Path, target: Path) -> tuple[int, float]:
         "data_sources": "id, node_id, structure_id, mimetype, parameters, properties, management, structure_family",
         "data_source_asset_association": "data_source_id, asset_id, parameter, num",
     }
-    rows = {t: src.execute(f"SELECT {c} FROM {t} WHERE {'id' if t in ('nodes', 'assets', 'data_sources') else '1'} > 0").fetchall()
-            for t, c in tables.items()}  # fmt: skip
+    rows = {
+        t: src.execute(
+            f"SELECT {c} FROM {t} WHERE {'id' if t in ('nodes', 'assets', 'data_sources') else '1'} > 0"
+        ).fetchall()
+        for t, c in tables.items()
+    }
     fts = src.execute("SELECT id, metadata FROM nodes WHERE id > 0").fetchall()
     src.close()
     rows["nodes_closure"] = [r for r in rows["nodes_closure"] if r[1] != 0]
@@ -281,9 +308,12 @@ def ingest(
     # Tiled's own path: one HTTP request per node, on a prefix of the same plan.
     n_ham = max(1, tiled_nodes * plan.hamiltonians.num_rows // nodes)
     prefix_keys = plan.hamiltonians["key"].slice(0, n_ham)
-    subset = NodePlan(plan.hamiltonians.slice(0, n_ham),
-                      plan.arrays.filter(pc.is_in(plan.arrays["parent_key"], prefix_keys)),
-                      plan.structures, plan.assets)  # fmt: skip
+    subset = NodePlan(
+        plan.hamiltonians.slice(0, n_ham),
+        plan.arrays.filter(pc.is_in(plan.arrays["parent_key"], prefix_keys)),
+        plan.structures,
+        plan.assets,
+    )
     tiled_db = runs / "tiled.db"
     init_catalog(locate(str(tiled_db)))
     with running_server(str(tiled_db), root / "data") as url:
@@ -397,22 +427,46 @@ class Reference:
     def __init__(self, repo: Path | None, python: str | None) -> None:
         self.repo = repo
         self.python = python or sys.executable
-        self.name = (f"reference tool (iceberg_packager, {repo})" if repo
-                     else "reference method (our re-implementation: loadtxt + pandas + Parquet)")  # fmt: skip
+        self.name = (
+            f"reference tool (iceberg_packager, {repo})"
+            if repo
+            else "reference method (our re-implementation: loadtxt + pandas + Parquet)"
+        )
 
     def command(self, split: Path, reduced: Path, template: Path, out: Path) -> list[str]:
         if self.repo:
-            return [self.python, "-m", "analyzer_tools.utils.iceberg_packager", str(split), str(reduced),
-                    str(template), "-o", str(out)]  # fmt: skip
-        return [self.python, str(Path(__file__).with_name("reference_packager.py")), str(split), str(reduced),
-                str(template), "-o", str(out)]  # fmt: skip
+            return [
+                self.python,
+                "-m",
+                "analyzer_tools.utils.iceberg_packager",
+                str(split),
+                str(reduced),
+                str(template),
+                "-o",
+                str(out),
+            ]
+        return [
+            self.python,
+            str(Path(__file__).with_name("reference_packager.py")),
+            str(split),
+            str(reduced),
+            str(template),
+            "-o",
+            str(out),
+        ]
 
     def env(self) -> dict[str, str] | None:
         return {**os.environ, "PYTHONPATH": str(self.repo)} if self.repo else None
 
 
-def _compare(label: str, mb: float, files: int, commands: Callable[[int], dict[str, tuple[list[str], dict | None]]],
-             repeats: int, baseline: str) -> dict[str, float]:  # fmt: skip
+def _compare(
+    label: str,
+    mb: float,
+    files: int,
+    commands: Callable[[int], dict[str, tuple[list[str], dict | None]]],
+    repeats: int,
+    baseline: str,
+) -> dict[str, float]:
     """Run every command ``repeats`` times, interleaved (a busy moment hits every one
     alike); print medians, min, throughput, peak RSS and the ratio to ``baseline``."""
     times: dict[str, list[float]] = {}
@@ -427,8 +481,10 @@ def _compare(label: str, mb: float, files: int, commands: Callable[[int], dict[s
     print(f"{'command':<72}{'median s':>10}{'min s':>8}{'MB/s':>8}{'peak RSS':>12}{'vs peer':>9}")
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:<72}{median:>10.2f}{min(values):>8.2f}{mb / median:>8.1f}{peaks[name]:>8,.0f} MiB"
-              f"{reference / median:>8.2f}x")  # fmt: skip
+        print(
+            f"{name:<72}{median:>10.2f}{min(values):>8.2f}{mb / median:>8.1f}{peaks[name]:>8,.0f} MiB"
+            f"{reference / median:>8.2f}x"
+        )
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -444,9 +500,20 @@ def _run_case(label: str, root: Path, out: Path, repeats: int, reference: Refere
         case.mkdir(parents=True)
         return {
             reference.name: (reference.command(split, reduced, template, case / "ref.parquet"), reference.env()),
-            "broker tnr package (both Iceberg commits)": ([str(bin_dir / "broker"), "tnr", "package", str(split), str(reduced),
-                                                          str(template), "--lake", str(case / "lake")], None),
-        }  # fmt: skip
+            "broker tnr package (both Iceberg commits)": (
+                [
+                    str(bin_dir / "broker"),
+                    "tnr",
+                    "package",
+                    str(split),
+                    str(reduced),
+                    str(template),
+                    "--lake",
+                    str(case / "lake"),
+                ],
+                None,
+            ),
+        }
 
     _compare(label, mb, files, commands, repeats, reference.name)
     _split_case(label, split, reduced, template, out, repeats)
@@ -478,12 +545,18 @@ def _split_case(label: str, split: Path, reduced: Path, template: Path, out: Pat
     for i in range(repeats):
         lake = out / f"split-{i}"
         shutil.rmtree(lake, ignore_errors=True)
-        done = subprocess.run([sys.executable, "-c", _SPLIT_SCRIPT, str(split), str(reduced), str(template), str(lake)],
-                              capture_output=True, text=True, check=True)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", _SPLIT_SCRIPT, str(split), str(reduced), str(template), str(lake)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         for name, seconds in json.loads(done.stdout.strip().splitlines()[-1]).items():
             parts.setdefault(name, []).append(seconds)
-    print(f"{label}, split in process (median of {repeats}): "
-          + ", ".join(f"{name} {statistics.median(values):.2f}s" for name, values in parts.items()))  # fmt: skip
+    print(
+        f"{label}, split in process (median of {repeats}): "
+        + ", ".join(f"{name} {statistics.median(values):.2f}s" for name, values in parts.items())
+    )
 
 
 def _campaign_case(root: Path, out: Path, repeats: int, reference: Reference) -> None:
@@ -501,11 +574,33 @@ def _campaign_case(root: Path, out: Path, repeats: int, reference: Reference) ->
         loop = " && ".join(shlex.join(reference.command(*_run_args(run), case / f"{run.name}.parquet")) for run in runs)
         return {
             f"{reference.name}, looped": (["bash", "-c", loop], reference.env()),
-            "broker tnr package-many --jobs 1": ([str(bin_dir / "broker"), "tnr", "package-many", str(root), "--lake",
-                                                 str(case / "lake1"), "--jobs", "1"], None),
-            "broker tnr package-many --jobs 2": ([str(bin_dir / "broker"), "tnr", "package-many", str(root), "--lake",
-                                                 str(case / "lake2"), "--jobs", "2"], None),
-        }  # fmt: skip
+            "broker tnr package-many --jobs 1": (
+                [
+                    str(bin_dir / "broker"),
+                    "tnr",
+                    "package-many",
+                    str(root),
+                    "--lake",
+                    str(case / "lake1"),
+                    "--jobs",
+                    "1",
+                ],
+                None,
+            ),
+            "broker tnr package-many --jobs 2": (
+                [
+                    str(bin_dir / "broker"),
+                    "tnr",
+                    "package-many",
+                    str(root),
+                    "--lake",
+                    str(case / "lake2"),
+                    "--jobs",
+                    "2",
+                ],
+                None,
+            ),
+        }
 
     _compare(f"campaign of {len(runs)} runs", mb, files, commands, repeats, f"{reference.name}, looped")
 
@@ -522,8 +617,12 @@ def _watch_case(template_run: Path, out: Path, runs: int) -> None:
     shutil.rmtree(lake, ignore_errors=True)
     folder.mkdir(parents=True)
     bin_dir = Path(sys.executable).parent
-    watcher = subprocess.Popen([str(bin_dir / "broker"), "tnr", "watch", str(folder), "--lake", str(lake), "--poll", "0.25"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    watcher = subprocess.Popen(
+        [str(bin_dir / "broker"), "tnr", "watch", str(folder), "--lake", str(lake), "--poll", "0.25"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     latencies, work = [], []
     try:
         time.sleep(2.0)
@@ -543,10 +642,12 @@ def _watch_case(template_run: Path, out: Path, runs: int) -> None:
             line = watcher.stdout.readline()
             latencies.append(time.perf_counter() - landed)
             work.append(float(line.rsplit(" in ", 1)[1].rstrip("s\n")))
-        print(f"\ntnr watch, {runs} runs of {len(list((template_run / 'reduced').glob('r*_*.txt')))} slices dropped in one "
-              f"after another: sidecar to commit median {statistics.median(latencies):.2f}s (max {max(latencies):.2f}s); "
-              f"of which packaging (read + commits) median {statistics.median(work):.2f}s, so detection "
-              f"{statistics.median(latencies) - statistics.median(work):.2f}s")  # fmt: skip
+        print(
+            f"\ntnr watch, {runs} runs of {len(list((template_run / 'reduced').glob('r*_*.txt')))} slices dropped in one "
+            f"after another: sidecar to commit median {statistics.median(latencies):.2f}s (max {max(latencies):.2f}s); "
+            f"of which packaging (read + commits) median {statistics.median(work):.2f}s, so detection "
+            f"{statistics.median(latencies) - statistics.median(work):.2f}s"
+        )
         try:
             assert scan(lake, "runs").num_rows == runs
         except LakeError:
@@ -658,8 +759,21 @@ def register(
     runs.mkdir(parents=True)
     env = {**os.environ, "TILED_API_KEY": "secret", "BROKER_CACHE_DIR": str(runs / "cache")}
     # the probe cache is warmed first: both sides then pay only for registration
-    subprocess.run([sys.executable, "-m", "manifest_broker.commandline.main", "check", str(ham), str(art), "--base-dir", str(base)],
-                   env=env, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "manifest_broker.commandline.main",
+            "check",
+            str(ham),
+            str(art),
+            "--base-dir",
+            str(base),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     figures = {}
     for side in ("tiled loop", "broker register", "broker re-run"):
         catalog = runs / ("loop.db" if side == "tiled loop" else "broker.db")
@@ -672,8 +786,22 @@ def register(
             if side == "tiled loop":
                 command = [sys.executable, "-m", "benchmarks.tiled_loop", url, "lab", str(base), str(ham), str(art)]
             else:
-                command = [sys.executable, "-m", "manifest_broker.commandline.main", "register", str(ham), str(art), "--base-dir",
-                           str(base), "--url", url, "--parent", "lab", "--workers", str(workers)]  # fmt: skip
+                command = [
+                    sys.executable,
+                    "-m",
+                    "manifest_broker.commandline.main",
+                    "register",
+                    str(ham),
+                    str(art),
+                    "--base-dir",
+                    str(base),
+                    "--url",
+                    url,
+                    "--parent",
+                    "lab",
+                    "--workers",
+                    str(workers),
+                ]
             figures[side] = _launched(command, env)
         print(f"{side}: {figures[side][0]:.1f} s  {figures[side][2].strip()[:160]}")
     nodes = n * 12 + 1
@@ -774,8 +902,12 @@ def cli(
     shutil.rmtree(runs, ignore_errors=True)
     runs.mkdir(parents=True)
     small = _layout_fixture(workdir, "spinwave", 5)  # 5 Hamiltonians x 2 artifacts = 15 nodes
-    small_args = [str(small / "manifests" / "spinwave_hamiltonians.parquet"), str(small / "manifests" / "spinwave_artifacts.parquet"),
-                  "--base-dir", str(small / "data")]  # fmt: skip
+    small_args = [
+        str(small / "manifests" / "spinwave_hamiltonians.parquet"),
+        str(small / "manifests" / "spinwave_artifacts.parquet"),
+        "--base-dir",
+        str(small / "data"),
+    ]
     catalog = runs / "existing.db"
     warm_cache = runs / "cache-warm"
     env_warm = {**os.environ, "BROKER_CACHE_DIR": str(warm_cache)}
@@ -788,10 +920,14 @@ def cli(
         "broker --help": lambda i: ([broker, "--help"], env_warm),
         "broker check, 15 nodes (files opened)": lambda i: ([broker, "check", *small_args, "--no-cache"], env_warm),
         "broker ingest, 15 nodes, known structures": lambda i: (
-            [broker, "ingest", *small_args, "--catalog", str(catalog), "--parent", f"warm{i}"], env_warm),
+            [broker, "ingest", *small_args, "--catalog", str(catalog), "--parent", f"warm{i}"],
+            env_warm,
+        ),
         "broker ingest, 15 nodes, empty cache": lambda i: (
-            [broker, "ingest", *small_args, "--catalog", str(catalog), "--parent", f"cold{i}"], cold_env(i)),
-    }  # fmt: skip
+            [broker, "ingest", *small_args, "--catalog", str(catalog), "--parent", f"cold{i}"],
+            cold_env(i),
+        ),
+    }
     times: dict[str, list[float]] = {}
     peaks: dict[str, float] = {}
     for i in range(repeats):  # interleaved, so a busy moment hits every command alike
@@ -800,8 +936,10 @@ def cli(
             seconds, peak = _timed_process(command, env)
             times.setdefault(name, []).append(seconds)
             peaks[name] = max(peaks.get(name, 0.0), peak)
-    print(f"\nfixed costs: median of {repeats} interleaved whole-process runs (catalog exists; 'known structures' = "
-          "Tiled's structure documents for these shapes cached by an earlier run)")  # fmt: skip
+    print(
+        f"\nfixed costs: median of {repeats} interleaved whole-process runs (catalog exists; 'known structures' = "
+        "Tiled's structure documents for these shapes cached by an earlier run)"
+    )
     print(f"{'command':<46}{'median s':>10}{'min s':>8}{'peak RSS':>12}")
     for name, values in times.items():
         print(f"{name:<46}{statistics.median(values):>10.2f}{min(values):>8.2f}{peaks[name]:>8,.0f} MiB")
@@ -816,8 +954,10 @@ def cli(
     # structures). Then as a facility re-runs: `broker check` done, and these
     # shapes' structures known from an earlier ingest (here one into a scratch catalog).
     _timed_process([broker, "ingest", *big_args, "--catalog", str(runs / "scratch.db")], env_warm)
-    for label, env, extra in (("broker ingest (CLI), nothing cached", cold_env(99), ["--no-cache"]),
-                              ("broker ingest (CLI), checked, shapes known", env_warm, [])):  # fmt: skip
+    for label, env, extra in (
+        ("broker ingest (CLI), nothing cached", cold_env(99), ["--no-cache"]),
+        ("broker ingest (CLI), checked, shapes known", env_warm, []),
+    ):
         if not extra:
             _timed_process([broker, "check", *big_args], env)
         target = runs / f"edrixs-{len(rows)}.db"
@@ -892,8 +1032,10 @@ def scale(
             for label, seconds in timings.items():
                 base = timings["Dask, 1 worker(s)"] if label.startswith("Dask") else timings["local processes, 1"]
                 print(f"{label:<44}{seconds:>9.1f}{n_files / seconds:>10,.0f}{base / seconds:>12.2f}x")
-            print(f"Dask 2 workers vs local 2 processes: {timings['local processes, 2'] / timings['Dask, 2 worker(s)']:.2f}x "
-                  f"(per file on Dask: {2 * timings['Dask, 2 worker(s)'] / n_files * 1e3:.2f} ms of a worker)")  # fmt: skip
+            print(
+                f"Dask 2 workers vs local 2 processes: {timings['local processes, 2'] / timings['Dask, 2 worker(s)']:.2f}x "
+                f"(per file on Dask: {2 * timings['Dask, 2 worker(s)'] / n_files * 1e3:.2f} ms of a worker)"
+            )
 
         if "tnr" in parts:
             campaign = _tnr_fixture(workdir, runs, 200, "savetxt")[0].parent
@@ -937,20 +1079,38 @@ def scale(
                 init_catalog(locate(catalog))
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 with running_server(catalog, layout / "data", workers=server_workers) as url:
-                    command = [sys.executable, "-m", "manifest_broker.commandline.main", "register", str(ham), str(arts),
-                               "--base-dir", str(layout / "data"), "--url", url, "--parent", "lab", "--workers", "8"]  # fmt: skip
+                    command = [
+                        sys.executable,
+                        "-m",
+                        "manifest_broker.commandline.main",
+                        "register",
+                        str(ham),
+                        str(arts),
+                        "--base-dir",
+                        str(layout / "data"),
+                        "--url",
+                        url,
+                        "--parent",
+                        "lab",
+                        "--workers",
+                        "8",
+                    ]
                     reg[server_workers] = _launched(command, env)[0]
                 # the server processes (ended and waited for) and the client, not PostgreSQL's own
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu[server_workers] = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / nodes
-                print(f"{f'{server_workers} server process(es)':<44}{reg[server_workers]:>9.1f} s "
-                      f"{nodes / reg[server_workers]:>7.1f} nodes/s  {cpu[server_workers] * 1e3:.1f} ms CPU per node "
-                      "(server + client)")  # fmt: skip
+                print(
+                    f"{f'{server_workers} server process(es)':<44}{reg[server_workers]:>9.1f} s "
+                    f"{nodes / reg[server_workers]:>7.1f} nodes/s  {cpu[server_workers] * 1e3:.1f} ms CPU per node "
+                    "(server + client)"
+                )
             cores = os.cpu_count() or 1
             ceiling = min(cores, 2) / cpu[1]  # two server processes, bounded by the cores the CPU per node fills
-            print(f"2 server processes vs 1: {reg[1] / reg[2]:.2f}x; ceiling on {cores} core(s) from the 1-process CPU "
-                  f"per node: {ceiling:.1f} nodes/s, reached {nodes / reg[2] / ceiling:.0%} (PostgreSQL's CPU not "
-                  "counted, so the ceiling is high)")  # fmt: skip
+            print(
+                f"2 server processes vs 1: {reg[1] / reg[2]:.2f}x; ceiling on {cores} core(s) from the 1-process CPU "
+                f"per node: {ceiling:.1f} nodes/s, reached {nodes / reg[2] / ceiling:.0%} (PostgreSQL's CPU not "
+                "counted, so the ceiling is high)"
+            )
     finally:
         if pg is not None:
             pg.remove()

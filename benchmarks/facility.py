@@ -91,8 +91,20 @@ def run_size(nodes: int, workdir: Path, pg_server: str, rows: list[tuple[str, di
 
     catalogs = {"SQLite": str(root / "catalog.db"), "PostgreSQL": new_database(pg_server)}
     for name, catalog in catalogs.items():
-        seconds, peak, stdout = _launched([*BROKER, "ingest", str(manifests), "--base-dir", str(data), "--catalog",
-                                           catalog, "--parent", "lab", "--json"])  # fmt: skip
+        seconds, peak, stdout = _launched(
+            [
+                *BROKER,
+                "ingest",
+                str(manifests),
+                "--base-dir",
+                str(data),
+                "--catalog",
+                catalog,
+                "--parent",
+                "lab",
+                "--json",
+            ]
+        )
         timings = json.loads(stdout)["timings"]
         write = timings["plan"] + timings["write"]
         record(f"ingest {name}: whole run (s, peak RSS)", f"{seconds:.1f} s, {peak:,.0f} MiB")
@@ -106,19 +118,37 @@ def run_size(nodes: int, workdir: Path, pg_server: str, rows: list[tuple[str, di
         with running_server(catalog, data, log=root / f"serve-{name}.log") as url:
             count, page, found = _search_seconds(url, *NARROW)
             label = "with indexes" if name == "PostgreSQL" else "scan"
-            record(f"search {NARROW[0]}>{NARROW[1]} {name} {label}: count, first page",
-                   f"{count:.3f} s, {page:.3f} s ({found:,} found)")  # fmt: skip
+            record(
+                f"search {NARROW[0]}>{NARROW[1]} {name} {label}: count, first page",
+                f"{count:.3f} s, {page:.3f} s ({found:,} found)",
+            )
             if name == "PostgreSQL":
                 _launched([*BROKER, "index", "drop", "--all", "--catalog", catalog])
                 count, page, found = _search_seconds(url, *NARROW)
-                record(f"search {NARROW[0]}>{NARROW[1]} {name} without: count, first page",
-                       f"{count:.3f} s, {page:.3f} s")  # fmt: skip
-                _launched([*BROKER, "index", "create", "F2_dd", "F4_dd", "tenDq", "zeta_d", "Gam_c",
-                           "--catalog", catalog])  # fmt: skip
+                record(
+                    f"search {NARROW[0]}>{NARROW[1]} {name} without: count, first page", f"{count:.3f} s, {page:.3f} s"
+                )
+                _launched(
+                    [*BROKER, "index", "create", "F2_dd", "F4_dd", "tenDq", "zeta_d", "Gam_c", "--catalog", catalog]
+                )
             located = root / f"located-{name}.parquet"
             t0 = time.perf_counter()
-            _launched([*BROKER, "locate", LOCATE, "--url", url, "--parent", "lab", "--base-dir", str(data),
-                       "-o", str(located)], env=env)  # fmt: skip
+            _launched(
+                [
+                    *BROKER,
+                    "locate",
+                    LOCATE,
+                    "--url",
+                    url,
+                    "--parent",
+                    "lab",
+                    "--base-dir",
+                    str(data),
+                    "-o",
+                    str(located),
+                ],
+                env=env,
+            )
             seconds = time.perf_counter() - t0
             import pyarrow.parquet as pq
 
@@ -131,8 +161,9 @@ def run_size(nodes: int, workdir: Path, pg_server: str, rows: list[tuple[str, di
         record(f"locate '{LOCATE}' --catalog ({name})", f"{seconds:.1f} s")
     with measured("load") as load_m:
         loaded = sum(len(arrays) for _, arrays in load_batches(table, base_dir=data, batch_size=4096, workers=2))
-    record("load_batches of the located rows (2 workers)",
-           f"{load_m.seconds:.1f} s, {loaded / load_m.seconds:,.0f} rows/s")  # fmt: skip
+    record(
+        "load_batches of the located rows (2 workers)", f"{load_m.seconds:.1f} s, {loaded / load_m.seconds:,.0f} rows/s"
+    )
     shutil.rmtree(root, ignore_errors=True)  # a 10^7 catalog is gigabytes
     return out
 

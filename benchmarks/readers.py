@@ -70,8 +70,12 @@ class ReadLoad:
 
 
 def _reader(url: str, stop: threading.Event, out: list[Request], keys: list[str], worker: int) -> None:
-    search = {"filter[comparison][condition][operator]": "gt", "filter[comparison][condition][key]": "J1",
-              "filter[comparison][condition][value]": "0.5", "page[limit]": "20"}  # fmt: skip
+    search = {
+        "filter[comparison][condition][operator]": "gt",
+        "filter[comparison][condition][key]": "J1",
+        "filter[comparison][condition][value]": "0.5",
+        "page[limit]": "20",
+    }
     calls = [
         ("listing", "/api/v1/search/warm", {"page[offset]": "0", "page[limit]": "50"}),
         ("search", "/api/v1/search/warm", search),
@@ -96,30 +100,52 @@ def _reader(url: str, stop: threading.Event, out: list[Request], keys: list[str]
             i += 1
 
 
-def reads_during_ingest(catalog: str, base: Path, warm: ManifestPair, bulk: ManifestPair, *, threads: int = 4,
-                        log: Path | None = None, cache: Path | None = None) -> ReadLoad:  # fmt: skip
+def reads_during_ingest(
+    catalog: str,
+    base: Path,
+    warm: ManifestPair,
+    bulk: ManifestPair,
+    *,
+    threads: int = 4,
+    log: Path | None = None,
+    cache: Path | None = None,
+) -> ReadLoad:
     """Ingest ``warm`` under ``warm/``, serve the catalog, and ingest ``bulk`` under
     ``bulk/`` with ``broker ingest`` (a separate process) while ``threads`` clients read."""
     ingest([warm], base, catalog, parent="warm")
     load = ReadLoad()
     stop = threading.Event()
     with running_server(catalog, base, api_key=API_KEY, log=log) as url:
-        keys = httpx.get(f"{url}/api/v1/search/warm", params={"page[limit]": "20"},
-                         headers={"Authorization": f"Apikey {API_KEY}"}).json()["data"]  # fmt: skip
+        keys = httpx.get(
+            f"{url}/api/v1/search/warm", params={"page[limit]": "20"}, headers={"Authorization": f"Apikey {API_KEY}"}
+        ).json()["data"]
         keys = [k["id"] for k in keys]
         workers = [threading.Thread(target=_reader, args=(url, stop, load.requests, keys, w)) for w in range(threads)]
         for w in workers:
             w.start()
         time.sleep(SETTLE_SECONDS)
         env = {**os.environ, "BROKER_CACHE_DIR": str(cache)} if cache else None
-        command = [sys.executable, "-m", "manifest_broker.commandline.main", "ingest", str(bulk.hamiltonians), str(bulk.artifacts),
-                   "--base-dir", str(base), "--catalog", catalog, "--parent", "bulk"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "manifest_broker.commandline.main",
+            "ingest",
+            str(bulk.hamiltonians),
+            str(bulk.artifacts),
+            "--base-dir",
+            str(base),
+            "--catalog",
+            catalog,
+            "--parent",
+            "bulk",
+        ]
         started = time.perf_counter()
         process = subprocess.run(command, capture_output=True, text=True, env=env)
         load.ingest_window = (started, time.perf_counter())
         load.ingest_exit, load.ingest_output = process.returncode, process.stdout + process.stderr
-        seen = httpx.get(f"{url}/api/v1/search/bulk", params={"page[limit]": "0"},
-                         headers={"Authorization": f"Apikey {API_KEY}"})  # fmt: skip
+        seen = httpx.get(
+            f"{url}/api/v1/search/bulk", params={"page[limit]": "0"}, headers={"Authorization": f"Apikey {API_KEY}"}
+        )
         load.seen_after = seen.json()["meta"]["count"] if seen.status_code == 200 else -1
         time.sleep(SETTLE_SECONDS)
         stop.set()

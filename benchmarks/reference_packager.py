@@ -48,24 +48,44 @@ def main() -> None:
         data = np.loadtxt(path, ndmin=2)
         label = name[len(f"r{run_number}_") : -len(".txt")]
         iv = by_label.get(label, {})
-        rows.append({
-            "run_number": run_number, "filename": name, "filepath": os.path.abspath(path), "n_points": len(data),
-            "Q": data[:, 0].tolist(), "R": data[:, 1].tolist(), "dR": data[:, 2].tolist(), "dQ": data[:, 3].tolist(),
-            "Q_min": float(data[:, 0].min()), "Q_max": float(data[:, 0].max()),
-            "R_min": float(np.nanmin(data[:, 1])), "R_max": float(np.nanmax(data[:, 1])),
-            "interval_label": iv.get("label"), "interval_type": iv.get("interval_type"),
-            "interval_start": iv.get("start"), "interval_end": iv.get("end"),
-            "duration_seconds": iv.get("duration_seconds"), "hold_index": iv.get("hold_index"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "run_number": run_number,
+                "filename": name,
+                "filepath": os.path.abspath(path),
+                "n_points": len(data),
+                "Q": data[:, 0].tolist(),
+                "R": data[:, 1].tolist(),
+                "dR": data[:, 2].tolist(),
+                "dQ": data[:, 3].tolist(),
+                "Q_min": float(data[:, 0].min()),
+                "Q_max": float(data[:, 0].max()),
+                "R_min": float(np.nanmin(data[:, 1])),
+                "R_max": float(np.nanmax(data[:, 1])),
+                "interval_label": iv.get("label"),
+                "interval_type": iv.get("interval_type"),
+                "interval_start": iv.get("start"),
+                "interval_end": iv.get("end"),
+                "duration_seconds": iv.get("duration_seconds"),
+                "hold_index": iv.get("hold_index"),
+            }
+        )
     pd.DataFrame(rows).to_parquet(args.output)
     metadata = {
-        "run_number": run_number, "total_duration": reduction.get("duration"), "n_intervals": len(split["intervals"]),
-        "n_reduced_files": len(rows), "source_directory": split.get("source_directory"),
-        "eis_pattern": split.get("pattern"), "resolution": split.get("resolution"), "reduction_template_xml": template,
-        "packaged_timestamp": datetime.now(UTC).isoformat(), "packager_version": "reference",
-        "intervals_json": json.dumps(split["intervals"]), "split_metadata_json": json.dumps(split),
+        "run_number": run_number,
+        "total_duration": reduction.get("duration"),
+        "n_intervals": len(split["intervals"]),
+        "n_reduced_files": len(rows),
+        "source_directory": split.get("source_directory"),
+        "eis_pattern": split.get("pattern"),
+        "resolution": split.get("resolution"),
+        "reduction_template_xml": template,
+        "packaged_timestamp": datetime.now(UTC).isoformat(),
+        "packager_version": "reference",
+        "intervals_json": json.dumps(split["intervals"]),
+        "split_metadata_json": json.dumps(split),
         "reduction_metadata_json": json.dumps(reduction),
-    }  # fmt: skip
+    }
     base, ext = os.path.splitext(args.output)
     pd.DataFrame([metadata]).to_parquet(f"{base}_metadata{ext}")
 

@@ -44,8 +44,15 @@ def synthesize(data_dir: str | Path, n_hamiltonians: int, seed: int = 0) -> None
     eloss = np.linspace(-0.5, 7.0, 151)
     angles = np.linspace(0, 1, 40)
     with h5py.File(path, "w") as f:
-        spectra = f.create_dataset("spectra", (n, 151, 40), dtype="float32", chunks=(1, 151, 40),
-                                   compression="gzip", compression_opts=1, shuffle=True)  # fmt: skip
+        spectra = f.create_dataset(
+            "spectra",
+            (n, 151, 40),
+            dtype="float32",
+            chunks=(1, 151, 40),
+            compression="gzip",
+            compression_opts=1,
+            shuffle=True,
+        )
         xas = f.create_dataset("xas", (n, 40), dtype="float64")
         f.create_dataset("eloss", data=eloss)
         for name, values in params.items():

@@ -31,8 +31,10 @@ _RANGES = {"F2_dd": (8, 12), "F4_dd": (5, 8), "tenDq": (0.5, 2.5), "zeta_d": (0.
 
 def _files(n: int) -> list[tuple[str, int, int]]:
     """(file, first row, rows) of each part."""
-    return [(f"facility/part_{k:03d}.h5", start, min(ROWS_PER_FILE, n - start))
-            for k, start in enumerate(range(0, n, ROWS_PER_FILE))]  # fmt: skip
+    return [
+        (f"facility/part_{k:03d}.h5", start, min(ROWS_PER_FILE, n - start))
+        for k, start in enumerate(range(0, n, ROWS_PER_FILE))
+    ]
 
 
 def synthesize(data_dir: str | Path, n_hamiltonians: int, seed: int = 0) -> None:
@@ -84,9 +86,12 @@ def generate(
     numbers = pa.array(np.arange(total)).cast(pa.string())
     huids = pc.binary_join_element_wise("facility_", pc.utf8_lpad(numbers, 8, "0"), "")
     hamiltonians = pa.table(
-        {"huid": huids, "key": pc.binary_join_element_wise("H_", huids, ""),
-         **{p: np.concatenate(v) if v else np.array([]) for p, v in params.items()}}
-    )  # fmt: skip
+        {
+            "huid": huids,
+            "key": pc.binary_join_element_wise("H_", huids, ""),
+            **{p: np.concatenate(v) if v else np.array([]) for p, v in params.items()},
+        }
+    )
     file_column = pa.concat_arrays([a for a in files]) if files else pa.array([], pa.string())
     index_column = np.concatenate(index) if index else np.array([], "int64")
     artifacts = pa.table(

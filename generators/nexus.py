@@ -141,8 +141,11 @@ def generate(
     columns = list(dict.fromkeys(name for row in ham_rows for name in row))
     hamiltonians = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in ham_rows])
     kept = set(hamiltonians.column("huid").to_pylist()) if hamiltonians.num_rows else set()
-    artifacts = pa.Table.from_pylist([r for r in art_rows if r["huid"] in kept],
-                                     schema=pa.schema([("huid", pa.string()), ("type", pa.string()),
-                                                       ("file", pa.string()), ("dataset", pa.string())]))  # fmt: skip
+    artifacts = pa.Table.from_pylist(
+        [r for r in art_rows if r["huid"] in kept],
+        schema=pa.schema(
+            [("huid", pa.string()), ("type", pa.string()), ("file", pa.string()), ("dataset", pa.string())]
+        ),
+    )
     write_manifests(output_dir, NAME, hamiltonians, artifacts)
     return hamiltonians, artifacts

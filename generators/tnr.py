@@ -55,23 +55,41 @@ def _intervals(n_slices: int, start: datetime, rng: np.random.Generator) -> list
                 break
             duration = HOLD_SECONDS if k < n_holds - 1 else float(rng.integers(5, 59))
             label = f"hold_initial_{k}" if file_index == 0 else f"hold_gap_{file_index}_{k}"
-            intervals.append({"label": label, "interval_type": "hold", "start": _iso(t),
-                              "end": _iso(t + timedelta(seconds=duration)), "duration_seconds": duration,
-                              "hold_index": hold_index})  # fmt: skip
+            intervals.append(
+                {
+                    "label": label,
+                    "interval_type": "hold",
+                    "start": _iso(t),
+                    "end": _iso(t + timedelta(seconds=duration)),
+                    "duration_seconds": duration,
+                    "hold_index": hold_index,
+                }
+            )
             t += timedelta(seconds=duration)
             hold_index += 1
         if len(intervals) >= n_slices:
             break
         duration = float(rng.integers(300, 900)) + 0.5
         # every fourth EIS file has no sequence number: its stem (spaces, commas) is the label
-        label = (f"sequence_{file_index + 1}_eis_{file_index + 1}" if file_index % 4 != 3
-                 else f"Cell 7, OCV scan {file_index + 1:02d} after"[:30])  # fmt: skip
-        intervals.append({
-            "label": label, "filename": f"{label}.mpt", "interval_type": "eis", "start": _iso(t),
-            "end": _iso(t + timedelta(seconds=duration)), "duration_seconds": duration,
-            "n_frequencies": int(rng.integers(30, 60)), "first_time_s": 0.0, "last_time_s": duration,
-            "avg_ewe_v": round(float(rng.uniform(-0.2, 0.3)), 4),
-        })  # fmt: skip
+        label = (
+            f"sequence_{file_index + 1}_eis_{file_index + 1}"
+            if file_index % 4 != 3
+            else f"Cell 7, OCV scan {file_index + 1:02d} after"[:30]
+        )
+        intervals.append(
+            {
+                "label": label,
+                "filename": f"{label}.mpt",
+                "interval_type": "eis",
+                "start": _iso(t),
+                "end": _iso(t + timedelta(seconds=duration)),
+                "duration_seconds": duration,
+                "n_frequencies": int(rng.integers(30, 60)),
+                "first_time_s": 0.0,
+                "last_time_s": duration,
+                "avg_ewe_v": round(float(rng.uniform(-0.2, 0.3)), 4),
+            }
+        )
         t += timedelta(seconds=duration)
         file_index += 1
     return intervals
@@ -81,13 +99,25 @@ def _template(run_number: int) -> str:
     blocks = []
     for angle, (theta, norm) in enumerate([(0.45, 218380), (1.2, 218381), (3.5, 218382)]):
         tags = {
-            "data_sets": str(run_number), "norm_dataset": str(norm), "incident_angle": f"{theta}",
-            "from_peak_pixels": str(130 + angle), "to_peak_pixels": str(140 + angle),
-            "back_roi1_from": "30", "back_roi1_to": "60", "from_q_range": "0.008", "to_q_range": "0.2",
-            "q_step": "-0.02", "q_min": "0.008", "angle_offset": "0.0", "angle_offset_error": "0.0",
+            "data_sets": str(run_number),
+            "norm_dataset": str(norm),
+            "incident_angle": f"{theta}",
+            "from_peak_pixels": str(130 + angle),
+            "to_peak_pixels": str(140 + angle),
+            "back_roi1_from": "30",
+            "back_roi1_to": "60",
+            "from_q_range": "0.008",
+            "to_q_range": "0.2",
+            "q_step": "-0.02",
+            "q_min": "0.008",
+            "angle_offset": "0.0",
+            "angle_offset_error": "0.0",
             "scaling_factor_file": "/SNS/REF_L/shared/autoreduce/sf_186529_Si_auto.cfg",
-            "dead_time_correction": "True", "tof_range_flag": "True", "norm_flag": "True", "slits_width_flag": "N/A",
-        }  # fmt: skip
+            "dead_time_correction": "True",
+            "tof_range_flag": "True",
+            "norm_flag": "True",
+            "slits_width_flag": "N/A",
+        }
         body = "".join(f"      <{k}>{v}</{k}>\n" for k, v in tags.items())
         blocks.append(f"    <RefLData>\n{body}    </RefLData>\n")
     return (
@@ -110,25 +140,46 @@ def _reduced_text(
     rows = np.column_stack([q, r, dr, dq])
     if flavour == 1:
         return "\n".join(" ".join(f"{v:.18e}" for v in row) for row in rows) + "\n"
-    meta = {"run_number": str(run_number), "q_min": 0.008, "q_max": 0.2, "dq_over_q": 0.027, "theta": 0.45,
-            "sequence_id": run_number, "scaling_factors": {"a": 1.0, "b": 0.0}, "slice": label}  # fmt: skip
+    meta = {
+        "run_number": str(run_number),
+        "q_min": 0.008,
+        "q_max": 0.2,
+        "dq_over_q": 0.027,
+        "theta": 0.45,
+        "sequence_id": run_number,
+        "scaling_factors": {"a": 1.0, "b": 0.0},
+        "slice": label,
+    }
     header = [
-        f"# Experiment IPTS-34347 Run {run_number}", "# Reduction 2.1.14", "# Run title: sample 6 tNR",
-        f"# Run start time: {start}", "# Reduction time: Wed Apr 30 09:12:44 2025", "# Q summing: False",
-        "# TOF weighted: False", "# Bck in Q: False", "# Theta offset: 0", f"# Meta:{json.dumps(meta)}",
+        f"# Experiment IPTS-34347 Run {run_number}",
+        "# Reduction 2.1.14",
+        "# Run title: sample 6 tNR",
+        f"# Run start time: {start}",
+        "# Reduction time: Wed Apr 30 09:12:44 2025",
+        "# Q summing: False",
+        "# TOF weighted: False",
+        "# Bck in Q: False",
+        "# Theta offset: 0",
+        f"# Meta:{json.dumps(meta)}",
         "# DataRun   NormRun   TwoTheta(deg)  LambdaMin(A)   LambdaMax(A) Qmin(1/A)    Qmax(1/A)    SF_A         SF_B",
         f"# {run_number}    218380    0.900000       2.750000       9.500000     0.008000     0.034000     1.000000     0.000000",
         "# Q [1/Angstrom]        R                    dR                   dQ [FWHM]",
-    ]  # fmt: skip
+    ]
     return "\n".join(header) + "\n" + "\n".join("  ".join(f"{v:20.16f}" for v in row) for row in rows) + "\n"
 
 
 FLAVOURS = ("mixed", "savetxt", "library")
 
 
-def synthesize_run(root: Path, run_number: int = 218389, n_slices: int = 12, seed: int = 0,
-                   points: tuple[int, int] = (100, 500), tz_offset: float = 4.0,
-                   flavour: str = "mixed") -> SyntheticRun:  # fmt: skip
+def synthesize_run(
+    root: Path,
+    run_number: int = 218389,
+    n_slices: int = 12,
+    seed: int = 0,
+    points: tuple[int, int] = (100, 500),
+    tz_offset: float = 4.0,
+    flavour: str = "mixed",
+) -> SyntheticRun:
     """Write one complete run under ``root``.
 
     Args:
@@ -145,11 +196,15 @@ def synthesize_run(root: Path, run_number: int = 218389, n_slices: int = 12, see
     reduced.mkdir(parents=True, exist_ok=True)
     intervals = _intervals(n_slices, datetime(2025, 5, 2, 9, 1, 0), rng)
     split = {
-        "source_directory": "/SNS/REF_L/IPTS-34347/shared/eis/expt11", "pattern": "*C02_?.mpt",
-        "resolution": "per-file", "n_intervals": len(intervals), "hold_interval_seconds": HOLD_SECONDS,
+        "source_directory": "/SNS/REF_L/IPTS-34347/shared/eis/expt11",
+        "pattern": "*C02_?.mpt",
+        "resolution": "per-file",
+        "n_intervals": len(intervals),
+        "hold_interval_seconds": HOLD_SECONDS,
         "n_hold_intervals": sum(i["interval_type"] == "hold" for i in intervals),
-        "n_eis_intervals": sum(i["interval_type"] == "eis" for i in intervals), "intervals": intervals,
-    }  # fmt: skip
+        "n_eis_intervals": sum(i["interval_type"] == "eis" for i in intervals),
+        "intervals": intervals,
+    }
     split_file = root / SPLIT_NAME
     split_file.write_text(json.dumps(split, indent=2))
     template = root / TEMPLATE_NAME
@@ -170,16 +225,30 @@ def synthesize_run(root: Path, run_number: int = 218389, n_slices: int = 12, see
         "reduced_files": [f"/SNS/REF_L/IPTS-34347/shared/autoreduce/tnr/{n}" for n in names],
     }
     (reduced / f"r{run_number}_eis_reduction.json").write_text(json.dumps(sidecar, indent=2))
-    options = {"intervals_file": str(split_file), "event_file": f"/SNS/REF_L/IPTS-34347/nexus/REF_L_{run_number}.nxs.h5",
-               "template_file": str(template), "output_dir": str(reduced), "scan_index": 1, "theta_offset": 0.0,
-               "tz_offset": tz_offset, "n_intervals": len(intervals)}  # fmt: skip
+    options = {
+        "intervals_file": str(split_file),
+        "event_file": f"/SNS/REF_L/IPTS-34347/nexus/REF_L_{run_number}.nxs.h5",
+        "template_file": str(template),
+        "output_dir": str(reduced),
+        "scan_index": 1,
+        "theta_offset": 0.0,
+        "tz_offset": tz_offset,
+        "n_intervals": len(intervals),
+    }
     (reduced / "reduction_options.json").write_text(json.dumps(options, indent=2))
     (reduced / f"REFL_{run_number}_combined_data_auto.txt").write_text("0.01 1 0.1 0.001\n")
     return SyntheticRun(root, run_number, split_file, reduced, template, [iv["label"] for iv in intervals])
 
 
-def synthesize_campaign(root: Path, runs: int, n_slices: int = 12, seed: int = 0, *,
-                        points: tuple[int, int] = (100, 500), flavour: str = "mixed") -> list[SyntheticRun]:  # fmt: skip
+def synthesize_campaign(
+    root: Path,
+    runs: int,
+    n_slices: int = 12,
+    seed: int = 0,
+    *,
+    points: tuple[int, int] = (100, 500),
+    flavour: str = "mixed",
+) -> list[SyntheticRun]:
     """``runs`` runs under ``root/run_<number>``, numbered from 218389, as a campaign."""
     return [
         synthesize_run(
@@ -189,6 +258,6 @@ def synthesize_campaign(root: Path, runs: int, n_slices: int = 12, seed: int = 0
             seed=seed + i,
             points=points,
             flavour=flavour,
-        )  # fmt: skip
+        )
         for i in range(runs)
     ]

@@ -65,8 +65,9 @@ def _write(data_dir: str, seed: int, ids: list[int]) -> None:
                     energy = float(meta["Ei_meV"])  # type: ignore[arg-type]
                     band = ja * np.abs(np.sin(np.pi * q)) + jb
                     ins = np.exp(-((w * energy - band) ** 2) / 0.5).astype("float32")
-                    f.create_dataset("ins", data=ins.round(3), chunks=(64, 96), compression="gzip",
-                                     compression_opts=1, shuffle=True)  # fmt: skip
+                    f.create_dataset(
+                        "ins", data=ins.round(3), chunks=(64, 96), compression="gzip", compression_opts=1, shuffle=True
+                    )
                 f.attrs["generator"] = "manifest-broker synth vdp"
 
 

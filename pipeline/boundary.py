@@ -94,8 +94,9 @@ def resolve(path: str | os.PathLike[str], root: str | os.PathLike[str], *, what:
     try:
         real = os.path.realpath(os.path.join(root_real, path))
     except OSError as exc:  # a link removed while it was being resolved (realpath reads each link it meets)
-        raise ProviderFileError("changed", f"{what} {printable(str(path))} changed while it was being resolved "
-                                f"({exc.strerror})", path) from None  # fmt: skip
+        raise ProviderFileError(
+            "changed", f"{what} {printable(str(path))} changed while it was being resolved ({exc.strerror})", path
+        ) from None
     if not inside(real, root_real):
         raise ProviderFileError(
             "outside_root",
@@ -123,8 +124,9 @@ def _stat_regular(real: str, path: str | os.PathLike[str], what: str) -> os.stat
     except FileNotFoundError:
         raise ProviderFileError("missing", f"{what} {printable(str(path))} does not exist", path) from None
     except OSError as exc:
-        raise ProviderFileError("unreadable", f"cannot stat {what} {printable(str(path))} ({exc.strerror})",
-                                path) from None  # fmt: skip
+        raise ProviderFileError(
+            "unreadable", f"cannot stat {what} {printable(str(path))} ({exc.strerror})", path
+        ) from None
     _require_regular(st, path, what)
     return st
 
@@ -132,9 +134,17 @@ def _stat_regular(real: str, path: str | os.PathLike[str], what: str) -> os.stat
 def _require_regular(st: os.stat_result, path: str | os.PathLike[str], what: str) -> None:
     if stat.S_ISREG(st.st_mode):
         return
-    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
-            else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
-            or stat.S_ISBLK(st.st_mode) else "not a regular file")  # fmt: skip
+    kind = (
+        "a directory"
+        if stat.S_ISDIR(st.st_mode)
+        else "a FIFO (named pipe)"
+        if stat.S_ISFIFO(st.st_mode)
+        else "a socket"
+        if stat.S_ISSOCK(st.st_mode)
+        else "a device"
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+        else "not a regular file"
+    )
     raise ProviderFileError("not_regular", f"{what} {printable(str(path))} is {kind}, not a regular file", path)
 
 
@@ -158,20 +168,25 @@ def opened(
     except FileNotFoundError:
         raise ProviderFileError("missing", f"{what} {printable(str(path))} vanished", path) from None
     except PermissionError:
-        raise ProviderFileError("unreadable", f"permission denied: the broker cannot read {what} "
-                                f"{printable(str(path))}", path) from None  # fmt: skip
+        raise ProviderFileError(
+            "unreadable", f"permission denied: the broker cannot read {what} {printable(str(path))}", path
+        ) from None
     except OSError as exc:
         # ELOOP: a symlink appeared at the last component after resolving.
-        raise ProviderFileError("unreadable", f"cannot open {what} {printable(str(path))} ({exc.strerror})",
-                                path) from None  # fmt: skip
+        raise ProviderFileError(
+            "unreadable", f"cannot open {what} {printable(str(path))} ({exc.strerror})", path
+        ) from None
     try:
         st = os.fstat(fd)
         _require_regular(st, path, what)
         if os.path.isdir(_PROC_FD):  # what the kernel really opened (a directory swapped for a symlink shows here)
             actual = os.readlink(f"{_PROC_FD}/{fd}")
             if actual != real or not inside(actual, root_real):
-                raise ProviderFileError("changed", f"{what} {printable(str(path))} was replaced while being "
-                                        f"opened (now {printable(actual)})", path)  # fmt: skip
+                raise ProviderFileError(
+                    "changed",
+                    f"{what} {printable(str(path))} was replaced while being opened (now {printable(actual)})",
+                    path,
+                )
         if expect is not None and Identity.of(st) != expect:
             raise ProviderFileError(
                 "changed",
@@ -194,8 +209,9 @@ def read_bytes(
     """
     with opened(path, root, what=what, expect=expect) as (fd, st, _real):
         if st.st_size > limit:
-            raise ProviderFileError("too_large", f"{what} {printable(str(path))} is {st.st_size:,} bytes, over "
-                                    f"the limit of {limit:,}", path)  # fmt: skip
+            raise ProviderFileError(
+                "too_large", f"{what} {printable(str(path))} is {st.st_size:,} bytes, over the limit of {limit:,}", path
+            )
         os.set_blocking(fd, True)
         chunks = []
         total = 0
@@ -203,8 +219,11 @@ def read_bytes(
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:  # grew while being read
-                raise ProviderFileError("too_large", f"{what} {printable(str(path))} grew over the limit of "
-                                        f"{limit:,} bytes while being read", path)  # fmt: skip
+                raise ProviderFileError(
+                    "too_large",
+                    f"{what} {printable(str(path))} grew over the limit of {limit:,} bytes while being read",
+                    path,
+                )
     return b"".join(chunks)
 
 
@@ -225,22 +244,32 @@ def read_text(
     """
     data = read_bytes(path, root, limit=limit, what=what, expect=expect)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ProviderFileError("encoding", f"{what} {printable(str(path))} is UTF-16 text (it starts with a "
-                                "UTF-16 byte-order mark); save it as UTF-8", path)  # fmt: skip
+        raise ProviderFileError(
+            "encoding",
+            f"{what} {printable(str(path))} is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8",
+            path,
+        )
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise ProviderFileError("encoding", f"{what} {printable(str(path))} is not {encoding} text (byte "
-                                f"{exc.start}: {data[exc.start:exc.start + 1]!r})", path) from None  # fmt: skip
+        raise ProviderFileError(
+            "encoding",
+            f"{what} {printable(str(path))} is not {encoding} text (byte "
+            f"{exc.start}: {data[exc.start : exc.start + 1]!r})",
+            path,
+        ) from None
 
 
 @contextmanager
 def open_hdf5(
-    path: str | os.PathLike[str], root: str | os.PathLike[str], *, what: str = "HDF5 file",
+    path: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    *,
+    what: str = "HDF5 file",
     expect: Identity | None = None,
-) -> Iterator[Any]:  # fmt: skip
+) -> Iterator[Any]:
     """An h5py file, read-only, of exactly the checked file (see the module).
 
     Raises:
@@ -345,12 +374,16 @@ def dataset_problem(dataset: Any) -> tuple[str, str] | None:
     name = dataset.name
     if plist.get_layout() == h5py.h5d.VIRTUAL:
         sources = sorted({plist.get_virtual_filename(i) for i in range(plist.get_virtual_count())})
-        return "virtual", (f"{name} is a virtual dataset reading from {', '.join(sources)}: its bytes come from "
-                           "files the data directory does not confine")  # fmt: skip
+        return "virtual", (
+            f"{name} is a virtual dataset reading from {', '.join(sources)}: its bytes come from "
+            "files the data directory does not confine"
+        )
     if plist.get_external_count():
         files = sorted({plist.get_external(i)[0].decode() for i in range(plist.get_external_count())})
-        return "external_storage", (f"{name} keeps its raw data in external file(s) {', '.join(files)}: its bytes "
-                                    "come from files the data directory does not confine")  # fmt: skip
+        return "external_storage", (
+            f"{name} keeps its raw data in external file(s) {', '.join(files)}: its bytes "
+            "come from files the data directory does not confine"
+        )
     return None
 
 
@@ -402,8 +435,9 @@ def read_folder_files(
     directory = os.open(folder_real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         if os.path.isdir(_PROC_FD) and os.readlink(f"{_PROC_FD}/{directory}") != folder_real:
-            raise ProviderFileError("changed", f"folder {printable(str(folder))} was replaced while being opened",
-                                    folder)  # fmt: skip
+            raise ProviderFileError(
+                "changed", f"folder {printable(str(folder))} was replaced while being opened", folder
+            )
         for name in names:
             path = os.path.join(folder_real, name)
             if os.sep in name or name in (".", ".."):
@@ -418,27 +452,33 @@ def read_folder_files(
                 continue
             _require_regular(st, path, what)
             if st.st_size > limit:
-                raise ProviderFileError("too_large", f"{what} {printable(path)} is {st.st_size:,} bytes, over the "
-                                        f"limit of {limit:,}", path)  # fmt: skip
+                raise ProviderFileError(
+                    "too_large", f"{what} {printable(path)} is {st.st_size:,} bytes, over the limit of {limit:,}", path
+                )
             try:
                 fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
             except OSError as exc:  # ELOOP: a symlink swapped in after the lstat
-                raise ProviderFileError("changed", f"cannot open {what} {printable(path)} ({exc.strerror})",
-                                        path) from None  # fmt: skip
+                raise ProviderFileError(
+                    "changed", f"cannot open {what} {printable(path)} ({exc.strerror})", path
+                ) from None
             try:
                 opened_st = os.fstat(fd)
                 if (opened_st.st_dev, opened_st.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(
                     opened_st.st_mode
                 ):
-                    raise ProviderFileError("changed", f"{what} {printable(path)} was replaced while being opened",
-                                            path)  # fmt: skip
+                    raise ProviderFileError(
+                        "changed", f"{what} {printable(path)} was replaced while being opened", path
+                    )
                 os.set_blocking(fd, True)
                 data = os.read(fd, opened_st.st_size + 1)  # one read: the size is known
                 while len(data) <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - len(data)))):
                     data += chunk  # (it grew since the fstat)
                 if len(data) > limit:
-                    raise ProviderFileError("too_large", f"{what} {printable(path)} grew over the limit of "
-                                            f"{limit:,} bytes while being read", path)  # fmt: skip
+                    raise ProviderFileError(
+                        "too_large",
+                        f"{what} {printable(path)} grew over the limit of {limit:,} bytes while being read",
+                        path,
+                    )
             finally:
                 os.close(fd)
             contents.append(data)

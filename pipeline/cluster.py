@@ -51,14 +51,17 @@ def connect(address: str, *, timeout: float = 10.0) -> Client:
     try:
         client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ClusterError(f"{redact(address)}: cannot reach the Dask scheduler ({redact_in(str(exc).splitlines()[0], address)})",
-                           where=redact(address)) from None  # fmt: skip
+        raise ClusterError(
+            f"{redact(address)}: cannot reach the Dask scheduler ({redact_in(str(exc).splitlines()[0], address)})",
+            where=redact(address),
+        ) from None
     try:
         client.wait_for_workers(1, timeout=timeout)
     except (TimeoutError, OSError):
         client.close()
-        raise ClusterError(f"{redact(address)}: the Dask scheduler has no worker (none joined in {timeout:g}s)",
-                           where=redact(address)) from None  # fmt: skip
+        raise ClusterError(
+            f"{redact(address)}: the Dask scheduler has no worker (none joined in {timeout:g}s)", where=redact(address)
+        ) from None
     return client
 
 
@@ -80,8 +83,11 @@ def _reachable(address: str, timeout: float) -> None:
         scheme, location = parse_address(address)
         host, port = parse_host_port(location) if scheme in ("tcp", "tls") else ("", 0)
     except ValueError as exc:
-        raise ClusterError(f"--dask {redact(address)}: not a scheduler address ({redact_in(str(exc), address)}); give "
-                           "tcp://host:8786", where=redact(address), exit_code=2) from None  # fmt: skip
+        raise ClusterError(
+            f"--dask {redact(address)}: not a scheduler address ({redact_in(str(exc), address)}); give tcp://host:8786",
+            where=redact(address),
+            exit_code=2,
+        ) from None
     if scheme not in ("tcp", "tls"):
         return
     # A scheduler that is still starting is waited for, as long as a Client would wait.
@@ -103,8 +109,7 @@ def workers(client: Client) -> int:
     return sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
 
 
-def map_unordered(client: Client, function: Callable[[T], R], items: Sequence[T],
-                  key: str) -> Iterator[R]:  # fmt: skip
+def map_unordered(client: Client, function: Callable[[T], R], items: Sequence[T], key: str) -> Iterator[R]:
     """``function`` over ``items`` on the cluster, results as they finish (each task
     retried on failure; a lost worker's tasks are run again elsewhere).
 
@@ -116,8 +121,9 @@ def map_unordered(client: Client, function: Callable[[T], R], items: Sequence[T]
     if not items:
         return
     batch = uuid.uuid4().hex[:12]  # keys of this call alone: Dask would hand back an earlier call's results
-    futures = client.map(function, list(items), pure=False, retries=TASK_RETRIES,
-                         key=[f"{key}-{batch}-{i}" for i in range(len(items))])  # fmt: skip
+    futures = client.map(
+        function, list(items), pure=False, retries=TASK_RETRIES, key=[f"{key}-{batch}-{i}" for i in range(len(items))]
+    )
     try:
         for _future, result in as_completed(futures, with_results=True, loop=client.loop):
             yield result

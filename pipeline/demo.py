@@ -52,8 +52,12 @@ def _synth_stage(workdir: Path, n: int, summary: list[tuple[str, str, str]]) -> 
         c.print(
             f"  {layout:<11} {result.hamiltonians.num_rows:>6} Hamiltonians {result.artifacts.num_rows:>7} artifacts"
         )
-        pairs.append(ManifestPair(workdir / "manifests" / f"{layout}_hamiltonians.parquet",
-                                  workdir / "manifests" / f"{layout}_artifacts.parquet"))  # fmt: skip
+        pairs.append(
+            ManifestPair(
+                workdir / "manifests" / f"{layout}_hamiltonians.parquet",
+                workdir / "manifests" / f"{layout}_artifacts.parquet",
+            )
+        )
     summary.append(("synth", "ok", f"{len(pairs)} datasets in {time.perf_counter() - t0:.1f}s"))
     return pairs
 
@@ -65,8 +69,10 @@ def _check_stage(workdir: Path, pairs: list[ManifestPair], summary: list[tuple[s
     report = check_manifests(pairs, workdir / "data", use_cache=False)
     if report.findings.num_rows:
         render.findings(report.findings)
-    render.console.print(f"  {report.errors} error(s), {report.warnings} warning(s), "
-                         f"{report.probe.files if report.probe else 0} files probed in {report.seconds['total']:.2f}s")  # fmt: skip
+    render.console.print(
+        f"  {report.errors} error(s), {report.warnings} warning(s), "
+        f"{report.probe.files if report.probe else 0} files probed in {report.seconds['total']:.2f}s"
+    )
     summary.append(("check", "ok" if report.ok else "FAILED", f"{report.errors} errors, {report.warnings} warnings"))
     return report
 
@@ -81,8 +87,10 @@ def _ingest_stage(workdir: Path, pairs: list[ManifestPair], summary: list[tuple[
     written = run.result
     assert written is not None and run.plan is not None
     if written.created_nodes:
-        c.print(f"  created {written.created_nodes} nodes in {written.seconds:.2f}s "
-                f"({written.created_nodes / written.seconds:,.0f} nodes/s) -> {catalog}")  # fmt: skip
+        c.print(
+            f"  created {written.created_nodes} nodes in {written.seconds:.2f}s "
+            f"({written.created_nodes / written.seconds:,.0f} nodes/s) -> {catalog}"
+        )
     else:
         c.print(
             f"  nothing to add: {written.existing_hamiltonians} Hamiltonians already in {catalog} (re-run is a no-op)"
@@ -114,9 +122,11 @@ def _serve_stage(workdir: Path, run: IngestRun, summary: list[tuple[str, str, st
         c.print(f"  search {q['query']}: served {q['served']}, manifest says {q['expected']}")
     for problem in checked.problems[:10]:
         c.print("  " + render.labelled("red", "mismatch", problem))
-    c.print(f"  {checked.hamiltonians} Hamiltonians, {checked.artifacts} artifacts served; "
-            f"{checked.assets_checked} served assets still inside the data directory; "
-            f"{checked.arrays_compared} arrays equal to their h5py reads")  # fmt: skip
+    c.print(
+        f"  {checked.hamiltonians} Hamiltonians, {checked.artifacts} artifacts served; "
+        f"{checked.assets_checked} served assets still inside the data directory; "
+        f"{checked.arrays_compared} arrays equal to their h5py reads"
+    )
     summary.append(("serve + verify", "ok" if checked.ok else "FAILED", f"{len(checked.problems)} problem(s)"))
     return checked.ok
 
@@ -141,11 +151,15 @@ def next_steps(workdir: Path) -> str:
     catalog, data, lake = _here(workdir / "catalog.db"), _here(workdir / "data"), _here(workdir / "lakehouse")
     # The key travels in the environment (tiled.client reads TILED_API_KEY), never in a
     # program's arguments, where `ps` and shell history would show it.
-    read_tiled = ("from tiled.client import from_uri; c = from_uri('http://127.0.0.1:8000'); "
-                  "h = c['demo']; k = list(h)[0]; print(k, dict(h[k].metadata))")  # fmt: skip
-    read_lake = (f"import polars as pl; from manifest_broker.tnr.lake import catalog; "
-                 f"print(pl.scan_iceberg(catalog({str(workdir / 'lakehouse')!r}).load_table('tnr.reflectivity'))"
-                 f".select('interval_label', 'interval_start', 'n_points').collect())")  # fmt: skip
+    read_tiled = (
+        "from tiled.client import from_uri; c = from_uri('http://127.0.0.1:8000'); "
+        "h = c['demo']; k = list(h)[0]; print(k, dict(h[k].metadata))"
+    )
+    read_lake = (
+        f"import polars as pl; from manifest_broker.tnr.lake import catalog; "
+        f"print(pl.scan_iceberg(catalog({str(workdir / 'lakehouse')!r}).load_table('tnr.reflectivity'))"
+        f".select('interval_label', 'interval_start', 'n_points').collect())"
+    )
     return render.escape(
         "\nserve the catalog (stock tiled serve, the data directory as readable storage):\n"
         f"  TILED_API_KEY=secret {broker} serve --catalog {catalog} --base-dir {data} --port 8000\n"

@@ -24,8 +24,9 @@ class BrokerError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, where: object = None, exit_code: int | None = None,
-                 details: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, message: str, *, where: object = None, exit_code: int | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.where = None if where is None else str(where)
         if exit_code is not None:

@@ -41,8 +41,12 @@ def submit(pool: ProcessPoolExecutor, function: Callable[..., Any], *args: Any) 
         return pool.submit(function, *args)
 
 
-def worker_pool(workers: int, preload: Sequence[str] = (), initializer: Callable[..., object] | None = None,
-                initargs: tuple[Any, ...] = ()) -> ProcessPoolExecutor:  # fmt: skip
+def worker_pool(
+    workers: int,
+    preload: Sequence[str] = (),
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> ProcessPoolExecutor:
     """A ``forkserver`` pool whose processes ignore SIGINT.
 
     forkserver: a clean parent to fork from (forking this process could inherit locks

@@ -169,8 +169,14 @@ def _finding_rows(rows: list[dict[str, Any]]) -> list[tuple]:
     text such as ``T[meV]`` left alone)."""
     if not console.is_terminal:
         return [tuple(r[c] for c in FINDING_COLUMNS) for r in rows]
-    return [(r["rule"], "[red]error[/]" if r["severity"] == "error" else "[yellow]warning[/]",
-             *(escape(printable(r[c])) for c in FINDING_COLUMNS[2:])) for r in rows]  # fmt: skip
+    return [
+        (
+            r["rule"],
+            "[red]error[/]" if r["severity"] == "error" else "[yellow]warning[/]",
+            *(escape(printable(r[c])) for c in FINDING_COLUMNS[2:]),
+        )
+        for r in rows
+    ]
 
 
 def findings(data: pa.Table) -> None:
@@ -180,8 +186,9 @@ def findings(data: pa.Table) -> None:
     shown = data.select(FINDING_COLUMNS).slice(0, MAX_ROWS)
     table(None, FINDING_COLUMNS, _finding_rows(shown.to_pylist()))
     if data.num_rows > shown.num_rows:
-        console.print(f"... {data.num_rows - shown.num_rows} more finding(s) not shown (use --json for all)",
-                      markup=False)  # fmt: skip
+        console.print(
+            f"... {data.num_rows - shown.num_rows} more finding(s) not shown (use --json for all)", markup=False
+        )
 
 
 @contextmanager
@@ -199,10 +206,17 @@ def stages(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
     )
 
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-        console=errors, disable=not enabled or output().json or not errors.is_terminal, transient=True,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=errors,
+        disable=not enabled or output().json or not errors.is_terminal,
+        transient=True,
+    )
     tasks: dict[str, tuple[Any, float]] = {}
     adding = threading.Lock()
 
@@ -268,8 +282,9 @@ def _reporting_errors(call: Callable[[], Any], args: Sequence[str]) -> Any:
 
     from manifest_broker.processes import INTERRUPTED
 
-    interrupted = BrokerError("interrupted (Ctrl-C): what was committed stays; a re-run finishes the job",
-                              exit_code=130)  # fmt: skip
+    interrupted = BrokerError(
+        "interrupted (Ctrl-C): what was committed stays; a re-run finishes the job", exit_code=130
+    )
     try:
         return call()
     except typer.Exit:  # an exit code already decided (by a command, or an inner group)
@@ -313,8 +328,9 @@ class BrokerCommand(TyperCommand):
 
     def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
         use_json(False)
-        return _reporting_errors(lambda: super(BrokerCommand, self).make_context(info_name, args, parent, **extra),
-                                 list(args))  # fmt: skip
+        return _reporting_errors(
+            lambda: super(BrokerCommand, self).make_context(info_name, args, parent, **extra), list(args)
+        )
 
     def invoke(self, ctx: Any) -> Any:
         return _reporting_errors(lambda: super(BrokerCommand, self).invoke(ctx), sys.argv[1:])

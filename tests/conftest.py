@@ -63,8 +63,9 @@ def _copy(pristine: Path, tmp_path: Path, layout: str) -> Dataset:
     root = tmp_path / "ds"
     if not root.exists():
         shutil.copytree(pristine, root, symlinks=True)
-    pair = ManifestPair(root / "manifests" / f"{layout}_hamiltonians.parquet",
-                        root / "manifests" / f"{layout}_artifacts.parquet")  # fmt: skip
+    pair = ManifestPair(
+        root / "manifests" / f"{layout}_hamiltonians.parquet", root / "manifests" / f"{layout}_artifacts.parquet"
+    )
     return Dataset(root, root / "data", pair)
 
 

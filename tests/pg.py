@@ -43,15 +43,32 @@ class Cluster:
         os.chmod(self.root, 0o777)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
-        subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(self.data), "-U", "broker", "--auth=trust", "-E", "UTF8"]),
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            _as_postgres([str(bin_dir / "initdb"), "-D", str(self.data), "-U", "broker", "--auth=trust", "-E", "UTF8"]),
+            check=True,
+            capture_output=True,
+        )
         self.port = free_port()
         self.uri = f"postgresql://broker@127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start",
-                                     "-o", f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"]),
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(self.bin / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.root / "log"),
+                    "-w",
+                    "start",
+                    "-o",
+                    f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self, mode: str = "fast") -> None:
         subprocess.run(

@@ -133,8 +133,12 @@ def test_hdf5_never_reads_through_another_file(tree: tuple[Path, Path]) -> None:
     with boundary.open_hdf5(path, root) as f:
         assert boundary.dataset_at(f, "plain")[()].tolist() == [0.0, 1.0, 2.0, 3.0]
         assert boundary.dataset_at(f, "/soft")[()].tolist() == [0.0, 1.0, 2.0, 3.0]
-        for name, rule in [("external_link", "external_link"), ("external_storage", "external_storage"),
-                           ("virtual", "virtual"), ("nothing", "missing")]:  # fmt: skip
+        for name, rule in [
+            ("external_link", "external_link"),
+            ("external_storage", "external_storage"),
+            ("virtual", "virtual"),
+            ("nothing", "missing"),
+        ]:
             with pytest.raises(ProviderFileError) as caught:
                 boundary.dataset_at(f, name)
             assert caught.value.rule == rule, name
@@ -168,8 +172,26 @@ def test_hdf5_is_read_from_the_file_that_was_opened(tree: tuple[Path, Path]) -> 
 # Path components a hostile provider can combine: plain names, links out and in,
 # parent steps, a FIFO, and names with characters that mean something to shells,
 # URLs and Python.
-_COMPONENTS = ["sub", "file.txt", "out_dir", "out_file", "in_link", "..", ".", "fifo", "secret.txt", "sub/file.txt",
-               "a b", "x?y", "x#y", "'q'", '"', "$HOME", "\t..", "%2e%2e"]  # fmt: skip
+_COMPONENTS = [
+    "sub",
+    "file.txt",
+    "out_dir",
+    "out_file",
+    "in_link",
+    "..",
+    ".",
+    "fifo",
+    "secret.txt",
+    "sub/file.txt",
+    "a b",
+    "x?y",
+    "x#y",
+    "'q'",
+    '"',
+    "$HOME",
+    "\t..",
+    "%2e%2e",
+]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -66,8 +66,17 @@ def test_generate_on_a_wrong_data_directory(tmp_path: Path) -> None:
 
 def test_empty_manifests_are_an_error(spinwave: Dataset) -> None:
     spinwave.write(spinwave.hamiltonians.slice(0, 0), spinwave.artifacts.slice(0, 0))
-    result = runner.invoke(app, ["check", str(spinwave.pair.hamiltonians), str(spinwave.pair.artifacts),
-                                 "--base-dir", str(spinwave.base_dir), "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "check",
+            str(spinwave.pair.hamiltonians),
+            str(spinwave.pair.artifacts),
+            "--base-dir",
+            str(spinwave.base_dir),
+            "--json",
+        ],
+    )
     assert result.exit_code == 1
     assert [f["rule"] for f in json.loads(result.stdout)["findings"]] == ["manifest_empty", "manifest_empty"]
 
@@ -80,8 +89,10 @@ def test_parent_must_name_containers(spinwave: Dataset, tmp_path: Path) -> None:
     array = spinwave.artifacts["type"][0].as_py()
     with sqlite3.connect(catalog) as conn:
         before = conn.execute("SELECT count(*) FROM nodes").fetchone()
-    _fails(["ingest", *pair, "--catalog", str(catalog), "--parent", f"{key}/{array}/deeper"],
-           f"{key}/{array} is an array, not a container")  # fmt: skip
+    _fails(
+        ["ingest", *pair, "--catalog", str(catalog), "--parent", f"{key}/{array}/deeper"],
+        f"{key}/{array} is an array, not a container",
+    )
     with sqlite3.connect(catalog) as conn:
         assert conn.execute("SELECT count(*) FROM nodes").fetchone() == before
 
@@ -95,8 +106,11 @@ def test_a_wrong_key_and_a_missing_parent_through_a_real_server(spinwave: Datase
     assert runner.invoke(app, ["ingest", *pair, "--catalog", catalog]).exit_code == 0
     with running_server(catalog, spinwave.base_dir) as url:
         _fails(["verify", *pair, "--url", url], "refused the connection (HTTP 401)", env={"TILED_API_KEY": "wrongkey"})
-        _fails(["verify", *pair, "--url", url, "--parent", "no/such"], "--parent no/such: the server has no node no",
-               env={"TILED_API_KEY": "secret"})  # fmt: skip
+        _fails(
+            ["verify", *pair, "--url", url, "--parent", "no/such"],
+            "--parent no/such: the server has no node no",
+            env={"TILED_API_KEY": "secret"},
+        )
 
 
 @pytest.mark.integration
@@ -167,29 +181,64 @@ def test_paths_a_file_uri_cannot_carry(tmp_path: Path) -> None:
 BAD_PATHS = {
     "ingest, a text file as manifest": (
         ["ingest", "{text_h}", "{text_a}", "--base-dir", "{folder}", "--catalog", "{folder}/new.db"],
-        "the manifests break the contract", 1),
-    "check, a directory as manifest": (["check", "{folder}", "{folder}", "--base-dir", "{folder}"], "a directory without a <name>_hamiltonians.parquet", 1),
-    "check, manifests missing": (["check", "{missing}", "{missing}", "--base-dir", "{folder}"], "missing: manifest not found", 1),
-    "register, server down": (["register", "{text_h}", "{text_a}", "--base-dir", "{folder}", "--url", "{down}"],
-                              "cannot reach the Tiled server", 1),
+        "the manifests break the contract",
+        1,
+    ),
+    "check, a directory as manifest": (
+        ["check", "{folder}", "{folder}", "--base-dir", "{folder}"],
+        "a directory without a <name>_hamiltonians.parquet",
+        1,
+    ),
+    "check, manifests missing": (
+        ["check", "{missing}", "{missing}", "--base-dir", "{folder}"],
+        "missing: manifest not found",
+        1,
+    ),
+    "register, server down": (
+        ["register", "{text_h}", "{text_a}", "--base-dir", "{folder}", "--url", "{down}"],
+        "cannot reach the Tiled server",
+        1,
+    ),
     "locate, server down": (["locate", "--url", "{down}"], "cannot reach the Tiled server", 1),
     "delete, catalog missing": (["delete", "x", "--catalog", "{missing}", "--yes"], "does not exist", 1),
     "delete, a directory as catalog": (["delete", "x", "--catalog", "{folder}", "--yes"], "is a directory", 1),
     "explore, directory missing": (["explore", "{missing}"], "missing: does not exist", 1),
     "explore, a file as directory": (["explore", "{text_h}"], "is a file, not a directory", 1),
     "generate, script missing": (["generate", "{missing}", "{folder}", "{folder}/out"], "not found", 1),
-    "tnr package, split missing": (["tnr", "package", "{missing}", "{folder}", "{missing}", "--lake", "{folder}/lake"],
-                                   "split file not found; nothing was written", 1),
-    "tnr package, text as split": (["tnr", "package", "{text_h}", "{folder}", "{text_h}", "--lake", "{folder}/lake"],
-                                   "malformed split file JSON", 1),
-    "tnr package-many, root missing": (["tnr", "package-many", "{missing}", "--lake", "{folder}/lake"], "missing: does not exist", 1),
-    "tnr package-many, a file as root": (["tnr", "package-many", "{text_h}", "--lake", "{folder}/lake"], "is a file, not a directory", 1),
-    "tnr package-many, nothing in root": (["tnr", "package-many", "{folder}", "--lake", "{folder}/lake"], "no run found", 1),
+    "tnr package, split missing": (
+        ["tnr", "package", "{missing}", "{folder}", "{missing}", "--lake", "{folder}/lake"],
+        "split file not found; nothing was written",
+        1,
+    ),
+    "tnr package, text as split": (
+        ["tnr", "package", "{text_h}", "{folder}", "{text_h}", "--lake", "{folder}/lake"],
+        "malformed split file JSON",
+        1,
+    ),
+    "tnr package-many, root missing": (
+        ["tnr", "package-many", "{missing}", "--lake", "{folder}/lake"],
+        "missing: does not exist",
+        1,
+    ),
+    "tnr package-many, a file as root": (
+        ["tnr", "package-many", "{text_h}", "--lake", "{folder}/lake"],
+        "is a file, not a directory",
+        1,
+    ),
+    "tnr package-many, nothing in root": (
+        ["tnr", "package-many", "{folder}", "--lake", "{folder}/lake"],
+        "no run found",
+        1,
+    ),
     "tnr sql, lake missing": (["tnr", "sql", "select 1", "--lake", "{folder}/lake"], "no lake here", 1),
-    "tnr plot, lake missing": (["tnr", "plot", "--run", "1", "-o", "{folder}/p.png", "--lake", "{folder}/lake"], "no lake here", 1),
+    "tnr plot, lake missing": (
+        ["tnr", "plot", "--run", "1", "-o", "{folder}/p.png", "--lake", "{folder}/lake"],
+        "no lake here",
+        1,
+    ),
     "tnr check, lake missing": (["tnr", "check", "--lake", "{folder}/lake"], "no lake here", 1),
     "tnr maintain, lake missing": (["tnr", "maintain", "--lake", "{folder}/lake"], "no lake here", 1),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_PATHS))
@@ -199,8 +248,13 @@ def test_every_command_given_a_bad_path(case: str, tmp_path: Path) -> None:
     text_h, text_a = tmp_path / "notes_hamiltonians.parquet", tmp_path / "notes_artifacts.parquet"
     for text in (text_h, text_a):
         text.write_text("a text file, not Parquet")
-    fill = {"missing": str(tmp_path / "missing"), "folder": str(folder), "text_h": str(text_h), "text_a": str(text_a),
-            "down": f"http://127.0.0.1:{free_port()}"}  # fmt: skip
+    fill = {
+        "missing": str(tmp_path / "missing"),
+        "folder": str(folder),
+        "text_h": str(text_h),
+        "text_a": str(text_a),
+        "down": f"http://127.0.0.1:{free_port()}",
+    }
     args, message, code = BAD_PATHS[case]
     before = tree_state(tmp_path)
     _fails([a.format(**fill) for a in args], message, code)

@@ -58,8 +58,9 @@ def test_bars_on_a_terminal_and_none_when_piped(edrixs: Dataset, tmp_path: Path)
     assert BAR in terminal and "left" in terminal
     assert out.startswith("created 6 Hamiltonians")
 
-    piped = subprocess.run([BROKER, "ingest", *_args(edrixs), "--catalog", str(tmp_path / "b.db")],
-                           capture_output=True, text=True)  # fmt: skip
+    piped = subprocess.run(
+        [BROKER, "ingest", *_args(edrixs), "--catalog", str(tmp_path / "b.db")], capture_output=True, text=True
+    )
     assert piped.returncode == 0 and piped.stderr == "" and BAR not in piped.stdout
 
     code, out, terminal = _on_terminal(["ingest", *_args(edrixs), "--catalog", str(tmp_path / "c.db"), "--json"])
@@ -90,8 +91,10 @@ def test_stages_report_every_step_to_the_end(edrixs: Dataset, tmp_path: Path) ->
 def test_tnr_package_answers_in_json(tmp_path: Path) -> None:
     split, reduced, xml = spec_run(tmp_path / "run")
     out = tmp_path / "out.parquet"
-    result = CliRunner().invoke(tnr_app, ["package", str(split), str(reduced), str(xml), "--lake", str(tmp_path / "lake"),
-                                          "-o", str(out), "--json"])  # fmt: skip
+    result = CliRunner().invoke(
+        tnr_app,
+        ["package", str(split), str(reduced), str(xml), "--lake", str(tmp_path / "lake"), "-o", str(out), "--json"],
+    )
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert answer["written"] is True and answer["slices"] == len(FILES) and answer["run_number"] == RUN
@@ -117,9 +120,11 @@ def test_every_project_error_has_one_root() -> None:
 
     modules = [v for k, v in sys.modules.items() if k.startswith("manifest_broker.")]
     errors = {
-        obj for m in modules for obj in vars(m).values()
+        obj
+        for m in modules
+        for obj in vars(m).values()
         if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__.startswith("manifest_broker")
-    }  # fmt: skip
+    }
     strays = sorted(e.__name__ for e in errors if not issubclass(e, BrokerError))
     # SqlNotFound is the broker's own bug (a SQL file missing from the package), not the user's.
     assert strays == ["SqlNotFound"]

@@ -28,12 +28,28 @@ def _pair(manifests: Path, data: Path, name: str, keys: list[str], units: str = 
     for i, key in enumerate(keys):
         with h5py.File(data / f"{key}.h5", "w") as f:
             f["spectrum"] = np.full((4, 3), float(i))
-    pq.write_table(pa.table({"huid": [f"u-{k}" for k in keys], "key": keys, "J1": [0.5 + i for i in range(len(keys))],
-                             "units": [units] * len(keys)}),
-                   manifests / f"{name}_hamiltonians.parquet")  # fmt: skip
-    pq.write_table(pa.table({"huid": [f"u-{k}" for k in keys], "type": ["spectrum"] * len(keys),
-                             "file": [f"{k}.h5" for k in keys], "dataset": ["/spectrum"] * len(keys)}),
-                   manifests / f"{name}_artifacts.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {
+                "huid": [f"u-{k}" for k in keys],
+                "key": keys,
+                "J1": [0.5 + i for i in range(len(keys))],
+                "units": [units] * len(keys),
+            }
+        ),
+        manifests / f"{name}_hamiltonians.parquet",
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "huid": [f"u-{k}" for k in keys],
+                "type": ["spectrum"] * len(keys),
+                "file": [f"{k}.h5" for k in keys],
+                "dataset": ["/spectrum"] * len(keys),
+            }
+        ),
+        manifests / f"{name}_artifacts.parquet",
+    )
 
 
 def _json(args: list[str], code: int) -> dict:
@@ -78,8 +94,12 @@ def test_a_parent_is_held_to_the_key_rules(tmp_path: Path, parent: str) -> None:
     _pair(tmp_path / "m", data, "x", ["K_1"])
     given = [str(tmp_path / "m"), "--base-dir", str(data), "--parent", parent]
     before = tree_state(tmp_path)
-    for command in (["check"], ["ingest", "--catalog", str(tmp_path / "cat.db")],
-                    ["register", "--url", "http://127.0.0.1:9"], ["verify", "--url", "http://127.0.0.1:9"]):  # fmt: skip
+    for command in (
+        ["check"],
+        ["ingest", "--catalog", str(tmp_path / "cat.db")],
+        ["register", "--url", "http://127.0.0.1:9"],
+        ["verify", "--url", "http://127.0.0.1:9"],
+    ):
         answer = _json([*command, *given], 2)
         assert "--parent" in answer["error"] and "segment" in answer["error"], answer
     answer = _json(["locate", "--url", "http://127.0.0.1:9", "--parent", parent], 2)
@@ -91,8 +111,10 @@ def test_a_good_parent_passes_with_outer_slashes(tmp_path: Path) -> None:
     data = tmp_path / "data"
     _pair(tmp_path / "m", data, "x", ["K_1"])
     catalog = tmp_path / "cat.db"
-    _json(["ingest", str(tmp_path / "m"), "--base-dir", str(data), "--catalog", str(catalog), "--parent", "/lab/run 1/"],
-          0)  # fmt: skip
+    _json(
+        ["ingest", str(tmp_path / "m"), "--base-dir", str(data), "--catalog", str(catalog), "--parent", "/lab/run 1/"],
+        0,
+    )
     assert {"lab", "run 1", "K_1"} <= _keys(catalog)
 
 
@@ -120,8 +142,9 @@ def test_outputs_whose_suffix_disagrees_with_their_format_are_refused(tmp_path: 
     answer = _json(["locate", "--url", "http://127.0.0.1:9", "-o", str(tmp_path / "loc.csv")], 2)
     assert "loc.csv" in answer["error"] and ".parquet" in answer["error"]
     ham, art = (str(tmp_path / "m" / f"x_{k}.parquet") for k in ("hamiltonians", "artifacts"))
-    answer = _json(["sql", "SELECT 1", "--ham", ham, "--art", art, "--format", "parquet", "-o",
-                    str(tmp_path / "out.csv")], 2)  # fmt: skip
+    answer = _json(
+        ["sql", "SELECT 1", "--ham", ham, "--art", art, "--format", "parquet", "-o", str(tmp_path / "out.csv")], 2
+    )
     assert ".parquet" in answer["error"] and not (tmp_path / "out.csv").exists()
 
 
@@ -159,8 +182,9 @@ count: {hamiltonians: 1}
         (("dataset: hand", "dataset: hand\nwhatever: 1"), "'whatever': not a field of a dataset card; the fields are"),
     ],
 )
-def test_a_misspelt_card_field_is_an_error_naming_the_nearest(tmp_path: Path, change: tuple[str, str],
-                                                              said: str) -> None:  # fmt: skip
+def test_a_misspelt_card_field_is_an_error_naming_the_nearest(
+    tmp_path: Path, change: tuple[str, str], said: str
+) -> None:
     """A misspelt top-level field was dropped, and `check --card` said OK with its rules skipped."""
     data = tmp_path / "data"
     _pair(tmp_path / "m", data, "x", ["K_1"])
@@ -206,9 +230,11 @@ def test_a_generator_that_writes_no_manifest_or_reads_another_layout_fails(tmp_p
     data = tmp_path / "data"
     _pair(tmp_path / "m", data, "x", ["K_1"])
     script = tmp_path / "nothing.py"
-    script.write_text("import pandas as pd\n\ndef generate(output_dir, n_hamiltonians=None):\n"
-                      "    return (pd.DataFrame({'huid': ['a'], 'key': ['K']}),\n"
-                      "            pd.DataFrame({'huid': ['a'], 'type': ['t'], 'file': ['K_1.h5'], 'dataset': ['/x']}))\n")  # fmt: skip
+    script.write_text(
+        "import pandas as pd\n\ndef generate(output_dir, n_hamiltonians=None):\n"
+        "    return (pd.DataFrame({'huid': ['a'], 'key': ['K']}),\n"
+        "            pd.DataFrame({'huid': ['a'], 'type': ['t'], 'file': ['K_1.h5'], 'dataset': ['/x']}))\n"
+    )
     answer = _json(["generate", str(script), str(data), str(tmp_path / "out")], 1)
     assert "wrote no manifest" in answer["error"], answer
     for layout in ("vdp", "edrixs"):  # a built-in layout on another layout's folder
@@ -225,8 +251,12 @@ def test_a_dask_address_that_is_not_one_is_one_clean_error(tmp_path: Path) -> No
     _pair(tmp_path / "m", data, "x", ["K_1"])
     code = "from manifest_broker.commandline.main import app; app()"
     for address, exit_code in (("notanaddress", 2), ("tcp://127.0.0.1:9", 1)):
-        done = subprocess.run([sys.executable, "-c", code, "check", str(tmp_path / "m"), "--base-dir", str(data),
-                               "--dask", address], capture_output=True, text=True, timeout=120)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", code, "check", str(tmp_path / "m"), "--base-dir", str(data), "--dask", address],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == exit_code, done.stderr
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
 

@@ -108,8 +108,12 @@ def test_every_block_runs_as_written(tmp_path: Path) -> None:
     port = "8000" if _free(8000) else str(_free_port())
     dask_port = "8786" if _free(8786) else str(_free_port())
     (tmp_path / "readme.sh").write_text(_script(tmp_path, port, dask_port))
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
-           "BROKER_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+        "BROKER_CACHE_DIR": str(tmp_path / "cache"),
+    }
     done = subprocess.run(["bash", "readme.sh"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     out, err = done.stdout, done.stderr
     last = [line for line in out.splitlines() if line.startswith("### ")][-1]

@@ -13,10 +13,19 @@ from hypothesis import strategies as st
 
 from manifest_broker import render
 
-_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=20),
-                    st.lists(st.integers(0, 9), max_size=3))  # fmt: skip
-_ROWS = st.lists(st.fixed_dictionaries({"rule": st.text(max_size=10), "row": st.none() | st.integers(0, 10**6),
-                                        "message": st.text(max_size=40)}), max_size=25)  # fmt: skip
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.text(max_size=20),
+    st.lists(st.integers(0, 9), max_size=3),
+)
+_ROWS = st.lists(
+    st.fixed_dictionaries(
+        {"rule": st.text(max_size=10), "row": st.none() | st.integers(0, 10**6), "message": st.text(max_size=40)}
+    ),
+    max_size=25,
+)
 
 
 def _printed(payload: dict) -> str:

@@ -38,8 +38,19 @@ class CardError(BrokerError):
 
 # The card's fields: any other is a mistake (a misspelt `paramters:` would drop its
 # rules without a word), named with the nearest known field.
-FIELDS = ("card_version", "dataset", "provider", "description", "location", "parameters", "artifacts", "layout",
-          "count", "existing_manifest", "findings")  # fmt: skip
+FIELDS = (
+    "card_version",
+    "dataset",
+    "provider",
+    "description",
+    "location",
+    "parameters",
+    "artifacts",
+    "layout",
+    "count",
+    "existing_manifest",
+    "findings",
+)
 PARAMETER_FIELDS = ("name", "type", "units", "description", "source")
 ARTIFACT_FIELDS = ("type", "dataset", "shape", "dtype", "description")
 # Limits of what a card may be: a card is a page of hand-edited text, and a YAML
@@ -81,8 +92,11 @@ def _safe_load(text: str, path: Path) -> Any:
             event = self.peek_event()
             line = event.start_mark.line + 1 if event.start_mark else 0
             if isinstance(event, yaml.AliasEvent):
-                raise CardError(f"{path}: line {line}: a YAML alias (*{_shown(event.anchor)[1:-1]}); a card holds "
-                                "no aliases: write the value out", where=path)  # fmt: skip
+                raise CardError(
+                    f"{path}: line {line}: a YAML alias (*{_shown(event.anchor)[1:-1]}); a card holds "
+                    "no aliases: write the value out",
+                    where=path,
+                )
             self.depth += 1
             if self.depth > MAX_DEPTH:
                 raise CardError(f"{path}: line {line}: nested more than {MAX_DEPTH} levels deep", where=path)
@@ -93,8 +107,9 @@ def _safe_load(text: str, path: Path) -> Any:
 
     def integer(loader: Any, node: Any) -> Any:
         if sum(c.isdigit() for c in node.value) > MAX_INT_DIGITS:
-            raise CardError(f"{path}: line {node.start_mark.line + 1}: an integer of more than {MAX_INT_DIGITS} "
-                            "digits", where=path)  # fmt: skip
+            raise CardError(
+                f"{path}: line {node.start_mark.line + 1}: an integer of more than {MAX_INT_DIGITS} digits", where=path
+            )
         return yaml.SafeLoader.construct_yaml_int(loader, node)
 
     CardLoader.add_constructor("tag:yaml.org,2002:int", integer)
@@ -102,8 +117,16 @@ def _safe_load(text: str, path: Path) -> Any:
 
 
 def _family(kind: str) -> str | None:
-    return {"f": "float", "i": "integer", "u": "integer", "b": "bool", "S": "string", "U": "string",
-            "O": "string", "T": "string"}.get(kind)  # fmt: skip
+    return {
+        "f": "float",
+        "i": "integer",
+        "u": "integer",
+        "b": "bool",
+        "S": "string",
+        "U": "string",
+        "O": "string",
+        "T": "string",
+    }.get(kind)
 
 
 def arrow_family(type_: pa.DataType) -> str:
@@ -135,25 +158,43 @@ def from_report(report: ExploreReport, *, provider: str = "", description: str =
             entries_per_file.add(sum(1 for e in info.nexus if e.signal))
             for entry in info.nexus:
                 for p in entry.parameters:
-                    parameters.setdefault(p.column, {"name": p.column, "type": p.kind, "units": p.units,
-                                                     "description": "", "source": f"{{entry}}/{p.path}"})  # fmt: skip
+                    parameters.setdefault(
+                        p.column,
+                        {
+                            "name": p.column,
+                            "type": p.kind,
+                            "units": p.units,
+                            "description": "",
+                            "source": f"{{entry}}/{p.path}",
+                        },
+                    )
                 for art_type, dataset in entry.artifacts.items():
                     d = shapes.get(f"{entry.path}/{dataset}")
-                    artifacts.setdefault(art_type, {"type": art_type, "dataset": f"{{entry}}/{dataset}",
-                                                    "shape": list(d.shape) if d else None,
-                                                    "dtype": np.dtype(d.dtype).name if d else None})  # fmt: skip
+                    artifacts.setdefault(
+                        art_type,
+                        {
+                            "type": art_type,
+                            "dataset": f"{{entry}}/{dataset}",
+                            "shape": list(d.shape) if d else None,
+                            "dtype": np.dtype(d.dtype).name if d else None,
+                        },
+                    )
             continue
         for d in info.datasets:
             name = d.path.strip("/")
             kind = _family(np.dtype(d.dtype).kind)
             if name.startswith("params/") and kind is not None:
                 column = name.split("/", 1)[1].replace("/", "_")
-                parameters.setdefault(column, {"name": column, "type": kind, "units": d.attrs.get("units"),
-                                               "description": "", "source": d.path})  # fmt: skip
+                parameters.setdefault(
+                    column,
+                    {"name": column, "type": kind, "units": d.attrs.get("units"), "description": "", "source": d.path},
+                )
             elif not name.startswith("params/"):
                 art_type = name.replace("/", "_")
-                artifacts.setdefault(art_type, {"type": art_type, "dataset": d.path, "shape": list(d.shape),
-                                                "dtype": np.dtype(d.dtype).name})  # fmt: skip
+                artifacts.setdefault(
+                    art_type,
+                    {"type": art_type, "dataset": d.path, "shape": list(d.shape), "dtype": np.dtype(d.dtype).name},
+                )
     hamiltonians: int | None = None
     if report.pattern == "NeXus" and len(entries_per_file) == 1:
         hamiltonians = report.n_files * entries_per_file.pop()
@@ -189,13 +230,19 @@ def write(path: Path, card: dict[str, Any]) -> None:
     from manifest_broker.cache import replace_atomically
 
     if path.exists():
-        raise CardError(f"{path}: a dataset card is already there (it may hold the provider's answers); "
-                        "move it away or choose another path", where=path, exit_code=2)  # fmt: skip
+        raise CardError(
+            f"{path}: a dataset card is already there (it may hold the provider's answers); "
+            "move it away or choose another path",
+            where=path,
+            exit_code=2,
+        )
 
-    header = ("# Dataset card (the guide's Step 0), written by `broker explore --card`.\n"
-              "# Fill in the provider's answers: description, each parameter's units and meaning,\n"
-              "# the counts exploration could not know (null). `broker check --card` holds the\n"
-              "# manifests to it; `broker ingest --card` stores it in the catalog.\n")  # fmt: skip
+    header = (
+        "# Dataset card (the guide's Step 0), written by `broker explore --card`.\n"
+        "# Fill in the provider's answers: description, each parameter's units and meaning,\n"
+        "# the counts exploration could not know (null). `broker check --card` holds the\n"
+        "# manifests to it; `broker ingest --card` stores it in the catalog.\n"
+    )
     text = header + yaml.safe_dump(card, sort_keys=False, allow_unicode=True, width=100)
 
     def save(partial: Path) -> None:
@@ -219,8 +266,9 @@ def _count(value: Any, where: str) -> tuple[int | None, int | None]:
         else:
             if lo is None or hi is None or lo <= hi:
                 return lo, hi
-    raise CardError(f"{where}: a count is a number >= 0, {{min: N, max: M}} (either may be left out) or null, "
-                    f"not {_shown(value)}")  # fmt: skip
+    raise CardError(
+        f"{where}: a count is a number >= 0, {{min: N, max: M}} (either may be left out) or null, not {_shown(value)}"
+    )
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -299,5 +347,5 @@ def rule_tables(card: dict[str, Any]) -> dict[str, pa.Table]:
                 "lo": pa.array([b[1] for b in bounds], pa.int64()),
                 "hi": pa.array([b[2] for b in bounds], pa.int64()),
             }
-        ),  # fmt: skip
+        ),
     }

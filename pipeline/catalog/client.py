@@ -36,16 +36,25 @@ def check_url(url: str, option: str = "--url") -> str:
     except ValueError as exc:
         raise ServerError(f"{option} {redact(url)}: {exc}", where=option, exit_code=2) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ServerError(f"{option} {redact(url)}: give the server's address with http:// or https://", where=option,
-                          exit_code=2)  # fmt: skip
+        raise ServerError(
+            f"{option} {redact(url)}: give the server's address with http:// or https://", where=option, exit_code=2
+        )
     if parts.username is not None or parts.password is not None:
-        raise ServerError(f"{option} {redact(url)}: the address carries a user name or password; give the key "
-                          f"through ${KEY_VARIABLE} instead", where=option, exit_code=2)  # fmt: skip
+        raise ServerError(
+            f"{option} {redact(url)}: the address carries a user name or password; give the key "
+            f"through ${KEY_VARIABLE} instead",
+            where=option,
+            exit_code=2,
+        )
     if any(
         name.lower().replace("-", "_") in ("api_key", "apikey", "key", "token") for name, _ in parse_qsl(parts.query)
     ):
-        raise ServerError(f"{option} {redact(url)}: the address carries an API key; give it through ${KEY_VARIABLE} "
-                          "(or at the prompt) instead, never in a URL", where=option, exit_code=2)  # fmt: skip
+        raise ServerError(
+            f"{option} {redact(url)}: the address carries an API key; give it through ${KEY_VARIABLE} "
+            "(or at the prompt) instead, never in a URL",
+            where=option,
+            exit_code=2,
+        )
     return url.rstrip("/")
 
 
@@ -70,14 +79,21 @@ class Server:
             return from_uri(self.url, api_key=self.api_key, include_data_sources=include_data_sources)
         except httpx.HTTPStatusError as exc:
             status = exc.response.status_code
-            raise ServerError(f"{redact(self.url)}: the server answered HTTP {status} to every attempt "
-                              "(tiled.client's retries are spent): try again later", where=redact(self.url)) from exc  # fmt: skip
+            raise ServerError(
+                f"{redact(self.url)}: the server answered HTTP {status} to every attempt "
+                "(tiled.client's retries are spent): try again later",
+                where=redact(self.url),
+            ) from exc
         except httpx.TransportError as exc:
-            raise ServerError(f"{redact(self.url)}: the connection keeps failing ({type(exc).__name__}) after "
-                              "tiled.client's retries", where=redact(self.url)) from exc  # fmt: skip
+            raise ServerError(
+                f"{redact(self.url)}: the connection keeps failing ({type(exc).__name__}) after tiled.client's retries",
+                where=redact(self.url),
+            ) from exc
         except RuntimeError as exc:  # tiled.client: no key, or one it could not use, for a server that needs one
-            raise ServerError(f"{redact(self.url)}: the server needs an API key it accepts; set ${KEY_VARIABLE}",
-                              where=redact(self.url)) from exc  # fmt: skip
+            raise ServerError(
+                f"{redact(self.url)}: the server needs an API key it accepts; set ${KEY_VARIABLE}",
+                where=redact(self.url),
+            ) from exc
 
 
 def connect(url: str, *, prompt: Callable[[str], str] | None = None, option: str = "--url") -> Server:
@@ -99,8 +115,11 @@ def connect(url: str, *, prompt: Callable[[str], str] | None = None, option: str
         key = prompt(f"API key for {redact(url)}") or None
         status = _status(url, key)
     if status in (401, 403):
-        hint = (f"the API key in ${KEY_VARIABLE} was refused" if os.environ.get(KEY_VARIABLE)
-                else f"it needs an API key: set ${KEY_VARIABLE}")  # fmt: skip
+        hint = (
+            f"the API key in ${KEY_VARIABLE} was refused"
+            if os.environ.get(KEY_VARIABLE)
+            else f"it needs an API key: set ${KEY_VARIABLE}"
+        )
         raise ServerError(
             f"{redact(url)}: the server refused the connection (HTTP {status}); {hint}", where=redact(url)
         )

@@ -49,11 +49,29 @@ FINDING_SCHEMA = pa.schema(
         ("message", pa.string()),
     ]
 )
-_HAM_CORE = pa.schema([("manifest", pa.string()), ("dataset_name", pa.string()), ("row", pa.int64()),
-                       ("metadata_bytes", pa.int64()), ("huid", pa.string()), ("key", pa.string())])  # fmt: skip
-_ART_CORE = pa.schema([("manifest", pa.string()), ("dataset_name", pa.string()), ("row", pa.int64()),
-                       ("metadata_bytes", pa.int64()), ("huid", pa.string()), ("type", pa.string()),
-                       ("file", pa.string()), ("dataset", pa.string()), ("index", pa.int64())])  # fmt: skip
+_HAM_CORE = pa.schema(
+    [
+        ("manifest", pa.string()),
+        ("dataset_name", pa.string()),
+        ("row", pa.int64()),
+        ("metadata_bytes", pa.int64()),
+        ("huid", pa.string()),
+        ("key", pa.string()),
+    ]
+)
+_ART_CORE = pa.schema(
+    [
+        ("manifest", pa.string()),
+        ("dataset_name", pa.string()),
+        ("row", pa.int64()),
+        ("metadata_bytes", pa.int64()),
+        ("huid", pa.string()),
+        ("type", pa.string()),
+        ("file", pa.string()),
+        ("dataset", pa.string()),
+        ("index", pa.int64()),
+    ]
+)
 
 
 class ContractFailed(BrokerError, RuntimeError):
@@ -108,9 +126,10 @@ class ContractReport:
     def failure(self, consequence: str = "") -> ContractFailed:
         """The error that stops a stage after a failed check; it carries the findings
         (shown as a table, or in the ``--json`` error document)."""
-        return ContractFailed(f"the manifests break the contract ({self.errors} error(s)){consequence}",
-                              details={"findings": self.findings, "errors": self.errors,
-                                       "warnings": self.warnings})  # fmt: skip
+        return ContractFailed(
+            f"the manifests break the contract ({self.errors} error(s)){consequence}",
+            details={"findings": self.findings, "errors": self.errors, "warnings": self.warnings},
+        )
 
     def checked(self) -> CheckedManifests:
         """The checked manifests and probes, for the stages after the check.
@@ -134,10 +153,19 @@ MAX_ARRAY_BYTES = 16 << 30
 
 def _finding(rule: str, manifest: str, message: str, severity: str = "error") -> pa.Table:
     return pa.Table.from_pylist(
-        [{"rule": rule, "severity": severity, "manifest": manifest, "row": None,
-          "column": None, "value": None, "message": message}],
+        [
+            {
+                "rule": rule,
+                "severity": severity,
+                "manifest": manifest,
+                "row": None,
+                "column": None,
+                "value": None,
+                "message": message,
+            }
+        ],
         schema=FINDING_SCHEMA,
-    )  # fmt: skip
+    )
 
 
 # Bound parameters of the row rules that take any.
@@ -192,8 +220,9 @@ def _core(table: pa.Table, documents: pa.Table, schema: pa.Schema, manifest: str
     return pa.table(columns).cast(schema)
 
 
-def _schema_rules(con: duckdb.DuckDBPyConnection, pair: ManifestPair,
-                  findings: list[pa.Table]) -> tuple[pa.Table, pa.Table, Documents] | None:  # fmt: skip
+def _schema_rules(
+    con: duckdb.DuckDBPyConnection, pair: ManifestPair, findings: list[pa.Table]
+) -> tuple[pa.Table, pa.Table, Documents] | None:
     """Read one pair and run the schema rules on it; returns the two tables and
     their metadata documents, or ``None`` when a file is unreadable or lacks a
     standard column."""
@@ -222,8 +251,9 @@ def _schema_rules(con: duckdb.DuckDBPyConnection, pair: ManifestPair,
     return None if schema_errors.num_rows else (ham, art, documents)
 
 
-def _metadata_rules(table: pa.Table, standard: tuple[str, ...], manifest: str, findings: list[pa.Table], *,
-                    hamiltonians: bool) -> pa.Table:  # fmt: skip
+def _metadata_rules(
+    table: pa.Table, standard: tuple[str, ...], manifest: str, findings: list[pa.Table], *, hamiltonians: bool
+) -> pa.Table:
     """Rules on the columns that become metadata: types, finite numbers, integer
     range, and (Hamiltonians) parameters that tell rows apart. The size rule runs
     with the row rules, on the whole document a node will store. A connection of
@@ -233,14 +263,29 @@ def _metadata_rules(table: pa.Table, standard: tuple[str, ...], manifest: str, f
         The rows' metadata documents (:func:`metadata_documents`).
     """
     with contextlib.closing(queries.connect()) as con:
-        return _metadata_findings(con, table, metadata_columns(table, standard), manifest, findings,
-                                  hamiltonians=hamiltonians)  # fmt: skip
+        return _metadata_findings(
+            con, table, metadata_columns(table, standard), manifest, findings, hamiltonians=hamiltonians
+        )
 
 
-def _metadata_findings(con: duckdb.DuckDBPyConnection, table: pa.Table, meta: list[str], manifest: str,
-                       findings: list[pa.Table], *, hamiltonians: bool) -> pa.Table:  # fmt: skip
-    con.register("metadata_columns", pa.table({"column_name": pa.array(meta, pa.string()),
-                                               "data_type": pa.array([str(table.schema.field(c).type) for c in meta], pa.string())}))  # fmt: skip
+def _metadata_findings(
+    con: duckdb.DuckDBPyConnection,
+    table: pa.Table,
+    meta: list[str],
+    manifest: str,
+    findings: list[pa.Table],
+    *,
+    hamiltonians: bool,
+) -> pa.Table:
+    con.register(
+        "metadata_columns",
+        pa.table(
+            {
+                "column_name": pa.array(meta, pa.string()),
+                "data_type": pa.array([str(table.schema.field(c).type) for c in meta], pa.string()),
+            }
+        ),
+    )
     findings.append(_run(con, "contract/schema/metadata_types", {"manifest": manifest}))
     if hamiltonians:
         params: dict[str, object] = {"manifest": manifest, "prefixes": list(LOCATOR_PREFIXES)}
@@ -257,14 +302,21 @@ def _metadata_findings(con: duckdb.DuckDBPyConnection, table: pa.Table, meta: li
             findings.append(_run(con, "contract/schema/parameter_variation", {"manifest": manifest}))
         con.unregister("metadata_rows")
     elif hamiltonians and table.num_rows > 1:
-        findings.append(_finding("no_parameter_variation", manifest,
-                                 "the Hamiltonian manifest has no parameter columns: "
-                                 "metadata search has nothing to tell Hamiltonians apart", "warning"))  # fmt: skip
+        findings.append(
+            _finding(
+                "no_parameter_variation",
+                manifest,
+                "the Hamiltonian manifest has no parameter columns: "
+                "metadata search has nothing to tell Hamiltonians apart",
+                "warning",
+            )
+        )
     return documents
 
 
-def _catalog_keys(catalog: str | None, catalog_keys: pa.Table | None, parent: str,
-                  findings: list[pa.Table]) -> pa.Table:  # fmt: skip
+def _catalog_keys(
+    catalog: str | None, catalog_keys: pa.Table | None, parent: str, findings: list[pa.Table]
+) -> pa.Table:
     """The keys already under ``parent``: given, read from the catalog, or none."""
     if catalog:
         try:
@@ -273,12 +325,18 @@ def _catalog_keys(catalog: str | None, catalog_keys: pa.Table | None, parent: st
             findings.append(_finding("catalog_unusable", str(catalog), str(exc)))
     if catalog_keys is not None:
         return catalog_keys
-    return pa.table({"key": pa.array([], pa.string()), "huid": pa.array([], pa.string()),
-                     "location": pa.array([], pa.string())})  # fmt: skip
+    return pa.table(
+        {"key": pa.array([], pa.string()), "huid": pa.array([], pa.string()), "location": pa.array([], pa.string())}
+    )
 
 
-def _card_rules(con: duckdb.DuckDBPyConnection, card: dict[str, Any], report: ContractReport,
-                pairs: list[ManifestPair], findings: list[pa.Table]) -> None:  # fmt: skip
+def _card_rules(
+    con: duckdb.DuckDBPyConnection,
+    card: dict[str, Any],
+    report: ContractReport,
+    pairs: list[ManifestPair],
+    findings: list[pa.Table],
+) -> None:
     """The dataset card's rules, over the card's tables and each Hamiltonian
     manifest's columns with their type families."""
     from manifest_broker.catalog.card import arrow_family, rule_tables
@@ -363,8 +421,9 @@ def check_manifests(
 
     if not Path(base_dir).is_dir():  # said once, above the file_missing of every row
         what = "is a file, not a directory" if Path(base_dir).exists() else "does not exist"
-        findings.append(_finding("base_dir_missing", str(base_dir),
-                                 f"{base_dir}: the data directory (--base-dir) {what}"))  # fmt: skip
+        findings.append(
+            _finding("base_dir_missing", str(base_dir), f"{base_dir}: the data directory (--base-dir) {what}")
+        )
     # Only locators whose path is acceptable as text reach the file system.
     lexically_valid = con.execute(queries.load("contract/probe_targets")).to_arrow_table()
     t0 = time.perf_counter()

@@ -133,10 +133,14 @@ def _revision_advice(revision: str) -> str:
     from tiled.catalog.core import ALL_REVISIONS
 
     if revision in ALL_REVISIONS[1:]:
-        return ("the catalog is older; upgrade it with `tiled catalog upgrade-database CATALOG_URI` "
-                f"(tiled {TILED_RELEASE}, installed with the broker)")  # fmt: skip
-    return ("Tiled's history has no such revision (a newer Tiled made the catalog?); use the broker release made "
-            "for that Tiled, or a catalog of this one")  # fmt: skip
+        return (
+            "the catalog is older; upgrade it with `tiled catalog upgrade-database CATALOG_URI` "
+            f"(tiled {TILED_RELEASE}, installed with the broker)"
+        )
+    return (
+        "Tiled's history has no such revision (a newer Tiled made the catalog?); use the broker release made "
+        "for that Tiled, or a catalog of this one"
+    )
 
 
 def require_file(location: CatalogLocation) -> None:
@@ -226,5 +230,11 @@ def existing_keys(uri: str | Path, parent: str = "") -> pa.Table:
         raise CatalogError(f"cannot open catalog {location.redacted()}: {exc.orig}") from exc
     finally:
         eng.dispose()
-    return pa.table({"key": [r[0] for r in rows], "huid": [None if r[1] is None else str(r[1]) for r in rows],
-                     "location": [where] * len(rows)}, schema=schema)  # fmt: skip
+    return pa.table(
+        {
+            "key": [r[0] for r in rows],
+            "huid": [None if r[1] is None else str(r[1]) for r in rows],
+            "location": [where] * len(rows),
+        },
+        schema=schema,
+    )

@@ -152,8 +152,10 @@ def _delete(conn: sa.Connection, paths: list[str], dry_run: bool) -> DeleteResul
                 from tiled.utils import safe_json_dump
 
                 conn.execute(sa.text(queries.load("write/revision")), {"id": parent})
-                conn.execute(sa.text(queries.load("write/update_metadata", conn.dialect.name)),
-                             {"id": parent, "metadata": safe_json_dump(trimmed).decode()})  # fmt: skip
+                conn.execute(
+                    sa.text(queries.load("write/update_metadata", conn.dialect.name)),
+                    {"id": parent, "metadata": safe_json_dump(trimmed).decode()},
+                )
     result.uploaded_data = [r[0] for r in conn.execute(sa.text(queries.load("delete/internal_assets"))).all()]
     if not dry_run:
         conn.execute(sa.text(queries.load("delete/assets")))
@@ -193,8 +195,11 @@ def delete_through_server(client: Any, paths: list[str], *, dry_run: bool = Fals
     trims: dict[str, list[str]] = {}
     for path, node in nodes.items():
         parent_path, _, key = path.rpartition("/")
-        if node.structure_family == "array" and parent_path and not any(
-                parent_path == d or parent_path.startswith(d + "/") for d in doomed):  # fmt: skip
+        if (
+            node.structure_family == "array"
+            and parent_path
+            and not any(parent_path == d or parent_path.startswith(d + "/") for d in doomed)
+        ):
             trims.setdefault(parent_path, []).append(key)
     if dry_run:
         result.locators_removed = trims
@@ -203,13 +208,17 @@ def delete_through_server(client: Any, paths: list[str], *, dry_run: bool = Fals
         # external_only=False: arrays uploaded into the server's storage go too, their data with them
         # (Tiled refused them with 409 "internally managed" after --dry-run had listed them). Asked
         # without tiled.client's retries: a server that cannot delete says so at once.
-        response = node.context.http_client.delete(node.item["links"]["self"],
-                                                   params={"recursive": True, "external_only": False})  # fmt: skip
+        response = node.context.http_client.delete(
+            node.item["links"]["self"], params={"recursive": True, "external_only": False}
+        )
         if response.status_code >= 400:
             done = list(nodes)[: list(nodes).index(path)]
-            raise DeleteError(f"{path}: the server did not delete it (HTTP {response.status_code}); is it read-only "
-                              f"(`serve --read-only`)?" + (f" deleted before it: {', '.join(done)}" if done else
-                              " nothing was deleted"), where=path)  # fmt: skip
+            raise DeleteError(
+                f"{path}: the server did not delete it (HTTP {response.status_code}); is it read-only "
+                f"(`serve --read-only`)?"
+                + (f" deleted before it: {', '.join(done)}" if done else " nothing was deleted"),
+                where=path,
+            )
     from tiled.client.metadata_update import DELETE_KEY
 
     for parent_path, keys in trims.items():

@@ -74,8 +74,13 @@ def _describe(path: Path, root: Path) -> FileInfo:
                     return
                 if not isinstance(obj, h5py.Dataset):
                     return
-                info = DatasetInfo("/" + name, tuple(obj.shape or ()), obj.dtype.str, obj.chunks,
-                                   {k: repr(v)[:60] for k, v in obj.attrs.items()})  # fmt: skip
+                info = DatasetInfo(
+                    "/" + name,
+                    tuple(obj.shape or ()),
+                    obj.dtype.str,
+                    obj.chunks,
+                    {k: repr(v)[:60] for k, v in obj.attrs.items()},
+                )
                 vlen = h5py.check_vlen_dtype(obj.dtype)
                 if problem := dataset_problem(obj):
                     info.flags.append(f"{problem[0].replace('_', ' ')}: its bytes live in another file, not read")
@@ -129,8 +134,11 @@ def _pattern(files: list[Path], sample: list[FileInfo]) -> tuple[str, str]:
     if nexus:
         first = next(e for e in nexus[0].nexus if e.signal)
         axes = f" over {', '.join(a.rsplit('/', 1)[-1] for a in first.axes)}" if first.axes else ""
-        return ("NeXus", f"{len(nexus)} of {len(ok)} sampled file(s) are NeXus: NXentry {first.path} plots "
-                f"{first.path}/{first.signal}{axes} (its NXdata signal); one Hamiltonian per NXentry")  # fmt: skip
+        return (
+            "NeXus",
+            f"{len(nexus)} of {len(ok)} sampled file(s) are NeXus: NXentry {first.path} plots "
+            f"{first.path}/{first.signal}{axes} (its NXdata signal); one Hamiltonian per NXentry",
+        )
     n_datasets = Counter(len([d for d in f.datasets if not d.path.startswith("/params")]) for f in ok)
     # Pattern B: a few files, each with a multi-dimensional dataset whose first
     # axis is shared by other datasets (the spectra and their per-Hamiltonian
@@ -289,10 +297,13 @@ def _nexus_generator(root: Path, sample: list[FileInfo]) -> str:
                 if parameter.units is not None:
                     types.setdefault(f"{parameter.column}_units", "string")
     return _NEXUS_TEMPLATE.substitute(
-        name=repr(root.name), root=repr(str(root)),
+        name=repr(root.name),
+        root=repr(str(root)),
         suffix=repr(suffixes.most_common(1)[0][0] if suffixes else ".nxs"),
-        artifacts=_dict_literal(artifacts), parameters=_dict_literal(parameters), types=_dict_literal(types),
-    )  # fmt: skip
+        artifacts=_dict_literal(artifacts),
+        parameters=_dict_literal(parameters),
+        types=_dict_literal(types),
+    )
 
 
 def _generator(pattern: str, root: Path, sample: list[FileInfo]) -> str:
@@ -311,9 +322,12 @@ def _generator(pattern: str, root: Path, sample: list[FileInfo]) -> str:
         "DATASET": dataset,
         "STEM": Path(first.path).stem if first else "h",
         "TYPE": dataset.strip("/").replace("/", "_"),
-        "ARTIFACTS": {d.path.strip("/").replace("/", "_"): d.path for d in (first.datasets if first else [])
-                      if not d.path.startswith("/params")},
-    }  # fmt: skip
+        "ARTIFACTS": {
+            d.path.strip("/").replace("/", "_"): d.path
+            for d in (first.datasets if first else [])
+            if not d.path.startswith("/params")
+        },
+    }
     header = "".join(f"{name} = {value!r}\n" for name, value in constants.items())
     body = _TEMPLATES[pattern if pattern in _TEMPLATES else "C"]
     return f'''"""Generate manifests for the data in DATA_DIR (pattern {pattern}): adapt the marked lines."""
@@ -385,16 +399,23 @@ def explore(data_dir: Path, sample: int = 5, seed: int = 0) -> ExploreReport:
             flags += [f"{f.path}:{d.path}: {flag}" for flag in d.flags]
         for entry in f.nexus:
             if not entry.signal:
-                flags.append(f"{f.path}:{entry.path}: an NXentry without an NXdata signal (nothing to plot, so no "
-                             "artifact is proposed for it)")  # fmt: skip
+                flags.append(
+                    f"{f.path}:{entry.path}: an NXentry without an NXdata signal (nothing to plot, so no "
+                    "artifact is proposed for it)"
+                )
             if entry.other_arrays:
-                flags.append(f"{f.path}:{entry.path}: {len(entry.other_arrays)} array(s) outside the NXdata left out "
-                             f"of the generator (e.g. {entry.path}/{entry.other_arrays[0]}): add them to ARTIFACTS "
-                             "to serve them")  # fmt: skip
+                flags.append(
+                    f"{f.path}:{entry.path}: {len(entry.other_arrays)} array(s) outside the NXdata left out "
+                    f"of the generator (e.g. {entry.path}/{entry.other_arrays[0]}): add them to ARTIFACTS "
+                    "to serve them"
+                )
             flags += [f"{f.path}:{entry.path}/{why}" for why in entry.refused]
         # (the links below an entry are named above, with their entry)
-        flags += [f"{f.path}: external link {link}, never followed (its bytes live in another file)"
-                  for link in f.external_links if not any(link.startswith(e.path + "/") for e in f.nexus)]  # fmt: skip
+        flags += [
+            f"{f.path}: external link {link}, never followed (its bytes live in another file)"
+            for link in f.external_links
+            if not any(link.startswith(e.path + "/") for e in f.nexus)
+        ]
         if len(f.nexus) > 1:
             flags.append(f"{f.path}: {len(f.nexus)} NXentry groups: one Hamiltonian each")
         if structures and f.signature and structures[f.signature] == 1 and len(structures) > 1:
@@ -404,8 +425,15 @@ def explore(data_dir: Path, sample: int = 5, seed: int = 0) -> ExploreReport:
                 flags.append(f"{f.path}: unexpected groups {', '.join(extra)}")
     pattern, reason = _pattern(files, infos)
     return ExploreReport(
-        root=str(root), n_files=len(files), total_bytes=total, by_suffix=dict(suffixes),
-        examples=[str(p.relative_to(root)) for p in files[:5]], sample=infos,
+        root=str(root),
+        n_files=len(files),
+        total_bytes=total,
+        by_suffix=dict(suffixes),
+        examples=[str(p.relative_to(root)) for p in files[:5]],
+        sample=infos,
         structures=[(n, [d[0] for d in sig]) for sig, n in structures.most_common()],
-        flags=flags, pattern=pattern, reason=reason, generator=_generator(pattern, root, infos),
-    )  # fmt: skip
+        flags=flags,
+        pattern=pattern,
+        reason=reason,
+        generator=_generator(pattern, root, infos),
+    )

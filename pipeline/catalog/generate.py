@@ -48,11 +48,13 @@ def load_generator(spec: str) -> ModuleType:
             try:
                 loader_spec.loader.exec_module(module)
             except SystemExit as exc:
-                raise GeneratorError(f"{spec}: the generator called sys.exit({exc.code!r}) while being imported",
-                                     where=spec) from None  # fmt: skip
+                raise GeneratorError(
+                    f"{spec}: the generator called sys.exit({exc.code!r}) while being imported", where=spec
+                ) from None
             except SyntaxError as exc:
-                raise GeneratorError(f"{exc.filename}:{exc.lineno}: syntax error in the generator: {exc.msg}",
-                                     where=exc.filename) from None  # fmt: skip
+                raise GeneratorError(
+                    f"{exc.filename}:{exc.lineno}: syntax error in the generator: {exc.msg}", where=exc.filename
+                ) from None
             except Exception as exc:  # the user's module failed while importing: their frame, not ours
                 raise user_code_error(exc, path, "importing the generator") from None
         else:
@@ -70,12 +72,18 @@ def user_code_error(exc: BaseException, script: Path | None, doing: str) -> Gene
     broker's frames."""
     frames = traceback.extract_tb(exc.__traceback__)
     broker_root = str(Path(__file__).resolve().parents[1])
-    theirs = [f for f in frames if (script is not None and Path(f.filename).resolve() == script)
-              or not str(Path(f.filename).resolve()).startswith(broker_root)]  # fmt: skip
+    theirs = [
+        f
+        for f in frames
+        if (script is not None and Path(f.filename).resolve() == script)
+        or not str(Path(f.filename).resolve()).startswith(broker_root)
+    ]
     here = f"{theirs[-1].filename}:{theirs[-1].lineno}: " if theirs else ""
     message = str(exc).splitlines()[0] if str(exc) else ""
-    return GeneratorError(f"{here}{type(exc).__name__} while {doing}" + (f": {message}" if message else ""),
-                          where=theirs[-1].filename if theirs else script)  # fmt: skip
+    return GeneratorError(
+        f"{here}{type(exc).__name__} while {doing}" + (f": {message}" if message else ""),
+        where=theirs[-1].filename if theirs else script,
+    )
 
 
 def _as_arrow(value: object, what: str) -> pa.Table:
@@ -117,8 +125,10 @@ def run_generator(spec: str, data_dir: Path, output_dir: Path, n_hamiltonians: i
     try:
         result = module.generate(str(output_dir), n_hamiltonians, **kwargs)
     except SystemExit as exc:  # the script's own exit would become the broker's (exit 0, and no --json answer)
-        raise GeneratorError(f"{spec}: generate() called sys.exit({exc.code!r}) instead of returning "
-                             "(hamiltonians, artifacts)", where=spec) from None  # fmt: skip
+        raise GeneratorError(
+            f"{spec}: generate() called sys.exit({exc.code!r}) instead of returning (hamiltonians, artifacts)",
+            where=spec,
+        ) from None
     except Exception as exc:
         if module.__name__.startswith("manifest_broker."):  # a built-in layout: the broker's own bug
             raise

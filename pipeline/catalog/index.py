@@ -110,10 +110,14 @@ def create_indexes(location: CatalogLocation, keys: Iterable[str]) -> list[Metad
             name = index_name(key)
             with eng.begin() as connection:
                 check_schema(connection)
-                connection.execute(sa.text(_statement(connection, "index/create_statement", "postgresql",
-                                                      name=name, path=key.split("."))))  # fmt: skip
-                connection.execute(sa.text(_statement(connection, "index/comment_statement", "postgresql",
-                                                      name=name, key=key)))  # fmt: skip
+                connection.execute(
+                    sa.text(
+                        _statement(connection, "index/create_statement", "postgresql", name=name, path=key.split("."))
+                    )
+                )
+                connection.execute(
+                    sa.text(_statement(connection, "index/comment_statement", "postgresql", name=name, key=key))
+                )
         if wanted:
             with eng.begin() as connection:
                 connection.execute(sa.text(queries.load("index/analyze", "postgresql")))

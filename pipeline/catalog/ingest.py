@@ -78,8 +78,18 @@ def ingest(
     # A catalog that is not one is said as such (not as a contract finding), before
     # any file is probed; its keys are checked in the contract (key_in_catalog).
     keys = existing_keys(catalog, parent)
-    report = check_manifests(pairs, base_dir, catalog_keys=keys, parent=parent, cache_dir=cache, use_cache=use_cache,
-                             progress=progress, cluster=cluster, card=card, max_array_bytes=max_array_bytes)  # fmt: skip
+    report = check_manifests(
+        pairs,
+        base_dir,
+        catalog_keys=keys,
+        parent=parent,
+        cache_dir=cache,
+        use_cache=use_cache,
+        progress=progress,
+        cluster=cluster,
+        card=card,
+        max_array_bytes=max_array_bytes,
+    )
     timings["check"] = time.perf_counter() - t0
     if not report.ok:
         raise report.failure("; nothing was written")
@@ -114,11 +124,18 @@ def ingest(
             from manifest_broker.catalog.upload import upload_plan
 
             assert run.plan is not None
-            run.result = upload_plan(location, run.plan, base_dir, upload, parent=parent, progress=progress,
-                                     parent_metadata=parent_metadata)  # fmt: skip
+            run.result = upload_plan(
+                location, run.plan, base_dir, upload, parent=parent, progress=progress, parent_metadata=parent_metadata
+            )
         else:
-            run.result = write_plan(location, plans, parent=parent, update_metadata=update_metadata,
-                                    progress=progress, parent_metadata=parent_metadata)  # fmt: skip
+            run.result = write_plan(
+                location,
+                plans,
+                parent=parent,
+                update_metadata=update_metadata,
+                progress=progress,
+                parent_metadata=parent_metadata,
+            )
     timings["write"] = run.result.seconds
     if indexes and location.dialect == "postgresql":
         t0 = time.perf_counter()

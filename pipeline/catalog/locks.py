@@ -40,15 +40,18 @@ def lock_path(location: CatalogLocation) -> Path:
     return location.sqlite_path.with_name(location.sqlite_path.name + "-broker.lock")
 
 
-def _wait(try_once: Callable[[], bool], location: CatalogLocation, timeout: float | None,
-          notify: Callable[[str], None] | None) -> None:  # fmt: skip
+def _wait(
+    try_once: Callable[[], bool], location: CatalogLocation, timeout: float | None, notify: Callable[[str], None] | None
+) -> None:
     started = time.monotonic()
     told = False
     while not try_once():
         waited = time.monotonic() - started
         if timeout is not None and waited >= timeout:
-            raise CatalogError(f"another broker is still writing to {location.redacted()} after {waited:.0f} s; "
-                               "nothing was written (re-run when it has finished)")  # fmt: skip
+            raise CatalogError(
+                f"another broker is still writing to {location.redacted()} after {waited:.0f} s; "
+                "nothing was written (re-run when it has finished)"
+            )
         if notify and not told:
             notify(f"waiting for another broker writing to {location.redacted()} ...")
             told = True
@@ -56,8 +59,9 @@ def _wait(try_once: Callable[[], bool], location: CatalogLocation, timeout: floa
 
 
 @contextmanager
-def writer_lock(location: CatalogLocation, *, timeout: float | None = None,
-                notify: Callable[[str], None] | None = None) -> Iterator[None]:  # fmt: skip
+def writer_lock(
+    location: CatalogLocation, *, timeout: float | None = None, notify: Callable[[str], None] | None = None
+) -> Iterator[None]:
     """Hold the catalog's writer lock for the body of the ``with``.
 
     Args:

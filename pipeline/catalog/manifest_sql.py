@@ -25,16 +25,25 @@ def manifest_connection(hamiltonians: Path, artifacts: Path) -> duckdb.DuckDBPyC
     """
     ham = read_manifest(hamiltonians).drop_columns([ROW_COLUMN])
     art = read_manifest(artifacts).drop_columns([ROW_COLUMN])
-    for path, table, kind, needed in ((hamiltonians, ham, "Hamiltonian", HAMILTONIAN_COLUMNS),
-                                      (artifacts, art, "artifact", ARTIFACT_COLUMNS[:4])):  # fmt: skip
+    for path, table, kind, needed in (
+        (hamiltonians, ham, "Hamiltonian", HAMILTONIAN_COLUMNS),
+        (artifacts, art, "artifact", ARTIFACT_COLUMNS[:4]),
+    ):
         missing = [c for c in needed if c not in table.column_names]
         if missing:
             other = HAMILTONIAN_COLUMNS if kind == "artifact" else ARTIFACT_COLUMNS[:4]
             swapped = all(c in table.column_names for c in other)
-            raise ManifestError(f"{path}: not a{'n' if kind == 'artifact' else ''} {kind} manifest (no column "
-                                f"{', '.join(missing)})" + ("; the two manifests look swapped (--ham is the "
-                                "Hamiltonians, --art the artifacts)" if swapped else ""), "required_columns",
-                                where=path)  # fmt: skip
+            raise ManifestError(
+                f"{path}: not a{'n' if kind == 'artifact' else ''} {kind} manifest (no column "
+                f"{', '.join(missing)})"
+                + (
+                    "; the two manifests look swapped (--ham is the Hamiltonians, --art the artifacts)"
+                    if swapped
+                    else ""
+                ),
+                "required_columns",
+                where=path,
+            )
     if "index" not in art.column_names:
         art = art.append_column("index", pa.nulls(art.num_rows, pa.int64()))
     con = queries.connect()

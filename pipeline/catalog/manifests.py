@@ -77,8 +77,10 @@ def pairs_from_paths(paths: list[Path]) -> list[ManifestPair]:
         kinds[role[1]] = Path(path)
     lonely = [next(iter(k.values())) for k in named.values() if len(k) != 2]
     if lonely:
-        raise ManifestError(f"{lonely[0]}: its partner manifest is not among the paths given "
-                            "(HAMILTONIANS ARTIFACTS ...)", where=lonely[0])  # fmt: skip
+        raise ManifestError(
+            f"{lonely[0]}: its partner manifest is not among the paths given (HAMILTONIANS ARTIFACTS ...)",
+            where=lonely[0],
+        )
     return [ManifestPair(k["hamiltonians"], k["artifacts"]) for k in named.values()]
 
 
@@ -104,14 +106,21 @@ def read_manifest(path: Path) -> pa.Table:
         names = parquet.schema_arrow.names
         repeated = sorted(n for n, count in Counter(names).items() if count > 1)
         if repeated:
-            raise ManifestError(f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once; "
-                                "each column must have its own name", "column_duplicate", where=path)  # fmt: skip
+            raise ManifestError(
+                f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once; "
+                "each column must have its own name",
+                "column_duplicate",
+                where=path,
+            )
         table = _read_columns(parquet, names)
     except (pa.ArrowException, OSError) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         if "too deeply nested" in reason:
-            raise ManifestError(f"{path}: nested metadata deeper than Parquet readers accept ({reason})",
-                                "metadata_too_deep", where=path) from exc  # fmt: skip
+            raise ManifestError(
+                f"{path}: nested metadata deeper than Parquet readers accept ({reason})",
+                "metadata_too_deep",
+                where=path,
+            ) from exc
         raise ManifestError(f"{path}: not a readable Parquet manifest ({reason})", where=path) from exc
     if ROW_COLUMN in table.column_names:
         raise ManifestError(f"{path}: column name {ROW_COLUMN!r} is reserved", where=path)

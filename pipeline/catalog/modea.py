@@ -67,13 +67,23 @@ def locator_rows(key: str, metadata: dict) -> list[dict]:
     type, file, dataset, index, then the Hamiltonian's parameters."""
     types = [k[len("path_") :] for k in metadata if k.startswith("path_")]
     # a parameter named like a locator column keeps its value as param_<name>
-    parameters = {(f"param_{k}" if k in LOCATOR_COLUMNS else k): v for k, v in metadata.items()
-                  if k != "huid" and not k.startswith(LOCATOR_PREFIXES)}  # fmt: skip
+    parameters = {
+        (f"param_{k}" if k in LOCATOR_COLUMNS else k): v
+        for k, v in metadata.items()
+        if k != "huid" and not k.startswith(LOCATOR_PREFIXES)
+    }
     return [
-        {"huid": metadata.get("huid"), "key": key, "type": t, "file": metadata[f"path_{t}"],
-         "dataset": metadata.get(f"dataset_{t}"), "index": metadata.get(f"index_{t}"), **parameters}
+        {
+            "huid": metadata.get("huid"),
+            "key": key,
+            "type": t,
+            "file": metadata[f"path_{t}"],
+            "dataset": metadata.get(f"dataset_{t}"),
+            "index": metadata.get(f"index_{t}"),
+            **parameters,
+        }
         for t in types
-    ]  # fmt: skip
+    ]
 
 
 # Tiled's largest page (tiled.server.dependencies.MAX_PAGE_SIZE), and the pages asked

@@ -26,8 +26,18 @@ from typing import Any
 from manifest_broker.boundary import dataset_problem, hard_object, members, readable_dataset
 
 # NeXus bookkeeping attributes, not the provider's metadata.
-_STRUCTURAL_ATTRIBUTES = {"NX_class", "signal", "axes", "target", "default", "auxiliary_signals", "interpretation",
-                          "long_name", "axis", "primary"}  # fmt: skip
+_STRUCTURAL_ATTRIBUTES = {
+    "NX_class",
+    "signal",
+    "axes",
+    "target",
+    "default",
+    "auxiliary_signals",
+    "interpretation",
+    "long_name",
+    "axis",
+    "primary",
+}
 
 
 def text(value: Any) -> str:
@@ -188,8 +198,10 @@ def read_entry(handle: Any, path: str) -> Entry:
 
     def outside(name: str, link: Any) -> None:  # links H5Ovisit does not follow: named, never read
         if isinstance(link, h5py.ExternalLink):
-            out.refused.append(f"{name}: an external link to {link.path} in {link.filename}, never followed (its "
-                               "bytes live in another file)")  # fmt: skip
+            out.refused.append(
+                f"{name}: an external link to {link.path} in {link.filename}, never followed (its "
+                "bytes live in another file)"
+            )
 
     entry.visititems_links(outside)
     return out

@@ -108,8 +108,14 @@ def plan_nodes(checked: CheckedManifests) -> NodePlan:
         if "index" not in art.column_names:
             art = art.append_column("index", pa.nulls(art.num_rows, pa.int64()))
         documents = checked.documents[name]
-        ham_meta = pa.table({ROW_COLUMN: ham[ROW_COLUMN], "key": ham["key"], "huid": ham["huid"],
-                             "metadata": documents.hamiltonians["doc"]})  # fmt: skip
+        ham_meta = pa.table(
+            {
+                ROW_COLUMN: ham[ROW_COLUMN],
+                "key": ham["key"],
+                "huid": ham["huid"],
+                "metadata": documents.hamiltonians["doc"],
+            }
+        )
         art_meta = pa.table(
             {c: art[c] for c in (ROW_COLUMN, "huid", "type", "file", "dataset", "index")}
         ).append_column("metadata", documents.artifacts["doc"])
@@ -124,9 +130,10 @@ def plan_nodes(checked: CheckedManifests) -> NodePlan:
     con.close()
     ham_table = pa.concat_tables(hams) if hams else pa.table({"key": [], "huid": [], "metadata": []})
     ham_table = ham_table.set_column(
-        ham_table.schema.get_field_index("metadata"), "metadata",
+        ham_table.schema.get_field_index("metadata"),
+        "metadata",
         pa.array(tiled_json(ham_table["metadata"].to_pylist()), pa.string()),
-    )  # fmt: skip
+    )
     arr = pl.DataFrame(pa.concat_tables(arrays)) if arrays else None
     if arr is None or arr.height == 0:
         empty = pa.table(
@@ -139,9 +146,13 @@ def plan_nodes(checked: CheckedManifests) -> NodePlan:
             ham_table,
             empty,
             pa.table({"id": [], "structure": []}),
-            pa.table({c: pa.array([], pa.string() if c in ("path", "data_uri") else pa.int64())
-                      for c in ("path", "data_uri", *FILE_IDENTITY)}),
-        )  # fmt: skip
+            pa.table(
+                {
+                    c: pa.array([], pa.string() if c in ("path", "data_uri") else pa.int64())
+                    for c in ("path", "data_uri", *FILE_IDENTITY)
+                }
+            ),
+        )
     arr = arr.with_columns(
         pl.Series("metadata", tiled_json(arr["metadata"].to_list(), arr["attrs"].to_list()), pl.String)
     )

@@ -80,8 +80,18 @@ PROBE_SCHEMA = pa.schema(
     ]
 )
 _STAT = ["size", "mtime_ns", "ctime_ns", "device", "inode"]
-_DESCRIPTION = ["file_status", "file_message", "dataset_status", "dataset_message", "shape", "dtype", "chunks",
-                "ragged", "data_type", "attrs"]  # fmt: skip
+_DESCRIPTION = [
+    "file_status",
+    "file_message",
+    "dataset_status",
+    "dataset_message",
+    "shape",
+    "dtype",
+    "chunks",
+    "ragged",
+    "data_type",
+    "attrs",
+]
 _CACHED = ["path", *_STAT, "dataset", *_DESCRIPTION]
 
 
@@ -115,12 +125,16 @@ def served_path_problem(path: str) -> str | None:
     from tiled.utils import ensure_uri, path_from_uri
 
     if control := CONTROL.search(path):
-        return (f"resolves to {printable(path)}, which holds the control character U+{ord(control.group()):04X}: "
-                "Tiled's asset URIs cannot carry it (URL parsing drops or stops at such characters)")  # fmt: skip
+        return (
+            f"resolves to {printable(path)}, which holds the control character U+{ord(control.group()):04X}: "
+            "Tiled's asset URIs cannot carry it (URL parsing drops or stops at such characters)"
+        )
     back = str(path_from_uri(ensure_uri(path)))
     if back != path:
-        return (f"resolves to {printable(path)}, but Tiled's asset URI for it reads back as {printable(back)}: "
-                "the server would open another path")  # fmt: skip
+        return (
+            f"resolves to {printable(path)}, but Tiled's asset URI for it reads back as {printable(back)}: "
+            "the server would open another path"
+        )
     return None
 
 
@@ -216,17 +230,22 @@ def _describe_dataset(handle: Any, name: str, resolved: str, deep: int | None = 
         kind = "group" if isinstance(oid, h5py.h5g.GroupID) else type(oid).__name__
         return refused("not_a_dataset", f"{name} is a {kind}, not a dataset")
     if oid.get_space().get_simple_extent_type() == h5py.h5s.NULL:
-        return refused("null_dataspace", f"{name} has a null dataspace (h5py.Empty: no shape and no values), so there "
-                                         "is no array to serve")  # fmt: skip
+        return refused(
+            "null_dataspace",
+            f"{name} has a null dataspace (h5py.Empty: no shape and no values), so there is no array to serve",
+        )
     plist = oid.get_create_plist()
     layout = plist.get_layout()
     # Bytes read from another file: the data directory confines neither.
     if problem := dataset_problem(h5py.Dataset(oid)):
         return refused(problem[0], f"{problem[1]}; the server would read them")
     if missing := _unavailable_filters(plist):
-        return refused("filter_unavailable", f"{name} is compressed with HDF5 filter(s) {missing}, which neither "
-                                             "HDF5 nor hdf5plugin provides here: the server could not decode it; "
-                                             "install the filter's plugin or repack the file")  # fmt: skip
+        return refused(
+            "filter_unavailable",
+            f"{name} is compressed with HDF5 filter(s) {missing}, which neither "
+            "HDF5 nor hdf5plugin provides here: the server could not decode it; "
+            "install the filter's plugin or repack the file",
+        )
     dtype = oid.dtype
     ragged = h5py.check_vlen_dtype(dtype) is not None or dtype.kind == "O"
     chunks = list(plist.get_chunk()) if layout == h5py.h5d.CHUNKED else None
@@ -235,19 +254,27 @@ def _describe_dataset(handle: Any, name: str, resolved: str, deep: int | None = 
         try:
             data_type = tiled_data_type(served_dtype(oid))
         except ValueError as exc:
-            return refused("dtype_unsupported", f"{name} has dtype {dtype}, which Tiled cannot describe ({exc}): "
-                                                "the server could not serve it")  # fmt: skip
+            return refused(
+                "dtype_unsupported",
+                f"{name} has dtype {dtype}, which Tiled cannot describe ({exc}): the server could not serve it",
+            )
     try:
         attrs = _attrs_json(oid)
     except (OSError, RuntimeError, TypeError, ValueError, UnicodeDecodeError) as exc:
-        return refused("attrs_unusable", f"{name} has HDF5 attributes that cannot become JSON metadata ({exc}); "
-                                         "Tiled copies every attribute into the array's metadata")  # fmt: skip
+        return refused(
+            "attrs_unusable",
+            f"{name} has HDF5 attributes that cannot become JSON metadata ({exc}); "
+            "Tiled copies every attribute into the array's metadata",
+        )
     if deep is not None and not ragged:
         logical = int(math.prod(oid.shape)) * dtype.itemsize
         if logical > deep:  # a sparse file can declare terabytes: read only what the limit allows
-            return refused("too_large_to_read", f"{name} declares {logical:,} bytes, over the {deep:,} that "
-                                                "--max-array-size allows: --deep does not read it (raise the limit "
-                                                "to check its values)")  # fmt: skip
+            return refused(
+                "too_large_to_read",
+                f"{name} declares {logical:,} bytes, over the {deep:,} that "
+                "--max-array-size allows: --deep does not read it (raise the limit "
+                "to check its values)",
+            )
         if unreadable := _unreadable_block(h5py.Dataset(oid)):
             return refused("unreadable_chunks", unreadable)
     return (name, "ok", None, "ok", None, list(oid.shape), dtype_text(dtype), chunks, ragged, data_type, attrs)
@@ -276,8 +303,10 @@ def _unreadable_block(dataset: Any) -> str | None:
         except (OSError, RuntimeError, ValueError) as exc:
             where = "" if block == () else f" rows {block.start}-{min(block.stop, dataset.shape[0]) - 1}"
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return (f"{dataset.name}{where}: the stored values cannot be read ({first}): a corrupt or truncated "
-                    "chunk; the server would answer every read of it with an error")  # fmt: skip
+            return (
+                f"{dataset.name}{where}: the stored values cannot be read ({first}): a corrupt or truncated "
+                "chunk; the server would answer every read of it with an error"
+            )
     return None
 
 
@@ -406,8 +435,14 @@ def _cache_path(cache_dir: Path, base_real: str) -> Path:
     return cache_dir / f"probe-v{PROBE_VERSION}-{digest}.parquet"
 
 
-def _run_probes(root: str, tasks: list[_Task], workers: int, progress: Progress | None = None,
-                cluster: Client | None = None, deep: int | None = None) -> list[tuple[str, list[tuple]]]:  # fmt: skip
+def _run_probes(
+    root: str,
+    tasks: list[_Task],
+    workers: int,
+    progress: Progress | None = None,
+    cluster: Client | None = None,
+    deep: int | None = None,
+) -> list[tuple[str, list[tuple]]]:
     if cluster is not None and tasks:
         return _probe_on_cluster(root, tasks, cluster, progress, deep)
     pooled = len(tasks) >= POOL_THRESHOLD and workers > 1
@@ -436,8 +471,9 @@ def _run_probes(root: str, tasks: list[_Task], workers: int, progress: Progress 
     return results
 
 
-def _probe_on_cluster(root: str, tasks: list[_Task], cluster: Client,
-                      progress: Progress | None, deep: int | None = None) -> list[tuple[str, list[tuple]]]:  # fmt: skip
+def _probe_on_cluster(
+    root: str, tasks: list[_Task], cluster: Client, progress: Progress | None, deep: int | None = None
+) -> list[tuple[str, list[tuple]]]:
     """The probe's own function over batches of files on the Dask cluster's workers:
     the same confinement checks, batches large enough that scheduling costs little
     beside opening a thousand files."""
@@ -465,10 +501,18 @@ def _located_files(locators: pa.Table, base_real: str) -> pl.DataFrame:
     )
     located = pl.DataFrame(
         [_locate(base_real, f) for f in wanted["file"]],
-        schema={"loc_status": pl.String, "loc_message": pl.String, "path": pl.String, "size": pl.Int64,
-                "mtime_ns": pl.Int64, "ctime_ns": pl.Int64, "device": pl.UInt64, "inode": pl.UInt64},
+        schema={
+            "loc_status": pl.String,
+            "loc_message": pl.String,
+            "path": pl.String,
+            "size": pl.Int64,
+            "mtime_ns": pl.Int64,
+            "ctime_ns": pl.Int64,
+            "device": pl.UInt64,
+            "inode": pl.UInt64,
+        },
         orient="row",
-    )  # fmt: skip
+    )
     _real_directory.cache_clear()
     return pl.concat([wanted, located], how="horizontal")
 
@@ -500,7 +544,7 @@ def _fresh_rows(opened: list[tuple[str, list[tuple]]], files: pl.DataFrame) -> p
             "ragged": pl.Boolean,
             "data_type": pl.String,
             "attrs": pl.String,
-        },  # fmt: skip
+        },
         orient="row",
     )
     stats = files.select("path", *_STAT).unique("path")
@@ -590,11 +634,12 @@ def probe_locators(
             .then(pl.lit("skipped"))
             .otherwise(pl.col("dataset_status"))
             .alias("dataset_status"),
-        )  # fmt: skip
+        )
         .select(PROBE_SCHEMA.names)
         .sort("file", "dataset")
         .to_arrow()
         .cast(PROBE_SCHEMA)
     )
-    return ProbeResult(table, files=files.height, opened=len(tasks), seconds=time.perf_counter() - started,
-                       cache_error=cache_error)  # fmt: skip
+    return ProbeResult(
+        table, files=files.height, opened=len(tasks), seconds=time.perf_counter() - started, cache_error=cache_error
+    )

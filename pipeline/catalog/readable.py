@@ -16,8 +16,9 @@ from typing import Any
 
 from manifest_broker.errors import BrokerError
 
-HINT = ("the server's readable storage (`tiled serve -r`, `broker serve --base-dir`) must hold {base_dir}, "
-        "or use --upload")  # fmt: skip
+HINT = (
+    "the server's readable storage (`tiled serve -r`, `broker serve --base-dir`) must hold {base_dir}, or use --upload"
+)
 
 
 class UnreadableData(BrokerError, RuntimeError):
@@ -31,8 +32,9 @@ def first_read(node: Any) -> int:
     if 0 in shape:  # nothing to read (tiled.client does not ask either)
         return 200
     params = {"slice": ",".join("0:1" for _ in shape)} if shape else {}
-    response = node.context.http_client.get(node.item["links"]["full"], params=params,
-                                              headers={"Accept": "application/octet-stream"})  # fmt: skip
+    response = node.context.http_client.get(
+        node.item["links"]["full"], params=params, headers={"Accept": "application/octet-stream"}
+    )
     return int(response.status_code)
 
 
@@ -56,8 +58,10 @@ def steady_read(node: Any) -> int:
             status = first_read(node)
         except httpx.TransportError as exc:  # a dropped connection: transient, like a 5xx
             if attempt == READ_ATTEMPTS - 1:
-                raise BrokerError(f"{node.uri}: the connection keeps failing ({type(exc).__name__}) while reading one "
-                                  "array", where=node.uri) from None  # fmt: skip
+                raise BrokerError(
+                    f"{node.uri}: the connection keeps failing ({type(exc).__name__}) while reading one array",
+                    where=node.uri,
+                ) from None
             continue
         if status < 500 and status != 429:
             break
@@ -83,14 +87,18 @@ def check_reads_planned(client: Any, plan: Any, base_dir: Path) -> None:
         return
     row = plan.arrays.slice(0, 1).to_pylist()[0]
     structures = dict(zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist()))
-    assets = dict(zip(plan.assets["path"].to_pylist(), zip(plan.assets["data_uri"].to_pylist(),
-                                                           plan.assets["size"].to_pylist())))  # fmt: skip
+    assets = dict(
+        zip(plan.assets["path"].to_pylist(), zip(plan.assets["data_uri"].to_pylist(), plan.assets["size"].to_pylist()))
+    )
     data_uri, size = assets[row["path"]]
-    source = DataSource(structure_family=StructureFamily.array,
-                        structure=ArrayStructure.from_json(json.loads(structures[row["structure_id"]])),
-                        mimetype=HDF5_MIMETYPE, parameters=json.loads(row["parameters"]),
-                        management=Management.external,
-                        assets=[Asset(data_uri=data_uri, is_directory=False, parameter="data_uri", size=size)])  # fmt: skip
+    source = DataSource(
+        structure_family=StructureFamily.array,
+        structure=ArrayStructure.from_json(json.loads(structures[row["structure_id"]])),
+        mimetype=HDF5_MIMETYPE,
+        parameters=json.loads(row["parameters"]),
+        management=Management.external,
+        assets=[Asset(data_uri=data_uri, is_directory=False, parameter="data_uri", size=size)],
+    )
     # tiled.client retries the create and the delete through transient faults (5xx,
     # 429, dropped connections), as every request of a registration; a server that
     # refuses to register anything (read-only) is said once its retries are spent.
@@ -100,8 +108,11 @@ def check_reads_planned(client: Any, plan: Any, base_dir: Path) -> None:
     except Exception as exc:
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status != 409:
-            raise BrokerError(f"{client.uri}: the server refused to register a node (HTTP {status or type(exc).__name__}); "
-                              "is it read-only (`serve --read-only`)? nothing was registered", where=client.uri) from None  # fmt: skip
+            raise BrokerError(
+                f"{client.uri}: the server refused to register a node (HTTP {status or type(exc).__name__}); "
+                "is it read-only (`serve --read-only`)? nothing was registered",
+                where=client.uri,
+            ) from None
         node = client[key]  # our own create, whose answer was lost on the way
     try:
         status = steady_read(node)
@@ -112,6 +123,8 @@ def check_reads_planned(client: Any, plan: Any, base_dir: Path) -> None:
             if getattr(getattr(exc, "response", None), "status_code", None) != 404:
                 raise
     if status >= 500:
-        raise UnreadableData(f"--base-dir {base_dir}: the server cannot read its files (HTTP {status} reading "
-                             f"{row['path']}): " + HINT.format(base_dir=base_dir) + "; nothing was registered",
-                             where=base_dir)  # fmt: skip
+        raise UnreadableData(
+            f"--base-dir {base_dir}: the server cannot read its files (HTTP {status} reading "
+            f"{row['path']}): " + HINT.format(base_dir=base_dir) + "; nothing was registered",
+            where=base_dir,
+        )

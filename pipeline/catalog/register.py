@@ -198,8 +198,10 @@ class Concurrency:
 def _sources(plan: NodePlan) -> tuple[dict, dict]:
     from tiled.structures.array import ArrayStructure
 
-    structures = {sid: ArrayStructure.from_json(json.loads(doc)) for sid, doc in
-                  zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())}  # fmt: skip
+    structures = {
+        sid: ArrayStructure.from_json(json.loads(doc))
+        for sid, doc in zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())
+    }
     assets = {
         row["path"]: (row["data_uri"], Identity(*(row[c] for c in FILE_IDENTITY)))
         for row in plan.assets.select(["path", "data_uri", *FILE_IDENTITY]).to_pylist()
@@ -219,8 +221,9 @@ class _Row:
         return self._dataset[(self._index, *(key if isinstance(key, tuple) else (key,)))]
 
 
-def upload_array(container: Any, key: str, path: str, parameters: dict, metadata: dict, *, root: Path,
-                 expect: Identity | None = None) -> Any:  # fmt: skip
+def upload_array(
+    container: Any, key: str, path: str, parameters: dict, metadata: dict, *, root: Path, expect: Identity | None = None
+) -> Any:
     """Write one artifact into the server's storage through Tiled's own client.
 
     The file is opened through the confined reader (:mod:`manifest_broker.boundary`):
@@ -266,29 +269,36 @@ def upload_array(container: Any, key: str, path: str, parameters: dict, metadata
         else:
             shape, dtype = source.shape, source.dtype
             previous = dataset.chunks if index is None or dataset.chunks is None else dataset.chunks[1:]
-            chunks = normalize_chunks("auto", shape, limit=UPLOAD_BLOCK_BYTES, dtype=dtype,
-                                      previous_chunks=previous)  # fmt: skip
+            chunks = normalize_chunks("auto", shape, limit=UPLOAD_BLOCK_BYTES, dtype=dtype, previous_chunks=previous)
         if dtype.fields:  # named fields kept, each in native byte order (see _native)
             dtype = _native(dtype)
             data_type: Any = StructDtype.from_numpy_dtype(dtype)
         else:
             data_type = BuiltinDtype.from_numpy_dtype(dtype)
         structure = ArrayStructure(shape=tuple(shape), chunks=chunks, dims=None, data_type=data_type)
-        node = container.new(StructureFamily.array,
-                             [DataSource(structure=structure, structure_family=StructureFamily.array)],
-                             key=key, metadata={**metadata, UPLOAD_MARK: "incomplete"})  # fmt: skip
+        node = container.new(
+            StructureFamily.array,
+            [DataSource(structure=structure, structure_family=StructureFamily.array)],
+            key=key,
+            metadata={**metadata, UPLOAD_MARK: "incomplete"},
+        )
         if whole is not None:
             node.write(whole.astype(dtype, copy=False))
         else:
             starts = [np.cumsum((0, *sizes[:-1])) for sizes in chunks]
             for block in itertools.product(*(range(len(sizes)) for sizes in chunks)):
-                where = tuple(slice(int(starts[axis][i]), int(starts[axis][i]) + chunks[axis][i])
-                              for axis, i in enumerate(block))  # fmt: skip
+                where = tuple(
+                    slice(int(starts[axis][i]), int(starts[axis][i]) + chunks[axis][i]) for axis, i in enumerate(block)
+                )
                 node.write_block(np.ascontiguousarray(source[where], dtype=dtype), block=block)
         if expect is not None and Identity.of(os.fstat(handle.id.get_vfd_handle())) != expect:
             node.delete(external_only=False)
-            raise ProviderFileError("changed", f"{printable(path)} changed while it was uploaded; the array was "
-                                    "removed again: re-run to upload it as it is now", path)  # fmt: skip
+            raise ProviderFileError(
+                "changed",
+                f"{printable(path)} changed while it was uploaded; the array was "
+                "removed again: re-run to upload it as it is now",
+                path,
+            )
     node.replace_metadata(metadata=metadata, drop_revision=True)
     return node
 
@@ -300,8 +310,14 @@ def _native(dtype: Any) -> Any:
 
     if dtype.names is None:
         return dtype.newbyteorder("=") if dtype.subdtype is None else np.dtype((_native(dtype.base), dtype.shape))
-    return np.dtype({"names": list(dtype.names), "formats": [_native(dtype.fields[n][0]) for n in dtype.names],
-                     "offsets": [dtype.fields[n][1] for n in dtype.names], "itemsize": dtype.itemsize})  # fmt: skip
+    return np.dtype(
+        {
+            "names": list(dtype.names),
+            "formats": [_native(dtype.fields[n][0]) for n in dtype.names],
+            "offsets": [dtype.fields[n][1] for n in dtype.names],
+            "itemsize": dtype.itemsize,
+        }
+    )
 
 
 def check_uploads_accepted(client: Any) -> None:
@@ -319,9 +335,11 @@ def check_uploads_accepted(client: Any) -> None:
         node = client.write_array(np.zeros(1, np.uint8), key=f"broker-upload-check-{uuid.uuid4().hex[:12]}")
     except Exception as exc:
         if _status(exc) == 405:
-            raise RegisterError("--upload: the server has no writable storage, so it cannot keep uploaded arrays; "
-                                "start it with `broker serve --storage DIR` (tiled serve ... -w DIR); nothing was "
-                                "registered") from None  # fmt: skip
+            raise RegisterError(
+                "--upload: the server has no writable storage, so it cannot keep uploaded arrays; "
+                "start it with `broker serve --storage DIR` (tiled serve ... -w DIR); nothing was "
+                "registered"
+            ) from None
         raise RegisterError(
             f"--upload: the server refused a test upload ({_reason(exc)}); nothing was registered"
         ) from None
@@ -332,8 +350,16 @@ class _Worker:
     """What one Hamiltonian needs: its container (created, or found with the same
     huid) and its missing arrays. One tiled client per thread."""
 
-    def __init__(self, connect: Callable[[], Any], parent: str, plan: NodePlan, stop: threading.Event,
-                 advance: Callable[[int], None], concurrency: Concurrency, upload: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        parent: str,
+        plan: NodePlan,
+        stop: threading.Event,
+        advance: Callable[[int], None],
+        concurrency: Concurrency,
+        upload: Path | None = None,
+    ) -> None:
         self._upload = upload  # the data directory the uploaded files are read from, when uploading
         self._connect = connect
         self._concurrency = concurrency
@@ -418,9 +444,15 @@ class _Worker:
             try:
                 with self._concurrency.slot():
                     if self._upload:
-                        upload_array(container, row["key"], row["path"], json.loads(row["parameters"]),
-                                     json.loads(row["metadata"]), root=self._upload,
-                                     expect=self._assets[row["path"]][1])  # fmt: skip
+                        upload_array(
+                            container,
+                            row["key"],
+                            row["path"],
+                            json.loads(row["parameters"]),
+                            json.loads(row["metadata"]),
+                            root=self._upload,
+                            expect=self._assets[row["path"]][1],
+                        )
                     else:
                         container.new(
                             StructureFamily.array,
@@ -482,9 +514,16 @@ def _merge(total: RegisterResult, part: RegisterResult) -> None:
     total.interrupted = total.interrupted or part.interrupted
 
 
-def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "", workers: int = 8,
-                  existing: ServerState | None = None, progress: Progress | None = None,
-                  upload: Path | None = None) -> RegisterResult:  # fmt: skip
+def register_plan(
+    connect: Callable[[], Any],
+    plan: NodePlan,
+    *,
+    parent: str = "",
+    workers: int = 8,
+    existing: ServerState | None = None,
+    progress: Progress | None = None,
+    upload: Path | None = None,
+) -> RegisterResult:
     """Create the plan's nodes through the server, ``workers`` Hamiltonians at a time.
 
     Args:
@@ -510,8 +549,10 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
     by_parent: dict[str, list[dict]] = {}
     for row in plan.arrays.to_pylist():
         by_parent.setdefault(row["parent_key"], []).append(row)
-    hams = [_Hamiltonian(k, h, m, by_parent.get(k, [])) for k, h, m in
-            zip(*(plan.hamiltonians[c].to_pylist() for c in ("key", "huid", "metadata")))]  # fmt: skip
+    hams = [
+        _Hamiltonian(k, h, m, by_parent.get(k, []))
+        for k, h, m in zip(*(plan.hamiltonians[c].to_pylist() for c in ("key", "huid", "metadata")))
+    ]
     # A re-run asks nothing per Hamiltonian that is complete: same metadata, and as
     # many children as it plans arrays, both from the one listing of the parent. One
     # with fewer (a run cut short) or more is listed by its worker, exactly, and
@@ -521,8 +562,12 @@ def register_plan(connect: Callable[[], Any], plan: NodePlan, *, parent: str = "
     pending = []
     for ham in hams:
         # (Not when uploading: an array whose upload was cut short counts as a child.)
-        if (not upload and ham.key in state.counts and state.metadata[ham.key] == json.loads(ham.metadata)
-                and state.counts[ham.key] == len(ham.arrays)):  # fmt: skip
+        if (
+            not upload
+            and ham.key in state.counts
+            and state.metadata[ham.key] == json.loads(ham.metadata)
+            and state.counts[ham.key] == len(ham.arrays)
+        ):
             result.existing_hamiltonians += 1
             result.existing_arrays += len(ham.arrays)
         else:
@@ -580,9 +625,17 @@ class RegisterRun:
         return self.plan.nodes - r.created_hamiltonians - r.created_arrays - r.skipped
 
 
-def register(pairs: list[ManifestPair], base_dir: Path, server: Server, *, parent: str = "", workers: int = 8,
-             progress: Progress | None = None, upload: bool = False,
-             max_array_bytes: int = MAX_ARRAY_BYTES) -> RegisterRun:  # fmt: skip
+def register(
+    pairs: list[ManifestPair],
+    base_dir: Path,
+    server: Server,
+    *,
+    parent: str = "",
+    workers: int = 8,
+    progress: Progress | None = None,
+    upload: bool = False,
+    max_array_bytes: int = MAX_ARRAY_BYTES,
+) -> RegisterRun:
     """Check the contract against the server's keys, plan, and register through the server.
 
     Raises:
@@ -595,8 +648,9 @@ def register(pairs: list[ManifestPair], base_dir: Path, server: Server, *, paren
     if upload:
         check_uploads_accepted(client)
     state = server_state(client, parent)
-    report = check_manifests(pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress,
-                             max_array_bytes=max_array_bytes)  # fmt: skip
+    report = check_manifests(
+        pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress, max_array_bytes=max_array_bytes
+    )
     timings["check"] = time.perf_counter() - t0
     if not report.ok:
         raise report.failure("; nothing was registered")
@@ -607,7 +661,14 @@ def register(pairs: list[ManifestPair], base_dir: Path, server: Server, *, paren
         from manifest_broker.catalog.readable import check_reads_planned
 
         check_reads_planned(client, plan, base_dir)
-    result = register_plan(server.client, plan, parent=parent, workers=workers, existing=state, progress=progress,
-                           upload=Path(base_dir) if upload else None)  # fmt: skip
+    result = register_plan(
+        server.client,
+        plan,
+        parent=parent,
+        workers=workers,
+        existing=state,
+        progress=progress,
+        upload=Path(base_dir) if upload else None,
+    )
     timings["register"] = result.seconds
     return RegisterRun(report, plan, result, timings)

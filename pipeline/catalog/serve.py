@@ -40,8 +40,9 @@ def free_port() -> int:
 SERVER_KEY_VARIABLE = "TILED_SINGLE_USER_API_KEY"
 
 
-def serve_command(catalog: str, base_dir: Path, port: int, host: str = "127.0.0.1",
-                  storage: Path | None = None) -> list[str]:  # fmt: skip
+def serve_command(
+    catalog: str, base_dir: Path, port: int, host: str = "127.0.0.1", storage: Path | None = None
+) -> list[str]:
     """The plain `tiled serve catalog` command line for a catalog and its data directory
     (and, with ``storage``, the folder where uploaded arrays are written: ``-w``).
 
@@ -49,8 +50,19 @@ def serve_command(catalog: str, base_dir: Path, port: int, host: str = "127.0.0.
     """
     tiled = shutil.which("tiled", path=str(Path(sys.executable).parent)) or shutil.which("tiled") or "tiled"
     writable = ["-w", str(Path(storage).resolve())] if storage is not None else []
-    return [tiled, "serve", "catalog", locate(catalog).tiled_uri, "-r", str(Path(base_dir).resolve()), *writable,
-            "--host", host, "--port", str(port)]  # fmt: skip
+    return [
+        tiled,
+        "serve",
+        "catalog",
+        locate(catalog).tiled_uri,
+        "-r",
+        str(Path(base_dir).resolve()),
+        *writable,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
 
 
 _KEY = re.compile(r"[A-Za-z0-9]+")
@@ -61,9 +73,12 @@ def check_api_key(api_key: str | None) -> str | None:
     validate the single-user key against ``[a-zA-Z0-9]+`` and die at start-up with
     a traceback otherwise). Refused here with one line that does not repeat it."""
     if api_key is not None and not _KEY.fullmatch(api_key):
-        raise ServeError("$TILED_API_KEY holds characters other than letters and digits, which tiled serve refuses "
-                         "for its key: choose one of [A-Za-z0-9] only (e.g. `openssl rand -hex 32`)",
-                         where="TILED_API_KEY", exit_code=2)  # fmt: skip
+        raise ServeError(
+            "$TILED_API_KEY holds characters other than letters and digits, which tiled serve refuses "
+            "for its key: choose one of [A-Za-z0-9] only (e.g. `openssl rand -hex 32`)",
+            where="TILED_API_KEY",
+            exit_code=2,
+        )
     return api_key or None
 
 
@@ -91,7 +106,7 @@ def scaled_config(*, writable: bool) -> dict[str, Any]:
     return {
         "trees": [{"path": "/", "tree": "catalog", "args": args}],
         "authentication": {"allow_anonymous_access": False},
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -110,8 +125,17 @@ class Launch:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def launch(catalog: str, base_dir: Path, *, port: int, host: str = "127.0.0.1", workers: int = 1,
-           read_only: bool = False, storage: Path | None = None, api_key: str | None = None) -> Launch:  # fmt: skip
+def launch(
+    catalog: str,
+    base_dir: Path,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    workers: int = 1,
+    read_only: bool = False,
+    storage: Path | None = None,
+    api_key: str | None = None,
+) -> Launch:
     """How to serve ``catalog``: ``tiled serve catalog URI -r BASE_DIR`` when its URI
     holds no password and one writable process will do; otherwise Tiled's app in
     ``workers`` uvicorn processes, configured through a file in a private temporary
@@ -125,11 +149,13 @@ def launch(catalog: str, base_dir: Path, *, port: int, host: str = "127.0.0.1", 
 
     location = locate(catalog)
     password = sa.make_url(location.tiled_uri).password if location.dialect != "sqlite" else None
-    secrets = tuple(s for s in {api_key, password, password and quote(password, safe=""),
-                                password and quote_plus(password)} if s)  # fmt: skip
+    secrets = tuple(
+        s for s in {api_key, password, password and quote(password, safe=""), password and quote_plus(password)} if s
+    )
     if workers == 1 and not read_only and not password:
-        return Launch(serve_command(catalog, base_dir, port, host, storage), server_environment(api_key),
-                      secrets=secrets)  # fmt: skip
+        return Launch(
+            serve_command(catalog, base_dir, port, host, storage), server_environment(api_key), secrets=secrets
+        )
     uri = location.tiled_uri
     if read_only and location.dialect == "sqlite":
         # SQLite's own read-only mode: several processes reading take no write lock.
@@ -137,8 +163,11 @@ def launch(catalog: str, base_dir: Path, *, port: int, host: str = "127.0.0.1", 
     folder = Path(tempfile.mkdtemp(prefix="broker-serve-"))  # 0700: this user's alone
     config = folder / "config.yml"
     config.write_text(json.dumps(scaled_config(writable=storage is not None)))
-    env = {**scaled_environment(api_key, config), CATALOG_VARIABLE: uri,
-           READABLE_VARIABLE: str(Path(base_dir).resolve())}  # fmt: skip
+    env = {
+        **scaled_environment(api_key, config),
+        CATALOG_VARIABLE: uri,
+        READABLE_VARIABLE: str(Path(base_dir).resolve()),
+    }
     if storage is not None:
         env[WRITABLE_VARIABLE] = str(Path(storage).resolve())
     return Launch(scaled_command(port, host, workers), env, folder, secrets)
@@ -147,8 +176,20 @@ def launch(catalog: str, base_dir: Path, *, port: int, host: str = "127.0.0.1", 
 def scaled_command(port: int, host: str, workers: int) -> list[str]:
     """Uvicorn with ``workers`` processes, each running Tiled's ``app_factory`` on the
     configuration in ``$TILED_CONFIG`` (Tiled's own route to a multi-process server)."""
-    return [sys.executable, "-m", "uvicorn", "--factory", "tiled.server.app:app_factory", "--workers", str(workers),
-            "--host", host, "--port", str(port), "--no-access-log"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "tiled.server.app:app_factory",
+        "--workers",
+        str(workers),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
 
 
 def scaled_environment(api_key: str | None, config: Path) -> dict[str, str]:
@@ -157,8 +198,11 @@ def scaled_environment(api_key: str | None, config: Path) -> dict[str, str]:
     import json
     import secrets
 
-    return {**server_environment(api_key), "TILED_CONFIG": str(config),
-            "TILED_SECRET_KEYS": json.dumps([secrets.token_hex(32)])}  # fmt: skip
+    return {
+        **server_environment(api_key),
+        "TILED_CONFIG": str(config),
+        "TILED_SECRET_KEYS": json.dumps([secrets.token_hex(32)]),
+    }
 
 
 def server_environment(api_key: str | None) -> dict[str, str]:
@@ -181,8 +225,9 @@ def run_redacted(command: list[str], env: dict[str, str], secrets: tuple[str, ..
     """
     import signal
 
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, lambda received, _frame: process.send_signal(received))
     assert process.stdout is not None
@@ -210,9 +255,17 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> No
 
 
 @contextlib.contextmanager
-def running_server(catalog: str, base_dir: Path, *, api_key: str = "secret", port: int | None = None,
-                   log: Path | None = None, workers: int = 1, read_only: bool = False,
-                   storage: Path | None = None) -> Iterator[str]:  # fmt: skip
+def running_server(
+    catalog: str,
+    base_dir: Path,
+    *,
+    api_key: str = "secret",
+    port: int | None = None,
+    log: Path | None = None,
+    workers: int = 1,
+    read_only: bool = False,
+    storage: Path | None = None,
+) -> Iterator[str]:
     """Run `tiled serve catalog` (or, with ``workers`` > 1, Tiled's app in that many
     uvicorn processes) on a free loopback port for the duration of the block.
 
@@ -221,8 +274,9 @@ def running_server(catalog: str, base_dir: Path, *, api_key: str = "secret", por
     """
     port = port or free_port()
     out = open(log, "wb") if log else subprocess.DEVNULL
-    started = launch(catalog, base_dir, port=port, workers=workers, read_only=read_only, storage=storage,
-                     api_key=api_key)  # fmt: skip
+    started = launch(
+        catalog, base_dir, port=port, workers=workers, read_only=read_only, storage=storage, api_key=api_key
+    )
     process = subprocess.Popen(started.command, stdout=out, stderr=subprocess.STDOUT, env=started.env)
     url = f"http://127.0.0.1:{port}"
     try:

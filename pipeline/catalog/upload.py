@@ -39,8 +39,9 @@ def local_app(location: CatalogLocation, base_dir: Path, storage: Path) -> Itera
 
     logging.getLogger("tiled.server.app").setLevel(logging.WARNING)  # its start-up banner is not ours to print
     storage.mkdir(parents=True, exist_ok=True)
-    tree = from_uri(location.tiled_uri, writable_storage=[str(storage.resolve())],
-                    readable_storage=[str(Path(base_dir).resolve())])  # fmt: skip
+    tree = from_uri(
+        location.tiled_uri, writable_storage=[str(storage.resolve())], readable_storage=[str(Path(base_dir).resolve())]
+    )
     with warnings.catch_warnings():  # Tiled's in-process client is Starlette's test client, which says so
         warnings.filterwarnings("ignore", message=".*starlette.testclient")
         context = Context.from_app(build_app(tree))
@@ -51,8 +52,16 @@ def local_app(location: CatalogLocation, base_dir: Path, storage: Path) -> Itera
         context.close()
 
 
-def upload_plan(location: CatalogLocation, plan: NodePlan, base_dir: Path, storage: Path, *, parent: str = "",
-                progress: Progress | None = None, parent_metadata: dict[str, Any] | None = None) -> IngestResult:  # fmt: skip
+def upload_plan(
+    location: CatalogLocation,
+    plan: NodePlan,
+    base_dir: Path,
+    storage: Path,
+    *,
+    parent: str = "",
+    progress: Progress | None = None,
+    parent_metadata: dict[str, Any] | None = None,
+) -> IngestResult:
     """Register ``plan`` with every array's data uploaded into ``storage``.
 
     Raises:
@@ -69,14 +78,19 @@ def upload_plan(location: CatalogLocation, plan: NodePlan, base_dir: Path, stora
         except RegisterError as exc:
             raise IngestError(str(exc)) from exc
         out = IngestResult(
-            created_containers=result.created_containers, created_hamiltonians=result.created_hamiltonians,
-            created_arrays=result.created_arrays, existing_hamiltonians=result.existing_hamiltonians,
-            existing_arrays=result.existing_arrays, differing_metadata=result.differing_metadata,
-        )  # fmt: skip
+            created_containers=result.created_containers,
+            created_hamiltonians=result.created_hamiltonians,
+            created_arrays=result.created_arrays,
+            existing_hamiltonians=result.existing_hamiltonians,
+            existing_arrays=result.existing_arrays,
+            differing_metadata=result.differing_metadata,
+        )
         if result.failed:
             where, why = result.failed[0]
-            raise IngestError(f"{len(result.failed)} node(s) not uploaded (first: {where}: {why}); what was uploaded "
-                              "is complete, re-run to add the rest")  # fmt: skip
+            raise IngestError(
+                f"{len(result.failed)} node(s) not uploaded (first: {where}: {why}); what was uploaded "
+                "is complete, re-run to add the rest"
+            )
         if parent_metadata:
             node = open_parent(connect(), parent, create=False)
             current = dict(node.metadata)

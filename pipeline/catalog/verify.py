@@ -88,8 +88,17 @@ def confinement_problems(served: list[tuple[str, str, str]], base_dir: Path) -> 
     return problems
 
 
-def verify(client: Any, hamiltonians: dict[str, pa.Table], plan: NodePlan, *, base_dir: Path, parent: str = "",
-           sample: int = 10, seed: int = 0, progress: Progress | None = None) -> VerifyReport:  # fmt: skip
+def verify(
+    client: Any,
+    hamiltonians: dict[str, pa.Table],
+    plan: NodePlan,
+    *,
+    base_dir: Path,
+    parent: str = "",
+    sample: int = 10,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> VerifyReport:
     """Compare what the server serves with the manifests.
 
     Every Hamiltonian present with all its metadata; every artifact present with
@@ -194,8 +203,15 @@ def _check_served_nodes(
     return assets, present
 
 
-def _compare_sampled_arrays(served: dict[str, Any], present: list[tuple[Any, str, str]], sample: int, seed: int,
-                            out: VerifyReport, progress: Progress | None, base_dir: Path) -> None:  # fmt: skip
+def _compare_sampled_arrays(
+    served: dict[str, Any],
+    present: list[tuple[Any, str, str]],
+    sample: int,
+    seed: int,
+    out: VerifyReport,
+    progress: Progress | None,
+    base_dir: Path,
+) -> None:
     """``sample`` random arrays read through the server (Mode B) equal the h5py read
     through the Mode A locator in the Hamiltonian's metadata, read through the
     confined reader inside ``base_dir`` (a locator elsewhere is a problem)."""
@@ -208,8 +224,10 @@ def _compare_sampled_arrays(served: dict[str, Any], present: list[tuple[Any, str
             out.problems.append(f"{key}: no Mode A locator path_{art_key} in its metadata")
             continue
         if steady_read(array) >= 500:  # said at once: tiled.client would retry a 500 for most of a minute
-            raise VerifyError(f"{key}/{art_key}: the server cannot read it (HTTP 500); "
-                              + HINT.format(base_dir=base_dir), where=base_dir)  # fmt: skip
+            raise VerifyError(
+                f"{key}/{art_key}: the server cannot read it (HTTP 500); " + HINT.format(base_dir=base_dir),
+                where=base_dir,
+            )
         mode_b = array.read()
         try:
             with open_hdf5(meta[f"path_{art_key}"], base_dir, what="Mode A locator's file") as handle:
@@ -233,11 +251,18 @@ def same_dtype(served: np.dtype, want: np.dtype) -> bool:
     """The dtype served is the file's: the same kind and size, field by field for a
     compound dtype (byte order aside: an uploaded array comes back in native order)."""
     if served.names is not None or want.names is not None:
-        return (served.names == want.names and served.itemsize == want.itemsize
-                and all(same_dtype(served[n], want[n]) for n in served.names or ()))  # fmt: skip
+        return (
+            served.names == want.names
+            and served.itemsize == want.itemsize
+            and all(same_dtype(served[n], want[n]) for n in served.names or ())
+        )
     if served.subdtype is not None or want.subdtype is not None:
-        return (served.shape == want.shape and served.subdtype is not None and want.subdtype is not None
-                and same_dtype(served.subdtype[0], want.subdtype[0]))  # fmt: skip
+        return (
+            served.shape == want.shape
+            and served.subdtype is not None
+            and want.subdtype is not None
+            and same_dtype(served.subdtype[0], want.subdtype[0])
+        )
     return served.kind == want.kind and served.itemsize == want.itemsize
 
 
@@ -281,9 +306,16 @@ class VerifyRun:
     result: VerifyReport
 
 
-def verify_manifests(pairs: list[ManifestPair], base_dir: Path, server: Server, *, parent: str = "",
-                     sample: int = 10, progress: Progress | None = None,
-                     max_array_bytes: int = MAX_ARRAY_BYTES) -> VerifyRun:  # fmt: skip
+def verify_manifests(
+    pairs: list[ManifestPair],
+    base_dir: Path,
+    server: Server,
+    *,
+    parent: str = "",
+    sample: int = 10,
+    progress: Progress | None = None,
+    max_array_bytes: int = MAX_ARRAY_BYTES,
+) -> VerifyRun:
     """Check and plan the manifests as an ingest would, then compare the server with them.
 
     Raises:
@@ -298,6 +330,7 @@ def verify_manifests(pairs: list[ManifestPair], base_dir: Path, server: Server, 
         raise report.failure("; nothing was verified")
     plan = plan_nodes(report.checked())
     client = server.client(include_data_sources=True)
-    result = verify(client, report.hamiltonians, plan, base_dir=base_dir, parent=parent, sample=sample,
-                    progress=progress)  # fmt: skip
+    result = verify(
+        client, report.hamiltonians, plan, base_dir=base_dir, parent=parent, sample=sample, progress=progress
+    )
     return VerifyRun(report, plan, result)

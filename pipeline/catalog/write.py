@@ -176,8 +176,10 @@ def _save_template(location: CatalogLocation, template_dir: Path) -> None:
     source_path = location.sqlite_path
 
     def copy_into(partial: Path) -> None:
-        with closing(sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)) as source, \
-                closing(sqlite3.connect(partial, isolation_level=None)) as copy:  # fmt: skip
+        with (
+            closing(sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)) as source,
+            closing(sqlite3.connect(partial, isolation_level=None)) as copy,
+        ):
             source.backup(copy)
             copy.execute(queries.load("catalog/journal_delete", "sqlite"))
 
@@ -196,8 +198,10 @@ def _copy_template(location: CatalogLocation, template_dir: Path) -> bool:
         return False
 
     def copy_from_template(partial: Path) -> None:
-        with closing(sqlite3.connect(f"file:{template}?mode=ro", uri=True)) as source, \
-                closing(sqlite3.connect(partial, isolation_level=None)) as copy:  # fmt: skip
+        with (
+            closing(sqlite3.connect(f"file:{template}?mode=ro", uri=True)) as source,
+            closing(sqlite3.connect(partial, isolation_level=None)) as copy,
+        ):
             source.backup(copy)
             revision = copy.execute(queries.load("catalog/schema_revision")).fetchall()
             others = copy.execute(queries.load("catalog/user_nodes")).fetchone()
@@ -252,19 +256,28 @@ def _complete_partial(location: CatalogLocation, tables: set[str]) -> bool:
     foreign = {t for t in tables if t not in known and not t.startswith("metadata_fts5_")}
     if foreign:
         # Never create Tiled's tables inside somebody else's database.
-        raise CatalogError(f"{location.redacted()} is not a Tiled catalog: it has tables but no alembic_version "
-                           f"(e.g. {sorted(foreign)[0]})", where=location.redacted())  # fmt: skip
+        raise CatalogError(
+            f"{location.redacted()} is not a Tiled catalog: it has tables but no alembic_version "
+            f"(e.g. {sorted(foreign)[0]})",
+            where=location.redacted(),
+        )
     eng = engine(location)
     try:
         with eng.begin() as conn:
             if "nodes" in tables and conn.execute(sa.text(queries.load("catalog/user_nodes"))).scalar():
-                raise CatalogError(f"{location.redacted()} has Tiled's tables and nodes but no alembic_version; "
-                                   "stamp it with `tiled catalog` tools before writing to it", where=location.redacted())  # fmt: skip
+                raise CatalogError(
+                    f"{location.redacted()} has Tiled's tables and nodes but no alembic_version; "
+                    "stamp it with `tiled catalog` tools before writing to it",
+                    where=location.redacted(),
+                )
             if location.dialect == "postgresql":
                 if tables >= {t for t in known if t != "alembic_version" and not t.startswith("metadata_fts5")}:
                     return False  # created in one transaction: only the stamp is missing
-                raise CatalogError(f"{location.redacted()} has part of Tiled's tables and no alembic_version; "
-                                   "it was not made by tiled's initialisation", where=location.redacted())  # fmt: skip
+                raise CatalogError(
+                    f"{location.redacted()} has part of Tiled's tables and no alembic_version; "
+                    "it was not made by tiled's initialisation",
+                    where=location.redacted(),
+                )
             # SQLite: Tiled's DDL commits table by table; rebuild from nothing.
             for name in sorted(tables, key=lambda t: t != "metadata_fts5"):  # the FTS table takes its shadows
                 conn.exec_driver_sql(queries.load("catalog/drop_table").format(table=queries.quote_identifier(name)))
@@ -390,9 +403,16 @@ def _verify_files_unchanged(assets: pa.Table) -> None:
         raise IngestError("files changed while ingesting; nothing was written: " + "; ".join(problems))
 
 
-def write_plan(location: CatalogLocation, plan: NodePlan | Iterable[NodePlan], *, parent: str = "", update_metadata: bool = False,
-               before_commit: Callable[[], None] | None = None, progress: Progress | None = None,
-               parent_metadata: dict[str, Any] | None = None) -> IngestResult:  # fmt: skip
+def write_plan(
+    location: CatalogLocation,
+    plan: NodePlan | Iterable[NodePlan],
+    *,
+    parent: str = "",
+    update_metadata: bool = False,
+    before_commit: Callable[[], None] | None = None,
+    progress: Progress | None = None,
+    parent_metadata: dict[str, Any] | None = None,
+) -> IngestResult:
     """Write the plan's new nodes into the catalog in one transaction.
 
     ``plan`` may also be an iterable of plans (e.g. :func:`~manifest_broker.catalog.plan.plan_chunks`):
@@ -418,9 +438,15 @@ def write_plan(location: CatalogLocation, plan: NodePlan | Iterable[NodePlan], *
         return _write_transaction(location, plan, parent, update_metadata, before_commit, progress, parent_metadata)
 
 
-def _write_transaction(location: CatalogLocation, plan: NodePlan | Iterable[NodePlan], parent: str, update_metadata: bool,
-                       before_commit: Callable[[], None] | None, progress: Progress | None,
-                       parent_metadata: dict[str, Any] | None = None) -> IngestResult:  # fmt: skip
+def _write_transaction(
+    location: CatalogLocation,
+    plan: NodePlan | Iterable[NodePlan],
+    parent: str,
+    update_metadata: bool,
+    before_commit: Callable[[], None] | None,
+    progress: Progress | None,
+    parent_metadata: dict[str, Any] | None = None,
+) -> IngestResult:
     started = time.perf_counter()
     result = IngestResult()
     eng = engine(location, busy_timeout=WRITER_BUSY_SECONDS)
@@ -471,8 +497,15 @@ def _database_failure(location: CatalogLocation, error: BaseException) -> Ingest
     return IngestError(f"catalog {location.redacted()}: {message}; nothing was written")
 
 
-def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool, result: IngestResult,
-           progress: Progress | None = None, parent_metadata: dict[str, Any] | None = None) -> pa.Table | None:  # fmt: skip
+def _write(
+    conn: Connection,
+    plan: NodePlan,
+    parent: str,
+    update_metadata: bool,
+    result: IngestResult,
+    progress: Progress | None = None,
+    parent_metadata: dict[str, Any] | None = None,
+) -> pa.Table | None:
     """The whole write, in the caller's transaction: what is already there, ids,
     triggers off, rows in bulk, triggers back.
 
@@ -486,8 +519,14 @@ def _write(conn: Connection, plan: NodePlan, parent: str, update_metadata: bool,
     return _write_chunk(conn, plan, parent_id, update_metadata, result, progress)
 
 
-def _write_chunk(conn: Connection, plan: NodePlan, parent_id: int, update_metadata: bool, result: IngestResult,
-                 progress: Progress | None) -> pa.Table | None:  # fmt: skip
+def _write_chunk(
+    conn: Connection,
+    plan: NodePlan,
+    parent_id: int,
+    update_metadata: bool,
+    result: IngestResult,
+    progress: Progress | None,
+) -> pa.Table | None:
     """One plan's new rows under an existing parent, in the caller's transaction;
     the assets written, or ``None``."""
     keep = _keep_existing_hamiltonians(conn, plan, parent_id, update_metadata, result)
@@ -521,8 +560,10 @@ def _update_parent_metadata(conn: Connection, parent_id: int, metadata: dict[str
 
     document = json.dumps(wanted)
     if len(document.encode()) > METADATA_BYTES:
-        raise IngestError(f"the parent's metadata would be {len(document.encode()):,} bytes, over Tiled's "
-                          f"{METADATA_BYTES:,}-byte limit; nothing was written")  # fmt: skip
+        raise IngestError(
+            f"the parent's metadata would be {len(document.encode()):,} bytes, over Tiled's "
+            f"{METADATA_BYTES:,}-byte limit; nothing was written"
+        )
     conn.execute(sa.text(queries.load("write/revision")), {"id": parent_id})
     conn.execute(
         sa.text(queries.load("write/update_metadata", conn.dialect.name)), {"id": parent_id, "metadata": document}
@@ -530,8 +571,9 @@ def _update_parent_metadata(conn: Connection, parent_id: int, metadata: dict[str
     result.parent_metadata_updated = True
 
 
-def _keep_existing_hamiltonians(conn: Connection, plan: NodePlan, parent_id: int, update_metadata: bool,
-                                result: IngestResult) -> dict[str, int]:  # fmt: skip
+def _keep_existing_hamiltonians(
+    conn: Connection, plan: NodePlan, parent_id: int, update_metadata: bool, result: IngestResult
+) -> dict[str, int]:
     """Ids of planned Hamiltonians already under the parent with the same huid; a key
     taken by another huid or by a non-container stops the write. Metadata that
     differs is reported, or revised (only new Mode A locators, or ``update_metadata``)."""
@@ -540,7 +582,7 @@ def _keep_existing_hamiltonians(conn: Connection, plan: NodePlan, parent_id: int
         conn.execute(
             sa.text(queries.load("write/children", dialect)),
             {"parent": parent_id, "keys": _id_list(dialect, plan.hamiltonians["key"].to_pylist())},
-        ).all(),  # fmt: skip
+        ).all(),
         schema={"id": pl.Int64, "key": pl.String, "structure_family": pl.String, "metadata": pl.Object},
         orient="row",
     )
@@ -591,9 +633,11 @@ def _refuse_other_files(conn: Connection, plan: NodePlan, parent_id: int, update
     """
     from tiled.utils import ensure_uri
 
-    planned = {(r["parent_key"], r["key"]): (ensure_uri(r["path"]), json.loads(r["parameters"]))
-               for r in plan.arrays.select(["parent_key", "key", "path", "parameters"]).to_pylist()
-               if r["parent_key"] in updated}  # fmt: skip
+    planned = {
+        (r["parent_key"], r["key"]): (ensure_uri(r["path"]), json.loads(r["parameters"]))
+        for r in plan.arrays.select(["parent_key", "key", "path", "parameters"]).to_pylist()
+        if r["parent_key"] in updated
+    }
     rows = conn.execute(sa.text(queries.load("write/grandchild_sources")), {"parent": parent_id}).all()
     for parent_key, key, management, parameters, data_uri in rows:
         want = planned.get((parent_key, key))
@@ -601,22 +645,28 @@ def _refuse_other_files(conn: Connection, plan: NodePlan, parent_id: int, update
             continue  # not updated here, or uploaded (a copy the catalog keeps, whatever the file is now)
         have = (data_uri, parameters if isinstance(parameters, dict) else json.loads(parameters))
         if have != want:
-            raise IngestError(f"{parent_key}/{key}: the catalog serves it from {have[0]} {have[1]}, the manifest now "
-                              f"names {want[0]} {want[1]}; --update-metadata updates metadata, not what an array "
-                              f"reads: delete {parent_key} (`broker delete`) and ingest again; nothing was written")  # fmt: skip
+            raise IngestError(
+                f"{parent_key}/{key}: the catalog serves it from {have[0]} {have[1]}, the manifest now "
+                f"names {want[0]} {want[1]}; --update-metadata updates metadata, not what an array "
+                f"reads: delete {parent_key} (`broker delete`) and ingest again; nothing was written"
+            )
 
 
-def _missing_arrays(conn: Connection, arrays: pl.DataFrame, parent_id: int, keep: dict[str, int],
-                    result: IngestResult) -> pl.DataFrame:  # fmt: skip
+def _missing_arrays(
+    conn: Connection, arrays: pl.DataFrame, parent_id: int, keep: dict[str, int], result: IngestResult
+) -> pl.DataFrame:
     """The planned arrays not yet under their (kept) Hamiltonian."""
     if not keep or arrays.height == 0:
         return arrays
     dialect = conn.dialect.name
     registered = pl.DataFrame(
-        conn.execute(sa.text(queries.load("write/grandchildren", dialect)),
-                     {"parent": parent_id, "ids": _id_list(dialect, list(keep.values()))}).all(),
-        schema={"parent_key": pl.String, "key": pl.String}, orient="row",
-    )  # fmt: skip
+        conn.execute(
+            sa.text(queries.load("write/grandchildren", dialect)),
+            {"parent": parent_id, "ids": _id_list(dialect, list(keep.values()))},
+        ).all(),
+        schema={"parent_key": pl.String, "key": pl.String},
+        orient="row",
+    )
     missing = arrays.join(registered, on=["parent_key", "key"], how="anti")
     result.existing_arrays += arrays.height - missing.height
     return missing
@@ -636,8 +686,9 @@ class _Ids:
     asset_of_path: dict[str, int]
 
 
-def _allocate_ids(conn: Connection, new_hams: pl.DataFrame, arrays: pl.DataFrame, assets: pl.DataFrame,
-                  keep: dict[str, int]) -> _Ids:  # fmt: skip
+def _allocate_ids(
+    conn: Connection, new_hams: pl.DataFrame, arrays: pl.DataFrame, assets: pl.DataFrame, keep: dict[str, int]
+) -> _Ids:
     """Ids: contiguous on SQLite under the write lock; reserved from the sequences on
     PostgreSQL. Assets the catalog already has (same data URI) are reused."""
     first = (
@@ -684,8 +735,16 @@ def _suspend_triggers(conn: Connection) -> tuple[list[tuple[str, str]], bool]:
     return [], bypass
 
 
-def _insert_rows(conn: Connection, plan: NodePlan, parent_id: int, new_hams: pl.DataFrame, arrays: pl.DataFrame,
-                 ids: _Ids, bypass: bool, progress: Progress | None) -> None:  # fmt: skip
+def _insert_rows(
+    conn: Connection,
+    plan: NodePlan,
+    parent_id: int,
+    new_hams: pl.DataFrame,
+    arrays: pl.DataFrame,
+    ids: _Ids,
+    bypass: bool,
+    progress: Progress | None,
+) -> None:
     """Every new row, table by table, in bulk; ``progress`` hears rows sent of all."""
     total = new_hams.height + 3 * arrays.height + ids.fresh_assets.height
     sent = 0
@@ -706,28 +765,48 @@ def _insert_rows(conn: Connection, plan: NodePlan, parent_id: int, new_hams: pl.
             list(_rows(plan.structures, ["id", "structure"])),
         )
         cursor.close()
-    _bulk(conn, "nodes", (
-        (i, parent_id, key, "container", metadata, "[]")
-        for i, (key, metadata) in zip(ids.hamiltonians, new_hams.select("key", "metadata").iter_rows())
-    ))  # fmt: skip
-    _bulk(conn, "nodes", (
-        (i, ids.parents[pk], key, "array", metadata, "[]")
-        for i, (pk, key, metadata) in zip(ids.arrays, arrays.select("parent_key", "key", "metadata").iter_rows())
-    ))  # fmt: skip
+    _bulk(
+        conn,
+        "nodes",
+        (
+            (i, parent_id, key, "container", metadata, "[]")
+            for i, (key, metadata) in zip(ids.hamiltonians, new_hams.select("key", "metadata").iter_rows())
+        ),
+    )
+    _bulk(
+        conn,
+        "nodes",
+        (
+            (i, ids.parents[pk], key, "array", metadata, "[]")
+            for i, (pk, key, metadata) in zip(ids.arrays, arrays.select("parent_key", "key", "metadata").iter_rows())
+        ),
+    )
     advance(new_hams.height + arrays.height)
     if bypass:
         _set_based_closure_and_fulltext(conn, [ids.hamiltonians, ids.arrays])
-    _bulk(conn, "assets", (
-        (i, uri, False, size)
-        for i, (uri, size) in zip(ids.fresh_asset_ids, ids.fresh_assets.select("data_uri", "size").iter_rows())
-    ))  # fmt: skip
+    _bulk(
+        conn,
+        "assets",
+        (
+            (i, uri, False, size)
+            for i, (uri, size) in zip(ids.fresh_asset_ids, ids.fresh_assets.select("data_uri", "size").iter_rows())
+        ),
+    )
     advance(ids.fresh_assets.height)
-    _bulk(conn, "data_sources", (
-        (d, n, sid, HDF5_MIMETYPE, params, "{}", "external", "array")
-        for d, n, (sid, params) in zip(ids.data_sources, ids.arrays, arrays.select("structure_id", "parameters").iter_rows())
-    ))  # fmt: skip
+    _bulk(
+        conn,
+        "data_sources",
+        (
+            (d, n, sid, HDF5_MIMETYPE, params, "{}", "external", "array")
+            for d, n, (sid, params) in zip(
+                ids.data_sources, ids.arrays, arrays.select("structure_id", "parameters").iter_rows()
+            )
+        ),
+    )
     advance(arrays.height)
-    _bulk(conn, "data_source_asset_association", (
-        (d, ids.asset_of_path[p], "data_uri", None) for d, p in zip(ids.data_sources, arrays["path"].to_list())
-    ))  # fmt: skip
+    _bulk(
+        conn,
+        "data_source_asset_association",
+        ((d, ids.asset_of_path[p], "data_uri", None) for d, p in zip(ids.data_sources, arrays["path"].to_list())),
+    )
     advance(arrays.height)

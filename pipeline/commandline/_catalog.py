@@ -67,9 +67,19 @@ def check(
         check_catalog(catalog)
     keys = existing_keys(catalog, parent) if catalog else None
     with cluster(dask) as client, render.stages(progress_enabled()) as progress:
-        report = check_manifests(given, base_dir, catalog_keys=keys, parent=parent, use_cache=not no_cache,
-                                 workers=workers, progress=progress, cluster=client, card=card_document,
-                                 deep=deep, max_array_bytes=max_array_size or MAX_ARRAY_BYTES)  # fmt: skip
+        report = check_manifests(
+            given,
+            base_dir,
+            catalog_keys=keys,
+            parent=parent,
+            use_cache=not no_cache,
+            workers=workers,
+            progress=progress,
+            cluster=client,
+            card=card_document,
+            deep=deep,
+            max_array_bytes=max_array_size or MAX_ARRAY_BYTES,
+        )
     if feedback is not None:
         feedback.write_text(feedback_message(report.findings, ", ".join(p.name for p in given)))
     n_ham = sum(t.num_rows for t in report.hamiltonians.values())
@@ -89,12 +99,20 @@ def check(
             render.console.print(f"feedback for the provider written to {feedback}", markup=False)
 
     render.output().emit(
-        {"ok": report.ok, "errors": report.errors, "warnings": report.warnings, "hamiltonians": n_ham,
-         "artifacts": n_art, "files": probe.files if probe else 0, "files_opened": probe.opened if probe else 0,
-         "seconds": report.seconds, "feedback": str(feedback) if feedback else None,
-         "findings": report.findings},
+        {
+            "ok": report.ok,
+            "errors": report.errors,
+            "warnings": report.warnings,
+            "hamiltonians": n_ham,
+            "artifacts": n_art,
+            "files": probe.files if probe else 0,
+            "files_opened": probe.opened if probe else 0,
+            "seconds": report.seconds,
+            "feedback": str(feedback) if feedback else None,
+            "findings": report.findings,
+        },
         text,
-    )  # fmt: skip
+    )
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -151,12 +169,25 @@ def ingest(
     if upload is not None:
         output_dir(upload, "--upload")
         if update_metadata:
-            raise BrokerError("--update-metadata with --upload: uploads keep what the catalog has; update without "
-                              "--upload", exit_code=2)  # fmt: skip
+            raise BrokerError(
+                "--update-metadata with --upload: uploads keep what the catalog has; update without --upload",
+                exit_code=2,
+            )
     with cluster(dask) as client, render.stages(progress_enabled()) as progress:
-        run = run_ingest(given, base_dir, catalog, parent=parent, update_metadata=update_metadata,
-                         use_cache=not no_cache, notify=render.warn, progress=progress, cluster=client,
-                         card=card_document, upload=upload, max_array_bytes=max_array_size or MAX_ARRAY_BYTES)  # fmt: skip
+        run = run_ingest(
+            given,
+            base_dir,
+            catalog,
+            parent=parent,
+            update_metadata=update_metadata,
+            use_cache=not no_cache,
+            notify=render.warn,
+            progress=progress,
+            cluster=client,
+            card=card_document,
+            upload=upload,
+            max_array_bytes=max_array_size or MAX_ARRAY_BYTES,
+        )
     result = run.result
     assert result is not None
     warnings = environment_warnings(run.report.findings)
@@ -166,15 +197,19 @@ def ingest(
     def text() -> None:
         c = render.console
         if result.created_nodes == 0 and not result.updated_metadata:
-            c.print(f"nothing to add: all {result.existing_hamiltonians} Hamiltonians and "
-                    f"{result.existing_arrays} artifacts are already in the catalog")  # fmt: skip
+            c.print(
+                f"nothing to add: all {result.existing_hamiltonians} Hamiltonians and "
+                f"{result.existing_arrays} artifacts are already in the catalog"
+            )
         else:
             rate = result.created_nodes / result.seconds if result.seconds else 0.0
-            c.print(f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
-                    + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
-                    + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
-                    + f"; write {result.seconds:.2f}s ({rate:,.0f} nodes/s)"
-                    + (f"; the arrays' data uploaded into {upload}" if upload is not None else ""))  # fmt: skip
+            c.print(
+                f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
+                + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
+                + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
+                + f"; write {result.seconds:.2f}s ({rate:,.0f} nodes/s)"
+                + (f"; the arrays' data uploaded into {upload}" if upload is not None else "")
+            )
         for key in result.updated_metadata:
             c.print(f"  updated metadata of {render.escape(key)} (previous version kept as a revision)")
         if result.parent_metadata_updated:
@@ -183,14 +218,22 @@ def ingest(
             c.print(f"  metadata indexes (broker index list): {render.escape(', '.join(run.indexes))}")
         pending = [k for k in result.differing_metadata if k not in result.updated_metadata]
         if pending:
-            c.print(f"[yellow]{len(pending)} Hamiltonian(s) differ from the catalog[/] "
-                    f"(e.g. {render.escape(', '.join(pending[:5]))}); re-run with --update-metadata to update them")  # fmt: skip
+            c.print(
+                f"[yellow]{len(pending)} Hamiltonian(s) differ from the catalog[/] "
+                f"(e.g. {render.escape(', '.join(pending[:5]))}); re-run with --update-metadata to update them"
+            )
 
     render.output().emit(
-        {"created_catalog": run.created_catalog, **result.__dict__, "created_nodes": result.created_nodes,
-         "warnings": warnings, "timings": run.seconds, "indexes": run.indexes},
+        {
+            "created_catalog": run.created_catalog,
+            **result.__dict__,
+            "created_nodes": result.created_nodes,
+            "warnings": warnings,
+            "timings": run.seconds,
+            "indexes": run.indexes,
+        },
         text,
-    )  # fmt: skip
+    )
 
 
 def delete(
@@ -221,8 +264,9 @@ def delete(
     target = server(url) if url is not None else None
     if not dry_run and not yes:
         if not sys.stdin.isatty():
-            raise BrokerError(f"refusing to delete {', '.join(paths)} without --yes (or try --dry-run first)",
-                              exit_code=2)  # fmt: skip
+            raise BrokerError(
+                f"refusing to delete {', '.join(paths)} without --yes (or try --dry-run first)", exit_code=2
+            )
         typer.confirm(f"Delete {', '.join(paths)} and everything under them?", abort=True)
     if target is not None:
         result = delete_through_server(target.client(), paths, dry_run=dry_run)
@@ -235,8 +279,11 @@ def delete(
         assets = f" and {result.assets} asset row(s)" if url is None else ""
         render.console.print(f"{'would delete' if dry_run else 'deleted'} {what}{assets}", markup=False)
         for parent, keys in result.locators_removed.items():
-            render.console.print(f"  {'would remove' if dry_run else 'removed'} the Mode A locators of "
-                                 f"{', '.join(keys)} from {parent or '/'}", markup=False)  # fmt: skip
+            render.console.print(
+                f"  {'would remove' if dry_run else 'removed'} the Mode A locators of "
+                f"{', '.join(keys)} from {parent or '/'}",
+                markup=False,
+            )
 
     render.output().emit({**result.__dict__, "total": result.total}, text)
 
@@ -271,8 +318,9 @@ def sql(
         suffixed(output_file(output, "-o"), ".parquet", "-o")
     for path, option in ((ham, "--ham"), (art, "--art")):
         if not path.is_file():
-            raise BrokerError(f"{option} {path}: {'is a directory' if path.is_dir() else 'manifest not found'}",
-                              where=path)  # fmt: skip
+            raise BrokerError(
+                f"{option} {path}: {'is a directory' if path.is_dir() else 'manifest not found'}", where=path
+            )
     con = manifest_connection(ham, art)
     try:
         result = con.execute(query).to_arrow_table()
@@ -290,8 +338,10 @@ def sql(
         import pyarrow.parquet as pq
 
         pq.write_table(result, output)
-        render.output().emit({"rows": result.num_rows, "output": str(output)},
-                             lambda: render.console.print(f"{result.num_rows} row(s) written to {output}", markup=False))  # fmt: skip
+        render.output().emit(
+            {"rows": result.num_rows, "output": str(output)},
+            lambda: render.console.print(f"{result.num_rows} row(s) written to {output}", markup=False),
+        )
 
 
 def demo(

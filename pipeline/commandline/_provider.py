@@ -57,10 +57,14 @@ def synth(
             render.console.print(f"  wrote {path}", markup=False)
 
     render.output().emit(
-        {"layout": layout, "hamiltonians": result.hamiltonians.num_rows, "artifacts": result.artifacts.num_rows,
-         "written": [str(p) for p in result.written]},
+        {
+            "layout": layout,
+            "hamiltonians": result.hamiltonians.num_rows,
+            "artifacts": result.artifacts.num_rows,
+            "written": [str(p) for p in result.written],
+        },
         text,
-    )  # fmt: skip
+    )
 
 
 def _synth_tnr(out_dir: Path, runs: int, slices: int, seed: int, flavour: str) -> None:
@@ -76,11 +80,21 @@ def _synth_tnr(out_dir: Path, runs: int, slices: int, seed: int, flavour: str) -
             render.console.print(f"run {run.run_number}: {len(run.labels)} slices in {run.reduced_dir}", markup=False)
 
     render.output().emit(
-        {"layout": "tnr", "runs": [{"run_number": r.run_number, "split_file": str(r.split_file),
-                                    "reduced_dir": str(r.reduced_dir), "template": str(r.template),
-                                    "slices": len(r.labels)} for r in made]},
+        {
+            "layout": "tnr",
+            "runs": [
+                {
+                    "run_number": r.run_number,
+                    "split_file": str(r.split_file),
+                    "reduced_dir": str(r.reduced_dir),
+                    "template": str(r.template),
+                    "slices": len(r.labels),
+                }
+                for r in made
+            ],
+        },
         text,
-    )  # fmt: skip
+    )
 
 
 def generate(
@@ -103,13 +117,17 @@ def generate(
             raise
         # a built-in layout pointed at another layout's folder: the file it looks for is not there
         missing = exc.where if isinstance(exc, ProviderFileError) else exc.filename
-        raise BrokerError(f"DATA_DIR {data_dir}: not a {generator} dataset ({missing or 'a file it reads'} is "
-                          f"missing); give the folder `broker synth {generator}` wrote its data into",
-                          where=data_dir) from None  # fmt: skip
+        raise BrokerError(
+            f"DATA_DIR {data_dir}: not a {generator} dataset ({missing or 'a file it reads'} is "
+            f"missing); give the folder `broker synth {generator}` wrote its data into",
+            where=data_dir,
+        ) from None
     if not result.written:  # exit 0 promises manifests to check and ingest
-        raise BrokerError(f"{generator}: the generator wrote no manifest into {out_dir} (generate() must write "
-                          "<name>_hamiltonians.parquet and <name>_artifacts.parquet into its output folder)",
-                          where=out_dir)  # fmt: skip
+        raise BrokerError(
+            f"{generator}: the generator wrote no manifest into {out_dir} (generate() must write "
+            "<name>_hamiltonians.parquet and <name>_artifacts.parquet into its output folder)",
+            where=out_dir,
+        )
 
     def text() -> None:
         render.console.print(
@@ -121,10 +139,14 @@ def generate(
             render.console.print(f"  wrote {path}", markup=False)
 
     render.output().emit(
-        {"hamiltonians": result.hamiltonians.num_rows, "artifacts": result.artifacts.num_rows,
-         "hamiltonian_columns": result.hamiltonians.column_names, "written": [str(p) for p in result.written]},
+        {
+            "hamiltonians": result.hamiltonians.num_rows,
+            "artifacts": result.artifacts.num_rows,
+            "hamiltonian_columns": result.hamiltonians.column_names,
+            "written": [str(p) for p in result.written],
+        },
         text,
-    )  # fmt: skip
+    )
 
 
 def explore(
@@ -178,8 +200,10 @@ def explore(
         say("by suffix: " + ", ".join(f"{s} {n}" for s, n in sorted(report.by_suffix.items())))
         say("first files: " + ", ".join(report.examples))
         for info in report.sample:
-            c.print(f"\n[bold]{render.escape(printable(info.path))}[/] ({info.size / 1e3:.1f} kB)"
-                    + (f" [red]{render.escape(printable(info.error))}[/]" if info.error else ""))  # fmt: skip
+            c.print(
+                f"\n[bold]{render.escape(printable(info.path))}[/] ({info.size / 1e3:.1f} kB)"
+                + (f" [red]{render.escape(printable(info.error))}[/]" if info.error else "")
+            )
             for key, value in info.attrs.items():
                 say(f"  @{key} = {value}")
             for group in info.groups:
@@ -191,9 +215,11 @@ def explore(
                 for key, value in d.attrs.items():
                     say(f"    @{key} = {value}")
             for entry in info.nexus:
-                say(f"  NeXus NXentry {entry.path}: signal {entry.signal or '(none)'}"
+                say(
+                    f"  NeXus NXentry {entry.path}: signal {entry.signal or '(none)'}"
                     + (f", axes {', '.join(entry.axes)}" if entry.axes else "")
-                    + (f", errors {entry.errors}" if entry.errors else ""))  # fmt: skip
+                    + (f", errors {entry.errors}" if entry.errors else "")
+                )
                 for p in entry.parameters:
                     units = f" [{p.units}]" if p.units else ""
                     how = " (NXlog mean)" if p.reduce else ""
@@ -215,11 +241,15 @@ def explore(
         if generator is not None:
             say(f"\nthe starting generator was saved as {generator}")
         if card is not None:
-            c.print(f"\ndataset card written to {card}: fill in the provider's answers (descriptions, units, "
-                    "counts left null), then `broker check --card`", markup=False)  # fmt: skip
+            c.print(
+                f"\ndataset card written to {card}: fill in the provider's answers (descriptions, units, "
+                "counts left null), then `broker check --card`",
+                markup=False,
+            )
 
-    render.output().emit({**dataclasses.asdict(report), "card": written, "card_path": None if card is None else str(card)},
-                         text)  # fmt: skip
+    render.output().emit(
+        {**dataclasses.asdict(report), "card": written, "card_path": None if card is None else str(card)}, text
+    )
 
 
 def register_commands(app: typer.Typer) -> None:

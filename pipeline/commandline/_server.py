@@ -69,19 +69,28 @@ def serve(
     key = check_api_key(os.environ.get("TILED_API_KEY"))
     if storage is not None:
         if read_only:
-            raise BrokerError("--storage with --read-only: a read-only catalog cannot record uploaded arrays",
-                              exit_code=2)  # fmt: skip
+            raise BrokerError(
+                "--storage with --read-only: a read-only catalog cannot record uploaded arrays", exit_code=2
+            )
         output_dir(storage, "--storage").mkdir(parents=True, exist_ok=True)
     if workers > 1 and locate(catalog).dialect == "sqlite" and not read_only:
-        raise BrokerError(f"--workers {workers} on a SQLite catalog: several server processes writing one SQLite "
-                          "file fail with 'database is locked'; serve it --read-only, or use PostgreSQL",
-                          exit_code=2)  # fmt: skip
-    started = launch(catalog, base_dir, port=port, host=host, workers=workers, read_only=read_only, storage=storage,
-                     api_key=key)  # fmt: skip
+        raise BrokerError(
+            f"--workers {workers} on a SQLite catalog: several server processes writing one SQLite "
+            "file fail with 'database is locked'; serve it --read-only, or use PostgreSQL",
+            exit_code=2,
+        )
+    started = launch(
+        catalog, base_dir, port=port, host=host, workers=workers, read_only=read_only, storage=storage, api_key=key
+    )
     try:
         shown = " ".join(started.command)  # no secret: a URI with a password goes through the environment
-        render.errors.print(f"running: {shown}" + (f" (catalog {locate(catalog).redacted()}, configured through "
-                            "the environment)" if started.folder else ""), markup=False)  # fmt: skip
+        render.errors.print(
+            f"running: {shown}"
+            + (
+                f" (catalog {locate(catalog).redacted()}, configured through the environment)" if started.folder else ""
+            ),
+            markup=False,
+        )
         code = run_redacted(started.command, started.env, started.secrets)
     finally:
         started.close()
@@ -129,33 +138,50 @@ def register(
     parent = parent_path(parent)
     target = server(url)
     with render.stages(progress_enabled()) as progress:
-        run = run_register(given, base_dir, target, parent=parent, workers=workers, progress=progress, upload=upload,
-                           max_array_bytes=max_array_size or MAX_ARRAY_BYTES)  # fmt: skip
+        run = run_register(
+            given,
+            base_dir,
+            target,
+            parent=parent,
+            workers=workers,
+            progress=progress,
+            upload=upload,
+            max_array_bytes=max_array_size or MAX_ARRAY_BYTES,
+        )
     result = run.result
     answer = {**result.__dict__, "created_nodes": result.created_nodes, "missing": run.missing, "timings": run.seconds}
     if result.failed or result.interrupted:
         raise BrokerError(
-            f"{len(result.failed)} node(s) failed" + (" and the run was interrupted" if result.interrupted else "")
+            f"{len(result.failed)} node(s) failed"
+            + (" and the run was interrupted" if result.interrupted else "")
             + f"; {run.missing} of {run.plan.nodes} planned node(s) are not on the server: re-run to finish",
-            where=url, details=answer, exit_code=130 if result.interrupted else 1,  # Ctrl-C: 130, as promised
-        )  # fmt: skip
+            where=url,
+            details=answer,
+            exit_code=130 if result.interrupted else 1,  # Ctrl-C: 130, as promised
+        )
 
     def text() -> None:
         c = render.console
         rate = result.created_nodes / result.seconds if result.seconds else 0.0
-        c.print(f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
-                + (" (data uploaded into the server's storage)" if upload and result.created_arrays else "")
-                + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
-                + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
-                + f"; {result.seconds:.1f}s ({rate:,.0f} nodes/s, {workers} workers)")  # fmt: skip
+        c.print(
+            f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
+            + (" (data uploaded into the server's storage)" if upload and result.created_arrays else "")
+            + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
+            + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
+            + f"; {result.seconds:.1f}s ({rate:,.0f} nodes/s, {workers} workers)"
+        )
         if result.lowest_concurrency < workers:
-            c.print(f"  the server was overloaded (5xx or 429 answers): requests in flight lowered to "
-                    f"{result.lowest_concurrency} of {workers} at worst, and raised again as it recovered")  # fmt: skip
+            c.print(
+                f"  the server was overloaded (5xx or 429 answers): requests in flight lowered to "
+                f"{result.lowest_concurrency} of {workers} at worst, and raised again as it recovered"
+            )
         if result.updated_metadata:
             c.print(f"  extended the Mode A locators of {result.updated_metadata} existing Hamiltonian(s)")
         if result.differing_metadata:
-            c.print(f"[yellow]{len(result.differing_metadata)} Hamiltonian(s) differ from the server[/] "
-                    f"(e.g. {render.escape(', '.join(result.differing_metadata[:5]))}); they were left as they are")  # fmt: skip
+            c.print(
+                f"[yellow]{len(result.differing_metadata)} Hamiltonian(s) differ from the server[/] "
+                f"(e.g. {render.escape(', '.join(result.differing_metadata[:5]))}); they were left as they are"
+            )
 
     render.output().emit(answer, text)
 
@@ -179,8 +205,15 @@ def verify(
     parent = parent_path(parent)
     target = server(url)
     with render.stages(progress_enabled()) as progress:
-        run = verify_manifests(given, base_dir, target, parent=parent, sample=sample, progress=progress,
-                               max_array_bytes=max_array_size or MAX_ARRAY_BYTES)  # fmt: skip
+        run = verify_manifests(
+            given,
+            base_dir,
+            target,
+            parent=parent,
+            sample=sample,
+            progress=progress,
+            max_array_bytes=max_array_size or MAX_ARRAY_BYTES,
+        )
     result = run.result
 
     def text() -> None:

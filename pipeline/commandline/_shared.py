@@ -106,8 +106,11 @@ def pairs(manifests: list[Path]) -> list[ManifestPair]:
                 if art.is_file():
                     found += [ham, art]
             if not found:
-                raise BrokerError(f"{path}: a directory without a <name>_hamiltonians.parquet and "
-                                  "<name>_artifacts.parquet pair; give the two manifests", where=path)  # fmt: skip
+                raise BrokerError(
+                    f"{path}: a directory without a <name>_hamiltonians.parquet and "
+                    "<name>_artifacts.parquet pair; give the two manifests",
+                    where=path,
+                )
             expanded += found
         else:
             expanded.append(path)
@@ -144,8 +147,12 @@ def suffixed(path: Path, suffix: str, option: str) -> Path:
     """``path`` when its suffix names the format the command writes (``.parquet``...),
     else a usage error: ``-o loc.csv`` holding Parquet would mislead every reader."""
     if path.suffix.lower() != suffix:
-        raise BrokerError(f"{option} {path}: the file is written as {suffix.lstrip('.').capitalize()}; "
-                          f"give a name ending in {suffix}", where=path, exit_code=2)  # fmt: skip
+        raise BrokerError(
+            f"{option} {path}: the file is written as {suffix.lstrip('.').capitalize()}; "
+            f"give a name ending in {suffix}",
+            where=path,
+            exit_code=2,
+        )
     return path
 
 
@@ -170,8 +177,11 @@ def catalog_target(catalog: str) -> str:
         if not path.exists():
             output_file(path, "--catalog")
         elif path.stat().st_size == 0:  # a catalog is made only where no file is: never out of someone's file
-            raise BrokerError(f"--catalog {path}: an empty file, not a catalog; give a catalog, or a path where "
-                              "no file exists to create one", where=path)  # fmt: skip
+            raise BrokerError(
+                f"--catalog {path}: an empty file, not a catalog; give a catalog, or a path where "
+                "no file exists to create one",
+                where=path,
+            )
     return catalog
 
 

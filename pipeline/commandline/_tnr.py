@@ -84,8 +84,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         if received:
-            raise BrokerError("terminated (SIGTERM): what was committed stays; a re-run finishes the job",
-                              exit_code=143) from None  # fmt: skip
+            raise BrokerError(
+                "terminated (SIGTERM): what was committed stays; a re-run finishes the job", exit_code=143
+            ) from None
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -125,8 +126,9 @@ def _creatable(path: Path, option: str) -> None:
         output_file(path, option)
         return
     if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise BrokerError(f"{option} {path}: cannot create its folder {missing[-1]} ({folder} is not a writable "
-                          "folder)", where=path)  # fmt: skip
+        raise BrokerError(
+            f"{option} {path}: cannot create its folder {missing[-1]} ({folder} is not a writable folder)", where=path
+        )
 
 
 def _run_number_to_validate(reduced_dir: Path, warnings: list[str]) -> int | None:
@@ -146,14 +148,26 @@ def _run_number_to_validate(reduced_dir: Path, warnings: list[str]) -> int | Non
     if len(numbers) != 1:
         return None
     number = int(numbers.pop())
-    warnings.append(f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; validated as run {number} (the reduced "
-                    "files' names); packaging it needs the sidecar or --run-number")  # fmt: skip
+    warnings.append(
+        f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; validated as run {number} (the reduced "
+        "files' names); packaging it needs the sidecar or --run-number"
+    )
     return number
 
 
-def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output: Path | None, validate_only: bool,
-                lake: str, warehouse: str | None, namespace: str, tz_offset: float | None,
-                run_number: int | None, strict: bool) -> None:  # fmt: skip
+def run_package(
+    split_file: Path,
+    reduced_dir: Path,
+    template_file: Path,
+    output: Path | None,
+    validate_only: bool,
+    lake: str,
+    warehouse: str | None,
+    namespace: str,
+    tz_offset: float | None,
+    run_number: int | None,
+    strict: bool,
+) -> None:
     """Package one run: check everything, then (unless validating) write Iceberg and the spec files."""
     from manifest_broker.tnr.inputs import RunInputError
     from manifest_broker.tnr.lake import write_run
@@ -172,18 +186,32 @@ def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output
         run_number = _run_number_to_validate(reduced_dir, found)
     with render.stages(progress_enabled()) as progress:
         try:
-            package = package_run(split_file, reduced_dir, template_file, tz_offset=tz_offset, run_number=run_number,
-                                  strict=strict, progress=progress)  # fmt: skip
+            package = package_run(
+                split_file,
+                reduced_dir,
+                template_file,
+                tz_offset=tz_offset,
+                run_number=run_number,
+                strict=strict,
+                progress=progress,
+            )
         except (RunInputError, ReducedFileError) as exc:
             raise BrokerError(f"{exc}; nothing was written", where=exc.where) from exc
         package.warnings[:0] = found
         # Only the numeric fields: a timestamp's as_py() makes pyarrow import pandas.
         run = package.run.select(["n_nan_R", "n_negative_R", "tz_offset_hours"]).to_pylist()[0]
         answer: dict[str, Any] = {
-            "run_number": package.run_number, "slices": package.reflectivity.num_rows, "points": package.points, **run,
-            "warnings": package.warnings, "written": False, "lake": str(location.name), "namespace": namespace,
-            "repaired": None, "files": [],
-        }  # fmt: skip
+            "run_number": package.run_number,
+            "slices": package.reflectivity.num_rows,
+            "points": package.points,
+            **run,
+            "warnings": package.warnings,
+            "written": False,
+            "lake": str(location.name),
+            "namespace": namespace,
+            "repaired": None,
+            "files": [],
+        }
         if not validate_only:
             progress("writing the lake", 0, 1)
             written = write_run(location, package, namespace)
@@ -197,8 +225,10 @@ def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output
         for warning in package.warnings:
             render.console.print(render.labelled("yellow", "warning", warning))
         offset = "unknown (times taken as UTC)" if run["tz_offset_hours"] is None else f"{run['tz_offset_hours']} h"
-        summary = (f"run {package.run_number}: {package.reflectivity.num_rows} slices, {package.points} points, "
-                   f"{run['n_nan_R']} NaN and {run['n_negative_R']} negative R values kept, tz_offset {offset}")  # fmt: skip
+        summary = (
+            f"run {package.run_number}: {package.reflectivity.num_rows} slices, {package.points} points, "
+            f"{run['n_nan_R']} NaN and {run['n_negative_R']} negative R values kept, tz_offset {offset}"
+        )
         if validate_only:
             render.console.print(f"valid: {summary}; nothing written (--validate-only)", markup=False)
             return
@@ -206,8 +236,9 @@ def run_package(split_file: Path, reduced_dir: Path, template_file: Path, output
             render.console.print(
                 render.labelled("yellow", "repaired", f"{answer['repaired']}; this packaging replaced it")
             )
-        render.console.print(f"packaged {summary} into {location.name} ({namespace}.reflectivity, {namespace}.runs)",
-                             markup=False)  # fmt: skip
+        render.console.print(
+            f"packaged {summary} into {location.name} ({namespace}.reflectivity, {namespace}.runs)", markup=False
+        )
         if answer["files"]:
             render.console.print(f"wrote {' and '.join(answer['files'])}", markup=False)
 
@@ -234,8 +265,19 @@ def package(
     as_json: JsonOption = False,
 ) -> None:
     """Package one run into <ns>.reflectivity and <ns>.runs (re-packaging replaces the run)."""
-    run_package(split_file, reduced_dir, template_file, output, validate_only, lake, warehouse, namespace, tz_offset,
-                run_number, strict)  # fmt: skip
+    run_package(
+        split_file,
+        reduced_dir,
+        template_file,
+        output,
+        validate_only,
+        lake,
+        warehouse,
+        namespace,
+        tz_offset,
+        run_number,
+        strict,
+    )
 
 
 @app.command("package-many")
@@ -275,21 +317,35 @@ def package_many(
     if total == 0:
         raise BrokerError(f"{root}: no run found (no r<run>_eis_reduction.json below it)", where=root)
     done = itertools.count(1)  # next() is atomic: on_done comes from worker threads
-    with _sigterm_as_interrupt(), cluster(dask) as client, \
-            render.progress("packaging runs", total, enabled=progress_enabled()) as update:  # fmt: skip
-        summaries = run_many(root, location, namespace, jobs, on_done=lambda _summary: update(next(done)),
-                             cluster=client, inputs_root=inputs_root)  # fmt: skip
+    with (
+        _sigterm_as_interrupt(),
+        cluster(dask) as client,
+        render.progress("packaging runs", total, enabled=progress_enabled()) as update,
+    ):
+        summaries = run_many(
+            root,
+            location,
+            namespace,
+            jobs,
+            on_done=lambda _summary: update(next(done)),
+            cluster=client,
+            inputs_root=inputs_root,
+        )
     failed = [s for s in summaries if s.error]
 
     def text() -> None:
-        render.table("campaign", ["run", "reduced dir", "slices", "points", "warnings", "error"],
-                     [(s.run_number, s.reduced_dir, s.slices, s.points, len(s.warnings), s.error or "")
-                      for s in summaries], limit=None)  # fmt: skip
+        render.table(
+            "campaign",
+            ["run", "reduced dir", "slices", "points", "warnings", "error"],
+            [(s.run_number, s.reduced_dir, s.slices, s.points, len(s.warnings), s.error or "") for s in summaries],
+            limit=None,
+        )
         for s in failed:
             render.errors.print(render.labelled("red", "error", s.error or ""))
 
-    render.output().emit({"runs": [s.__dict__ for s in summaries], "packaged": len(summaries) - len(failed),
-                          "failed": len(failed)}, text)  # fmt: skip
+    render.output().emit(
+        {"runs": [s.__dict__ for s in summaries], "packaged": len(summaries) - len(failed), "failed": len(failed)}, text
+    )
     if failed:
         raise typer.Exit(1)
 
@@ -322,23 +378,30 @@ def watch(
         if event.error:
             render.errors.print(render.labelled("red", "error", event.error))
             return
-        render.console.print(f"packaged run {event.run_number}: {event.slices} slices from {event.reduced_dir} "
-                             f"in {event.seconds:.2f}s", markup=False)  # fmt: skip
+        render.console.print(
+            f"packaged run {event.run_number}: {event.slices} slices from {event.reduced_dir} in {event.seconds:.2f}s",
+            markup=False,
+        )
         sys.stdout.flush()
 
     if not once:
-        render.errors.print(f"watching {root} (every {poll:g}s) into {location.name}; Ctrl-C or SIGTERM to stop",
-                            markup=False)  # fmt: skip
+        render.errors.print(
+            f"watching {root} (every {poll:g}s) into {location.name}; Ctrl-C or SIGTERM to stop", markup=False
+        )
     stop = Stop().on_signals()
-    events = run_watch(root, location, namespace, poll=poll, once=once, on_event=tell, stop=stop,
-                       inputs_root=inputs_root)  # fmt: skip
+    events = run_watch(
+        root, location, namespace, poll=poll, once=once, on_event=tell, stop=stop, inputs_root=inputs_root
+    )
     if stop.event.is_set():
         # Stopped: Ctrl-C exits 130 as the README promises; SIGTERM, the normal way to
         # stop a service, 0. At once: the interpreter's teardown with the Iceberg stack
         # loaded takes half a second, and nothing is left to flush (every commit is done).
         if stop.interrupted:
-            render.output().error(BrokerError("interrupted (Ctrl-C): what was committed stays; a restart picks up "
-                                              "the rest", exit_code=130))  # fmt: skip
+            render.output().error(
+                BrokerError(
+                    "interrupted (Ctrl-C): what was committed stays; a restart picks up the rest", exit_code=130
+                )
+            )
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130 if stop.interrupted else 0)
@@ -383,7 +446,7 @@ def plot(
             f"wrote {figure.path} ({figure.slices} slices; {figure.hidden} R values <= 0 "
             "not on the log axis, counted in the legend)",
             markup=False,
-        ),  # fmt: skip
+        ),
     )
 
 
@@ -438,16 +501,20 @@ def check(
         for line in repaired:
             render.console.print(f"repaired {line}", markup=False)
         for mismatch in mismatches:
-            render.console.print(render.labelled("red", "inconsistent",
-                                                 f"{mismatch.describe()}; re-package the run or run with --repair"))  # fmt: skip
+            render.console.print(
+                render.labelled(
+                    "red", "inconsistent", f"{mismatch.describe()}; re-package the run or run with --repair"
+                )
+            )
         if not mismatches:
             render.console.print(
                 f"[green]OK[/]: every run in {render.escape(location.name)} ({render.escape(namespace)}) has matching "
                 "rows in both tables"
             )
 
-    render.output().emit({"ok": not mismatches, "repaired": repaired,
-                          "inconsistent": [m.describe() for m in mismatches]}, text)  # fmt: skip
+    render.output().emit(
+        {"ok": not mismatches, "repaired": repaired, "inconsistent": [m.describe() for m in mismatches]}, text
+    )
     if mismatches:
         raise typer.Exit(1)
 
@@ -513,7 +580,7 @@ def _iceberg_packager(
             "--output",
             help="Output Parquet file (default ./tnr_data.parquet: the reduced folder, an input, is never written).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     validate_only: Annotated[
         bool, typer.Option("--validate-only", help="Only validate inputs, do not create output.")
     ] = False,
@@ -527,12 +594,23 @@ def _iceberg_packager(
         typer.Option(
             "--version", callback=lambda v: _print_version(v), is_eager=True, help="Print the version and exit."
         ),
-    ] = False,  # fmt: skip
+    ] = False,
 ) -> None:
     """Package tNR data with EIS timing information (drop-in for the reference iceberg-packager):
     writes the two Parquet files and the Iceberg tables."""
-    run_package(split_file, reduced_dir, template_file, output or DEFAULT_SPEC_OUTPUT, validate_only, lake, warehouse,
-                "tnr", tz_offset, run_number, False)  # fmt: skip
+    run_package(
+        split_file,
+        reduced_dir,
+        template_file,
+        output or DEFAULT_SPEC_OUTPUT,
+        validate_only,
+        lake,
+        warehouse,
+        "tnr",
+        tz_offset,
+        run_number,
+        False,
+    )
 
 
 def iceberg_packager() -> None:  # console script

@@ -42,8 +42,16 @@ class RunSummary:
     error: str | None = None
 
 
-def _resolve(reduced: Path, options: dict[str, Any], key: str, what: str, pattern: str,
-             accept: Callable[[Path, Path], bool], root: Path, warnings: list[str]) -> Path:  # fmt: skip
+def _resolve(
+    reduced: Path,
+    options: dict[str, Any],
+    key: str,
+    what: str,
+    pattern: str,
+    accept: Callable[[Path, Path], bool],
+    root: Path,
+    warnings: list[str],
+) -> Path:
     """The run's split file or template, found beside the run, and only inside ``root``.
 
     ``reduction_options.json`` records the paths as the reducer saw them: relative to
@@ -80,21 +88,30 @@ def _resolve(reduced: Path, options: dict[str, Any], key: str, what: str, patter
                 refused.append(str(exc))
                 continue
             if candidate == recorded and recorded.is_absolute():
-                warnings.append(f"{reduced}: {what} {recorded} (as recorded in reduction_options.json) lies outside "
-                                "the run's folder; none of that name beside the run")  # fmt: skip
+                warnings.append(
+                    f"{reduced}: {what} {recorded} (as recorded in reduction_options.json) lies outside "
+                    "the run's folder; none of that name beside the run"
+                )
             return candidate
         if refused:
-            raise RunInputError(f"{reduced}: reduction_options.json names the {what} {named}: {refused[0]}",
-                                where=reduced)  # fmt: skip
-        raise RunInputError(f"{reduced}: reduction_options.json names the {what} {named}, found neither beside the "
-                            "run nor at that path", where=reduced)  # fmt: skip
+            raise RunInputError(
+                f"{reduced}: reduction_options.json names the {what} {named}: {refused[0]}", where=reduced
+            )
+        raise RunInputError(
+            f"{reduced}: reduction_options.json names the {what} {named}, found neither beside the "
+            "run nor at that path",
+            where=reduced,
+        )
     beside = [c for place in places for c in sorted(place.glob(pattern)) if c.is_file()]
     refused = [why for c in beside if (why := _outside(c, root))]
     found = {c.resolve(): c for c in beside if not _outside(c, root) and accept(c, root)}
     if len(found) > 1:
         names = ", ".join(str(c) for c in found.values())
-        raise RunInputError(f"{reduced}: {len(found)} {what}s beside the run ({names}); name the right one in "
-                            f"reduction_options.json ({key})", where=reduced)  # fmt: skip
+        raise RunInputError(
+            f"{reduced}: {len(found)} {what}s beside the run ({names}); name the right one in "
+            f"reduction_options.json ({key})",
+            where=reduced,
+        )
     if not found:
         why = f" ({refused[0]})" if refused else ""
         raise RunInputError(f"{reduced}: no {what} named in reduction_options.json or beside it{why}", where=reduced)
@@ -134,17 +151,20 @@ def find_runs(root: Path, inputs_root: Path | None = None) -> Iterator[RunInputs
             if not isinstance(options, dict):
                 raise RunInputError(f"{options_path}: reduction options are not a JSON object", where=options_path)
             split = _resolve(reduced, options, "intervals_file", "split file", "*.json", _is_split, side_root, warnings)
-            template = _resolve(reduced, options, "template_file", "reduction template", "*.xml",
-                                lambda p, r: True, side_root, warnings)  # fmt: skip
+            template = _resolve(
+                reduced, options, "template_file", "reduction template", "*.xml", lambda p, r: True, side_root, warnings
+            )
         except RunInputError as exc:
             yield exc
             continue
         yield RunInputs(split, reduced, template, warnings, side_root)
     with_sidecar = {p.parent for p in Path(root).rglob("r*_eis_reduction.json")}
     for folder in sorted({p.parent for p in Path(root).rglob("r*_*.txt") if _SLICE.match(p.name)} - with_sidecar):
-        yield RunInputError(f"{folder}: reduced files but no r<run>_eis_reduction.json sidecar: skipped (the reducer "
-                            "writes it last; `broker tnr package --run-number N` packages a run without one)",
-                            where=folder)  # fmt: skip
+        yield RunInputError(
+            f"{folder}: reduced files but no r<run>_eis_reduction.json sidecar: skipped (the reducer "
+            "writes it last; `broker tnr package --run-number N` packages a run without one)",
+            where=folder,
+        )
 
 
 def _package(inputs: RunInputs) -> RunPackage:
@@ -172,8 +192,9 @@ class _Batches:
     whose commit fails is committed again run by run, so one run's fault is that
     run's alone."""
 
-    def __init__(self, lake: Lake | str | Path, namespace: str, batch: int,
-                 record: Callable[[RunSummary], None]) -> None:  # fmt: skip
+    def __init__(
+        self, lake: Lake | str | Path, namespace: str, batch: int, record: Callable[[RunSummary], None]
+    ) -> None:
         self.lake, self.namespace, self.batch, self.record = lake, namespace, batch, record
         self.ready: list[tuple[RunInputs, RunPackage]] = []
 
@@ -221,10 +242,16 @@ def _found(root: Path, record: Callable[[RunSummary], None], inputs_root: Path |
     return runs
 
 
-def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int = 1,
-                 on_done: Callable[[RunSummary], None] | None = None,
-                 batch: int = BATCH_RUNS, cluster: Client | None = None,
-                 inputs_root: Path | None = None) -> list[RunSummary]:  # fmt: skip
+def package_many(
+    root: Path,
+    lake: Lake | str | Path,
+    namespace: str,
+    jobs: int = 1,
+    on_done: Callable[[RunSummary], None] | None = None,
+    batch: int = BATCH_RUNS,
+    cluster: Client | None = None,
+    inputs_root: Path | None = None,
+) -> list[RunSummary]:
     """Package every run under ``root``; a failing run is reported and skipped.
 
     Runs are read on ``jobs`` worker processes (inline for one job), or on the Dask
@@ -249,9 +276,16 @@ def package_many(root: Path, lake: Lake | str | Path, namespace: str, jobs: int 
             batches.add(inputs, package)
         batches.commit()
         return summaries
-    pool = (worker_pool(jobs, ["polars", "pyarrow", "manifest_broker.tnr.package", "manifest_broker.tnr.lifeline"],
-                        initializer=die_with, initargs=(os.getpid(),))
-            if jobs > 1 else None)  # fmt: skip
+    pool = (
+        worker_pool(
+            jobs,
+            ["polars", "pyarrow", "manifest_broker.tnr.package", "manifest_broker.tnr.lifeline"],
+            initializer=die_with,
+            initargs=(os.getpid(),),
+        )
+        if jobs > 1
+        else None
+    )
     pending: deque[tuple[RunInputs, Future[RunPackage | str] | None]] = deque()
 
     def take() -> None:
@@ -291,8 +325,9 @@ def _read_with_inputs(inputs: RunInputs) -> tuple[RunInputs, RunPackage | str]:
 
 
 def _summary(inputs: RunInputs, package: RunPackage) -> RunSummary:
-    return RunSummary(str(inputs.reduced_dir), package.run_number, package.reflectivity.num_rows, package.points,
-                      package.warnings)  # fmt: skip
+    return RunSummary(
+        str(inputs.reduced_dir), package.run_number, package.reflectivity.num_rows, package.points, package.warnings
+    )
 
 
 def _committed(inputs: RunInputs, package: RunPackage, lake: Lake | str | Path, namespace: str) -> RunSummary:

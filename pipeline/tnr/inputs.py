@@ -17,8 +17,18 @@ from typing import Any
 from manifest_broker.errors import BrokerError
 
 # Template fields users filter on, collected per <RefLData> block (one per angle).
-TEMPLATE_FIELDS = ("data_sets", "norm_dataset", "incident_angle", "q_step", "q_min", "from_q_range",
-                   "to_q_range", "angle_offset", "scaling_factor_file", "dead_time_correction")  # fmt: skip
+TEMPLATE_FIELDS = (
+    "data_sets",
+    "norm_dataset",
+    "incident_angle",
+    "q_step",
+    "q_min",
+    "from_q_range",
+    "to_q_range",
+    "angle_offset",
+    "scaling_factor_file",
+    "dead_time_correction",
+)
 TEMPLATE_HEADER = ("instrument_name", "timestamp", "version", "mantid_version", "generator")
 _SIDECAR = re.compile(r"^r(\d+)_eis_reduction\.json$")
 _XML_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -55,8 +65,12 @@ def inputs_fingerprint(split_file: Path, reduced_dir: Path, template_file: Path)
 
 # Size limits of the side files (real ones: templates of tens of kB, split files and
 # sidecars under a few MB for thousands of intervals).
-LIMITS = {"split file": 256 << 20, "reduction sidecar": 256 << 20, "reduction options": 1 << 20,
-          "reduction template": 16 << 20}  # fmt: skip
+LIMITS = {
+    "split file": 256 << 20,
+    "reduction sidecar": 256 << 20,
+    "reduction options": 1 << 20,
+    "reduction template": 16 << 20,
+}
 
 
 def side_file_bytes(path: Path, what: str, root: Path | None = None) -> bytes:
@@ -74,8 +88,9 @@ def side_file_bytes(path: Path, what: str, root: Path | None = None) -> bytes:
         root = Path(os.path.dirname(os.path.realpath(path)))
     try:
         # (absolute: the boundary takes a relative path from the root)
-        return boundary.read_bytes(os.path.abspath(path), os.path.abspath(root), limit=LIMITS.get(what, 256 << 20),
-                                   what=what)  # fmt: skip
+        return boundary.read_bytes(
+            os.path.abspath(path), os.path.abspath(root), limit=LIMITS.get(what, 256 << 20), what=what
+        )
     except boundary.ProviderFileError as exc:
         if exc.rule == "missing":
             raise RunInputError(f"{path}: {what} not found", where=path) from exc

@@ -204,8 +204,9 @@ def ensure_table(cat: Any, namespace: str, name: str) -> Any:
         table = _load(cat, identifier)
     except NoSuchTableError:
         try:
-            return cat.create_table(identifier, schema=schema, partition_spec=partition_spec(schema),
-                                    properties=TABLE_PROPERTIES)  # fmt: skip
+            return cat.create_table(
+                identifier, schema=schema, partition_spec=partition_spec(schema), properties=TABLE_PROPERTIES
+            )
         except TableAlreadyExistsError:
             table = _load(cat, identifier)
     missing = [f.name for f in schema.fields if f.name not in table.schema().column_names]
@@ -374,12 +375,18 @@ def write_runs(
 
         reason = os.strerror(exc.errno) if exc.errno else (str(exc).splitlines() or [type(exc).__name__])[0]
         which = f"run {numbers[0]}" if len(numbers) == 1 else f"runs {', '.join(map(str, numbers))}"
-        raise LakeError(f"{name}: {reason} while writing {which}; nothing was committed, "
-                        "the tables are as they were", where=name) from exc  # fmt: skip
+        raise LakeError(
+            f"{name}: {reason} while writing {which}; nothing was committed, the tables are as they were", where=name
+        ) from exc
 
 
-def _write_runs(lake: Lake | str | Path, packages: list[RunPackage], namespace: str, keep_snapshots: int,
-                between_commits: Callable[[], None] | None) -> WriteResult:  # fmt: skip
+def _write_runs(
+    lake: Lake | str | Path,
+    packages: list[RunPackage],
+    namespace: str,
+    keep_snapshots: int,
+    between_commits: Callable[[], None] | None,
+) -> WriteResult:
     cat = catalog(lake)
     tables = {name: ensure_table(cat, namespace, name) for name in ("reflectivity", "runs")}
     numbers = [p.run_number for p in packages]
@@ -404,8 +411,11 @@ def _write_runs(lake: Lake | str | Path, packages: list[RunPackage], namespace: 
             try:
                 _restore_runs(cat, refl, numbers, previous)
             except Exception as restore_exc:  # the catalog itself is gone: say what to run
-                raise LakeError(f"{runs}: commit failed ({exc}); putting back {refl} also failed ({restore_exc}): "
-                                f"run `broker tnr check --repair` once the catalog answers", where=runs) from exc  # fmt: skip
+                raise LakeError(
+                    f"{runs}: commit failed ({exc}); putting back {refl} also failed ({restore_exc}): "
+                    f"run `broker tnr check --repair` once the catalog answers",
+                    where=runs,
+                ) from exc
             raise LakeError(
                 f"{runs}: commit failed ({exc}); {refl} was put back, the lake is as before", where=runs
             ) from exc
@@ -466,8 +476,10 @@ class RunMismatch:
     runs_ids: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        return (f"run {self.run_number}: reflectivity has packaging(s) {', '.join(self.reflectivity_ids) or 'none'}, "
-                f"runs has {', '.join(self.runs_ids) or 'none'} (an interrupted packaging)")  # fmt: skip
+        return (
+            f"run {self.run_number}: reflectivity has packaging(s) {', '.join(self.reflectivity_ids) or 'none'}, "
+            f"runs has {', '.join(self.runs_ids) or 'none'} (an interrupted packaging)"
+        )
 
 
 def _package_ids(cat: Any, identifier: str, run_numbers: list[int] | None) -> dict[int, set[str]]:
@@ -481,8 +493,10 @@ def _package_ids(cat: Any, identifier: str, run_numbers: list[int] | None) -> di
             return None
         if "package_id" not in table.schema().column_names:
             return None
-        return table.scan(row_filter=_runs_filter(run_numbers) if run_numbers else AlwaysTrue(),
-                          selected_fields=("run_number", "package_id")).to_arrow()  # fmt: skip
+        return table.scan(
+            row_filter=_runs_filter(run_numbers) if run_numbers else AlwaysTrue(),
+            selected_fields=("run_number", "package_id"),
+        ).to_arrow()
 
     # A concurrent writer may expire the snapshot being read (its files then vanish):
     # read again from a fresh load.
@@ -495,8 +509,9 @@ def _package_ids(cat: Any, identifier: str, run_numbers: list[int] | None) -> di
     return found
 
 
-def check_lake(cat: Any, namespace: str = DEFAULT_NAMESPACE, *,
-               run_numbers: list[int] | None = None) -> list[RunMismatch]:  # fmt: skip
+def check_lake(
+    cat: Any, namespace: str = DEFAULT_NAMESPACE, *, run_numbers: list[int] | None = None
+) -> list[RunMismatch]:
     """Runs (all, or these) whose two tables disagree (a packaging killed between its commits)."""
     refl = _package_ids(cat, f"{namespace}.reflectivity", run_numbers)
     runs = _package_ids(cat, f"{namespace}.runs", run_numbers)
@@ -520,8 +535,11 @@ def repair_lake(cat: Any, namespace: str, mismatches: Iterable[RunMismatch]) -> 
         source = None
         if len(target) == 1:
             for snapshot in sorted(table.metadata.snapshots, key=lambda s: s.sequence_number or 0, reverse=True):
-                rows = table.scan(row_filter=_run_filter(mismatch.run_number), snapshot_id=snapshot.snapshot_id,
-                                  selected_fields=("package_id",)).to_arrow()  # fmt: skip
+                rows = table.scan(
+                    row_filter=_run_filter(mismatch.run_number),
+                    snapshot_id=snapshot.snapshot_id,
+                    selected_fields=("package_id",),
+                ).to_arrow()
                 if rows.num_rows and set(rows["package_id"].to_pylist()) == target:
                     source = snapshot.snapshot_id
                     break
@@ -603,8 +621,13 @@ def remove_orphan_files(cat: Any, identifier: str, older_than: timedelta) -> tup
     return len(orphans), sum(orphans.values())
 
 
-def maintain(lake: Lake | str | Path, namespace: str = DEFAULT_NAMESPACE, keep: int = DEFAULT_KEEP_SNAPSHOTS, *,
-             orphan_age_hours: float = 24.0) -> dict[str, Maintenance]:  # fmt: skip
+def maintain(
+    lake: Lake | str | Path,
+    namespace: str = DEFAULT_NAMESPACE,
+    keep: int = DEFAULT_KEEP_SNAPSHOTS,
+    *,
+    orphan_age_hours: float = 24.0,
+) -> dict[str, Maintenance]:
     """Expire snapshots, delete unread files and remove orphan files in every table
     of the namespace.
 
@@ -623,8 +646,13 @@ def maintain(lake: Lake | str | Path, namespace: str = DEFAULT_NAMESPACE, keep: 
     return done
 
 
-def scan(lake: Lake | str | Path, table: str, namespace: str = DEFAULT_NAMESPACE, run: int | None = None,
-         columns: tuple[str, ...] = ("*",)) -> pa.Table:  # fmt: skip
+def scan(
+    lake: Lake | str | Path,
+    table: str,
+    namespace: str = DEFAULT_NAMESPACE,
+    run: int | None = None,
+    columns: tuple[str, ...] = ("*",),
+) -> pa.Table:
     """Read a table (optionally one run, optionally some columns) as Arrow through a pyiceberg scan.
 
     Raises:

@@ -40,12 +40,22 @@ SLICE_SUFFIXES = (".txt", ".ort")  # the reducer's text files; ORSO files, where
 _SIDECAR_NAME = re.compile(r"^r(\d+)_eis_reduction\.json$")
 # Interval fields copied from the split file, with their types.
 INTERVAL_FIELDS: dict[str, pl.DataType] = {
-    "duration_seconds": pl.Float64(), "hold_index": pl.Int64(), "n_frequencies": pl.Int64(),
-    "avg_ewe_v": pl.Float64(), "first_time_s": pl.Float64(), "last_time_s": pl.Float64(),
-    "step_number": pl.Int64(), "potential_V": pl.Float64(), "potential_vs": pl.String(),
-    "frequency_hz": pl.Float64(), "measurement_index": pl.Int64(), "ewe_v": pl.Float64(),
-    "z_ohm": pl.Float64(), "im_z_ohm": pl.Float64(), "phase_deg": pl.Float64(),
-}  # fmt: skip
+    "duration_seconds": pl.Float64(),
+    "hold_index": pl.Int64(),
+    "n_frequencies": pl.Int64(),
+    "avg_ewe_v": pl.Float64(),
+    "first_time_s": pl.Float64(),
+    "last_time_s": pl.Float64(),
+    "step_number": pl.Int64(),
+    "potential_V": pl.Float64(),
+    "potential_vs": pl.String(),
+    "frequency_hz": pl.Float64(),
+    "measurement_index": pl.Int64(),
+    "ewe_v": pl.Float64(),
+    "z_ohm": pl.Float64(),
+    "im_z_ohm": pl.Float64(),
+    "phase_deg": pl.Float64(),
+}
 # The offsets real time zones use, in hours (UTC-12 to UTC+14).
 TZ_OFFSET_RANGE = (-12, 14)
 HEADER_FIELDS = ("reduction_version", "run_title", "run_start_time", "theta_offset", "q_summing")
@@ -140,8 +150,16 @@ def _winners(names: list[str], where: str, strict: bool, warnings: list[str]) ->
     return winner
 
 
-def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any], sidecar_path: Path | None,
-                 reduced_dir: Path, run_number: int, strict: bool, warnings: list[str]) -> Slices:  # fmt: skip
+def match_slices(
+    split: dict[str, Any],
+    split_file: Path,
+    sidecar: dict[str, Any],
+    sidecar_path: Path | None,
+    reduced_dir: Path,
+    run_number: int,
+    strict: bool,
+    warnings: list[str],
+) -> Slices:
     """Match the reduced files to the split file's intervals the way the reducer named them.
 
     The sidecar, when present, gives the order; its intervals must be the split
@@ -163,11 +181,13 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
         # another matter: the later one's file overwrote the earlier (see _winners).
         entries = Counter(
             (clean_label(reducer_name(iv, i)), str(iv.get("start")), str(iv.get("end")))
-            for i, iv in enumerate(sidecar_intervals) if isinstance(iv, dict)
-        )  # fmt: skip
+            for i, iv in enumerate(sidecar_intervals)
+            if isinstance(iv, dict)
+        )
         if twice := sorted({name for (name, _, _), count in entries.items() if count > 1}):
-            raise RunInputError(f"{sidecar_path}: intervals listed more than once: {', '.join(twice[:5])}",
-                                where=sidecar_path)  # fmt: skip
+            raise RunInputError(
+                f"{sidecar_path}: intervals listed more than once: {', '.join(twice[:5])}", where=sidecar_path
+            )
         if unknown := [n for n in listed if n not in winner]:
             raise RunInputError(
                 f"{sidecar_path}: intervals {', '.join(unknown[:5])} are not in the split file {split_file}",
@@ -188,8 +208,11 @@ def match_slices(split: dict[str, Any], split_file: Path, sidecar: dict[str, Any
             continue
         if name in wanted:
             if (other := files.get(wanted[name])) is not None:
-                raise RunInputError(f"{reduced_dir}: interval {wanted[name]!r} has two reduced files, {other.name} "
-                                    f"and {name}; keep one", where=reduced_dir)  # fmt: skip
+                raise RunInputError(
+                    f"{reduced_dir}: interval {wanted[name]!r} has two reduced files, {other.name} "
+                    f"and {name}; keep one",
+                    where=reduced_dir,
+                )
             files[wanted[name]] = Path(reduced_dir, name)
         elif (m := _RUN_FILE.match(name)) and int(m.group(1)) != run_number:
             unmatched.append(f"reduced file {name} is of run {m.group(1)}, not of run {run_number}: left out")
@@ -215,15 +238,26 @@ def _interval_rows(slices: Slices, split: dict[str, Any], offset: float | None, 
         position = slices.split_index[name]
         iv = split["intervals"][position]
         row: dict[str, Any] = {
-            "slice_index": slice_index, "split_index": position, "interval_label": reducer_name(iv, position),
-            "interval_type": interval_type(iv), "interval_start": to_utc(iv.get("start"), offset or 0.0, where),
-            "interval_end": to_utc(iv.get("end"), offset or 0.0, where), "eis_filename": iv.get("filename"),
-        }  # fmt: skip
+            "slice_index": slice_index,
+            "split_index": position,
+            "interval_label": reducer_name(iv, position),
+            "interval_type": interval_type(iv),
+            "interval_start": to_utc(iv.get("start"), offset or 0.0, where),
+            "interval_end": to_utc(iv.get("end"), offset or 0.0, where),
+            "eis_filename": iv.get("filename"),
+        }
         row.update({k: iv.get(k) for k in INTERVAL_FIELDS})
         rows.append(row)
-    schema = {"slice_index": pl.Int32(), "split_index": pl.Int32(), "interval_label": pl.String(),
-              "interval_type": pl.String(), "interval_start": pl.Datetime("us", "UTC"),
-              "interval_end": pl.Datetime("us", "UTC"), "eis_filename": pl.String(), **INTERVAL_FIELDS}  # fmt: skip
+    schema = {
+        "slice_index": pl.Int32(),
+        "split_index": pl.Int32(),
+        "interval_label": pl.String(),
+        "interval_type": pl.String(),
+        "interval_start": pl.Datetime("us", "UTC"),
+        "interval_end": pl.Datetime("us", "UTC"),
+        "eis_filename": pl.String(),
+        **INTERVAL_FIELDS,
+    }
     try:
         return pl.DataFrame(rows, schema=schema, strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
@@ -232,9 +266,16 @@ def _interval_rows(slices: Slices, split: dict[str, Any], offset: float | None, 
         ) from exc
 
 
-def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float | None, split_file: Path,
-                      run_number: int, package_id: str, warnings: list[str],
-                      progress: Progress | None = None) -> pa.Table:  # fmt: skip
+def reflectivity_rows(
+    slices: Slices,
+    split: dict[str, Any],
+    offset: float | None,
+    split_file: Path,
+    run_number: int,
+    package_id: str,
+    warnings: list[str],
+    progress: Progress | None = None,
+) -> pa.Table:
     """One row per reduced file: the data lists, the header fields, the interval's fields."""
     paths = [slices.files[name] for name in slices.order]
     data, read_warnings = read_reduced_files(paths, progress)
@@ -248,47 +289,73 @@ def reflectivity_rows(slices: Slices, split: dict[str, Any], offset: float | Non
         pl.Struct({f: pl.String for f in (*HEADER_FIELDS, "meta_json", "angles_json")})
     )
     frame = frame.with_columns(
-        pl.lit(run_number, pl.Int64).alias("run_number"), pl.lit(package_id).alias("package_id"),
-        finite_q.list.min().alias("Q_min"), finite_q.list.max().alias("Q_max"),
-        finite_r.list.min().alias("R_min"), finite_r.list.max().alias("R_max"),
+        pl.lit(run_number, pl.Int64).alias("run_number"),
+        pl.lit(package_id).alias("package_id"),
+        finite_q.list.min().alias("Q_min"),
+        finite_q.list.max().alias("Q_max"),
+        finite_r.list.min().alias("R_min"),
+        finite_r.list.max().alias("R_max"),
         header.alias("_h"),
-    ).unnest("_h")  # fmt: skip
+    ).unnest("_h")
     return conform(frame.to_arrow(), arrow_schema(REFLECTIVITY))
 
 
-def run_row(*, run_number: int, package_id: str, split: dict[str, Any], split_file: Path, reduced_dir: Path,
-            sidecar: dict[str, Any],
-            options: dict[str, Any], template: Template, template_file: Path, offset: float | None, n_intervals: int,
-            reflectivity: pa.Table, warnings: list[str]) -> pa.Table:  # fmt: skip
+def run_row(
+    *,
+    run_number: int,
+    package_id: str,
+    split: dict[str, Any],
+    split_file: Path,
+    reduced_dir: Path,
+    sidecar: dict[str, Any],
+    options: dict[str, Any],
+    template: Template,
+    template_file: Path,
+    offset: float | None,
+    n_intervals: int,
+    reflectivity: pa.Table,
+    warnings: list[str],
+) -> pa.Table:
     """The run's one row in ``runs``: the spec's metadata columns plus what users filter on."""
     blocks = template.blocks
     row = {
-        "run_number": run_number, "package_id": package_id,
+        "run_number": run_number,
+        "package_id": package_id,
         "total_duration": _number(sidecar.get("duration")),
         "n_intervals": _integer(sidecar.get("n_intervals")) or n_intervals,
         "n_reduced_files": reflectivity.num_rows,
-        "source_directory": split.get("source_directory"), "eis_pattern": split.get("pattern"),
+        "source_directory": split.get("source_directory"),
+        "eis_pattern": split.get("pattern"),
         "resolution": split.get("resolution"),
-        "reduction_template_xml": template.xml, "template_sha256": template.sha256,
+        "reduction_template_xml": template.xml,
+        "template_sha256": template.sha256,
         "template_encoding": template.encoding,
-        "packaged_timestamp": datetime.now(UTC), "packager_version": __version__,
-        "intervals_json": json.dumps(split["intervals"]), "split_metadata_json": json.dumps(split),
+        "packaged_timestamp": datetime.now(UTC),
+        "packager_version": __version__,
+        "intervals_json": json.dumps(split["intervals"]),
+        "split_metadata_json": json.dumps(split),
         "reduction_metadata_json": json.dumps(sidecar) if sidecar else None,
         "reduction_options_json": json.dumps(options) if options else None,
-        "tz_offset_hours": offset, "split_file": Path(split_file).name, "template_file": Path(template_file).name,
-        "split_path": os.path.realpath(split_file), "template_path": os.path.realpath(template_file),
+        "tz_offset_hours": offset,
+        "split_file": Path(split_file).name,
+        "template_file": Path(template_file).name,
+        "split_path": os.path.realpath(split_file),
+        "template_path": os.path.realpath(template_file),
         "reduced_dir": os.path.realpath(reduced_dir),
         "inputs_fingerprint": inputs_fingerprint(split_file, reduced_dir, template_file),
-        "event_file": options.get("event_file"), "scan_index": _integer(options.get("scan_index")),
+        "event_file": options.get("event_file"),
+        "scan_index": _integer(options.get("scan_index")),
         "theta_offset": _number(options.get("theta_offset")),
         "instrument_name": template.header.get("instrument_name"),
-        "reduction_version": template.header.get("version"), "mantid_version": template.header.get("mantid_version"),
-        "n_angles": len(blocks), "n_nan_R": int(pc.sum(reflectivity["n_nan"]).as_py() or 0),
+        "reduction_version": template.header.get("version"),
+        "mantid_version": template.header.get("mantid_version"),
+        "n_angles": len(blocks),
+        "n_nan_R": int(pc.sum(reflectivity["n_nan"]).as_py() or 0),
         "n_negative_R": int(pc.sum(reflectivity["n_negative_R"]).as_py() or 0),
         **{f: [b[f] for b in blocks] for f in ("data_sets", "norm_dataset", "scaling_factor_file")},
         **{f: [_number(b[f]) for b in blocks] for f in ("incident_angle", "q_step", "q_min", "angle_offset")},
         "warnings_json": json.dumps(warnings) if warnings else None,
-    }  # fmt: skip
+    }
     # Built against the declared dtypes: a value of another type fails here.
     return conform(pl.DataFrame([row], schema=polars_schema(RUNS), orient="row").to_arrow(), arrow_schema(RUNS))
 
@@ -311,8 +378,9 @@ def _run_number(sidecar_path: Path | None, sidecar: dict[str, Any], given: int |
                 f"{sidecar_path}: run_number {sidecar.get('run_number')!r} is not an integer", where=sidecar_path
             )
         if found != named:
-            raise RunInputError(f"{sidecar_path}: run_number {found} differs from the run {named} in the file name",
-                                where=sidecar_path)  # fmt: skip
+            raise RunInputError(
+                f"{sidecar_path}: run_number {found} differs from the run {named} in the file name", where=sidecar_path
+            )
     if given is not None and given != named:
         raise RunInputError(f"{sidecar_path}: run number {named} differs from --run-number {given}", where=sidecar_path)
     return named
@@ -370,13 +438,18 @@ def package_run(
     offset = tz_offset if tz_offset is not None else _number(options.get("tz_offset"))
     if offset is not None and not TZ_OFFSET_RANGE[0] <= offset <= TZ_OFFSET_RANGE[1]:
         where = "--tz-offset" if tz_offset is not None else f"{options_path}: tz_offset"
-        raise RunInputError(f"{where} {offset:g} h is outside the offsets real time zones use "
-                            f"({TZ_OFFSET_RANGE[0]}..+{TZ_OFFSET_RANGE[1]})", where=options_path)  # fmt: skip
+        raise RunInputError(
+            f"{where} {offset:g} h is outside the offsets real time zones use "
+            f"({TZ_OFFSET_RANGE[0]}..+{TZ_OFFSET_RANGE[1]})",
+            where=options_path,
+        )
     if offset is None:
         # Unknown, and stored as unknown (null): the times are taken as UTC, which
         # is right only if the split file's local clock was UTC.
-        warnings.append("no tz_offset in reduction_options.json and none given: interval times taken as UTC "
-                        "(tz_offset_hours stored as null)")  # fmt: skip
+        warnings.append(
+            "no tz_offset in reduction_options.json and none given: interval times taken as UTC "
+            "(tz_offset_hours stored as null)"
+        )
 
     slices = match_slices(split, Path(split_file), sidecar, sidecar_path, reduced_dir, number, strict, warnings)
     package_id = uuid.uuid4().hex
@@ -384,10 +457,21 @@ def package_run(
         reflectivity = reflectivity_rows(
             slices, split, offset, Path(split_file), number, package_id, warnings, progress
         )
-        run = run_row(run_number=number, package_id=package_id, split=split, split_file=Path(split_file),
-                      reduced_dir=reduced_dir, sidecar=sidecar, options=options, template=template, template_file=Path(template_file),
-                      offset=offset, n_intervals=slices.n_intervals, reflectivity=reflectivity,
-                      warnings=warnings)  # fmt: skip
+        run = run_row(
+            run_number=number,
+            package_id=package_id,
+            split=split,
+            split_file=Path(split_file),
+            reduced_dir=reduced_dir,
+            sidecar=sidecar,
+            options=options,
+            template=template,
+            template_file=Path(template_file),
+            offset=offset,
+            n_intervals=slices.n_intervals,
+            reflectivity=reflectivity,
+            warnings=warnings,
+        )
     except (RunInputError, ReducedFileError):  # they name their own file and line
         raise
     except (SchemaMismatch, pa.ArrowException, pl.exceptions.PolarsError, TypeError, ValueError) as exc:

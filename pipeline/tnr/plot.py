@@ -52,8 +52,12 @@ def check_output(output: Path) -> None:
     plt.close("all")
     suffix = Path(output).suffix.lstrip(".").lower()
     if suffix not in formats:
-        raise PlotError(f"-o {output}: give a file name ending in one of .png, .pdf, .svg"
-                        f" (matplotlib writes {', '.join(sorted(formats))})", where=output, exit_code=2)  # fmt: skip
+        raise PlotError(
+            f"-o {output}: give a file name ending in one of .png, .pdf, .svg"
+            f" (matplotlib writes {', '.join(sorted(formats))})",
+            where=output,
+            exit_code=2,
+        )
 
 
 @dataclass
@@ -90,10 +94,17 @@ def _slices(reflectivity: pa.Table) -> _Slices:
     flat = {c: pc.list_flatten(table[c]).to_numpy(zero_copy_only=False).astype(np.float64) for c in ("Q", "R", "dR")}
     starts = _date_numbers(table["interval_start"])
     ends = _date_numbers(table["interval_end"])
-    return _Slices(flat["Q"], flat["R"], flat["dR"], np.repeat(np.arange(len(lengths)), lengths),
-                   np.concatenate([[0], np.cumsum(lengths)]), starts, ends,
-                   np.asarray(table["interval_type"].to_pylist()) == "eis",
-                   int(table["run_number"][0].as_py()))  # fmt: skip
+    return _Slices(
+        flat["Q"],
+        flat["R"],
+        flat["dR"],
+        np.repeat(np.arange(len(lengths)), lengths),
+        np.concatenate([[0], np.cumsum(lengths)]),
+        starts,
+        ends,
+        np.asarray(table["interval_type"].to_pylist()) == "eis",
+        int(table["run_number"][0].as_py()),
+    )
 
 
 def band_values(slices: _Slices, q_band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -109,8 +120,9 @@ def band_values(slices: _Slices, q_band: tuple[float, float]) -> tuple[np.ndarra
     weights = np.zeros_like(r)
     weights[sel] = 1.0 / dr[sel] ** 2
     total = np.bincount(slices.slice_of, weights=weights, minlength=slices.count)
-    weighted = np.bincount(slices.slice_of, weights=np.where(sel, weights * np.where(sel, r, 0.0), 0.0),
-                           minlength=slices.count)  # fmt: skip
+    weighted = np.bincount(
+        slices.slice_of, weights=np.where(sel, weights * np.where(sel, r, 0.0), 0.0), minlength=slices.count
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(total > 0, weighted / total, np.nan)
         errors = np.where(total > 0, 1.0 / np.sqrt(total), np.nan)
@@ -119,8 +131,11 @@ def band_values(slices: _Slices, q_band: tuple[float, float]) -> tuple[np.ndarra
         covered = (
             f"the slices cover Q {finite.min():.4g} to {finite.max():.4g} 1/Å" if finite.size else "no slice has data"
         )
-        raise PlotError(f"no slice has a point with a positive dR in the Q band {q_band[0]}-{q_band[1]} 1/Å "
-                        f"({covered}): choose --q-min/--q-max inside it", exit_code=2)  # fmt: skip
+        raise PlotError(
+            f"no slice has a point with a positive dR in the Q band {q_band[0]}-{q_band[1]} 1/Å "
+            f"({covered}): choose --q-min/--q-max inside it",
+            exit_code=2,
+        )
     return means, errors
 
 
@@ -206,8 +221,14 @@ def draw_run(reflectivity: pa.Table, q_band: tuple[float, float] = (0.01, 0.03))
     left.add_collection(LineCollection(list(bars), colors=colours[slices.slice_of[mask]], linewidths=0.5, alpha=0.8))
     qs = q[shown]
     shown_lines = "" if len(drawn) == slices.count else f" ({len(drawn)} drawn, evenly spaced in time)"
-    left.set(xscale="log", yscale="log", xlabel="Q [1/Å]", ylabel="R", xlim=(qs.min() / 1.05, qs.max() * 1.05),
-             ylim=(bottom, top))  # fmt: skip
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="Q [1/Å]",
+        ylabel="R",
+        xlim=(qs.min() / 1.05, qs.max() * 1.05),
+        ylim=(bottom, top),
+    )
     left.set_title(f"run {slices.run_number}: {slices.count} slices{shown_lines}", fontsize="medium")
     left.plot([], [], " ", label=f"{hidden} R value(s) ≤ 0 or not finite: not on the log axis")
     left.plot([], [], color="0.3", lw=0.5, label=f"dR bars on {len(picked)} slices evenly spaced in time")
@@ -223,10 +244,18 @@ def draw_run(reflectivity: pa.Table, q_band: tuple[float, float] = (0.01, 0.03))
     for kind, colour in ((False, "0.85"), (True, "tab:orange")):
         pick = slices.eis == kind
         a, b = slices.starts[pick], slices.ends[pick]
-        boxes = np.stack([np.column_stack([a, np.zeros_like(a)]), np.column_stack([a, np.ones_like(a)]),
-                          np.column_stack([b, np.ones_like(a)]), np.column_stack([b, np.zeros_like(a)])], axis=1)  # fmt: skip
-        right.add_collection(PolyCollection(list(boxes), facecolors=colour, alpha=0.4, lw=0,
-                                            transform=right.get_xaxis_transform()))  # fmt: skip
+        boxes = np.stack(
+            [
+                np.column_stack([a, np.zeros_like(a)]),
+                np.column_stack([a, np.ones_like(a)]),
+                np.column_stack([b, np.ones_like(a)]),
+                np.column_stack([b, np.zeros_like(a)]),
+            ],
+            axis=1,
+        )
+        right.add_collection(
+            PolyCollection(list(boxes), facecolors=colour, alpha=0.4, lw=0, transform=right.get_xaxis_transform())
+        )
     mids = (slices.starts + slices.ends) / 2
     style = {"fmt": "o-", "ms": 3} if slices.count <= 200 else {"fmt": "-", "ms": 0}
     right.errorbar(mids, means, yerr=band_errors, color="k", lw=0.8, capsize=0, elinewidth=0.5, **style)

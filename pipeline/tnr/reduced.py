@@ -121,8 +121,9 @@ def _first(frame: pl.DataFrame, paths: list[Path], message: str) -> ReducedFileE
     return ReducedFileError(f"{paths[row['file']]}:{row['lineno']}: {message.format(**row)}")
 
 
-def read_reduced_files(paths: list[Path], progress: Progress | None = None,
-                       root: Path | None = None) -> tuple[pl.DataFrame, list[str]]:  # fmt: skip
+def read_reduced_files(
+    paths: list[Path], progress: Progress | None = None, root: Path | None = None
+) -> tuple[pl.DataFrame, list[str]]:
     """Read reduced files into one frame, one row per file, in the order given.
 
     Many files are read as contiguous chunks on threads, one per core: the work is
@@ -191,9 +192,13 @@ def _read_bytes(paths: list[Path], root: Path | None = None) -> tuple[list[bytes
     folder_root = os.path.abspath(root) if root is not None else None
     try:
         for folder, group in _by_folder(paths):
-            contents += boundary.read_folder_files([p.name for p in group], os.path.abspath(folder),
-                                                   folder_root or os.path.abspath(folder), limit=REDUCED_FILE_LIMIT,
-                                                   what="reduced file")  # fmt: skip
+            contents += boundary.read_folder_files(
+                [p.name for p in group],
+                os.path.abspath(folder),
+                folder_root or os.path.abspath(folder),
+                limit=REDUCED_FILE_LIMIT,
+                what="reduced file",
+            )
     except boundary.ProviderFileError as exc:
         where = Path(str(exc.where)) if exc.where else paths[0]
         raise ReducedFileError(f"{where.name}: {exc}", where=where) from exc
@@ -224,8 +229,11 @@ def _normalised(data: bytes, path: Path, warnings: list[str]) -> bytes:
         try:
             data = data.decode("utf-16").encode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ReducedFileError(f"{path}: starts with a UTF-16 byte-order mark but is not UTF-16 text "
-                                   f"({exc.reason} at byte {exc.start})", where=path) from exc  # fmt: skip
+            raise ReducedFileError(
+                f"{path}: starts with a UTF-16 byte-order mark but is not UTF-16 text "
+                f"({exc.reason} at byte {exc.start})",
+                where=path,
+            ) from exc
         warnings.append(f"{path}: UTF-16 text (byte-order mark); read as UTF-16")
     # Judged from the head of the file (a writer ends every line alike): scanning
     # whole files for a byte that is not there costs more than parsing them. A file
@@ -254,8 +262,11 @@ def _refuse_nul(data: bytes, path: Path) -> None:
     on the line reader's path, where a file that is not rows of numbers ends up)."""
     if (zero := data.find(b"\x00")) >= 0:
         line = data.count(b"\n", 0, zero) + 1
-        raise ReducedFileError(f"{path}:{line}: NUL byte at byte {zero}: UTF-16 without a byte-order mark, or not "
-                               "a text file; save it as UTF-8", where=path)  # fmt: skip
+        raise ReducedFileError(
+            f"{path}:{line}: NUL byte at byte {zero}: UTF-16 without a byte-order mark, or not "
+            "a text file; save it as UTF-8",
+            where=path,
+        )
 
 
 class _Chunk:
@@ -286,8 +297,10 @@ def _read_chunk_by_lines(
     warnings: list[list[str]] = [[] for _ in paths]
     for data, path in zip(contents, paths):
         _refuse_nul(data, path)
-    texts = [_decode(_normalised_whole(data, path, found), path, found)
-             for data, path, found in zip(contents, paths, warnings)]  # fmt: skip
+    texts = [
+        _decode(_normalised_whole(data, path, found), path, found)
+        for data, path, found in zip(contents, paths, warnings)
+    ]
     # One row per line, in file order; line numbers from the per-file line counts.
     split = pl.Series("text", texts, pl.String).str.split("\n")
     del texts
@@ -295,11 +308,13 @@ def _read_chunk_by_lines(
     starts = np.cumsum(counts) - counts
     total = int(counts.sum())
     file_ids = np.repeat(np.arange(len(paths), dtype=np.int32), counts)
-    frame = pl.DataFrame({
-        "file": file_ids,
-        "lineno": np.arange(total, dtype=np.int64) - np.repeat(starts, counts) + 1,
-        "text": split.explode().str.strip_chars(),
-    }).filter(pl.col("text") != "")  # fmt: skip
+    frame = pl.DataFrame(
+        {
+            "file": file_ids,
+            "lineno": np.arange(total, dtype=np.int64) - np.repeat(starts, counts) + 1,
+            "text": split.explode().str.strip_chars(),
+        }
+    ).filter(pl.col("text") != "")
     del split
     frame = frame.with_columns(pl.col("text").str.starts_with("#").alias("is_header"))
 
@@ -331,8 +346,9 @@ def _read_chunk_by_lines(
         if first_n > 4 and (picked := _named_columns(comments[file], first_n)) is not None:
             chosen[file], extra = picked
             expected[file] = first_n
-            warnings[file].append(f"{paths[file]}: {first_n} columns; Q R dR dQ taken by the header's names, "
-                                  f"{', '.join(extra)} left out")  # fmt: skip
+            warnings[file].append(
+                f"{paths[file]}: {first_n} columns; Q R dR dQ taken by the header's names, {', '.join(extra)} left out"
+            )
     rows = rows.with_columns(pl.Series("expected", expected[rows["file"].to_numpy()]))
     if (ragged := rows.filter(pl.col("n") != pl.col("expected"))).height:
         expected_of = int(ragged.sort("file", "lineno")["expected"][0])
@@ -344,8 +360,11 @@ def _read_chunk_by_lines(
         for i in range(4)
     )
     values = fields.select(pl.col(f"field_{i}").cast(pl.Float64, strict=False).alias(c) for i, c in enumerate(COLUMNS))
-    if (bad := pl.concat([values, fields, rows.select("file", "lineno")], how="horizontal")
-            .filter(pl.any_horizontal(pl.col(c).is_null() for c in COLUMNS))).height:  # fmt: skip
+    if (
+        bad := pl.concat([values, fields, rows.select("file", "lineno")], how="horizontal").filter(
+            pl.any_horizontal(pl.col(c).is_null() for c in COLUMNS)
+        )
+    ).height:
         row = bad.sort("file", "lineno").row(0, named=True)
         value = next(row[f"field_{i}"] for i, c in enumerate(COLUMNS) if row[c] is None)
         raise ReducedFileError(
@@ -366,16 +385,24 @@ def _named_columns(comments: list[tuple[int, str]], n: int) -> tuple[np.ndarray,
         names = _UNIT.sub(" ", line.lstrip("#")).split()
         if len(names) != n:
             continue
-        found = {_COLUMN_NAMES[name.lower()]: i for i, name in reversed(list(enumerate(names)))
-                 if name.lower() in _COLUMN_NAMES}  # fmt: skip
+        found = {
+            _COLUMN_NAMES[name.lower()]: i
+            for i, name in reversed(list(enumerate(names)))
+            if name.lower() in _COLUMN_NAMES
+        }
         if len(found) == 4:
             picked = np.array([found[k] for k in range(4)], np.int64)
             return picked, [name for i, name in enumerate(names) if i not in set(picked.tolist())]
     return None
 
 
-def _assemble(paths: list[Path], digests: list[str], comments: list[list[tuple[int, str]]],
-              values: pl.DataFrame, per_file: np.ndarray) -> pl.DataFrame:  # fmt: skip
+def _assemble(
+    paths: list[Path],
+    digests: list[str],
+    comments: list[list[tuple[int, str]]],
+    values: pl.DataFrame,
+    per_file: np.ndarray,
+) -> pl.DataFrame:
     """One row per file from the flat Q, R, dR, dQ values (grouped by file, in order)
     and each file's comment lines."""
     # The list columns are the flat values cut at the per-file offsets: no group-by,
@@ -384,18 +411,22 @@ def _assemble(paths: list[Path], digests: list[str], comments: list[list[tuple[i
     offsets = pl.Series(np.concatenate([[0], np.cumsum(per_file)]).astype(np.int64)).to_arrow()
     row_files = np.repeat(np.arange(len(paths)), per_file)
     r = values["R"].to_numpy()
-    lists = pl.DataFrame({
-        **{c: pl.from_arrow(pa.LargeListArray.from_arrays(offsets, values[c].to_arrow())) for c in COLUMNS},
-        "n_points": per_file.astype(np.int32),
-        "n_nan": np.bincount(row_files, weights=np.isnan(r), minlength=len(paths)).astype(np.int32),
-        "n_negative_R": np.bincount(row_files, weights=r < 0, minlength=len(paths)).astype(np.int32),
-    })  # fmt: skip
+    lists = pl.DataFrame(
+        {
+            **{c: pl.from_arrow(pa.LargeListArray.from_arrays(offsets, values[c].to_arrow())) for c in COLUMNS},
+            "n_points": per_file.astype(np.int32),
+            "n_nan": np.bincount(row_files, weights=np.isnan(r), minlength=len(paths)).astype(np.int32),
+            "n_negative_R": np.bincount(row_files, weights=r < 0, minlength=len(paths)).astype(np.int32),
+        }
+    )
     headers = [_header_json(lines, path) if lines else None for path, lines in zip(paths, comments)]
-    meta = pl.DataFrame({
-        "filename": [p.name for p in paths],
-        "sha256": digests,
-        "header_json": pl.Series(headers, dtype=pl.String),
-    })  # fmt: skip
+    meta = pl.DataFrame(
+        {
+            "filename": [p.name for p in paths],
+            "sha256": digests,
+            "header_json": pl.Series(headers, dtype=pl.String),
+        }
+    )
     return pl.concat([meta, lists], how="horizontal")
 
 
@@ -411,8 +442,10 @@ def _comment(line: bytes, number: int, offset: int, path: Path, warnings: list[s
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        warnings.append(f"{path}:{number}: not UTF-8 ({exc.reason} at byte {offset + exc.start}); "
-                        "decoded with replacement characters")  # fmt: skip
+        warnings.append(
+            f"{path}:{number}: not UTF-8 ({exc.reason} at byte {offset + exc.start}); "
+            "decoded with replacement characters"
+        )
         text = line.decode("utf-8", errors="replace")
     return number, text.strip()
 
@@ -473,8 +506,9 @@ def _read_chunk_parts(paths: list[Path], root: Path | None = None) -> _Chunk:
     orso = [i for i, (path, data) in enumerate(zip(paths, contents)) if is_orso(path, data)]
     if orso:  # a third format, read by its own library; the rest of the chunk as usual
         others = [i for i in range(len(paths)) if i not in set(orso)]
-        frame, orso_warnings = _read_orso([paths[i] for i in orso], [contents[i] for i in orso],
-                                          [digests[i] for i in orso])  # fmt: skip
+        frame, orso_warnings = _read_orso(
+            [paths[i] for i in orso], [contents[i] for i in orso], [digests[i] for i in orso]
+        )
         if not others:
             return _Chunk(frame, [w for ws in orso_warnings for w in ws], [])
         rest = _read_chunk_parts([paths[i] for i in others], root)
@@ -496,8 +530,12 @@ def _read_chunk_parts(paths: list[Path], root: Path | None = None) -> _Chunk:
     parts: list[tuple[list[int], pl.DataFrame, list[list[str]]]] = []
     for (layout, _), indices in groups.items():
         reader = _read_csv_rows if layout == "plain" else _read_fixed_rows
-        read = reader([paths[i] for i in indices], [contents[i] for i in indices],
-                      [digests[i] for i in indices], [heads[i] for i in indices])  # fmt: skip
+        read = reader(
+            [paths[i] for i in indices],
+            [contents[i] for i in indices],
+            [digests[i] for i in indices],
+            [heads[i] for i in indices],
+        )
         if read is None:
             slow += indices
         else:
@@ -505,8 +543,9 @@ def _read_chunk_parts(paths: list[Path], root: Path | None = None) -> _Chunk:
     slow_paths: list[Path] = []
     if slow:
         slow.sort()
-        frame, by_lines = _read_chunk_by_lines([paths[i] for i in slow], [contents[i] for i in slow],
-                                               [digests[i] for i in slow])  # fmt: skip
+        frame, by_lines = _read_chunk_by_lines(
+            [paths[i] for i in slow], [contents[i] for i in slow], [digests[i] for i in slow]
+        )
         # The line reader repeats the head's warnings (it decodes the file again).
         by_lines = [[w for w in ws if w not in found[i]] for i, ws in zip(slow, by_lines)]
         slow_paths = [paths[i] for i in slow if heads[i].start < len(contents[i])]
@@ -561,8 +600,9 @@ class _Head:
                 self.layout = "fixed"
 
 
-def _read_fixed_rows(paths: list[Path], contents: list[bytes], digests: list[str],
-                     heads: list[_Head]) -> tuple[pl.DataFrame, list[list[str]]] | None:  # fmt: skip
+def _read_fixed_rows(
+    paths: list[Path], contents: list[bytes], digests: list[str], heads: list[_Head]
+) -> tuple[pl.DataFrame, list[list[str]]] | None:
     """The fixed-width reader over files of one layout (:class:`_Head`; the same
     column ends): their rows joined into one (rows, width) byte matrix, every row's
     layout checked at once (its newline in place, a value's last character where
@@ -578,8 +618,9 @@ def _read_fixed_rows(paths: list[Path], contents: list[bytes], digests: list[str
     try:
         for name, start, end in zip(COLUMNS, [0, *ends[:-1]], ends):
             field = np.ascontiguousarray(rows[:, start:end]).ravel()
-            text = pa.FixedSizeBinaryArray.from_buffers(pa.binary(int(end - start)), len(rows),
-                                                        [None, pa.py_buffer(field)]).cast(pa.string())  # fmt: skip
+            text = pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(int(end - start)), len(rows), [None, pa.py_buffer(field)]
+            ).cast(pa.string())
             values[name] = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a field that is not a number: the line reader names it
         return None
@@ -588,8 +629,9 @@ def _read_fixed_rows(paths: list[Path], contents: list[bytes], digests: list[str
     return _assemble(paths, digests, [head.comments for head in heads], frame, per_file), [[] for _ in heads]
 
 
-def _read_csv_rows(paths: list[Path], contents: list[bytes], digests: list[str],
-                   heads: list[_Head]) -> tuple[pl.DataFrame, list[list[str]]] | None:  # fmt: skip
+def _read_csv_rows(
+    paths: list[Path], contents: list[bytes], digests: list[str], heads: list[_Head]
+) -> tuple[pl.DataFrame, list[list[str]]] | None:
     """The fast reader: the frame and each file's warnings, or None when it cannot
     vouch for every row."""
     counts: list[int] = []
@@ -607,8 +649,11 @@ def _read_csv_rows(paths: list[Path], contents: list[bytes], digests: list[str],
     joined = rows[0] if len(rows) == 1 else b"\n".join(r for r in rows if r)
     del rows
     try:
-        values = (pl.read_csv(joined, separator=" ", has_header=False, schema=_SCHEMA, quote_char=None, comment_prefix="#")
-                  if per_file.sum() else pl.DataFrame(schema=_SCHEMA))  # fmt: skip
+        values = (
+            pl.read_csv(joined, separator=" ", has_header=False, schema=_SCHEMA, quote_char=None, comment_prefix="#")
+            if per_file.sum()
+            else pl.DataFrame(schema=_SCHEMA)
+        )
     except (pl.exceptions.PolarsError, ValueError):
         return None
     if values.height != int(per_file.sum()) or values.null_count().sum_horizontal()[0]:
@@ -649,8 +694,9 @@ def _read_orso(paths: list[Path], contents: list[bytes], digests: list[str]) -> 
     arrays, headers, per_file = [], [], []
     for path, data, found in zip(paths, contents, warnings):
         if not data.lstrip(b"\xef\xbb\xbf").startswith(ORSO_MAGIC):
-            raise ReducedFileError(f"{path}:1: an .ort file without the ORSO first line "
-                                   f"({ORSO_MAGIC.decode()} | ...)", where=path)  # fmt: skip
+            raise ReducedFileError(
+                f"{path}:1: an .ort file without the ORSO first line ({ORSO_MAGIC.decode()} | ...)", where=path
+            )
         try:
             datasets = load_orso(io.StringIO(_decode(data, path, found)))
         except Exception as exc:  # orsopy raises many kinds (YAML, schema, numpy): one line naming the file
@@ -658,8 +704,11 @@ def _read_orso(paths: list[Path], contents: list[bytes], digests: list[str]) -> 
             raise ReducedFileError(f"{path}: not a readable ORSO file ({message})", where=path) from exc
         if len(datasets) != 1:
             names = ", ".join(str(d.info.data_set) for d in datasets)
-            raise ReducedFileError(f"{path}: {len(datasets)} ORSO datasets ({names}); a slice file holds one: "
-                                   "split it into one file per dataset", where=path)  # fmt: skip
+            raise ReducedFileError(
+                f"{path}: {len(datasets)} ORSO datasets ({names}); a slice file holds one: "
+                "split it into one file per dataset",
+                where=path,
+            )
         dataset = datasets[0]
         picked, dq_is, factor, extra = _orso_columns(dataset.info.columns, path)
         values = np.asarray(dataset.data, dtype=np.float64).reshape(-1, len(dataset.info.columns))[:, picked]
@@ -685,14 +734,19 @@ def _orso_columns(columns: list, path: Path) -> tuple[list[int], str, float, lis
     errors = {getattr(c, "error_of", None): i for i, c in enumerate(columns) if getattr(c, "error_of", None)}
     if names[:2] != ["Qz", "R"] or "R" not in errors or "Qz" not in errors:
         declared = ", ".join(str(n or f"error_of {getattr(c, 'error_of', '?')}") for n, c in zip(names, columns))
-        raise ReducedFileError(f"{path}: ORSO columns must start Qz, R and declare the errors of R and Qz; "
-                               f"declared: {declared}", where=path)  # fmt: skip
+        raise ReducedFileError(
+            f"{path}: ORSO columns must start Qz, R and declare the errors of R and Qz; declared: {declared}",
+            where=path,
+        )
     unit = str(getattr(columns[0], "unit", "") or "").lower().replace(" ", "")
     if unit not in _Q_UNITS:
         raise ReducedFileError(f"{path}: Qz unit {unit or 'missing'!r}; 1/angstrom or 1/nm", where=path)
     dq = columns[errors["Qz"]]
     dq_is = "FWHM" if str(getattr(dq, "value_is", "") or "").upper() == "FWHM" else "sigma"
     picked = [0, 1, errors["R"], errors["Qz"]]
-    extra = [str(names[i] or f"error_of {getattr(columns[i], 'error_of', '?')}")
-             for i in range(len(columns)) if i not in picked]  # fmt: skip
+    extra = [
+        str(names[i] or f"error_of {getattr(columns[i], 'error_of', '?')}")
+        for i in range(len(columns))
+        if i not in picked
+    ]
     return picked, dq_is, _Q_UNITS[unit], extra

@@ -38,9 +38,24 @@ REFLECTIVITY: list[Field] = [
     ("Q_max", "double", False, "Largest Q"),
     ("R_min", "double", False, "Smallest finite R"),
     ("R_max", "double", False, "Largest finite R"),
-    ("interval_label", "string", False, "The interval's name as the reducer used it: label, else filename, else interval_<i>"),
-    ("interval_type", "string", False, "hold or eis (eis for every interval of a per-frequency split file, as the reducer records it)"),
-    ("interval_start", "timestamptz", False, "Interval start in UTC: the split file's local time + tz_offset_hours (the reducer's convention)"),
+    (
+        "interval_label",
+        "string",
+        False,
+        "The interval's name as the reducer used it: label, else filename, else interval_<i>",
+    ),
+    (
+        "interval_type",
+        "string",
+        False,
+        "hold or eis (eis for every interval of a per-frequency split file, as the reducer records it)",
+    ),
+    (
+        "interval_start",
+        "timestamptz",
+        False,
+        "Interval start in UTC: the split file's local time + tz_offset_hours (the reducer's convention)",
+    ),
     ("interval_end", "timestamptz", False, "Interval end in UTC (local + tz_offset_hours)"),
     ("duration_seconds", "double", False, "Interval duration [s]"),
     ("hold_index", "long", False, "Global hold counter (hold intervals)"),
@@ -67,7 +82,7 @@ REFLECTIVITY: list[Field] = [
     ("q_summing", "string", False, "Q summing flag (file header, as written)"),
     ("meta_json", "string", False, "The header's '# Meta:' JSON"),
     ("angles_json", "string", False, "The header's per-angle table (DataRun, NormRun, TwoTheta, ...) as JSON"),
-]  # fmt: skip
+]
 
 RUNS: list[Field] = [
     ("run_number", "long", True, "Neutron run number"),
@@ -87,13 +102,23 @@ RUNS: list[Field] = [
     ("split_metadata_json", "string", False, "The whole split file, as JSON"),
     ("reduction_metadata_json", "string", False, "The whole reduction sidecar, as JSON (null when absent)"),
     ("reduction_options_json", "string", False, "reduction_options.json, as JSON (null when absent)"),
-    ("tz_offset_hours", "double", False, "Hours added to the split file's local times to get UTC (the reducer's convention: 5.0 for US Eastern standard time); null when unknown (the times were taken as UTC)"),
+    (
+        "tz_offset_hours",
+        "double",
+        False,
+        "Hours added to the split file's local times to get UTC (the reducer's convention: 5.0 for US Eastern standard time); null when unknown (the times were taken as UTC)",
+    ),
     ("split_file", "string", False, "Split file name"),
     ("template_file", "string", False, "Template file name"),
     ("split_path", "string", False, "The split file actually read (absolute, symlinks resolved)"),
     ("template_path", "string", False, "The template actually read (absolute, symlinks resolved)"),
     ("reduced_dir", "string", False, "The reduced folder actually read (absolute, symlinks resolved)"),
-    ("inputs_fingerprint", "string", False, "Digest of the names, sizes and times of the files read: `tnr watch` re-packages a run only when it changes"),
+    (
+        "inputs_fingerprint",
+        "string",
+        False,
+        "Digest of the names, sizes and times of the files read: `tnr watch` re-packages a run only when it changes",
+    ),
     ("event_file", "string", False, "Event (NeXus) file reduced (reduction options)"),
     ("scan_index", "long", False, "Scan index (reduction options)"),
     ("theta_offset", "double", False, "Theta offset (reduction options)"),
@@ -111,7 +136,7 @@ RUNS: list[Field] = [
     ("q_min", "list<double>", False, "q_min per angle (template)"),
     ("angle_offset", "list<double>", False, "angle_offset per angle (template)"),
     ("warnings_json", "string", False, "What the packager warned about for this run, as JSON"),
-]  # fmt: skip
+]
 
 TABLES: dict[str, list[Field]] = {"reflectivity": REFLECTIVITY, "runs": RUNS}
 PARTITION_SOURCE = "run_number"
@@ -119,10 +144,14 @@ PARTITION_SOURCE = "run_number"
 
 def _arrow_type(name: str) -> pa.DataType:
     return {
-        "long": pa.int64(), "int": pa.int32(), "double": pa.float64(), "string": pa.string(),
-        "timestamptz": pa.timestamp("us", tz="UTC"), "list<double>": pa.list_(pa.float64()),
+        "long": pa.int64(),
+        "int": pa.int32(),
+        "double": pa.float64(),
+        "string": pa.string(),
+        "timestamptz": pa.timestamp("us", tz="UTC"),
+        "list<double>": pa.list_(pa.float64()),
         "list<string>": pa.list_(pa.string()),
-    }[name]  # fmt: skip
+    }[name]
 
 
 def arrow_schema(fields: list[Field]) -> pa.Schema:
@@ -134,9 +163,15 @@ def polars_schema(fields: list[Field]) -> dict[str, Any]:
     """The declaration as polars dtypes (to build rows without pyarrow's Python conversion)."""
     import polars as pl
 
-    kinds = {"long": pl.Int64, "int": pl.Int32, "double": pl.Float64, "string": pl.String,
-             "timestamptz": pl.Datetime("us", "UTC"), "list<double>": pl.List(pl.Float64),
-             "list<string>": pl.List(pl.String)}  # fmt: skip
+    kinds = {
+        "long": pl.Int64,
+        "int": pl.Int32,
+        "double": pl.Float64,
+        "string": pl.String,
+        "timestamptz": pl.Datetime("us", "UTC"),
+        "list<double>": pl.List(pl.Float64),
+        "list<string>": pl.List(pl.String),
+    }
     return {name: kinds[kind] for name, kind, _, _ in fields}
 
 
@@ -149,8 +184,13 @@ def iceberg_schema(fields: list[Field]) -> Any:
     from pyiceberg.schema import Schema
     from pyiceberg.types import DoubleType, IntegerType, ListType, LongType, NestedField, StringType, TimestamptzType
 
-    primitive = {"long": LongType, "int": IntegerType, "double": DoubleType, "string": StringType,
-                 "timestamptz": TimestamptzType}  # fmt: skip
+    primitive = {
+        "long": LongType,
+        "int": IntegerType,
+        "double": DoubleType,
+        "string": StringType,
+        "timestamptz": TimestamptzType,
+    }
     next_element = len(fields) + 1
     columns = []
     for field_id, (name, kind, required, doc) in enumerate(fields, start=1):

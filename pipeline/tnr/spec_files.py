@@ -10,21 +10,47 @@ import pyarrow.parquet as pq
 
 from manifest_broker.tnr.package import RunPackage
 
-DATA_SCHEMA = pa.schema([
-    ("run_number", pa.int64()), ("filename", pa.string()), ("filepath", pa.string()), ("n_points", pa.int64()),
-    ("Q", pa.list_(pa.float64())), ("R", pa.list_(pa.float64())), ("dR", pa.list_(pa.float64())),
-    ("dQ", pa.list_(pa.float64())), ("Q_min", pa.float64()), ("Q_max", pa.float64()), ("R_min", pa.float64()),
-    ("R_max", pa.float64()), ("interval_label", pa.string()), ("interval_type", pa.string()),
-    ("interval_start", pa.string()), ("interval_end", pa.string()), ("duration_seconds", pa.float64()),
-    ("hold_index", pa.int64()), ("sha256", pa.string()),
-])  # fmt: skip
-METADATA_SCHEMA = pa.schema([
-    ("run_number", pa.int64()), ("total_duration", pa.float64()), ("n_intervals", pa.int64()),
-    ("n_reduced_files", pa.int64()), ("source_directory", pa.string()), ("eis_pattern", pa.string()),
-    ("resolution", pa.string()), ("reduction_template_xml", pa.string()), ("packaged_timestamp", pa.string()),
-    ("packager_version", pa.string()), ("intervals_json", pa.string()), ("split_metadata_json", pa.string()),
-    ("reduction_metadata_json", pa.string()), ("tz_offset_hours", pa.float64()),
-])  # fmt: skip
+DATA_SCHEMA = pa.schema(
+    [
+        ("run_number", pa.int64()),
+        ("filename", pa.string()),
+        ("filepath", pa.string()),
+        ("n_points", pa.int64()),
+        ("Q", pa.list_(pa.float64())),
+        ("R", pa.list_(pa.float64())),
+        ("dR", pa.list_(pa.float64())),
+        ("dQ", pa.list_(pa.float64())),
+        ("Q_min", pa.float64()),
+        ("Q_max", pa.float64()),
+        ("R_min", pa.float64()),
+        ("R_max", pa.float64()),
+        ("interval_label", pa.string()),
+        ("interval_type", pa.string()),
+        ("interval_start", pa.string()),
+        ("interval_end", pa.string()),
+        ("duration_seconds", pa.float64()),
+        ("hold_index", pa.int64()),
+        ("sha256", pa.string()),
+    ]
+)
+METADATA_SCHEMA = pa.schema(
+    [
+        ("run_number", pa.int64()),
+        ("total_duration", pa.float64()),
+        ("n_intervals", pa.int64()),
+        ("n_reduced_files", pa.int64()),
+        ("source_directory", pa.string()),
+        ("eis_pattern", pa.string()),
+        ("resolution", pa.string()),
+        ("reduction_template_xml", pa.string()),
+        ("packaged_timestamp", pa.string()),
+        ("packager_version", pa.string()),
+        ("intervals_json", pa.string()),
+        ("split_metadata_json", pa.string()),
+        ("reduction_metadata_json", pa.string()),
+        ("tz_offset_hours", pa.float64()),
+    ]
+)
 
 
 def spec_paths(output: Path) -> tuple[Path, Path]:
@@ -46,8 +72,13 @@ def write_spec_files(package: RunPackage, output: Path) -> tuple[Path, Path]:
     r = r.set_column(r.schema.get_field_index("interval_end"), "interval_end", _iso(r["interval_end"]))
     # No dictionary for the float lists (no repeats: pyarrow would try and fall back).
     strings = [f.name for f in DATA_SCHEMA if f.type == pa.string()]
-    pq.write_table(r.select(DATA_SCHEMA.names).cast(DATA_SCHEMA), data_path, compression="zstd",
-                   compression_level=1, use_dictionary=strings)  # fmt: skip
+    pq.write_table(
+        r.select(DATA_SCHEMA.names).cast(DATA_SCHEMA),
+        data_path,
+        compression="zstd",
+        compression_level=1,
+        use_dictionary=strings,
+    )
     m = package.run
     m = m.set_column(
         m.schema.get_field_index("packaged_timestamp"), "packaged_timestamp", _iso(m["packaged_timestamp"])

@@ -52,8 +52,14 @@ def _listing(reduced: Path) -> tuple[tuple[tuple[str, int, int], ...] | None, st
     if len(sidecars) != 1:
         return None, (f"{len(sidecars)} sidecars ({', '.join(sidecars)}); one run per folder" if sidecars else None)
     try:
-        sidecar = json.loads(boundary.read_bytes(os.path.abspath(reduced / sidecars[0]), os.path.abspath(reduced), limit=LIMITS["reduction sidecar"],
-                                                 what="reduction sidecar"))  # fmt: skip
+        sidecar = json.loads(
+            boundary.read_bytes(
+                os.path.abspath(reduced / sidecars[0]),
+                os.path.abspath(reduced),
+                limit=LIMITS["reduction sidecar"],
+                what="reduction sidecar",
+            )
+        )
     except boundary.ProviderFileError as exc:
         return None, str(exc)
     except ValueError:  # still being written
@@ -63,8 +69,10 @@ def _listing(reduced: Path) -> tuple[tuple[tuple[str, int, int], ...] | None, st
     if isinstance(listed, list):
         missing = [Path(str(p)).name for p in listed if Path(str(p)).name not in names]
         if missing:
-            return None, (f"waiting for {len(missing)} reduced file(s) its sidecar lists and the folder lacks "
-                          f"(first: {missing[0]})")  # fmt: skip
+            return None, (
+                f"waiting for {len(missing)} reduced file(s) its sidecar lists and the folder lacks "
+                f"(first: {missing[0]})"
+            )
     return entries, None
 
 
@@ -122,9 +130,17 @@ class Stop:
             signal.raise_signal(signal.SIGINT)
 
 
-def watch(root: Path, lake: Lake, namespace: str = "tnr", *, poll: float = 0.25, once: bool = False,
-          on_event: Callable[[WatchEvent], None] | None = None, stop: Stop | None = None,
-          inputs_root: Path | None = None) -> list[WatchEvent]:  # fmt: skip
+def watch(
+    root: Path,
+    lake: Lake,
+    namespace: str = "tnr",
+    *,
+    poll: float = 0.25,
+    once: bool = False,
+    on_event: Callable[[WatchEvent], None] | None = None,
+    stop: Stop | None = None,
+    inputs_root: Path | None = None,
+) -> list[WatchEvent]:
     """Package every complete run under ``root``, then keep looking for new or changed ones.
 
     Args:
@@ -183,8 +199,18 @@ def watch(root: Path, lake: Lake, namespace: str = "tnr", *, poll: float = 0.25,
             finally:
                 stop.busy = False
             (failed if summary.error else done).add(key)
-            _tell(WatchEvent(str(reduced), summary.run_number, summary.slices, time.monotonic() - started,
-                             summary.error, summary.warnings), events, on_event)  # fmt: skip
+            _tell(
+                WatchEvent(
+                    str(reduced),
+                    summary.run_number,
+                    summary.slices,
+                    time.monotonic() - started,
+                    summary.error,
+                    summary.warnings,
+                ),
+                events,
+                on_event,
+            )
         if once or stop.event.wait(poll):
             break
     return events

@@ -23,8 +23,15 @@ def _pair(root: Path, hams: list[dict], arts: list[dict]) -> ManifestPair:
     (root / "m").mkdir(exist_ok=True)
     pair = ManifestPair(root / "m" / "t_hamiltonians.parquet", root / "m" / "t_artifacts.parquet")
     pq.write_table(pa.Table.from_pylist(hams), pair.hamiltonians)
-    schema = pa.schema([("huid", pa.string()), ("type", pa.string()), ("file", pa.string()), ("dataset", pa.string()),
-                        ("index", pa.int64())])  # fmt: skip
+    schema = pa.schema(
+        [
+            ("huid", pa.string()),
+            ("type", pa.string()),
+            ("file", pa.string()),
+            ("dataset", pa.string()),
+            ("index", pa.int64()),
+        ]
+    )
     pq.write_table(pa.Table.from_pylist(arts, schema=schema), pair.artifacts)
     return pair
 
@@ -65,9 +72,14 @@ def test_a_dataset_declaring_more_than_it_stores_is_refused_and_the_limit_can_be
         f.create_dataset("huge", shape=(10**6, 10**6), dtype="f8", chunks=(1000, 1000))
         f.create_dataset("rows", shape=(4, 1000), dtype="f4", chunks=(1, 1000))
     assert os.path.getsize(data / "sparse.h5") < 20_000
-    pair = _pair(tmp_path, [{"huid": "a", "key": "A"}, {"huid": "b", "key": "B"}],
-                 [{"huid": "a", "type": "huge", "file": "sparse.h5", "dataset": "/huge", "index": None},
-                  {"huid": "b", "type": "row", "file": "sparse.h5", "dataset": "/rows", "index": 2}])  # fmt: skip
+    pair = _pair(
+        tmp_path,
+        [{"huid": "a", "key": "A"}, {"huid": "b", "key": "B"}],
+        [
+            {"huid": "a", "type": "huge", "file": "sparse.h5", "dataset": "/huge", "index": None},
+            {"huid": "b", "type": "row", "file": "sparse.h5", "dataset": "/rows", "index": 2},
+        ],
+    )
     report = check_manifests([pair], data, cache_dir=None)
     refused = [f for f in report.findings.to_pylist() if f["rule"] == "dataset_too_large"]
     assert [f["row"] for f in refused] == [0]
@@ -90,12 +102,20 @@ def test_null_dataspace_is_a_rule_and_corrupt_chunks_are_found_by_a_deep_check(t
     raw = bytearray((data / "c.h5").read_bytes())
     raw[info.byte_offset + 8 : info.byte_offset + info.size - 8] = b"\0" * (info.size - 16)
     (data / "c.h5").write_bytes(raw)
-    pair = _pair(tmp_path, [{"huid": h, "key": h.upper()} for h in "abc"],
-                 [{"huid": "a", "type": "x", "file": "c.h5", "dataset": "/x", "index": None},
-                  {"huid": "b", "type": "n", "file": "c.h5", "dataset": "/nul", "index": None},
-                  {"huid": "c", "type": "o", "file": "c.h5", "dataset": "/ok", "index": None}])  # fmt: skip
-    shallow = {f["rule"]: f for f in check_manifests([pair], data, cache_dir=None).findings.to_pylist()
-               if f["severity"] == "error"}  # fmt: skip
+    pair = _pair(
+        tmp_path,
+        [{"huid": h, "key": h.upper()} for h in "abc"],
+        [
+            {"huid": "a", "type": "x", "file": "c.h5", "dataset": "/x", "index": None},
+            {"huid": "b", "type": "n", "file": "c.h5", "dataset": "/nul", "index": None},
+            {"huid": "c", "type": "o", "file": "c.h5", "dataset": "/ok", "index": None},
+        ],
+    )
+    shallow = {
+        f["rule"]: f
+        for f in check_manifests([pair], data, cache_dir=None).findings.to_pylist()
+        if f["severity"] == "error"
+    }
     assert set(shallow) == {"dataset_null_dataspace"}
     deep = check_manifests([pair], data, cache_dir=tmp_path / "cache", deep=True).findings.to_pylist()
     rules = {f["rule"]: f for f in deep if f["severity"] == "error"}
@@ -115,9 +135,14 @@ def test_one_file_named_several_ways_is_one_asset(tmp_path: Path) -> None:
         f["x"] = np.arange(4.0)
     (data / "alias").symlink_to("sub")
     names = ["sub/f.h5", "./sub/./f.h5", "sub//f.h5", "alias/f.h5"]
-    pair = _pair(tmp_path, [{"huid": f"h{i}", "key": f"H{i}"} for i in range(4)],
-                 [{"huid": f"h{i}", "type": "x", "file": name, "dataset": "/x" if i % 2 else "x", "index": None}
-                  for i, name in enumerate(names)])  # fmt: skip
+    pair = _pair(
+        tmp_path,
+        [{"huid": f"h{i}", "key": f"H{i}"} for i in range(4)],
+        [
+            {"huid": f"h{i}", "type": "x", "file": name, "dataset": "/x" if i % 2 else "x", "index": None}
+            for i, name in enumerate(names)
+        ],
+    )
     for cache in (tmp_path / "cache", tmp_path / "cache"):  # first opened, then from the cache
         report = check_manifests([pair], data, cache_dir=cache)
         assert report.ok, report.findings.to_pylist()
@@ -167,8 +192,11 @@ def test_a_deep_check_does_not_read_what_the_limit_refuses(tmp_path: Path) -> No
     data.mkdir()
     with h5py.File(data / "sparse.h5", "w") as f:
         f.create_dataset("huge", shape=(10**12,), dtype="f8", chunks=(10**6,))
-    pair = _pair(tmp_path, [{"huid": "a", "key": "A"}], [{"huid": "a", "type": "h", "file": "sparse.h5",
-                                                            "dataset": "/huge", "index": None}])  # fmt: skip
+    pair = _pair(
+        tmp_path,
+        [{"huid": "a", "key": "A"}],
+        [{"huid": "a", "type": "h", "file": "sparse.h5", "dataset": "/huge", "index": None}],
+    )
     started = time.perf_counter()
     report = check_manifests([pair], data, cache_dir=None, deep=True)
     assert time.perf_counter() - started < 60

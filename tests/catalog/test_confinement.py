@@ -49,8 +49,9 @@ def hostile(tmp_path: Path) -> tuple[Path, Path]:
     other = str(outside / "other.h5")
     with h5py.File(base / "hostile.h5", "w") as f:
         # external raw storage: at a plain text file outside, and at an HDF5 file outside
-        f.create_dataset("ext_text", shape=(len(SECRET),), dtype="u1",
-                         external=[(str(outside / "secret.txt"), 0, len(SECRET))])  # fmt: skip
+        f.create_dataset(
+            "ext_text", shape=(len(SECRET),), dtype="u1", external=[(str(outside / "secret.txt"), 0, len(SECRET))]
+        )
         f.create_dataset("ext_hdf5", shape=(16,), dtype="u1", external=[(other, 0, 16)])
         f["elink_end"] = h5py.ExternalLink(other, "/arr")
         f["elink_mid"] = h5py.ExternalLink(other, "/g")
@@ -83,10 +84,16 @@ ACCEPTED = ["/real", "/soft", "/softgrp/x", "/grp/relative"]
 def _manifests(folder: Path, datasets: list[str], file: str = "hostile.h5") -> ManifestPair:
     n = len(datasets)
     pair = ManifestPair(folder / "h_hamiltonians.parquet", folder / "h_artifacts.parquet")
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(n)], "key": [f"H{i}" for i in range(n)],
-                             "J": [float(i) for i in range(n)]}), pair.hamiltonians)  # fmt: skip
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(n)], "type": ["a"] * n,
-                             "file": [file] * n, "dataset": datasets}), pair.artifacts)  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {"huid": [f"h{i}" for i in range(n)], "key": [f"H{i}" for i in range(n)], "J": [float(i) for i in range(n)]}
+        ),
+        pair.hamiltonians,
+    )
+    pq.write_table(
+        pa.table({"huid": [f"h{i}" for i in range(n)], "type": ["a"] * n, "file": [file] * n, "dataset": datasets}),
+        pair.artifacts,
+    )
     return pair
 
 
@@ -119,8 +126,9 @@ def test_cli_refuses_with_exit_1_and_writes_nothing(hostile: tuple[Path, Path], 
     )
     assert checked.exit_code == 1
     assert [f["rule"] for f in json.loads(checked.stdout)["findings"]] == ["dataset_virtual"]
-    ingested = runner.invoke(app, ["ingest", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base),
-                                   "--catalog", str(catalog)])  # fmt: skip
+    ingested = runner.invoke(
+        app, ["ingest", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base), "--catalog", str(catalog)]
+    )
     assert ingested.exit_code == 1 and "nothing was written" in ingested.output
     assert not catalog.exists()
     assert tree_state(tmp_path) == before
@@ -213,8 +221,9 @@ def test_a_hundred_thousand_metadata_columns_check_in_under_a_gibibyte(tmp_path:
     ham |= {f"c{c}": rng.random(n) for c in range(columns)}
     pair = ManifestPair(tmp_path / "w_hamiltonians.parquet", tmp_path / "w_artifacts.parquet")
     pq.write_table(pa.table(ham), pair.hamiltonians)
-    pq.write_table(pa.table({"huid": ham["huid"], "type": ["t"] * n, "file": ["f.h5"] * n, "dataset": ["/x"] * n}),
-                   pair.artifacts)  # fmt: skip
+    pq.write_table(
+        pa.table({"huid": ham["huid"], "type": ["t"] * n, "file": ["f.h5"] * n, "dataset": ["/x"] * n}), pair.artifacts
+    )
     script = (
         "import resource, sys\n"
         "from pathlib import Path\n"
@@ -225,8 +234,14 @@ def test_a_hundred_thousand_metadata_columns_check_in_under_a_gibibyte(tmp_path:
         f" Path({str(base)!r}), use_cache=False)\n"
         "print(r.ok, r.errors, imported, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parents[2], env={**os.environ})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     ok, n_findings, imported_kib, max_rss_kib = out.stdout.split()
     # 100,000 columns of floats are about 2.8 MB of JSON per row: over the 1 MiB limit.

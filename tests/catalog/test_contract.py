@@ -130,8 +130,10 @@ def test_key_in_catalog(spinwave: Dataset, tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.db"
     subprocess.run([sys.executable, "-m", "tiled", "catalog", "init", f"sqlite:///{catalog}"], check=True)
     with sqlite3.connect(catalog) as db:  # a node as Tiled would hold it
-        db.execute("INSERT INTO nodes(key, parent, structure_family, metadata, specs) "
-                   "VALUES ('H_sw_00004', 0, 'container', '{}', '[]')")  # fmt: skip
+        db.execute(
+            "INSERT INTO nodes(key, parent, structure_family, metadata, specs) "
+            "VALUES ('H_sw_00004', 0, 'container', '{}', '[]')"
+        )
     before = catalog.read_bytes()
     code, out = run_check(spinwave, "--catalog", str(catalog))
     assert code == 1
@@ -289,8 +291,13 @@ def test_dataset_rules(spinwave: Dataset) -> None:
     spinwave.write(artifacts=art)
     report = check_manifests([spinwave.pair], base)
     rules = {f["row"]: f["rule"] for f in report.findings.to_pylist() if f["column"] == "dataset"}
-    assert rules == {0: "dataset_missing", 1: "dataset_not_a_dataset", 2: "dataset_ragged",
-                     3: "dataset_empty", 4: "dataset_invalid"}  # fmt: skip
+    assert rules == {
+        0: "dataset_missing",
+        1: "dataset_not_a_dataset",
+        2: "dataset_ragged",
+        3: "dataset_empty",
+        4: "dataset_invalid",
+    }
     assert findings(report, "dataset_empty")[0]["severity"] == "warning"
 
 
@@ -358,8 +365,18 @@ def test_odd_number_of_manifests_is_a_usage_error(spinwave: Dataset) -> None:
 def test_feedback_message(spinwave: Dataset, tmp_path: Path) -> None:
     spinwave.write(artifacts=set_cell(spinwave.artifacts, "file", 0, "missing.h5"))
     feedback = tmp_path / "feedback.md"
-    result = runner.invoke(app, ["check", str(spinwave.pair.hamiltonians), str(spinwave.pair.artifacts),
-                                 "--base-dir", str(spinwave.base_dir), "--feedback", str(feedback)])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "check",
+            str(spinwave.pair.hamiltonians),
+            str(spinwave.pair.artifacts),
+            "--base-dir",
+            str(spinwave.base_dir),
+            "--feedback",
+            str(feedback),
+        ],
+    )
     assert result.exit_code == 1
     text = feedback.read_text()
     assert "Files must be accessible from the server" in text

@@ -31,10 +31,18 @@ types = st.sampled_from(
 def _key_is_bad(key: str | None) -> bool:
     """The oracle of the macro name_problem: what tiled.client cannot reach or a reader cannot tell apart."""
     return (
-        key is None or key == "" or "/" in key or bool(re.search(r"[\x00-\x1f\x7f-\x9f]", key))
-        or key != key.strip() or key in (".", "..") or "?" in key or "#" in key
-        or bool(re.search(r"%[0-9A-Fa-f]{2}", key)) or any(unicodedata.category(c) == "Cf" for c in key) or len(key) > 1023
-    )  # fmt: skip
+        key is None
+        or key == ""
+        or "/" in key
+        or bool(re.search(r"[\x00-\x1f\x7f-\x9f]", key))
+        or key != key.strip()
+        or key in (".", "..")
+        or "?" in key
+        or "#" in key
+        or bool(re.search(r"%[0-9A-Fa-f]{2}", key))
+        or any(unicodedata.category(c) == "Cf" for c in key)
+        or len(key) > 1023
+    )
 
 
 def _nfc(name: str) -> str:
@@ -49,10 +57,17 @@ def test_key_and_type_rules_match_oracle(rows: list[tuple[str | None, list[str]]
     huids = [f"h{i}" for i in range(len(rows))]
     ham = pa.table({"huid": huids, "key": [k for k, _ in rows], "p": list(range(len(rows)))})
     art_rows = [(h, t) for h, (_, ts) in zip(huids, rows) for t in ts]
-    art = pa.table({
-        "huid": [h for h, _ in art_rows], "type": [t for _, t in art_rows],
-        "file": ["x.h5"] * len(art_rows), "dataset": ["/d"] * len(art_rows),
-    }, schema=pa.schema([("huid", pa.string()), ("type", pa.string()), ("file", pa.string()), ("dataset", pa.string())]))  # fmt: skip
+    art = pa.table(
+        {
+            "huid": [h for h, _ in art_rows],
+            "type": [t for _, t in art_rows],
+            "file": ["x.h5"] * len(art_rows),
+            "dataset": ["/d"] * len(art_rows),
+        },
+        schema=pa.schema(
+            [("huid", pa.string()), ("type", pa.string()), ("file", pa.string()), ("dataset", pa.string())]
+        ),
+    )
     pq.write_table(ham, folder / "t_hamiltonians.parquet")
     pq.write_table(art, folder / "t_artifacts.parquet")
     report = check_manifests(

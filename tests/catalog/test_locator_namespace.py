@@ -66,8 +66,16 @@ def test_exactly_the_prefixed_columns_are_refused(spinwave: Dataset, prefix: str
 
 def _locators(files: list[str]) -> pa.Table:
     n = len(files)
-    return pa.table({"huid": ["h"] * n, "key": ["H"] * n, "type": ["t"] * n, "file": files,
-                     "dataset": ["/d"] * n, "index": pa.nulls(n, pa.int64())})  # fmt: skip
+    return pa.table(
+        {
+            "huid": ["h"] * n,
+            "key": ["H"] * n,
+            "type": ["t"] * n,
+            "file": files,
+            "dataset": ["/d"] * n,
+            "index": pa.nulls(n, pa.int64()),
+        }
+    )
 
 
 def test_load_batches_refuses_a_locator_outside_the_data_directory(tmp_path: Path) -> None:

@@ -43,7 +43,17 @@ def test_locators_view(edrixs: Dataset, tmp_path: Path) -> None:
 
 
 def test_sql_without_index_column(spinwave: Dataset) -> None:
-    result = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM locators WHERE index IS NULL",
-                                 "--ham", str(spinwave.pair.hamiltonians), "--art", str(spinwave.pair.artifacts),
-                                 "--format", "csv"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "sql",
+            "SELECT count(*) AS n FROM locators WHERE index IS NULL",
+            "--ham",
+            str(spinwave.pair.hamiltonians),
+            "--art",
+            str(spinwave.pair.artifacts),
+            "--format",
+            "csv",
+        ],
+    )
     assert result.exit_code == 0 and result.stdout.splitlines() == ['"n"', "8"]

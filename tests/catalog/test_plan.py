@@ -37,12 +37,14 @@ def _dataset(root: Path) -> ManifestPair:
         f["plain"] = np.arange(4.0)
         f["big"] = np.arange(4.0).astype(">f8")
     hams = pa.table({"huid": ["h1"], "key": ["H_1"], "J": [1.0]})
-    arts = pa.table({
-        "huid": ["h1"] * 4,
-        "type": ["points", "events", "plain", "big"],
-        "file": ["a.h5"] * 4,
-        "dataset": ["/points", "/events", "/plain", "/big"],
-    })  # fmt: skip
+    arts = pa.table(
+        {
+            "huid": ["h1"] * 4,
+            "type": ["points", "events", "plain", "big"],
+            "file": ["a.h5"] * 4,
+            "dataset": ["/points", "/events", "/plain", "/big"],
+        }
+    )
     manifests = root / "manifests"
     manifests.mkdir()
     pq.write_table(hams, manifests / "x_hamiltonians.parquet")
@@ -98,8 +100,12 @@ def test_planning_never_imports_tileds_hdf5_adapter(tmp_path: Path) -> None:
 
 
 def test_named_manifests_pair_in_any_order(tmp_path: Path) -> None:
-    a = [tmp_path / "one_artifacts.parquet", tmp_path / "one_hamiltonians.parquet",
-         tmp_path / "two_artifacts.parquet", tmp_path / "two_hamiltonians.parquet"]  # fmt: skip
+    a = [
+        tmp_path / "one_artifacts.parquet",
+        tmp_path / "one_hamiltonians.parquet",
+        tmp_path / "two_artifacts.parquet",
+        tmp_path / "two_hamiltonians.parquet",
+    ]
     assert pairs_from_paths(a) == [
         ManifestPair(tmp_path / "one_hamiltonians.parquet", tmp_path / "one_artifacts.parquet"),
         ManifestPair(tmp_path / "two_hamiltonians.parquet", tmp_path / "two_artifacts.parquet"),

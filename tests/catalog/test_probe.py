@@ -17,8 +17,7 @@ def _files(base: Path, n: int) -> pa.Table:
         with h5py.File(base / f"f{i:04d}.h5", "w") as f:
             f.create_dataset("a", data=np.zeros((4, 3), "f4"), chunks=(2, 3))
             f.create_dataset("b", data=np.arange(5.0))
-    return pa.table({"file": [f"f{i:04d}.h5" for i in range(n) for _ in "ab"],
-                     "dataset": ["/a", "/b"] * n})  # fmt: skip
+    return pa.table({"file": [f"f{i:04d}.h5" for i in range(n) for _ in "ab"], "dataset": ["/a", "/b"] * n})
 
 
 def test_probe_describes_datasets(tmp_path: Path) -> None:

@@ -23,10 +23,18 @@ from manifest_broker.catalog.probe import probe_locators
 from manifest_broker.catalog.structure import structure_id, structure_row
 
 DTYPES = [
-    np.dtype("<f8"), np.dtype(">f4"), np.dtype("<i2"), np.dtype("u1"), np.dtype("?"), np.dtype("<c16"),
-    np.dtype("<f2"), np.dtype("S7"), np.dtype([("a", "<f8"), ("b", ">i4")]),
-    np.dtype([("p", [("x", "<i2"), ("y", "<f4")]), ("q", "u1")]), np.dtype([("v", "<f8", (3,))]),
-]  # fmt: skip
+    np.dtype("<f8"),
+    np.dtype(">f4"),
+    np.dtype("<i2"),
+    np.dtype("u1"),
+    np.dtype("?"),
+    np.dtype("<c16"),
+    np.dtype("<f2"),
+    np.dtype("S7"),
+    np.dtype([("a", "<f8"), ("b", ">i4")]),
+    np.dtype([("p", [("x", "<i2"), ("y", "<f4")]), ("q", "u1")]),
+    np.dtype([("v", "<f8", (3,))]),
+]
 counter = itertools.count()
 
 

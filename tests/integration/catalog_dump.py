@@ -72,11 +72,26 @@ def dump(uri: str) -> dict[str, Any]:
             # makes integrity-check compare with the external content too) ...
             conn.exec_driver_sql("INSERT INTO metadata_fts5(metadata_fts5, rank) VALUES ('integrity-check', 1)")
             # ... and, in catalogs small enough, a search per node finds exactly that node.
-            out["fulltext"] = [] if len(nodes) > FULLTEXT_SEARCH_LIMIT else sorted(
-                (path(i), tuple(sorted(path(h[0]) for h in conn.execute(
-                    sa.text("SELECT rowid FROM metadata_fts5 WHERE metadata_fts5 MATCH :t"), {"t": '"' + r[2] + '"'}))))
-                for i, r in nodes.items() if r[2]
-            )  # fmt: skip
+            out["fulltext"] = (
+                []
+                if len(nodes) > FULLTEXT_SEARCH_LIMIT
+                else sorted(
+                    (
+                        path(i),
+                        tuple(
+                            sorted(
+                                path(h[0])
+                                for h in conn.execute(
+                                    sa.text("SELECT rowid FROM metadata_fts5 WHERE metadata_fts5 MATCH :t"),
+                                    {"t": '"' + r[2] + '"'},
+                                )
+                            )
+                        ),
+                    )
+                    for i, r in nodes.items()
+                    if r[2]
+                )
+            )
         else:
             out["triggers"] = sorted(
                 tuple(r) for r in q("SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal")

@@ -52,12 +52,29 @@ def _dataset(root: Path) -> tuple[Path, Path]:
         with h5py.File(data / f"sw_{i}.h5", "w") as f:
             f["dispersion"] = np.full((8, 3), float(i))
             f["dos"] = np.arange(5.0)
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(3)], "key": [f"H_{i}" for i in range(3)],
-                             "J1": [0.5, 1.0, 1.5], "n_sites": [4, 4, 8], "lattice": ["square"] * 3}),
-                   manifests / "hand_hamiltonians.parquet")  # fmt: skip
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(3)], "type": ["dispersion"] * 3,
-                             "file": [f"sw_{i}.h5" for i in range(3)], "dataset": ["/dispersion"] * 3}),
-                   manifests / "hand_artifacts.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {
+                "huid": [f"h{i}" for i in range(3)],
+                "key": [f"H_{i}" for i in range(3)],
+                "J1": [0.5, 1.0, 1.5],
+                "n_sites": [4, 4, 8],
+                "lattice": ["square"] * 3,
+            }
+        ),
+        manifests / "hand_hamiltonians.parquet",
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "huid": [f"h{i}" for i in range(3)],
+                "type": ["dispersion"] * 3,
+                "file": [f"sw_{i}.h5" for i in range(3)],
+                "dataset": ["/dispersion"] * 3,
+            }
+        ),
+        manifests / "hand_artifacts.parquet",
+    )
     card = manifests / "card.yaml"
     card.write_text(CARD.format(location=data))
     return data, manifests
@@ -70,8 +87,15 @@ def _check(manifests: Path, data: Path, card: Path) -> dict:
 
 
 def _findings(report: dict) -> set[tuple[str, str | None]]:
-    return {(f["rule"], f["value"] if f["rule"] in ("card_artifact_missing", "card_artifact_undeclared", "card_count")
-             else f["column"]) for f in report.get("findings", [])}  # fmt: skip
+    return {
+        (
+            f["rule"],
+            f["value"]
+            if f["rule"] in ("card_artifact_missing", "card_artifact_undeclared", "card_count")
+            else f["column"],
+        )
+        for f in report.get("findings", [])
+    }
 
 
 def test_a_hand_written_card_holds_and_each_departure_is_named(tmp_path: Path) -> None:
@@ -92,8 +116,13 @@ def test_a_hand_written_card_holds_and_each_departure_is_named(tmp_path: Path) -
     bad = _check(manifests, data, card)
     assert not bad["ok"]
     rules = {(f["rule"], f["severity"]) for f in bad["findings"]}
-    assert {("card_parameter_missing", "error"), ("card_parameter_type", "error"), ("card_artifact_missing", "error"),
-            ("card_count", "error"), ("card_artifact_undeclared", "warning")} == rules  # fmt: skip
+    assert {
+        ("card_parameter_missing", "error"),
+        ("card_parameter_type", "error"),
+        ("card_artifact_missing", "error"),
+        ("card_count", "error"),
+        ("card_artifact_undeclared", "warning"),
+    } == rules
     by_rule = {f["rule"]: f for f in bad["findings"]}
     assert by_rule["card_parameter_missing"]["column"] == "J2"
     assert (
@@ -139,12 +168,34 @@ def test_a_card_that_is_not_one_is_one_error_naming_the_field(tmp_path: Path, te
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(string.printable, max_size=8),
-                    lambda inner: st.lists(inner, max_size=4)
-                    | st.dictionaries(st.sampled_from(["card_version", "parameters", "artifacts", "count", "name",
-                                                       "type", "units", "min", "max", "hamiltonians", "findings"]),
-                                      inner, max_size=5),
-                    max_leaves=20))  # fmt: skip
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(string.printable, max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "card_version",
+                        "parameters",
+                        "artifacts",
+                        "count",
+                        "name",
+                        "type",
+                        "units",
+                        "min",
+                        "max",
+                        "hamiltonians",
+                        "findings",
+                    ]
+                ),
+                inner,
+                max_size=5,
+            )
+        ),
+        max_leaves=20,
+    )
+)
 def test_any_yaml_document_is_a_card_or_a_card_error(document: object) -> None:
     """Whatever a person writes, reading it either gives a card the rules can use or
     raises CardError: never another exception."""
@@ -179,8 +230,9 @@ def test_explore_card_then_ingest_card_is_served_as_the_parent_metadata(tmp_path
     written["description"] = "spin waves"
     card.write_text(yaml.safe_dump(written))
     catalog = str(tmp_path / "c.db")
-    no_parent = runner.invoke(app, ["ingest", str(manifests), "--base-dir", str(data), "--catalog", catalog,
-                                    "--card", str(card)])  # fmt: skip
+    no_parent = runner.invoke(
+        app, ["ingest", str(manifests), "--base-dir", str(data), "--catalog", catalog, "--card", str(card)]
+    )
     assert no_parent.exit_code == 2 and "--parent" in no_parent.output and not Path(catalog).exists()
     args = ["ingest", str(manifests), "--base-dir", str(data), "--catalog", catalog, "--parent", "theory/sw"]
     first = runner.invoke(app, [*args, "--card", str(card), "--json"])

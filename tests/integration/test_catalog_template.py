@@ -69,8 +69,10 @@ def test_a_damaged_template_is_not_used(tmp_path: Path, damage: str) -> None:
     else:
         with sqlite3.connect(template) as db:
             if damage == "holds_nodes":
-                db.execute("INSERT INTO nodes (id, parent, key, structure_family, metadata, specs) "
-                           "VALUES (7, 0, 'stray', 'container', '{}', '[]')")  # fmt: skip
+                db.execute(
+                    "INSERT INTO nodes (id, parent, key, structure_family, metadata, specs) "
+                    "VALUES (7, 0, 'stray', 'container', '{}', '[]')"
+                )
             else:
                 db.execute("UPDATE alembic_version SET version_num = 'f00dfeed'")
     target = tmp_path / "new.db"

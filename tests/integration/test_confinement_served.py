@@ -32,32 +32,60 @@ SECRET = b"TOP SECRET: outside the data directory\n"
 
 # One name per character class the contract accepts (macro name_problem).
 ACCEPTED_NAMES = [
-    "plain", "with space", "dash-under_score", "dot.tilde~", "...", ".hidden", "100%", "a%zz",
-    "sub!$&'()*+,;=:@delims", "br[a]c{e}s|\\\"<>^`", "caf\u00e9", "\u65e5\u672c\u8a9e", "emoji\U0001F600",
+    "plain",
+    "with space",
+    "dash-under_score",
+    "dot.tilde~",
+    "...",
+    ".hidden",
+    "100%",
+    "a%zz",
+    "sub!$&'()*+,;=:@delims",
+    'br[a]c{e}s|\\"<>^`',
+    "caf\u00e9",
+    "\u65e5\u672c\u8a9e",
+    "emoji\U0001f600",
     "k" * 1000,
-]  # fmt: skip
+]
 
 
 def _write_pair(folder: Path, keys: list[str], types: list[str], files: list[str]) -> ManifestPair:
     n = len(keys)
     pair = ManifestPair(folder / "m_hamiltonians.parquet", folder / "m_artifacts.parquet")
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(n)], "key": keys, "J": [float(i) for i in range(n)]}),
-                   pair.hamiltonians)  # fmt: skip
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(n)], "type": types, "file": files, "dataset": ["/x"] * n}),
-                   pair.artifacts)  # fmt: skip
+    pq.write_table(
+        pa.table({"huid": [f"h{i}" for i in range(n)], "key": keys, "J": [float(i) for i in range(n)]}),
+        pair.hamiltonians,
+    )
+    pq.write_table(
+        pa.table({"huid": [f"h{i}" for i in range(n)], "type": types, "file": files, "dataset": ["/x"] * n}),
+        pair.artifacts,
+    )
     return pair
 
 
 def _ingest(pair: ManifestPair, base: Path, catalog: str) -> None:
-    result = runner.invoke(app, ["ingest", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base),
-                                 "--catalog", catalog])  # fmt: skip
+    result = runner.invoke(
+        app, ["ingest", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base), "--catalog", catalog]
+    )
     assert result.exit_code == 0, result.output
 
 
 def _verify(pair: ManifestPair, base: Path, url: str, sample: int) -> tuple[int, str]:
-    result = runner.invoke(app, ["verify", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base),
-                                 "--url", url, "--sample", str(sample)],
-                           env={"COLUMNS": "400", "TILED_API_KEY": "secret"})  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "verify",
+            str(pair.hamiltonians),
+            str(pair.artifacts),
+            "--base-dir",
+            str(base),
+            "--url",
+            url,
+            "--sample",
+            str(sample),
+        ],
+        env={"COLUMNS": "400", "TILED_API_KEY": "secret"},
+    )
     return result.exit_code, result.output
 
 
@@ -111,8 +139,10 @@ def test_hostile_files_never_reach_the_catalog(tmp_path: Path) -> None:
     hostile_dir = tmp_path / "hostile"
     hostile_dir.mkdir()
     hostile = _write_pair(hostile_dir, ["C"], ["t"], ["hostile.h5"])
-    refused = runner.invoke(app, ["ingest", str(hostile.hamiltonians), str(hostile.artifacts), "--base-dir", str(base),
-                                  "--catalog", catalog])  # fmt: skip
+    refused = runner.invoke(
+        app,
+        ["ingest", str(hostile.hamiltonians), str(hostile.artifacts), "--base-dir", str(base), "--catalog", catalog],
+    )
     assert refused.exit_code == 1 and "nothing was written" in refused.output
     assert dump(catalog) == before
     from tiled.client import from_uri
@@ -176,9 +206,12 @@ def test_serve_keeps_the_api_key_off_the_command_line(tmp_path: Path) -> None:
     key = "keyfromtheenvironment42"
     port = free_port()
     broker = Path(sys.executable).parent / "broker"
-    process = subprocess.Popen([str(broker), "serve", "--catalog", catalog, "--base-dir", str(base), "--port", str(port)],
-                               env={**os.environ, "TILED_API_KEY": key}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)  # fmt: skip
+    process = subprocess.Popen(
+        [str(broker), "serve", "--catalog", catalog, "--base-dir", str(base), "--port", str(port)],
+        env={**os.environ, "TILED_API_KEY": key},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)

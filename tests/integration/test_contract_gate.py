@@ -48,10 +48,16 @@ def _pair(folder: Path, files: list[str], name: str = "m") -> ManifestPair:
     folder.mkdir(parents=True, exist_ok=True)
     n = len(files)
     pair = ManifestPair(folder / f"{name}_hamiltonians.parquet", folder / f"{name}_artifacts.parquet")
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(n)], "key": [f"K{i}" for i in range(n)],
-                             "J": [float(i) for i in range(n)]}), pair.hamiltonians)  # fmt: skip
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(n)], "type": ["t"] * n, "file": files,
-                             "dataset": ["/x"] * n}), pair.artifacts)  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {"huid": [f"h{i}" for i in range(n)], "key": [f"K{i}" for i in range(n)], "J": [float(i) for i in range(n)]}
+        ),
+        pair.hamiltonians,
+    )
+    pq.write_table(
+        pa.table({"huid": [f"h{i}" for i in range(n)], "type": ["t"] * n, "file": files, "dataset": ["/x"] * n}),
+        pair.artifacts,
+    )
     return pair
 
 
@@ -164,8 +170,29 @@ def test_a_swap_while_ingesting_aborts_with_nothing_written(tmp_path: Path, cata
 # ---------------------------------------------------------------------------------
 # A property over path components from all of Unicode, through one real server.
 
-_SPECIAL = ["\t..", "\n..", "\r..", "a#b", "a?b", "x\x85y", "\u2028", " lead", "trail ", "%41", "a;b", "~", "\\",
-            "caf\u00e9", "cafe\u0301", "\u65e5\u672c", "\U0001f600", "-", "...", ".hidden", "a\u200bb"]  # fmt: skip
+_SPECIAL = [
+    "\t..",
+    "\n..",
+    "\r..",
+    "a#b",
+    "a?b",
+    "x\x85y",
+    "\u2028",
+    " lead",
+    "trail ",
+    "%41",
+    "a;b",
+    "~",
+    "\\",
+    "caf\u00e9",
+    "cafe\u0301",
+    "\u65e5\u672c",
+    "\U0001f600",
+    "-",
+    "...",
+    ".hidden",
+    "a\u200bb",
+]
 COMPONENTS = st.one_of(
     st.sampled_from(_SPECIAL),
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1, max_size=8),
@@ -189,8 +216,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, 
 @given(directory=COMPONENTS, stem=COMPONENTS)
 @example(directory="\t..", stem="x").via("the tab-directory escape")
 @example(directory="a#b", stem="c?d").via("URL delimiters")
-def test_accepted_paths_are_served_from_exactly_that_file(live: tuple[Path, str, str], directory: str,
-                                                            stem: str) -> None:  # fmt: skip
+def test_accepted_paths_are_served_from_exactly_that_file(
+    live: tuple[Path, str, str], directory: str, stem: str
+) -> None:
     from tiled.client import from_uri
 
     base, catalog, url = live

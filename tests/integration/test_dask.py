@@ -36,16 +36,34 @@ class Cluster:
         self.log = root / "dask.log"
         log = open(self.log, "ab")
         env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-        self.scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                           "--no-dashboard"], stdout=log, stderr=log, env=env)  # fmt: skip
+        self.scheduler = subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
         self.workers = [self.start_worker(log, env) for _ in range(workers)]
         client = connect(self.address, timeout=60)
         client.wait_for_workers(workers, timeout=60)
         client.close()
 
     def start_worker(self, log, env) -> subprocess.Popen:  # type: ignore[no-untyped-def]
-        return subprocess.Popen([str(BIN / "dask"), "worker", self.address, "--nthreads", "1", "--no-nanny",
-                                 "--no-dashboard", "--host", "127.0.0.1"], stdout=log, stderr=log, env=env)  # fmt: skip
+        return subprocess.Popen(
+            [
+                str(BIN / "dask"),
+                "worker",
+                self.address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+            ],
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
 
     def stop(self) -> None:
         for process in [*self.workers, self.scheduler]:
@@ -70,8 +88,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def vdp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ManifestPair]:
     root = tmp_path_factory.mktemp("vdp")
     synthesize("vdp", root, 120)  # 1,320 files: two batches of a thousand
-    return root / "data", ManifestPair(root / "manifests" / "vdp_hamiltonians.parquet",
-                                       root / "manifests" / "vdp_artifacts.parquet")  # fmt: skip
+    return root / "data", ManifestPair(
+        root / "manifests" / "vdp_hamiltonians.parquet", root / "manifests" / "vdp_artifacts.parquet"
+    )
 
 
 def test_the_probe_on_dask_finds_what_the_local_probe_finds(cluster: Cluster, vdp: tuple[Path, ManifestPair]) -> None:
@@ -99,9 +118,26 @@ def test_a_worker_killed_mid_probe_changes_nothing_in_the_catalog(
     own = Cluster(tmp_path)  # its own workers: one of them is killed
     try:
         catalog = str(tmp_path / "dask.db")
-        process = subprocess.Popen([str(BIN / "broker"), "ingest", str(pair.hamiltonians), str(pair.artifacts),
-                                    "--base-dir", str(base), "--catalog", catalog, "--parent", "vdp", "--no-cache",
-                                    "--dask", own.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        process = subprocess.Popen(
+            [
+                str(BIN / "broker"),
+                "ingest",
+                str(pair.hamiltonians),
+                str(pair.artifacts),
+                "--base-dir",
+                str(base),
+                "--catalog",
+                catalog,
+                "--parent",
+                "vdp",
+                "--no-cache",
+                "--dask",
+                own.address,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         client = connect(own.address)
         victim = own.workers[0]
         deadline = time.monotonic() + 120
@@ -124,9 +160,23 @@ def test_an_unreachable_scheduler_is_one_line_before_any_work(tmp_path: Path, vd
     base, pair = vdp
     catalog = tmp_path / "never.db"
     started = time.monotonic()
-    done = subprocess.run([str(BIN / "broker"), "ingest", str(pair.hamiltonians), str(pair.artifacts), "--base-dir",
-                           str(base), "--catalog", str(catalog), "--dask", f"tcp://127.0.0.1:{free_port()}"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            str(BIN / "broker"),
+            "ingest",
+            str(pair.hamiltonians),
+            str(pair.artifacts),
+            "--base-dir",
+            str(base),
+            "--catalog",
+            str(catalog),
+            "--dask",
+            f"tcp://127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 1 and len(lines) == 1 and "cannot reach the Dask scheduler" in lines[0], done.stderr
     assert not catalog.exists() and time.monotonic() - started < 60
@@ -142,8 +192,18 @@ def test_a_campaign_on_dask_packages_each_run_exactly_once(tmp_path: Path, postg
     warehouse = tmp_path / "warehouse"
     own = Cluster(tmp_path)
     try:
-        command = [str(BIN / "broker"), "tnr", "package-many", str(tmp_path / "campaign"), "--lake", lake_uri,
-                   "--warehouse", str(warehouse), "--dask", own.address]  # fmt: skip
+        command = [
+            str(BIN / "broker"),
+            "tnr",
+            "package-many",
+            str(tmp_path / "campaign"),
+            "--lake",
+            lake_uri,
+            "--warehouse",
+            str(warehouse),
+            "--dask",
+            own.address,
+        ]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         client = connect(own.address)
         deadline = time.monotonic() + 120
@@ -158,8 +218,12 @@ def test_a_campaign_on_dask_packages_each_run_exactly_once(tmp_path: Path, postg
         again = subprocess.run(command, capture_output=True, text=True, timeout=600)  # a re-run replaces, never adds
         assert again.returncode == 0, again.stderr
         # The workers only read; this process commits, so an embedded lake works as well.
-        embedded = subprocess.run([*command[:4], "--lake", str(tmp_path / "embedded"), "--dask", own.address],
-                                  capture_output=True, text=True, timeout=600)  # fmt: skip
+        embedded = subprocess.run(
+            [*command[:4], "--lake", str(tmp_path / "embedded"), "--dask", own.address],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert embedded.returncode == 0, embedded.stderr
     finally:
         own.stop()

@@ -34,9 +34,17 @@ def _per_file(base: Path, manifests: Path) -> ManifestPair:
     pq.write_table(
         pa.table({"huid": ["p0", "p1"], "key": ["P0", "P1"], "J": [1.0, 2.0]}), manifests / "pf_hamiltonians.parquet"
     )
-    pq.write_table(pa.table({"huid": ["p0", "p0", "p1", "p1"], "type": ["sqw", "dos"] * 2,
-                             "file": [f"{h}_{t}.h5" for h in ("p0", "p1") for t in ("sqw", "dos")],
-                             "dataset": ["/data"] * 4}), manifests / "pf_artifacts.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {
+                "huid": ["p0", "p0", "p1", "p1"],
+                "type": ["sqw", "dos"] * 2,
+                "file": [f"{h}_{t}.h5" for h in ("p0", "p1") for t in ("sqw", "dos")],
+                "dataset": ["/data"] * 4,
+            }
+        ),
+        manifests / "pf_artifacts.parquet",
+    )
     return ManifestPair(manifests / "pf_hamiltonians.parquet", manifests / "pf_artifacts.parquet")
 
 
@@ -58,13 +66,19 @@ def _fresh(backend: str, tmp_path: Path, request: pytest.FixtureRequest, name: s
 
 
 def _broker(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*BROKER, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TILED_API_KEY": "secret", "COLUMNS": "250"})  # fmt: skip
+    return subprocess.run(
+        [*BROKER, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TILED_API_KEY": "secret", "COLUMNS": "250"},
+    )
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_delete_then_reingest_gives_the_original(data: tuple[Path, list[ManifestPair]], backend: str, tmp_path: Path,
-                                                 request: pytest.FixtureRequest) -> None:  # fmt: skip
+def test_delete_then_reingest_gives_the_original(
+    data: tuple[Path, list[ManifestPair]], backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     base, pairs = data
     catalog = _fresh(backend, tmp_path, request, "c")
     ingest(pairs, base, catalog, parent="lab")
@@ -95,8 +109,9 @@ def test_delete_then_reingest_gives_the_original(data: tuple[Path, list[Manifest
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_deleting_an_artifact_trims_its_locators_with_a_revision(data: tuple[Path, list[ManifestPair]], backend: str,
-                                                                 tmp_path: Path, request: pytest.FixtureRequest) -> None:  # fmt: skip
+def test_deleting_an_artifact_trims_its_locators_with_a_revision(
+    data: tuple[Path, list[ManifestPair]], backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     base, pairs = data
     catalog = _fresh(backend, tmp_path, request, "c")
     ingest(pairs, base, catalog, parent="lab")

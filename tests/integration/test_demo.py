@@ -50,8 +50,13 @@ def test_demo_runs_twice_and_its_next_steps_work_as_printed(tmp_path: Path) -> N
     port = free_port()
     serve, read_tiled = (c.replace("8000", str(port)) for c in (serve, read_tiled))
     assert "broker serve" in serve and not serve.split("=", 1)[1].startswith("broker")  # not a bare `broker`
-    server = subprocess.Popen(["bash", "-c", serve], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    server = subprocess.Popen(
+        ["bash", "-c", serve],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_ready(f"http://127.0.0.1:{port}", server)
         shown = _shell(read_tiled, tmp_path)

@@ -57,11 +57,21 @@ def _provider(root: Path) -> tuple[Path, ManifestPair]:
         with h5py.File(data / "d" / f"h{i}.h5", "w") as f:
             f["values"] = np.arange(len(SECRET), dtype="u1") + i
     pair = ManifestPair(root / "up_hamiltonians.parquet", root / "up_artifacts.parquet")
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(3)], "key": [f"H{i}" for i in range(3)],
-                             "T": [1.0, 2.0, 3.0]}), pair.hamiltonians)  # fmt: skip
-    pq.write_table(pa.table({"huid": [f"h{i}" for i in range(3)], "type": ["values"] * 3,
-                             "file": [f"d/h{i}.h5" for i in range(3)], "dataset": ["/values"] * 3}),
-                   pair.artifacts)  # fmt: skip
+    pq.write_table(
+        pa.table({"huid": [f"h{i}" for i in range(3)], "key": [f"H{i}" for i in range(3)], "T": [1.0, 2.0, 3.0]}),
+        pair.hamiltonians,
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "huid": [f"h{i}" for i in range(3)],
+                "type": ["values"] * 3,
+                "file": [f"d/h{i}.h5" for i in range(3)],
+                "dataset": ["/values"] * 3,
+            }
+        ),
+        pair.artifacts,
+    )
     return data, pair
 
 
@@ -100,8 +110,9 @@ def test_upload_refuses_files_changed_after_the_check(tmp_path: Path, upload_ser
     assert report.ok
     plan = plan_nodes(report.checked())
     _rewrite_after_check(data, outside)
-    result = register_module.register_plan(lambda: from_uri(url, api_key="secret"), plan, parent="swapped", workers=1,
-                                           upload=data)  # fmt: skip
+    result = register_module.register_plan(
+        lambda: from_uri(url, api_key="secret"), plan, parent="swapped", workers=1, upload=data
+    )
     assert result.created_arrays == 0 and len(result.failed) == 3, result
     reasons = " ".join(reason for _, reason in result.failed)
     assert "changed or was replaced after the check" in reasons
@@ -117,9 +128,25 @@ def test_register_upload_through_the_cli_checks_what_it_reads(tmp_path: Path, up
     outside = _secret(tmp_path)
     data, pair = _provider(tmp_path)
     _rewrite_after_check(data, outside)
-    run = subprocess.run([*BROKER, "register", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(data),
-                          "--url", url, "--parent", "cli", "--upload", "--json"], capture_output=True, text=True,
-                         env=ENV)  # fmt: skip
+    run = subprocess.run(
+        [
+            *BROKER,
+            "register",
+            str(pair.hamiltonians),
+            str(pair.artifacts),
+            "--base-dir",
+            str(data),
+            "--url",
+            url,
+            "--parent",
+            "cli",
+            "--upload",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert run.returncode == 1, run.stdout
     rules = {f["rule"] for f in json.loads(run.stdout)["findings"]}
     assert {"dataset_external_storage", "dataset_external_link", "file_outside_base"} <= rules
@@ -141,8 +168,10 @@ def test_upload_memory_is_one_block_whatever_the_logical_size(tmp_path: Path, up
     for name in ("small", "big"):
         pairs[name] = ManifestPair(tmp_path / f"{name}_hamiltonians.parquet", tmp_path / f"{name}_artifacts.parquet")
         pq.write_table(pa.table({"huid": [name], "key": [name.upper()]}), pairs[name].hamiltonians)
-        pq.write_table(pa.table({"huid": [name], "type": [name], "file": ["sparse.h5"], "dataset": [f"/{name}"]}),
-                       pairs[name].artifacts)  # fmt: skip
+        pq.write_table(
+            pa.table({"huid": [name], "type": [name], "file": ["sparse.h5"], "dataset": [f"/{name}"]}),
+            pairs[name].artifacts,
+        )
     # The same code path first on a 2 MiB array (imports, connections, caches), then on
     # the 256 MiB one: what the second adds to the peak is what the size costs.
     script = f"""
@@ -184,8 +213,9 @@ def _nexus_with_outside_parameters(data: Path, outside: Path) -> None:
         sample.attrs["NX_class"] = "NXsample"
         sample["temperature"] = 300.0
         sample["temperature"].attrs["units"] = "K"
-        sample.create_dataset("name_from_storage", (1,), dtype=f"S{len(SECRET)}",
-                              external=[(str(outside / "passwd"), 0, len(SECRET))])  # fmt: skip
+        sample.create_dataset(
+            "name_from_storage", (1,), dtype=f"S{len(SECRET)}", external=[(str(outside / "passwd"), 0, len(SECRET))]
+        )
         sample["linked"] = h5py.ExternalLink(str(outside / "other.h5"), "/number")
         layout = h5py.VirtualLayout(shape=(1,), dtype="f8")
         layout[:] = h5py.VirtualSource(str(outside / "other.h5"), "number", shape=())
@@ -204,14 +234,14 @@ def test_nexus_parameters_never_come_from_another_file(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     _nexus_with_outside_parameters(data, outside)
-    explored = subprocess.run([*BROKER, "explore", str(data), "--generator", str(tmp_path / "gen.py")],
-                              capture_output=True, text=True)  # fmt: skip
+    explored = subprocess.run(
+        [*BROKER, "explore", str(data), "--generator", str(tmp_path / "gen.py")], capture_output=True, text=True
+    )
     assert explored.returncode == 0, explored.stderr
     assert "name_from_storage" in explored.stdout and "another file" in explored.stdout
     assert "sample/linked: an external link to /number" in explored.stdout, explored.stdout
     for generator, out in [("nexus", tmp_path / "m1"), (str(tmp_path / "gen.py"), tmp_path / "m2")]:
-        made = subprocess.run([*BROKER, "generate", generator, str(data), str(out)],
-                              capture_output=True, text=True)  # fmt: skip
+        made = subprocess.run([*BROKER, "generate", generator, str(data), str(out)], capture_output=True, text=True)
         assert made.returncode == 0, made.stderr
         hams = pq.read_table(next(out.glob("*_hamiltonians.parquet"))).to_pylist()
         assert len(hams) == 1 and hams[0]["sample_temperature"] == 300.0, hams
@@ -219,8 +249,11 @@ def test_nexus_parameters_never_come_from_another_file(tmp_path: Path) -> None:
         assert b"THE-SECRET" not in text and "42" not in json.dumps([v for k, v in hams[0].items() if k != "huid"])
         assert not any("linked" in k or "virtual" in k or "storage" in k for k in hams[0])
     catalog = tmp_path / "c.db"
-    ingest = subprocess.run([*BROKER, "ingest", str(tmp_path / "m1"), "--base-dir", str(data), "--catalog", str(catalog)],
-                            capture_output=True, text=True)  # fmt: skip
+    ingest = subprocess.run(
+        [*BROKER, "ingest", str(tmp_path / "m1"), "--base-dir", str(data), "--catalog", str(catalog)],
+        capture_output=True,
+        text=True,
+    )
     assert ingest.returncode == 0, ingest.stderr
     with running_server(str(catalog), data) as url:
         from tiled.client import from_uri
@@ -241,8 +274,9 @@ _INJECTION = 'x"; __import__("os").system("touch PWNED"); "'
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(folder=_NAME, stem=_NAME, datasets=st.lists(_NAME, min_size=2, max_size=3, unique=True))
 @example(folder=_INJECTION, stem="x'''\n{__import__('os').system('touch PWNED')}", datasets=[_INJECTION, "a\\\n$b{}"])
-def test_provider_names_never_become_code(tmp_path_factory: pytest.TempPathFactory, folder: str, stem: str,
-                                          datasets: list[str]) -> None:  # fmt: skip
+def test_provider_names_never_become_code(
+    tmp_path_factory: pytest.TempPathFactory, folder: str, stem: str, datasets: list[str]
+) -> None:
     """Pattern C files whose folder, file and dataset names are any Unicode: the
     generator explore writes compiles, runs without executing anything injected,
     and writes the manifests the names call for."""
@@ -293,8 +327,12 @@ def test_a_database_password_never_shows(tmp_path: Path, postgres_server: str) -
     before = {p for p in Path("/tmp").glob("broker-serve-*")}
     for extra in ([], ["--workers", "2"]):
         port = free_port()
-        process = subprocess.Popen([*BROKER, "serve", "--catalog", uri, "--base-dir", str(data), "--port", str(port),
-                                    *extra], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            [*BROKER, "serve", "--catalog", uri, "--base-dir", str(data), "--port", str(port), *extra],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 60
             import httpx
@@ -322,13 +360,17 @@ def test_a_database_password_never_shows(tmp_path: Path, postgres_server: str) -
     assert left == set(), left  # the private configuration folder went with the server
     provider, pair = _provider(tmp_path / "p")
     manifests = [str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(provider)]
-    for args in (["--url", f"admin:{password}@127.0.0.1:9"], ["--url", f"http://admin:{password}@127.0.0.1:9"],
-                 ["--url", "http://127.0.0.1:99999"]):  # fmt: skip
+    for args in (
+        ["--url", f"admin:{password}@127.0.0.1:9"],
+        ["--url", f"http://admin:{password}@127.0.0.1:9"],
+        ["--url", "http://127.0.0.1:99999"],
+    ):
         run = subprocess.run([*BROKER, "verify", *manifests, *args], capture_output=True, text=True, env=ENV)
         assert run.returncode == 2 and password not in run.stdout + run.stderr, run.stderr
         assert "Traceback" not in run.stderr and run.stderr.startswith("error:"), run.stderr
-    dask = subprocess.run([*BROKER, "check", *manifests, "--dask", f"tcp://user:{password}@127.0.0.1:9"],
-                          capture_output=True, text=True)  # fmt: skip
+    dask = subprocess.run(
+        [*BROKER, "check", *manifests, "--dask", f"tcp://user:{password}@127.0.0.1:9"], capture_output=True, text=True
+    )
     assert dask.returncode in (1, 2) and "scheduler" in dask.stderr, dask.stderr
     assert password not in dask.stdout + dask.stderr
 

@@ -121,8 +121,9 @@ def test_indexes_survive_delete_reingest_and_tiled_upgrade(
     ingest([pair], base, uri, parent="lab")
     assert [(i.name, i.definition) for i in list_indexes(locate(uri))] == [(i.name, i.definition) for i in before]
     tiled = Path(sys.executable).with_name("tiled")
-    upgraded = subprocess.run([str(tiled), "catalog", "upgrade-database", locate(uri).tiled_uri],
-                              capture_output=True, text=True)  # fmt: skip
+    upgraded = subprocess.run(
+        [str(tiled), "catalog", "upgrade-database", locate(uri).tiled_uri], capture_output=True, text=True
+    )
     assert upgraded.returncode == 0, upgraded.stderr
     assert [(i.name, i.definition) for i in list_indexes(locate(uri))] == [(i.name, i.definition) for i in before]
     dropped = json.loads(_broker("index", "drop", "--all", "--catalog", uri, "--json").stdout)
@@ -168,9 +169,12 @@ def test_sqlite_cannot_use_an_index_for_tiled_range_search(data: tuple[Path, Man
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_chunked_plan_writes_the_same_catalog(
-    data: tuple[Path, ManifestPair], tmp_path: Path, backend: str, request: pytest.FixtureRequest,
+    data: tuple[Path, ManifestPair],
+    tmp_path: Path,
+    backend: str,
+    request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     """Above PLAN_CHUNK Hamiltonians the plan is made chunk by chunk while the one
     transaction writes: the catalog is the one a single plan writes, a re-run adds
     nothing, and a failure in a later chunk leaves nothing of the earlier ones."""

@@ -34,8 +34,16 @@ runner = CliRunner()
 
 
 def _args(ds: Dataset, catalog: str, *extra: str) -> list[str]:
-    return ["ingest", str(ds.pair.hamiltonians), str(ds.pair.artifacts), "--base-dir", str(ds.base_dir),
-            "--catalog", catalog, *extra]  # fmt: skip
+    return [
+        "ingest",
+        str(ds.pair.hamiltonians),
+        str(ds.pair.artifacts),
+        "--base-dir",
+        str(ds.base_dir),
+        "--catalog",
+        catalog,
+        *extra,
+    ]
 
 
 def test_rerun_adds_nothing_then_adds_only_what_is_new(edrixs: Dataset, catalog_uri: str) -> None:
@@ -110,9 +118,23 @@ def test_served_by_plain_tiled_serve_and_verified(
         ham_art = []
         for ds in (spinwave, edrixs, vdp):
             ham_art += [str(ds.pair.hamiltonians), str(ds.pair.artifacts)]
-        result = runner.invoke(app, ["verify", *ham_art, "--base-dir", str(spinwave.base_dir), "--url", url,
-                                     "--parent", "lab/2026", "--sample", "12", "--json"],
-                               env={"TILED_API_KEY": "secret"})  # fmt: skip
+        result = runner.invoke(
+            app,
+            [
+                "verify",
+                *ham_art,
+                "--base-dir",
+                str(spinwave.base_dir),
+                "--url",
+                url,
+                "--parent",
+                "lab/2026",
+                "--sample",
+                "12",
+                "--json",
+            ],
+            env={"TILED_API_KEY": "secret"},
+        )
         report = json.loads(result.stdout)
         assert result.exit_code == 0, report["problems"]
         assert report["hamiltonians"] == 12 and report["artifacts"] == 8 + 12 + 22 and report["arrays_compared"] == 12
@@ -120,9 +142,23 @@ def test_served_by_plain_tiled_serve_and_verified(
         with sqlite3.connect(catalog) as db:
             db.execute("""UPDATE data_sources SET parameters = '{"dataset": "/spectra", "slice": "0"}'
                           WHERE parameters = '{"dataset":"/spectra","slice":"5"}'""")
-        bad = runner.invoke(app, ["verify", str(edrixs.pair.hamiltonians), str(edrixs.pair.artifacts),
-                                  "--base-dir", str(spinwave.base_dir), "--url", url,
-                                  "--parent", "lab/2026", "--sample", "12"], env={"TILED_API_KEY": "secret"})  # fmt: skip
+        bad = runner.invoke(
+            app,
+            [
+                "verify",
+                str(edrixs.pair.hamiltonians),
+                str(edrixs.pair.artifacts),
+                "--base-dir",
+                str(spinwave.base_dir),
+                "--url",
+                url,
+                "--parent",
+                "lab/2026",
+                "--sample",
+                "12",
+            ],
+            env={"TILED_API_KEY": "secret"},
+        )
         assert bad.exit_code == 1 and "H_edrixs_000005/rixs: array served (Mode B) differs" in bad.output
 
 
@@ -256,8 +292,19 @@ def test_killed_run_leaves_catalog_as_it_was_and_rerun_finishes(edrixs: Dataset,
         "    report = check_manifests([ManifestPair(Path(sys.argv[1]), Path(sys.argv[2]))], Path(sys.argv[3]))\n"
         "    write_plan(locate(sys.argv[4]), plan_nodes(report.checked()), before_commit=hold)\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", script, str(edrixs.pair.hamiltonians), str(edrixs.pair.artifacts),
-                                str(edrixs.base_dir), catalog], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(edrixs.pair.hamiltonians),
+            str(edrixs.pair.artifacts),
+            str(edrixs.base_dir),
+            catalog,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     assert process.stdout is not None
     line = process.stdout.readline().decode()
     deadline = time.monotonic() + 60

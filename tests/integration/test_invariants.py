@@ -117,11 +117,31 @@ def _write_dataset(spec: DatasetSpec, data: Path, seed: int) -> None:
                     f[art_type] = FAMILIES[family](rng, SHAPES[shape])
         for art_type in spec.types:
             file = f"{spec.folder.name}/{spec.name}/" + ("batch.h5" if spec.batched else f"{key}.h5")
-            arts.append({"huid": f"u-{key}", "type": art_type, "file": file, "dataset": f"/{art_type}",
-                         "index": i if spec.batched else None})  # fmt: skip
+            arts.append(
+                {
+                    "huid": f"u-{key}",
+                    "type": art_type,
+                    "file": file,
+                    "dataset": f"/{art_type}",
+                    "index": i if spec.batched else None,
+                }
+            )
     pq.write_table(pa.Table.from_pylist(hams), spec.manifests[0])
-    pq.write_table(pa.Table.from_pylist(arts, schema=pa.schema([("huid", pa.string()), ("type", pa.string()),
-                   ("file", pa.string()), ("dataset", pa.string()), ("index", pa.int64())])), spec.manifests[1])  # fmt: skip
+    pq.write_table(
+        pa.Table.from_pylist(
+            arts,
+            schema=pa.schema(
+                [
+                    ("huid", pa.string()),
+                    ("type", pa.string()),
+                    ("file", pa.string()),
+                    ("dataset", pa.string()),
+                    ("index", pa.int64()),
+                ]
+            ),
+        ),
+        spec.manifests[1],
+    )
 
 
 def _answer(args: list[str]) -> tuple[int, dict]:
@@ -141,9 +161,20 @@ class CatalogMachine(RuleBasedStateMachine):
     data: Path
     storage: Path
 
-    @initialize(specs=st.lists(st.tuples(st.sampled_from(["x", "y"]), st.sampled_from(list(FAMILIES)),
-                                         st.sampled_from(list(FAMILIES)), st.sampled_from(list(SHAPES)),
-                                         st.booleans(), st.integers(1, 2)), min_size=1, max_size=3))  # fmt: skip
+    @initialize(
+        specs=st.lists(
+            st.tuples(
+                st.sampled_from(["x", "y"]),
+                st.sampled_from(list(FAMILIES)),
+                st.sampled_from(list(FAMILIES)),
+                st.sampled_from(list(SHAPES)),
+                st.booleans(),
+                st.integers(1, 2),
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
     def make_datasets(self, specs: list[tuple[str, str, str, str, bool, int]]) -> None:
         self.root = f"m{uuid.uuid4().hex[:8]}"
         self.work = self.data / self.root
@@ -185,8 +216,19 @@ class CatalogMachine(RuleBasedStateMachine):
     def ingest(self, n: int, segment: str) -> None:
         n %= len(self.datasets)
         spec = self.datasets[n]
-        code, answer = self._run(["ingest", *spec.manifests, "--base-dir", str(self.data), "--catalog", self.catalog,
-                                  "--parent", self._parent(segment)], segment)  # fmt: skip
+        code, answer = self._run(
+            [
+                "ingest",
+                *spec.manifests,
+                "--base-dir",
+                str(self.data),
+                "--catalog",
+                self.catalog,
+                "--parent",
+                self._parent(segment),
+            ],
+            segment,
+        )
         if segment in GOOD_SEGMENTS:
             assert code == 0, answer
             self._added(n, segment)
@@ -195,8 +237,19 @@ class CatalogMachine(RuleBasedStateMachine):
     def ingest_together(self, segment: str) -> None:
         """All pairs in one command (equal names in different folders among them)."""
         manifests = [m for spec in self.datasets for m in spec.manifests]
-        code, answer = self._run(["ingest", *manifests, "--base-dir", str(self.data), "--catalog", self.catalog,
-                                  "--parent", self._parent(segment)], segment)  # fmt: skip
+        code, answer = self._run(
+            [
+                "ingest",
+                *manifests,
+                "--base-dir",
+                str(self.data),
+                "--catalog",
+                self.catalog,
+                "--parent",
+                self._parent(segment),
+            ],
+            segment,
+        )
         if segment in GOOD_SEGMENTS:
             assert code == 0, answer
             for n in range(len(self.datasets)):
@@ -210,9 +263,22 @@ class CatalogMachine(RuleBasedStateMachine):
     def register(self, n: int, segment: str, upload: bool) -> None:
         n %= len(self.datasets)
         spec = self.datasets[n]
-        code, answer = self._run(["register", *spec.manifests, "--base-dir", str(self.data), "--url", self.url,
-                                  "--parent", self._parent(segment), "--workers", "2",
-                                  *(["--upload"] if upload else [])], segment)  # fmt: skip
+        code, answer = self._run(
+            [
+                "register",
+                *spec.manifests,
+                "--base-dir",
+                str(self.data),
+                "--url",
+                self.url,
+                "--parent",
+                self._parent(segment),
+                "--workers",
+                "2",
+                *(["--upload"] if upload else []),
+            ],
+            segment,
+        )
         if segment in GOOD_SEGMENTS:
             assert code == 0, answer
             self._added(n, segment)
@@ -252,12 +318,25 @@ class CatalogMachine(RuleBasedStateMachine):
                 for key in source:
                     source.copy(key, copy)
             files.append(str(target.relative_to(self.data)))
-        pq.write_table(original.set_column(original.schema.get_field_index("file"), "file", pa.array(files)),
-                       spec.manifests[1])  # fmt: skip
+        pq.write_table(
+            original.set_column(original.schema.get_field_index("file"), "file", pa.array(files)), spec.manifests[1]
+        )
         try:
             parent = path.rpartition("/")[0]
-            code, answer = self._run(["ingest", *spec.manifests, "--base-dir", str(self.data), "--catalog", self.catalog,
-                                      "--parent", parent, "--update-metadata"], "lab")  # fmt: skip
+            code, answer = self._run(
+                [
+                    "ingest",
+                    *spec.manifests,
+                    "--base-dir",
+                    str(self.data),
+                    "--catalog",
+                    self.catalog,
+                    "--parent",
+                    parent,
+                    "--update-metadata",
+                ],
+                "lab",
+            )
             assert code == 1 and "--update-metadata updates metadata, not what an array reads" in answer["error"], (
                 answer
             )
@@ -278,8 +357,19 @@ class CatalogMachine(RuleBasedStateMachine):
         for key, value in zip(table["key"].to_pylist(), j1):
             spec.metadata[key]["J1"] = value
         parent = path.rpartition("/")[0]
-        code, answer = _answer(["ingest", *spec.manifests, "--base-dir", str(self.data), "--catalog", self.catalog,
-                                "--parent", parent, "--update-metadata"])  # fmt: skip
+        code, answer = _answer(
+            [
+                "ingest",
+                *spec.manifests,
+                "--base-dir",
+                str(self.data),
+                "--catalog",
+                self.catalog,
+                "--parent",
+                parent,
+                "--update-metadata",
+            ]
+        )
         assert code == 0, answer
         for key in spec.keys:  # every Hamiltonian of the dataset is there now, as the manifest says
             self.model[f"{parent}/{key}"] = (n, key, spec.metadata[key]["J1"])
@@ -296,8 +386,20 @@ class CatalogMachine(RuleBasedStateMachine):
         current = [self.model.get(f"{parent}/{k}") for k in spec.keys]
         if any(c is None or c[2] != spec.metadata[k]["J1"] for c, k in zip(current, spec.keys)):
             return
-        code, answer = _answer(["verify", *spec.manifests, "--base-dir", str(self.data), "--url", self.url,
-                                "--parent", parent, "--sample", "100"])  # fmt: skip
+        code, answer = _answer(
+            [
+                "verify",
+                *spec.manifests,
+                "--base-dir",
+                str(self.data),
+                "--url",
+                self.url,
+                "--parent",
+                parent,
+                "--sample",
+                "100",
+            ]
+        )
         assert code == 0 and answer["problems"] == [], answer
 
     @precondition(lambda self: bool(self.model))
@@ -306,8 +408,12 @@ class CatalogMachine(RuleBasedStateMachine):
         parent = sorted(self.model)[pick % len(self.model)].rpartition("/")[0]
         code, answer = _answer(["locate", "--url", self.url, "--parent", parent])
         assert code == 0, answer
-        want = {(p.rpartition("/")[2], t) for p, (n, _, _) in self.model.items() if p.rpartition("/")[0] == parent
-                for t in self.datasets[n].types}  # fmt: skip
+        want = {
+            (p.rpartition("/")[2], t)
+            for p, (n, _, _) in self.model.items()
+            if p.rpartition("/")[0] == parent
+            for t in self.datasets[n].types
+        }
         assert {(r["key"], r["type"]) for r in answer["rows"]} == want
 
     # --- what holds after every step ---------------------------------------------------------
@@ -354,8 +460,9 @@ class CatalogMachine(RuleBasedStateMachine):
                 index = meta.get(f"index_{art_type}")
                 with h5py.File(meta[f"path_{art_type}"], "r") as f:
                     dataset = f[meta[f"dataset_{art_type}"]]
-                    expected = as_tiled_serves(np.asarray(dataset[index] if index is not None else dataset[()]),
-                                               index is not None)  # fmt: skip
+                    expected = as_tiled_serves(
+                        np.asarray(dataset[index] if index is not None else dataset[()]), index is not None
+                    )
                 assert served_array.shape == expected.shape, (path, art_type, served_array.shape, expected.shape)
                 if expected.dtype.names:
                     assert served_array.dtype.names == expected.dtype.names, (path, art_type, served_array.dtype)
@@ -375,10 +482,18 @@ def _machine_test(catalog: str, tmp_path: Path, profile: settings) -> None:
         run_state_machine_as_test(CatalogMachine, settings=profile)
 
 
-SHORT = settings(max_examples=3, stateful_step_count=6, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
-LONG = settings(max_examples=3, stateful_step_count=10, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+SHORT = settings(
+    max_examples=3,
+    stateful_step_count=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+LONG = settings(
+    max_examples=3,
+    stateful_step_count=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -421,18 +536,21 @@ def test_uploaded_arrays_belong_to_their_nodes(backend: str, tmp_path: Path, req
     data, storage = tmp_path / "data", tmp_path / "storage"
     data.mkdir()
     storage.mkdir()
-    spec = DatasetSpec(tmp_path / "m", "x", ["K_1", "K_2"], {"a": ("compound", "array"), "b": ("float32", "scalar")},
-                       batched=False)  # fmt: skip
+    spec = DatasetSpec(
+        tmp_path / "m", "x", ["K_1", "K_2"], {"a": ("compound", "array"), "b": ("float32", "scalar")}, batched=False
+    )
     _write_dataset(spec, data, seed=3)
     with running_server(catalog, data, storage=storage, log=tmp_path / "serve.log") as url:
         for parent in ("p1", "p2"):
-            code, answer = _answer(["register", *spec.manifests, "--base-dir", str(data), "--url", url,
-                                    "--parent", parent, "--upload"])  # fmt: skip
+            code, answer = _answer(
+                ["register", *spec.manifests, "--base-dir", str(data), "--url", url, "--parent", parent, "--upload"]
+            )
             assert code == 0 and answer["created_arrays"] == 4, answer
         served = from_uri(url, api_key="secret")["p1/K_1/a"].read()
         assert served.dtype.names == ("n", "x") and served.shape == (3, 2)
-        code, answer = _answer(["verify", *spec.manifests, "--base-dir", str(data), "--url", url, "--parent", "p1",
-                                "--sample", "100"])  # fmt: skip
+        code, answer = _answer(
+            ["verify", *spec.manifests, "--base-dir", str(data), "--url", url, "--parent", "p1", "--sample", "100"]
+        )
         assert code == 0 and answer["problems"] == [] and answer["uploaded"] == 4, answer
         uploaded = len(_files(storage))
         assert uploaded > 0
@@ -480,9 +598,25 @@ def test_a_server_that_cannot_read_the_files_or_write_is_said_before_any_work(tm
     temporary.mkdir()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([*BROKER, "serve", "--catalog", catalog, "--base-dir", str(data), "--workers", "2",
-                               "--read-only", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, **ENV, "TMPDIR": str(temporary)}, start_new_session=True)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            *BROKER,
+            "serve",
+            "--catalog",
+            catalog,
+            "--base-dir",
+            str(data),
+            "--workers",
+            "2",
+            "--read-only",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **ENV, "TMPDIR": str(temporary)},
+        start_new_session=True,
+    )
     try:
         wait_ready(url, server)
         assert [p.name[:13] for p in temporary.iterdir()] == ["broker-serve-"]

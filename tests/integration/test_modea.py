@@ -52,8 +52,12 @@ def _expected(base: Path, pairs: list[ManifestPair], keep) -> list[tuple]:  # ty
 def test_locate_writes_the_locators_of_the_matching_hamiltonians(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url, base, pairs, _ = served
     out = tmp_path / "loc.parquet"
-    done = subprocess.run([*BROKER, "locate", "J1>0.5", "--url", url, "--parent", "lab", "-o", str(out)],
-                          capture_output=True, text=True, env={**os.environ, "TILED_API_KEY": "secret"})  # fmt: skip
+    done = subprocess.run(
+        [*BROKER, "locate", "J1>0.5", "--url", url, "--parent", "lab", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TILED_API_KEY": "secret"},
+    )
     assert done.returncode == 0, done.stderr
     table = pq.read_table(out)
     got = sorted(zip(*(table[c].to_pylist() for c in ("key", "type", "file", "dataset", "index"))))
@@ -62,8 +66,12 @@ def test_locate_writes_the_locators_of_the_matching_hamiltonians(served, tmp_pat
     assert {"huid", "J1", "J2"} <= set(
         table.column_names
     ) and f"{len({r[0] for r in want})} Hamiltonian(s)" in done.stdout
-    everything = subprocess.run([*BROKER, "locate", "--url", url, "--parent", "lab", "--json"], capture_output=True, text=True,
-                                env={**os.environ, "TILED_API_KEY": "secret"})  # fmt: skip
+    everything = subprocess.run(
+        [*BROKER, "locate", "--url", url, "--parent", "lab", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TILED_API_KEY": "secret"},
+    )
     assert (
         everything.returncode == 0
         and '"artifacts": ' + str(len(_expected(base, pairs, lambda h: True))) in everything.stdout
@@ -97,8 +105,12 @@ def test_queries_parse_or_say_how_to_write_them(served) -> None:  # type: ignore
         with pytest.raises(LocateError):
             parse_query(bad)
     url, _, _, _ = served
-    wrong = subprocess.run([*BROKER, "locate", "J1>>2", "--url", url], capture_output=True, text=True,
-                           env={**os.environ, "TILED_API_KEY": "secret"})  # fmt: skip
+    wrong = subprocess.run(
+        [*BROKER, "locate", "J1>>2", "--url", url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TILED_API_KEY": "secret"},
+    )
     assert wrong.returncode == 2 and "query 'J1>>2'" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
@@ -145,18 +157,35 @@ def test_locate_rows_are_tiled_search_rows(served, monkeypatch: pytest.MonkeyPat
 def test_locate_through_catalog_on_the_command_line(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url, base, pairs, root = served
     out = tmp_path / "loc.parquet"
-    done = subprocess.run([*BROKER, "locate", "J1>0.5", "--catalog", str(root / "c.db"), "--parent", "lab",
-                           "--base-dir", str(base), "-o", str(out)], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            *BROKER,
+            "locate",
+            "J1>0.5",
+            "--catalog",
+            str(root / "c.db"),
+            "--parent",
+            "lab",
+            "--base-dir",
+            str(base),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     table = pq.read_table(out)
     got = sorted(zip(*(table[c].to_pylist() for c in ("key", "type", "file", "dataset", "index"))))
     assert got == _expected(base, pairs, lambda h: h.get("J1") is not None and h["J1"] > 0.5)
     arrays = [a for _, batch in load_batches(table, batch_size=16, workers=1) for a in batch]  # base dir recorded
     assert len(arrays) == table.num_rows
-    both = subprocess.run([*BROKER, "locate", "--catalog", str(root / "c.db"), "--url", url],
-                          capture_output=True, text=True)  # fmt: skip
+    both = subprocess.run(
+        [*BROKER, "locate", "--catalog", str(root / "c.db"), "--url", url], capture_output=True, text=True
+    )
     neither = subprocess.run([*BROKER, "locate"], capture_output=True, text=True)
     assert both.returncode == neither.returncode == 2 and "--catalog" in both.stderr
-    missing = subprocess.run([*BROKER, "locate", "--catalog", str(root / "c.db"), "--parent", "nowhere"],
-                             capture_output=True, text=True)  # fmt: skip
+    missing = subprocess.run(
+        [*BROKER, "locate", "--catalog", str(root / "c.db"), "--parent", "nowhere"], capture_output=True, text=True
+    )
     assert missing.returncode == 1 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr

@@ -30,8 +30,12 @@ def _current(path: Path, seed: int) -> dict[str, np.ndarray]:
     """The NeXus convention of today (NIAC 2014): @default chain from the root, the
     NXdata group names its signal and axes, ``<signal>_errors`` beside the signal."""
     rng = np.random.default_rng(seed)
-    arrays = {"S": rng.random((5, 7), dtype=np.float32), "S_errors": rng.random((5, 7), dtype=np.float32),
-              "Q": np.linspace(0.5, 2.5, 5), "E": np.linspace(-1.0, 5.0, 7)}  # fmt: skip
+    arrays = {
+        "S": rng.random((5, 7), dtype=np.float32),
+        "S_errors": rng.random((5, 7), dtype=np.float32),
+        "Q": np.linspace(0.5, 2.5, 5),
+        "E": np.linspace(-1.0, 5.0, 7),
+    }
     with h5py.File(path, "w") as f:
         f.attrs["NX_class"] = "NXroot"
         f.attrs["default"] = "entry"
@@ -74,8 +78,12 @@ def _legacy(path: Path, seed: int) -> dict[str, np.ndarray]:
     """The older convention Mantid's processed files still write: ``signal=1`` and
     ``axes="Q,E"`` on the dataset, ``errors`` beside it, no @default."""
     rng = np.random.default_rng(100 + seed)
-    arrays = {"counts": rng.integers(0, 1000, (4, 6)).astype(np.int32), "errors": rng.random((4, 6)),
-              "Q": np.linspace(1, 4, 4), "E": np.linspace(0, 10, 6)}  # fmt: skip
+    arrays = {
+        "counts": rng.integers(0, 1000, (4, 6)).astype(np.int32),
+        "errors": rng.random((4, 6)),
+        "Q": np.linspace(1, 4, 4),
+        "E": np.linspace(0, 10, 6),
+    }
     with h5py.File(path, "w") as f:
         entry = f.create_group("run")
         entry.attrs["NX_class"] = b"NXentry"  # fixed-length bytes, as older writers leave them
@@ -164,8 +172,11 @@ def test_synth_nexus_end_to_end_through_the_cli(tmp_path: Path) -> None:
     report = json.loads(shown.stdout)
     assert report["pattern"] == "NeXus" and "values" in report["generator"]
     catalog = str(tmp_path / "c.db")
-    done = subprocess.run([*BROKER, "ingest", str(root / "manifests"), "--base-dir", str(root / "data"),
-                           "--catalog", catalog, "--json"], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [*BROKER, "ingest", str(root / "manifests"), "--base-dir", str(root / "data"), "--catalog", catalog, "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     from tiled.client import from_uri
 

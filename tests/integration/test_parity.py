@@ -50,16 +50,21 @@ def _by_hand(root: Path) -> tuple[Path, list[ManifestPair]]:
         f.create_dataset("be", data=np.arange(9.0).reshape(3, 3).astype(">f8")).attrs["order"] = "big"
         f.create_dataset("psi", data=(np.arange(6) + 1j * np.arange(6)).astype("c16"))
     with h5py.File(base / "packed.h5", "w") as f:
-        f.create_dataset("img", data=np.arange(64 * 32, dtype="u2").reshape(64, 32), chunks=(16, 8),
-                         compression="gzip", shuffle=True).attrs["compression"] = "gzip"  # fmt: skip
+        f.create_dataset(
+            "img", data=np.arange(64 * 32, dtype="u2").reshape(64, 32), chunks=(16, 8), compression="gzip", shuffle=True
+        ).attrs["compression"] = "gzip"
     with h5py.File(base / "batch.h5", "w") as f:
         d = f.create_dataset("spectra", data=np.arange(30, dtype="f4").reshape(3, 10), chunks=(1, 10))
         d.attrs["units"] = "counts"
         d.attrs["clash"] = "from the file"
     manifests = root / "manifests"
     manifests.mkdir()
-    pq.write_table(pa.table({"huid": ["h0", "h1", "h2"], "key": ["H0", "H1", "H2"], "J": [0.5, 1.5, 2.5],
-                             "label": ["a", "b", "c"]}), manifests / "hand_hamiltonians.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {"huid": ["h0", "h1", "h2"], "key": ["H0", "H1", "H2"], "J": [0.5, 1.5, 2.5], "label": ["a", "b", "c"]}
+        ),
+        manifests / "hand_hamiltonians.parquet",
+    )
     rows = [
         ("h0", "sqw", "attrs.h5", "/sqw", None, "from the manifest"),
         ("h0", "be", "endian.h5", "/be", None, None),
@@ -71,10 +76,18 @@ def _by_hand(root: Path) -> tuple[Path, list[ManifestPair]]:
     ]
     columns = list(zip(*rows))
     pq.write_table(
-        pa.table({"huid": columns[0], "type": columns[1], "file": columns[2], "dataset": columns[3],
-                  "index": pa.array(columns[4], pa.int64()), "clash": pa.array(columns[5], pa.string())}),
+        pa.table(
+            {
+                "huid": columns[0],
+                "type": columns[1],
+                "file": columns[2],
+                "dataset": columns[3],
+                "index": pa.array(columns[4], pa.int64()),
+                "clash": pa.array(columns[5], pa.string()),
+            }
+        ),
         manifests / "hand_artifacts.parquet",
-    )  # fmt: skip
+    )
     return base, [ManifestPair(manifests / "hand_hamiltonians.parquet", manifests / "hand_artifacts.parquet")]
 
 
@@ -88,13 +101,18 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Manifest
     root = tmp_path_factory.mktemp("mixed")
     for layout, n in (("spinwave", 3), ("edrixs", 4), ("vdp", 2)):
         synthesize(layout, root, n, seed=5)
-    pairs = [ManifestPair(root / "manifests" / f"{name}_hamiltonians.parquet", root / "manifests" / f"{name}_artifacts.parquet")
-             for name in ("spinwave", "edrixs", "vdp")]  # fmt: skip
+    pairs = [
+        ManifestPair(
+            root / "manifests" / f"{name}_hamiltonians.parquet", root / "manifests" / f"{name}_artifacts.parquet"
+        )
+        for name in ("spinwave", "edrixs", "vdp")
+    ]
     return root / "data", pairs
 
 
-def _both(tmp_path: Path, backend: str, request: pytest.FixtureRequest, base: Path, pairs: list[ManifestPair],
-          parent: str) -> tuple[dict, dict]:  # fmt: skip
+def _both(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest, base: Path, pairs: list[ManifestPair], parent: str
+) -> tuple[dict, dict]:
     """Dumps of Tiled's own registration and of the bulk writer, same manifests."""
     if backend == "sqlite":
         via_tiled, via_bulk = str(tmp_path / "tiled.db"), str(tmp_path / "bulk.db")
@@ -118,8 +136,9 @@ def _assert_equal(a: dict, b: dict) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_attributes_dtypes_and_batches_match_tiled_register(by_hand: tuple[Path, list[ManifestPair]], tmp_path: Path,
-                                                            backend: str, request: pytest.FixtureRequest) -> None:  # fmt: skip
+def test_attributes_dtypes_and_batches_match_tiled_register(
+    by_hand: tuple[Path, list[ManifestPair]], tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     base, pairs = by_hand
     tiled_side, bulk_side = _both(tmp_path, backend, request, base, pairs, "facility")
     _assert_equal(tiled_side, bulk_side)
@@ -141,8 +160,9 @@ def test_attributes_dtypes_and_batches_match_tiled_register(by_hand: tuple[Path,
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_generated_layouts_match_tiled_register(mixed: tuple[Path, list[ManifestPair]], tmp_path: Path, backend: str,
-                                                request: pytest.FixtureRequest) -> None:  # fmt: skip
+def test_generated_layouts_match_tiled_register(
+    mixed: tuple[Path, list[ManifestPair]], tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     base, pairs = mixed
     tiled_side, bulk_side = _both(tmp_path, backend, request, base, pairs, "facility/run1")
     _assert_equal(tiled_side, bulk_side)

@@ -31,8 +31,9 @@ pytestmark = pytest.mark.integration
 
 def _spinwave(root: Path) -> tuple[Path, ManifestPair]:
     synthesize("spinwave", root, 12)
-    return root / "data", ManifestPair(root / "manifests" / "spinwave_hamiltonians.parquet",
-                                       root / "manifests" / "spinwave_artifacts.parquet")  # fmt: skip
+    return root / "data", ManifestPair(
+        root / "manifests" / "spinwave_hamiltonians.parquet", root / "manifests" / "spinwave_artifacts.parquet"
+    )
 
 
 def test_two_server_processes_on_postgresql_register_and_serve(tmp_path: Path, postgres_server: str) -> None:
@@ -44,9 +45,12 @@ def test_two_server_processes_on_postgresql_register_and_serve(tmp_path: Path, p
     ingest([pair], base, bulk, parent="lab")
     broker = str(Path(sys.executable).parent / "broker")
     port = free_port()
-    server = subprocess.Popen([broker, "serve", "--catalog", scaled, "--base-dir", str(base), "--port", str(port),
-                               "--workers", "2"], env={**os.environ, "TILED_API_KEY": "secret"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    server = subprocess.Popen(
+        [broker, "serve", "--catalog", scaled, "--base-dir", str(base), "--port", str(port), "--workers", "2"],
+        env={**os.environ, "TILED_API_KEY": "secret"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, server)

@@ -33,20 +33,42 @@ from manifest_broker.catalog.verify import as_tiled_serves
 pytestmark = pytest.mark.integration
 
 DTYPES = {
-    "bool": np.dtype("?"), "i1": np.dtype("i1"), "i2": np.dtype("<i2"), "i4be": np.dtype(">i4"),
-    "i8": np.dtype("<i8"), "u1": np.dtype("u1"), "u2be": np.dtype(">u2"), "u4": np.dtype("<u4"), "u8": np.dtype("<u8"),
-    "f2": np.dtype("<f2"), "f4be": np.dtype(">f4"), "f8": np.dtype("<f8"), "c8": np.dtype("<c8"),
-    "c16be": np.dtype(">c16"), "S7": np.dtype("S7"), "compound": np.dtype([("a", "<f8"), ("b", ">i4")]),
-    "nested": np.dtype([("p", [("x", "<i2"), ("y", "<f4")]), ("q", "u1")]), "subarray_field": np.dtype([("v", "<f8", (3,))]),
+    "bool": np.dtype("?"),
+    "i1": np.dtype("i1"),
+    "i2": np.dtype("<i2"),
+    "i4be": np.dtype(">i4"),
+    "i8": np.dtype("<i8"),
+    "u1": np.dtype("u1"),
+    "u2be": np.dtype(">u2"),
+    "u4": np.dtype("<u4"),
+    "u8": np.dtype("<u8"),
+    "f2": np.dtype("<f2"),
+    "f4be": np.dtype(">f4"),
+    "f8": np.dtype("<f8"),
+    "c8": np.dtype("<c8"),
+    "c16be": np.dtype(">c16"),
+    "S7": np.dtype("S7"),
+    "compound": np.dtype([("a", "<f8"), ("b", ">i4")]),
+    "nested": np.dtype([("p", [("x", "<i2"), ("y", "<f4")]), ("q", "u1")]),
+    "subarray_field": np.dtype([("v", "<f8", (3,))]),
     "opaque": np.dtype("V4"),
-}  # fmt: skip
-SHAPES = {"scalar": (), "empty": (0,), "empty_rows": (0, 3), "empty_cols": (4, 0), "vector": (5,), "matrix": (4, 3),
-          "cube": (2, 3, 4)}  # fmt: skip
+}
+SHAPES = {
+    "scalar": (),
+    "empty": (0,),
+    "empty_rows": (0, 3),
+    "empty_cols": (4, 0),
+    "vector": (5,),
+    "matrix": (4, 3),
+    "cube": (2, 3, 4),
+}
 # Every dtype in the shape classes that lay out differently (scalar and empty are
 # stacked by Tiled, the rest split along chunks), every shape class in three dtypes
 # (native, big-endian, compound): each pair that can behave differently is there.
-PAIRS = sorted({(d, s) for d in DTYPES for s in ("scalar", "empty_rows", "matrix")}
-               | {(d, s) for d in ("f8", "i4be", "compound") for s in SHAPES})  # fmt: skip
+PAIRS = sorted(
+    {(d, s) for d in DTYPES for s in ("scalar", "empty_rows", "matrix")}
+    | {(d, s) for d in ("f8", "i4be", "compound") for s in SHAPES}
+)
 # name -> (expected rule, or None when accepted)
 REFUSED = {
     "compound_with_string": "dataset_dtype_unsupported",
@@ -81,8 +103,9 @@ def _build(base: Path) -> list[tuple[str, str, str, int | None]]:
         f["compound_with_string"] = np.zeros(3, [("a", "<f8"), ("s", "S5")])
         locators.append(("compound_with_string", "matrix.h5", "/compound_with_string", None))
         f.create_dataset("vlen_str", data=["a", "bb", "ccc"], dtype=h5py.string_dtype())
-        f.create_dataset("vlen_int", data=np.array([np.arange(2), np.arange(3)], dtype=object),
-                         dtype=h5py.vlen_dtype("i4"))  # fmt: skip
+        f.create_dataset(
+            "vlen_int", data=np.array([np.arange(2), np.arange(3)], dtype=object), dtype=h5py.vlen_dtype("i4")
+        )
         locators += [("vlen_str", "matrix.h5", "/vlen_str", None), ("vlen_int", "matrix.h5", "/vlen_int", None)]
     with h5py.File(base / "filters.h5", "w") as f:
         data = _values(np.dtype("<f8"), (40, 6), 9)
@@ -92,12 +115,15 @@ def _build(base: Path) -> list[tuple[str, str, str, int | None]]:
         f.create_dataset("blosc", data=data, chunks=(8, 3), **hdf5plugin.Blosc())
         f.create_dataset("zstd", data=data, chunks=(40, 6), **hdf5plugin.Zstd())
         # A filter no plugin provides, chunks written as if it had encoded them.
-        unknown = f.create_dataset("unknown_filter", shape=(10,), dtype="f8", chunks=(5,), compression=40000,
-                                   allow_unknown_filter=True)  # fmt: skip
+        unknown = f.create_dataset(
+            "unknown_filter", shape=(10,), dtype="f8", chunks=(5,), compression=40000, allow_unknown_filter=True
+        )
         for start in (0, 5):
             unknown.id.write_direct_chunk((start,), np.arange(start, start + 5, dtype="f8").tobytes()[::-1], 0)
-    locators += [(name, "filters.h5", f"/{name}", None) for name in ("gzip", "lzf", "scaleoffset", "blosc", "zstd",
-                                                                      "unknown_filter")]  # fmt: skip
+    locators += [
+        (name, "filters.h5", f"/{name}", None)
+        for name in ("gzip", "lzf", "scaleoffset", "blosc", "zstd", "unknown_filter")
+    ]
     return locators
 
 
@@ -106,9 +132,18 @@ def _manifests(folder: Path, name: str, locators: list[tuple[str, str, str, int 
     pair = ManifestPair(folder / f"{name}_hamiltonians.parquet", folder / f"{name}_artifacts.parquet")
     keys = [f"K_{n}" for n, *_ in locators]
     pq.write_table(pa.table({"huid": keys, "key": keys, "J": np.arange(len(keys), dtype=float)}), pair.hamiltonians)
-    pq.write_table(pa.table({"huid": keys, "type": ["a"] * len(keys), "file": [f for _, f, _, _ in locators],
-                             "dataset": [d for _, _, d, _ in locators],
-                             "index": pa.array([i for *_, i in locators], pa.int64())}), pair.artifacts)  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {
+                "huid": keys,
+                "type": ["a"] * len(keys),
+                "file": [f for _, f, _, _ in locators],
+                "dataset": [d for _, _, d, _ in locators],
+                "index": pa.array([i for *_, i in locators], pa.int64()),
+            }
+        ),
+        pair.artifacts,
+    )
     return pair
 
 

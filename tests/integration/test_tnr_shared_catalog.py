@@ -36,7 +36,7 @@ def _concurrently(root: Path, writers: int, lake: str, *extra: str) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )  # fmt: skip
+        )
         for w in range(writers)
     ]
     outputs = [p.communicate(timeout=600)[0] for p in processes]

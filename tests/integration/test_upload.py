@@ -41,8 +41,12 @@ def _provider(root: Path) -> tuple[Path, Path, dict[tuple[str, str], np.ndarray]
     hams, arts = [], []
     for i in range(3):
         huid = f"run{i}"
-        arrays = {"sqe": rng.random((40, 30)), "energy": np.float64(12.5 + i), "empty": np.zeros((0, 3), np.float32),
-                  "image": rng.integers(0, 2**16, (16, 16), dtype=np.uint16)}  # fmt: skip
+        arrays = {
+            "sqe": rng.random((40, 30)),
+            "energy": np.float64(12.5 + i),
+            "empty": np.zeros((0, 3), np.float32),
+            "image": rng.integers(0, 2**16, (16, 16), dtype=np.uint16),
+        }
         with h5py.File(data / f"{huid}.h5", "w") as f:
             f.create_dataset("sqe", data=arrays["sqe"], chunks=(8, 30), compression="gzip")
             f["energy"] = arrays["energy"]
@@ -63,9 +67,21 @@ def _provider(root: Path) -> tuple[Path, Path, dict[tuple[str, str], np.ndarray]
         arts.append({"huid": huid, "type": "spectra", "file": "batch.h5", "dataset": "/spectra", "index": i})
         expected[(f"H_{huid}", "spectra")] = batch[i]
     pq.write_table(pa.Table.from_pylist(hams), manifests / "up_hamiltonians.parquet")
-    pq.write_table(pa.Table.from_pylist(arts, schema=pa.schema([("huid", pa.string()), ("type", pa.string()),
-                   ("file", pa.string()), ("dataset", pa.string()), ("index", pa.int64())])),
-                   manifests / "up_artifacts.parquet")  # fmt: skip
+    pq.write_table(
+        pa.Table.from_pylist(
+            arts,
+            schema=pa.schema(
+                [
+                    ("huid", pa.string()),
+                    ("type", pa.string()),
+                    ("file", pa.string()),
+                    ("dataset", pa.string()),
+                    ("index", pa.int64()),
+                ]
+            ),
+        ),
+        manifests / "up_artifacts.parquet",
+    )
     return data, manifests, expected
 
 
@@ -98,13 +114,46 @@ def test_uploaded_arrays_equal_the_files_in_many_blocks(tmp_path: Path, upload_s
     ham = from_uri(url, api_key="secret")["blocks"]["H_run0"]
     assert Path(ham.metadata["path_sqe"]) == (data / "run0.h5").resolve() and ham.metadata["T"] == 10.0
     assert any(storage.rglob("*")), "nothing in the server's writable storage"
-    verified = subprocess.run([*BROKER, "verify", str(manifests), "--base-dir", str(data), "--url", url,
-                               "--parent", "blocks", "--sample", "100", "--json"], capture_output=True, text=True, env=ENV)  # fmt: skip
+    verified = subprocess.run(
+        [
+            *BROKER,
+            "verify",
+            str(manifests),
+            "--base-dir",
+            str(data),
+            "--url",
+            url,
+            "--parent",
+            "blocks",
+            "--sample",
+            "100",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     report = json.loads(verified.stdout)
     assert verified.returncode == 0 and report["problems"] == [], verified.stdout
     assert report["arrays_compared"] == len(expected) and report["uploaded"] == len(expected)
-    again = subprocess.run([*BROKER, "register", str(manifests), "--base-dir", str(data), "--url", url, "--parent",
-                            "blocks", "--upload", "--json"], capture_output=True, text=True, env=ENV)  # fmt: skip
+    again = subprocess.run(
+        [
+            *BROKER,
+            "register",
+            str(manifests),
+            "--base-dir",
+            str(data),
+            "--url",
+            url,
+            "--parent",
+            "blocks",
+            "--upload",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     out = json.loads(again.stdout)
     assert again.returncode == 0 and out["created_arrays"] == 0 and out["existing_arrays"] == len(expected)
 
@@ -129,9 +178,13 @@ def test_an_upload_cut_short_is_redone_once(tmp_path: Path, upload_server) -> No
         [DataSource(structure=ArrayStructure.from_array(np.zeros((40, 30))), structure_family=StructureFamily.array)],
         key="sqe",
         metadata={register_module.UPLOAD_MARK: "incomplete"},
-    )  # fmt: skip (no block written)
-    broken = subprocess.run([*BROKER, "verify", str(manifests), "--base-dir", str(data), "--url", url, "--parent", "cut",
-                             "--json"], capture_output=True, text=True, env=ENV)  # fmt: skip
+    )  # no block written
+    broken = subprocess.run(
+        [*BROKER, "verify", str(manifests), "--base-dir", str(data), "--url", url, "--parent", "cut", "--json"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert broken.returncode == 1 and any("cut short" in p for p in json.loads(broken.stdout)["problems"])
     rerun = subprocess.run([*args, "--json"], capture_output=True, text=True, env=ENV)
     assert rerun.returncode == 0, rerun.stderr
@@ -146,8 +199,20 @@ def test_a_register_upload_killed_anywhere_is_finished_by_a_rerun(tmp_path: Path
 
     url, _ = upload_server
     data, manifests, expected = _provider(tmp_path)
-    args = [*BROKER, "register", str(manifests), "--base-dir", str(data), "--url", url, "--parent", "killed", "--upload",
-            "--workers", "2"]  # fmt: skip
+    args = [
+        *BROKER,
+        "register",
+        str(manifests),
+        "--base-dir",
+        str(data),
+        "--url",
+        url,
+        "--parent",
+        "killed",
+        "--upload",
+        "--workers",
+        "2",
+    ]
     process = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     client = from_uri(url, api_key="secret")
@@ -172,8 +237,20 @@ def test_ingest_upload_fills_the_catalogs_own_storage_served_without_the_files(t
     storage is an empty folder serves every array from DIR, equal to the files."""
     data, manifests, expected = _provider(tmp_path)
     catalog, storage = tmp_path / "c.db", tmp_path / "storage"
-    args = [*BROKER, "ingest", str(manifests), "--base-dir", str(data), "--catalog", str(catalog), "--parent", "lab",
-            "--upload", str(storage), "--json"]  # fmt: skip
+    args = [
+        *BROKER,
+        "ingest",
+        str(manifests),
+        "--base-dir",
+        str(data),
+        "--catalog",
+        str(catalog),
+        "--parent",
+        "lab",
+        "--upload",
+        str(storage),
+        "--json",
+    ]
     first = subprocess.run(args, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     out = json.loads(first.stdout)

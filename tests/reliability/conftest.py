@@ -18,8 +18,9 @@ from manifest_broker.catalog.manifests import ManifestPair
 BROKER = [sys.executable, "-m", "manifest_broker.commandline.main"]
 
 
-def batched_dataset(base: Path, manifests: Path, name: str, n: int, *, file: str = "shared.h5",
-                    first: int = 0, rows: int | None = None) -> tuple[Path, Path]:  # fmt: skip
+def batched_dataset(
+    base: Path, manifests: Path, name: str, n: int, *, file: str = "shared.h5", first: int = 0, rows: int | None = None
+) -> tuple[Path, Path]:
     """``n`` Hamiltonians x 2 artifacts (3n nodes), rows ``first .. first+n`` of the
     batched datasets /spectra and /xas in ``file`` (created with ``rows`` rows, default
     ``first + n``, when missing, so several datasets can share it)."""
@@ -36,8 +37,18 @@ def batched_dataset(base: Path, manifests: Path, name: str, n: int, *, file: str
     j1 = np.linspace(0.0, 1.0, n) if n else np.array([])
     pq.write_table(pa.table({"huid": huids, "key": [f"H_{h}" for h in huids], "J1": j1, "J2": j1[::-1].copy()}), ham)
     index = np.arange(first, first + n, dtype="int64")
-    pq.write_table(pa.table({"huid": huids + huids, "type": ["rixs"] * n + ["xas"] * n, "file": [file] * (2 * n),
-                             "dataset": ["/spectra"] * n + ["/xas"] * n, "index": np.concatenate([index, index])}), art)  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {
+                "huid": huids + huids,
+                "type": ["rixs"] * n + ["xas"] * n,
+                "file": [file] * (2 * n),
+                "dataset": ["/spectra"] * n + ["/xas"] * n,
+                "index": np.concatenate([index, index]),
+            }
+        ),
+        art,
+    )
     return ham, art
 
 

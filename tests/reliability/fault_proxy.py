@@ -97,8 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def fault_proxy(upstream: str, share: float, *, seed: int = 0, faults: tuple[str, ...] = FAULTS,
-                delay: float = 0.0) -> Iterator[tuple[str, Counter[str]]]:  # fmt: skip
+def fault_proxy(
+    upstream: str, share: float, *, seed: int = 0, faults: tuple[str, ...] = FAULTS, delay: float = 0.0
+) -> Iterator[tuple[str, Counter[str]]]:
     """Serve the proxy for the block; yields (its URL, live counts of requests and faults).
     ``delay`` seconds are added to every request (a round trip over a network)."""
     proxy = _Proxy(upstream, share, seed, faults, delay)

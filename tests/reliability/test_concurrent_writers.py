@@ -78,9 +78,16 @@ def _tables(uri: str) -> set[str]:
     location = locate(uri)
     eng = engine(location)
     with eng.connect() as conn:
-        names = {r[0] for r in conn.execute(sa.text(
-            "SELECT name FROM sqlite_master WHERE type = 'table'" if location.dialect == "sqlite"
-            else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))}  # fmt: skip
+        names = {
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    if location.dialect == "sqlite"
+                    else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                )
+            )
+        }
     eng.dispose()
     return names
 

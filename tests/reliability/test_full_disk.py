@@ -66,8 +66,17 @@ def test_catalog_filesystem_fills(tmp_path: Path) -> None:
         catalog = small / "catalog.db"
         ingest([warm], base, str(catalog), parent="warm")
         before = dump(str(catalog))
-        done = _run("ingest", str(bulk.hamiltonians), str(bulk.artifacts), "--base-dir", str(base), "--catalog",
-                    str(catalog), "--parent", "bulk")  # fmt: skip
+        done = _run(
+            "ingest",
+            str(bulk.hamiltonians),
+            str(bulk.artifacts),
+            "--base-dir",
+            str(base),
+            "--catalog",
+            str(catalog),
+            "--parent",
+            "bulk",
+        )
         _one_line_error(done, catalog)
         assert "full" in done.stderr and "nothing was written" in done.stderr
         assert dump(str(catalog)) == before
@@ -129,8 +138,16 @@ def test_probe_cache_filesystem_full(tmp_path: Path) -> None:
         _fill(cache / "filler")
         old = sorted(cache.iterdir())
         catalog = tmp_path / "catalog.db"
-        done = _run("ingest", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base), "--catalog", str(catalog),
-                    env={"BROKER_CACHE_DIR": str(cache)})  # fmt: skip
+        done = _run(
+            "ingest",
+            str(pair.hamiltonians),
+            str(pair.artifacts),
+            "--base-dir",
+            str(base),
+            "--catalog",
+            str(catalog),
+            env={"BROKER_CACHE_DIR": str(cache)},
+        )
         assert done.returncode == 0, done.stderr
         assert done.stderr.startswith("warning: probe cache not updated") and str(cache) in done.stderr
         assert "created 50 Hamiltonians" in done.stdout

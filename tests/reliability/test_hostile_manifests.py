@@ -40,9 +40,23 @@ class Case:
 
     def write(self) -> ManifestPair:
         pq.write_table(self.ham_table if self.ham_table is not None else pa.Table.from_pylist(self.ham), self.ham_path)
-        pq.write_table(self.art_table if self.art_table is not None else pa.Table.from_pylist(
-            self.art, schema=pa.schema([("huid", pa.string()), ("type", pa.string()), ("file", pa.string()),
-                                        ("dataset", pa.string()), ("index", pa.int64())])), self.art_path)  # fmt: skip
+        pq.write_table(
+            self.art_table
+            if self.art_table is not None
+            else pa.Table.from_pylist(
+                self.art,
+                schema=pa.schema(
+                    [
+                        ("huid", pa.string()),
+                        ("type", pa.string()),
+                        ("file", pa.string()),
+                        ("dataset", pa.string()),
+                        ("index", pa.int64()),
+                    ]
+                ),
+            ),
+            self.art_path,
+        )
         return ManifestPair(self.ham_path, self.art_path)
 
     def file(self, name: str, **datasets: object) -> str:
@@ -63,10 +77,18 @@ def _good(root: Path) -> None:
     pq.write_table(
         pa.table({"huid": ["h0", "h1", "h2"], "key": ["H0", "H1", "H2"], "J": [0.1, 0.2, 0.3]}), root / "ham.parquet"
     )
-    pq.write_table(pa.table({"huid": ["h0", "h1", "h2"] * 2, "type": ["rixs"] * 3 + ["sqw"] * 3,
-                             "file": ["batch.h5"] * 3 + [f"h{i}.h5" for i in range(3)],
-                             "dataset": ["/spectra"] * 3 + ["/sqw"] * 3,
-                             "index": pa.array([0, 1, 2, None, None, None], pa.int64())}), root / "art.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {
+                "huid": ["h0", "h1", "h2"] * 2,
+                "type": ["rixs"] * 3 + ["sqw"] * 3,
+                "file": ["batch.h5"] * 3 + [f"h{i}.h5" for i in range(3)],
+                "dataset": ["/spectra"] * 3 + ["/sqw"] * 3,
+                "index": pa.array([0, 1, 2, None, None, None], pa.int64()),
+            }
+        ),
+        root / "art.parquet",
+    )
 
 
 def _set(rows: list[dict], i: int, **values: object) -> None:
@@ -296,8 +318,9 @@ def test_there_are_forty_distinct_hostile_cases() -> None:
 
 
 @pytest.mark.parametrize("name, mutate, rule", CASES, ids=[c[0] for c in CASES])
-def test_hostile_manifest_is_refused_with_its_rule(good: tuple[Path, Path, dict], tmp_path: Path, name: str,
-                                                    mutate: Callable[[Case], None], rule: str) -> None:  # fmt: skip
+def test_hostile_manifest_is_refused_with_its_rule(
+    good: tuple[Path, Path, dict], tmp_path: Path, name: str, mutate: Callable[[Case], None], rule: str
+) -> None:
     source, pristine, before = good
     shutil.copytree(source, tmp_path / "case", symlinks=True)
     catalog = tmp_path / "catalog.db"  # a copy each: an accepted case must not change the next one's catalog
@@ -307,8 +330,11 @@ def test_hostile_manifest_is_refused_with_its_rule(good: tuple[Path, Path, dict]
     if name != "a manifest that is not Parquet":
         case.write()
     try:
-        result = runner.invoke(app, ["ingest", str(case.ham_path), str(case.art_path), "--base-dir", str(case.base),
-                                     "--catalog", str(catalog)], env={"COLUMNS": "400"})  # fmt: skip
+        result = runner.invoke(
+            app,
+            ["ingest", str(case.ham_path), str(case.art_path), "--base-dir", str(case.base), "--catalog", str(catalog)],
+            env={"COLUMNS": "400"},
+        )
     finally:
         for path in case.base.iterdir():  # let the temporary directory be removed
             if not path.is_symlink() and not stat.S_ISFIFO(path.lstat().st_mode):

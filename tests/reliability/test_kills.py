@@ -37,8 +37,19 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ManifestPair, 
 
 
 def _command(pair: ManifestPair, base: Path, catalog: str) -> list[str]:
-    return [*BROKER, "ingest", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base),
-            "--catalog", catalog, "--parent", "bulk", "--json"]  # fmt: skip
+    return [
+        *BROKER,
+        "ingest",
+        str(pair.hamiltonians),
+        str(pair.artifacts),
+        "--base-dir",
+        str(base),
+        "--catalog",
+        catalog,
+        "--parent",
+        "bulk",
+        "--json",
+    ]
 
 
 def _writer_lock_held(catalog: str) -> bool:
@@ -85,8 +96,9 @@ def _timed_clean_run(command: list[str]) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_sigkill_anywhere_loses_nothing(data: tuple[Path, ManifestPair, ManifestPair], backend: str, tmp_path: Path,
-                                        request: pytest.FixtureRequest) -> None:  # fmt: skip
+def test_sigkill_anywhere_loses_nothing(
+    data: tuple[Path, ManifestPair, ManifestPair], backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     base, warm, bulk = data
     server = request.getfixturevalue("postgres_server") if backend == "postgresql" else None
 

@@ -66,9 +66,16 @@ def manifests(draw):  # type: ignore[no-untyped-def]
     for ham in hams:
         for t in draw(st.lists(st.sampled_from(sorted(SOURCES)), min_size=1, max_size=4, unique=True)):
             file, dataset, batched = SOURCES[t]
-            arts.append({"huid": ham["huid"], "type": t, "file": file.format(j=draw(st.integers(0, PER_FILE - 1))),
-                         "dataset": dataset, "index": draw(st.integers(0, BATCH_ROWS - 1)) if batched else None,
-                         "note": draw(st.one_of(st.none(), names))})  # fmt: skip
+            arts.append(
+                {
+                    "huid": ham["huid"],
+                    "type": t,
+                    "file": file.format(j=draw(st.integers(0, PER_FILE - 1))),
+                    "dataset": dataset,
+                    "index": draw(st.integers(0, BATCH_ROWS - 1)) if batched else None,
+                    "note": draw(st.one_of(st.none(), names)),
+                }
+            )
     order = draw(st.permutations(range(len(arts))))
     parent = draw(st.lists(names, min_size=0, max_size=3))
     return hams, [arts[i] for i in order], "/".join(parent)
@@ -87,7 +94,7 @@ def _write(folder: Path, hams: list[dict], arts: list[dict]) -> ManifestPair:
                     ("label", pa.string()),
                 ]
             ),
-        ),  # fmt: skip
+        ),
         folder / "p_hamiltonians.parquet",
     )
     pq.write_table(
@@ -103,7 +110,7 @@ def _write(folder: Path, hams: list[dict], arts: list[dict]) -> ManifestPair:
                     ("note", pa.string()),
                 ]
             ),
-        ),  # fmt: skip
+        ),
         folder / "p_artifacts.parquet",
     )
     return ManifestPair(folder / "p_hamiltonians.parquet", folder / "p_artifacts.parquet")

@@ -23,8 +23,9 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ManifestPa
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_no_read_fails_while_60k_nodes_are_ingested(datasets: tuple[Path, ManifestPair, ManifestPair], backend: str,
-                                                     tmp_path: Path, request: pytest.FixtureRequest) -> None:  # fmt: skip
+def test_no_read_fails_while_60k_nodes_are_ingested(
+    datasets: tuple[Path, ManifestPair, ManifestPair], backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     base, warm, bulk = datasets
     catalog = (
         str(tmp_path / "served.db") if backend == "sqlite" else new_database(request.getfixturevalue("postgres_server"))

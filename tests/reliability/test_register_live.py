@@ -46,9 +46,25 @@ def _catalog(backend: str, tmp_path: Path, request: pytest.FixtureRequest, name:
 def _register(
     url: str, base: Path, pair: ManifestPair, *extra: str, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    return subprocess.run([*BROKER, "register", str(pair.hamiltonians), str(pair.artifacts), "--base-dir", str(base),
-                           "--url", url, "--parent", "lab", *extra], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "TILED_API_KEY": "secret", "COLUMNS": "250", **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [
+            *BROKER,
+            "register",
+            str(pair.hamiltonians),
+            str(pair.artifacts),
+            "--base-dir",
+            str(base),
+            "--url",
+            url,
+            "--parent",
+            "lab",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TILED_API_KEY": "secret", "COLUMNS": "250", **(env or {})},
+    )
 
 
 def _bulk(base: Path, pair: ManifestPair, catalog: str) -> dict:
@@ -57,8 +73,9 @@ def _bulk(base: Path, pair: ManifestPair, catalog: str) -> dict:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_retried_through_faults_equals_the_bulk_writer(dataset: tuple[Path, ManifestPair], backend: str, tmp_path: Path,
-                                                       request: pytest.FixtureRequest) -> None:  # fmt: skip
+def test_retried_through_faults_equals_the_bulk_writer(
+    dataset: tuple[Path, ManifestPair], backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     base, pair = dataset
     served, reference = (_catalog(backend, tmp_path, request, n) for n in ("served", "bulk"))
     init_catalog(locate(served))
@@ -84,10 +101,26 @@ def test_interrupted_then_rerun_completes_without_duplicates(
     init_catalog(locate(served))
     with running_server(served, base, log=tmp_path / "serve.log") as url:
         for sig in (signal.SIGINT, signal.SIGKILL):
-            process = subprocess.Popen([*BROKER, "register", str(pair.hamiltonians), str(pair.artifacts), "--base-dir",
-                                        str(base), "--url", url, "--parent", "lab", "--workers", "2"],
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                       env={**os.environ, "TILED_API_KEY": "secret"})  # fmt: skip
+            process = subprocess.Popen(
+                [
+                    *BROKER,
+                    "register",
+                    str(pair.hamiltonians),
+                    str(pair.artifacts),
+                    "--base-dir",
+                    str(base),
+                    "--url",
+                    url,
+                    "--parent",
+                    "lab",
+                    "--workers",
+                    "2",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "TILED_API_KEY": "secret"},
+            )
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # wait until some, not all, Hamiltonians are there
                 answer = httpx.get(

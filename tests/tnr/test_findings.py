@@ -96,11 +96,22 @@ def test_a_stray_file_of_another_run_is_left_out(tmp_path: Path) -> None:
 def test_per_frequency_intervals_are_eis(tmp_path: Path) -> None:
     root = tmp_path / "run"
     (root / "reduced").mkdir(parents=True)
-    intervals = [{"filename": "scan 1.mpt", "frequency_hz": 1000.0, "measurement_index": 0,
-                  "start": "2025-05-01T22:10:00", "end": "2025-05-01T22:10:30", "duration_seconds": 30.0}]  # fmt: skip
+    intervals = [
+        {
+            "filename": "scan 1.mpt",
+            "frequency_hz": 1000.0,
+            "measurement_index": 0,
+            "start": "2025-05-01T22:10:00",
+            "end": "2025-05-01T22:10:30",
+            "duration_seconds": 30.0,
+        }
+    ]
     split = root / "split.json"
-    split.write_text(json.dumps({"source_directory": "/eis", "pattern": "*.mpt", "resolution": "per-frequency",
-                                 "intervals": intervals}))  # fmt: skip
+    split.write_text(
+        json.dumps(
+            {"source_directory": "/eis", "pattern": "*.mpt", "resolution": "per-frequency", "intervals": intervals}
+        )
+    )
     (root / "reduced" / f"r{RUN}_scan_1.mpt.txt").write_text(PLAIN)
     (root / "t.xml").write_text(TEMPLATE)
     package = package_run(split, root / "reduced", root / "t.xml", run_number=RUN)
@@ -157,8 +168,11 @@ def test_package_many_with_two_jobs_leaves_no_process_behind(tmp_path: Path) -> 
         split, reduced, xml = spec_run(tmp_path / "campaign" / f"run{i}", run=RUN + i)
         _options(reduced)
     broker = str(Path(sys.executable).parent / "broker")
-    process = psutil.Popen([broker, "tnr", "package-many", str(tmp_path / "campaign"), "--lake", str(tmp_path / "lake"),
-                            "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    process = psutil.Popen(
+        [broker, "tnr", "package-many", str(tmp_path / "campaign"), "--lake", str(tmp_path / "lake"), "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     seen: set[psutil.Process] = set()
     while process.poll() is None:
         try:
@@ -180,8 +194,17 @@ def test_sql_json_keeps_numbers_numbers(tmp_path: Path) -> None:
     assert (
         runner.invoke(app, ["tnr", "package", str(split), str(reduced), str(xml), "--lake", str(lake)]).exit_code == 0
     )
-    result = runner.invoke(app, ["tnr", "sql", "SELECT sum(n_points) AS points, avg(Q_min) AS q FROM reflectivity",
-                                 "--lake", str(lake), "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "tnr",
+            "sql",
+            "SELECT sum(n_points) AS points, avg(Q_min) AS q FROM reflectivity",
+            "--lake",
+            str(lake),
+            "--json",
+        ],
+    )
     [row] = json.loads(result.stdout)
     # 2 + 3 + 2 + 3 rows in the four files (savetxt and headed, alternately); a sum is a HUGEINT (Decimal) in DuckDB
     assert row == {"points": 10, "q": 0.01}

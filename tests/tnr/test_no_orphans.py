@@ -33,8 +33,11 @@ def _campaign_with_workers(tmp_path: Path) -> tuple[psutil.Popen, set[psutil.Pro
     """A campaign long enough to kill mid-way, started; returns once two worker
     processes are reading (the fork server's children)."""
     synthesize_campaign(tmp_path / "campaign", runs=12, n_slices=120, points=(200, 400), flavour="savetxt")
-    process = psutil.Popen([BROKER, "tnr", "package-many", str(tmp_path / "campaign"), "--lake", str(tmp_path / "lake"),
-                            "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    process = psutil.Popen(
+        [BROKER, "tnr", "package-many", str(tmp_path / "campaign"), "--lake", str(tmp_path / "lake"), "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     seen: set[psutil.Process] = set()
     deadline = time.monotonic() + 60
     while True:

@@ -62,8 +62,9 @@ def test_an_ort_file_that_is_not_orso_is_refused(tmp_path: Path) -> None:
 def test_units_and_conventions_are_checked(tmp_path: Path) -> None:
     text = _example("test_example.ort").decode()
     fwhm = tmp_path / "r1_fwhm.ort"
-    fwhm.write_text(text.replace("{error_of: Qz, error_type: resolution}",
-                                 "{error_of: Qz, error_type: resolution, value_is: FWHM}"))  # fmt: skip
+    fwhm.write_text(
+        text.replace("{error_of: Qz, error_type: resolution}", "{error_of: Qz, error_type: resolution, value_is: FWHM}")
+    )
     nm = tmp_path / "r1_nm.ort"
     nm.write_text(text.replace("unit: 1/angstrom", "unit: 1/nm"))
     frame, warnings = read_reduced_files([fwhm, nm])

@@ -33,8 +33,10 @@ def _package(run: SyntheticRun, **kwargs: object):  # type: ignore[no-untyped-de
 
 
 def _cli(run: SyntheticRun, lake: Path, *extra: str):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, ["tnr", "package", str(run.split_file), str(run.reduced_dir), str(run.template),
-                               "--lake", str(lake), *extra])  # fmt: skip
+    return runner.invoke(
+        app,
+        ["tnr", "package", str(run.split_file), str(run.reduced_dir), str(run.template), "--lake", str(lake), *extra],
+    )
 
 
 def test_files_matched_to_intervals_with_every_field(run: SyntheticRun) -> None:
@@ -60,8 +62,9 @@ def test_files_matched_to_intervals_with_every_field(run: SyntheticRun) -> None:
     assert package.run["tz_offset_hours"][0].as_py() == 4.0
     assert _package(run, tz_offset=2.0).run["tz_offset_hours"][0].as_py() == 2.0
     # the stray whole-run REFL_ file is left out, with the warning the README promises
-    assert package.warnings == [f"REFL_{run.run_number}_combined_data_auto.txt is not a slice file "
-                                f"r{run.run_number}_<interval>.txt: left out"]  # fmt: skip
+    assert package.warnings == [
+        f"REFL_{run.run_number}_combined_data_auto.txt is not a slice file r{run.run_number}_<interval>.txt: left out"
+    ]
     run_row = package.run.to_pylist()[0]
     assert run_row["reduction_template_xml"] == run.template.read_text()
     assert run_row["incident_angle"] == [0.45, 1.2, 3.5] and run_row["norm_dataset"] == ["218380", "218381", "218382"]
@@ -88,8 +91,17 @@ def test_iceberg_tables_idempotent_per_run(run: SyntheticRun, tmp_path: Path) ->
     assert str(table.schema().find_field("interval_start").field_type) == "timestamptz"
     lazy = pl.scan_iceberg(table).filter(pl.col("run_number") == 218390).select("Q", "n_points").collect()
     assert lazy.height == 5 and [len(q) for q in lazy["Q"]] == lazy["n_points"].to_list()
-    query = runner.invoke(app, ["tnr", "sql", "SELECT count(*) AS n FROM reflectivity JOIN runs USING (run_number)",
-                                "--lake", str(lake), "--json"])  # fmt: skip
+    query = runner.invoke(
+        app,
+        [
+            "tnr",
+            "sql",
+            "SELECT count(*) AS n FROM reflectivity JOIN runs USING (run_number)",
+            "--lake",
+            str(lake),
+            "--json",
+        ],
+    )
     assert json.loads(query.stdout) == [{"n": 23}]
     png = tmp_path / "run.png"
     plotted = runner.invoke(app, ["tnr", "plot", "--run", "218389", "-o", str(png), "--lake", str(lake)])
@@ -236,15 +248,28 @@ def test_a_package_process_imports_no_pandas(run: SyntheticRun, tmp_path: Path, 
 
     if entry == "broker":
         call = "from manifest_broker.commandline.main import run as main"
-        argv = ["broker", "tnr", "package", *map(str, (run.split_file, run.reduced_dir, run.template)), "--lake",
-                str(tmp_path / "lake"), "--json"]  # fmt: skip
+        argv = [
+            "broker",
+            "tnr",
+            "package",
+            *map(str, (run.split_file, run.reduced_dir, run.template)),
+            "--lake",
+            str(tmp_path / "lake"),
+            "--json",
+        ]
     else:
         call = "from manifest_broker.commandline._tnr import iceberg_packager as main"
-        argv = ["iceberg-packager", *map(str, (run.split_file, run.reduced_dir, run.template)), "-o",
-                str(tmp_path / "out" / "tnr.parquet")]  # fmt: skip
-    script = (f"import atexit, sys\nsys.argv = {argv!r}\n"
-              "atexit.register(lambda: print('pandas imported:', 'pandas' in sys.modules, file=sys.stderr))\n"
-              f"{call}\nmain()\n")  # fmt: skip
+        argv = [
+            "iceberg-packager",
+            *map(str, (run.split_file, run.reduced_dir, run.template)),
+            "-o",
+            str(tmp_path / "out" / "tnr.parquet"),
+        ]
+    script = (
+        f"import atexit, sys\nsys.argv = {argv!r}\n"
+        "atexit.register(lambda: print('pandas imported:', 'pandas' in sys.modules, file=sys.stderr))\n"
+        f"{call}\nmain()\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "pandas imported: False" in done.stderr, done.stderr

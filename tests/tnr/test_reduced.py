@@ -74,8 +74,11 @@ def test_round_trip(tmp_path_factory: pytest.TempPathFactory, data: np.ndarray, 
     if flavour == 1:
         text = "\n".join(" ".join(f"{v:.18e}" for v in row) for row in data) + "\n"
     else:
-        text = "# Experiment IPTS-1 Run 9\n# Q [1/Angstrom] R dR dQ [FWHM]\n" + "\n".join(
-            "  ".join(f"{v:20.16f}" for v in row) for row in data) + "\n"  # fmt: skip
+        text = (
+            "# Experiment IPTS-1 Run 9\n# Q [1/Angstrom] R dR dQ [FWHM]\n"
+            + "\n".join("  ".join(f"{v:20.16f}" for v in row) for row in data)
+            + "\n"
+        )
     path = _write(folder, "r9_p.txt", text)
     row = read_reduced_files([path])[0].row(0, named=True)
     expected = np.loadtxt(path, ndmin=2)
@@ -87,8 +90,10 @@ def test_round_trip(tmp_path_factory: pytest.TempPathFactory, data: np.ndarray, 
 def test_many_files_keep_order_and_report_the_right_file(tmp_path: Path) -> None:
     """Above the threading threshold files are read in chunks; order and errors stay exact."""
     rng = np.random.default_rng(4)
-    paths = [_write(tmp_path, f"r1_{i:03d}.txt", _reduced_text(5 + i % 7, 1 + i % 2, 1, str(i), "2025-05-02T09:01:00", rng))
-             for i in range(450)]  # fmt: skip
+    paths = [
+        _write(tmp_path, f"r1_{i:03d}.txt", _reduced_text(5 + i % 7, 1 + i % 2, 1, str(i), "2025-05-02T09:01:00", rng))
+        for i in range(450)
+    ]
     frame, _ = read_reduced_files(paths)
     assert frame["filename"].to_list() == [p.name for p in paths]
     assert frame["n_points"].to_list() == [5 + i % 7 for i in range(450)]

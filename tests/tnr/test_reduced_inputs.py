@@ -57,8 +57,10 @@ def test_files_for_the_line_reader_are_one_warning_per_run(tmp_path: Path) -> No
         paths.append(path)
     frame, warnings = read_reduced_files(paths)
     assert frame.height == 450
-    assert warnings == [f"{paths[0]}: rows are neither savetxt rows nor fixed-width columns; read line by line "
-                        "(slower); so were 149 more of these 150 files"]  # fmt: skip
+    assert warnings == [
+        f"{paths[0]}: rows are neither savetxt rows nor fixed-width columns; read line by line "
+        "(slower); so were 149 more of these 150 files"
+    ]
 
 
 def test_five_columns_named_by_the_header_are_taken_by_name(tmp_path: Path) -> None:

@@ -67,8 +67,12 @@ def test_a_symlink_out_of_the_run_is_refused(tmp_path: Path, which: str) -> None
     secret = _outside(tmp_path)
     split, reduced, xml = spec_run(tmp_path / "campaign" / "run")
     _options(reduced)
-    target = {"template": xml, "options": reduced / "reduction_options.json",
-              "sidecar": reduced / f"r{RUN}_eis_reduction.json", "split": split}[which]  # fmt: skip
+    target = {
+        "template": xml,
+        "options": reduced / "reduction_options.json",
+        "sidecar": reduced / f"r{RUN}_eis_reduction.json",
+        "split": split,
+    }[which]
     if which in ("options", "sidecar", "split"):
         secret.write_text(target.read_text())  # a valid file, but from outside
     target.unlink()
@@ -82,11 +86,19 @@ def test_a_fifo_is_never_opened(tmp_path: Path) -> None:
     split, reduced, xml = spec_run(tmp_path / "campaign" / "run")
     os.mkfifo(reduced / "reduction_options.json")
     started = time.monotonic()
-    result = subprocess.run([BROKER, "tnr", "package-many", str(tmp_path / "campaign"), "--lake", str(tmp_path / "lk")],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [BROKER, "tnr", "package-many", str(tmp_path / "campaign"), "--lake", str(tmp_path / "lk")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and "FIFO" in result.stderr + result.stdout, result
-    once = subprocess.run([BROKER, "tnr", "watch", str(tmp_path / "campaign"), "--lake", str(tmp_path / "lk"), "--once"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    once = subprocess.run(
+        [BROKER, "tnr", "watch", str(tmp_path / "campaign"), "--lake", str(tmp_path / "lk"), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert once.returncode == 1 and "FIFO" in once.stderr, once
     assert time.monotonic() - started < 60
 
@@ -122,8 +134,21 @@ def test_q_ranges_are_finite_only_like_r_ranges(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("offset", "code"), [("-12", 0), ("14", 0), ("-12.5", 2), ("14.5", 2), ("100", 2)])
 def test_tz_offset_in_the_range_real_zones_use(tmp_path: Path, offset: str, code: int) -> None:
     split, reduced, xml = spec_run(tmp_path / "run")
-    result = runner.invoke(app, ["tnr", "package", str(split), str(reduced), str(xml), "--lake", str(tmp_path / "lk"),
-                                 "--tz-offset", offset, "--validate-only"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "tnr",
+            "package",
+            str(split),
+            str(reduced),
+            str(xml),
+            "--lake",
+            str(tmp_path / "lk"),
+            "--tz-offset",
+            offset,
+            "--validate-only",
+        ],
+    )
     assert result.exit_code == code, result.output
 
 
@@ -145,8 +170,13 @@ def test_package_many_names_a_run_folder_without_its_sidecar(tmp_path: Path) -> 
 
 def test_a_relative_root_is_made_absolute(tmp_path: Path) -> None:
     spec_run(tmp_path / "campaign" / "run")
-    result = subprocess.run([BROKER, "tnr", "package-many", "campaign", "--lake", "lake", "--json"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [BROKER, "tnr", "package-many", "campaign", "--lake", "lake", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     [run] = json.loads(result.stdout)["runs"]
     assert run["reduced_dir"] == str(tmp_path / "campaign" / "run" / "reduced")
@@ -158,13 +188,26 @@ def test_watch_says_which_run_it_waits_on_and_why_once(tmp_path: Path) -> None:
     data = json.loads(sidecar.read_text())
     data["reduced_files"] = [f"/elsewhere/r{RUN}_not_written_yet.txt"]
     sidecar.write_text(json.dumps(data))
-    once = subprocess.run([BROKER, "tnr", "watch", str(tmp_path / "incoming"), "--lake", str(tmp_path / "lk"), "--once"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    once = subprocess.run(
+        [BROKER, "tnr", "watch", str(tmp_path / "incoming"), "--lake", str(tmp_path / "lk"), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert once.returncode == 1, once
-    assert once.stderr.count(f"waiting: {reduced}: waiting for 1 reduced file(s) its sidecar lists and the folder "
-                             f"lacks (first: r{RUN}_not_written_yet.txt)") == 1, once.stderr  # fmt: skip
-    watcher = subprocess.Popen([BROKER, "tnr", "watch", "incoming", "--lake", str(tmp_path / "lk"), "--poll", "0.05"],
-                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)  # fmt: skip
+    assert (
+        once.stderr.count(
+            f"waiting: {reduced}: waiting for 1 reduced file(s) its sidecar lists and the folder "
+            f"lacks (first: r{RUN}_not_written_yet.txt)"
+        )
+        == 1
+    ), once.stderr
+    watcher = subprocess.Popen(
+        [BROKER, "tnr", "watch", "incoming", "--lake", str(tmp_path / "lk"), "--poll", "0.05"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     assert watcher.stderr is not None
     lines = [watcher.stderr.readline() for _ in range(2)]  # "watching ...", then the first wait
     assert lines[1].startswith("waiting: incoming/run/reduced: waiting for 1 reduced file(s)"), lines
@@ -181,8 +224,11 @@ def test_sigterm_stops_watch_at_once_with_exit_0(tmp_path: Path) -> None:
     (once started: a signal during the start-up imports waits for them)."""
     split, reduced, xml = spec_run(tmp_path / "incoming" / "run")
     (reduced / f"r{RUN}_eis_reduction.json").write_text("{")  # being written: the watcher says it waits
-    watcher = subprocess.Popen([BROKER, "tnr", "watch", str(tmp_path / "incoming"), "--lake", str(tmp_path / "lk"),
-                                "--poll", "5"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    watcher = subprocess.Popen(
+        [BROKER, "tnr", "watch", str(tmp_path / "incoming"), "--lake", str(tmp_path / "lk"), "--poll", "5"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert watcher.stderr is not None
     lines = [watcher.stderr.readline() for _ in range(2)]
     assert "is not whole JSON (yet)" in lines[1], lines
@@ -196,14 +242,38 @@ def test_sigterm_stops_watch_at_once_with_exit_0(tmp_path: Path) -> None:
 def test_the_drop_in_creates_the_output_folder_as_the_reference_does(tmp_path: Path) -> None:
     split, reduced, xml = spec_run(tmp_path / "run")
     out = tmp_path / "output" / "tnr_dataset.parquet"  # the reference's own example; output/ does not exist yet
-    result = subprocess.run([str(Path(sys.executable).parent / "iceberg-packager"), str(split), str(reduced), str(xml),
-                             "-o", str(out), "--lake", str(tmp_path / "lk")], capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "iceberg-packager"),
+            str(split),
+            str(reduced),
+            str(xml),
+            "-o",
+            str(out),
+            "--lake",
+            str(tmp_path / "lk"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert out.is_file() and out.with_name("tnr_dataset_metadata.parquet").is_file()
     (tmp_path / "afile").write_text("")  # a folder cannot be made below a file: refused before any work
-    refused = runner.invoke(app, ["tnr", "package", str(split), str(reduced), str(xml), "-o",
-                                  str(tmp_path / "afile" / "new" / "x.parquet"), "--lake", str(tmp_path / "lk2")])  # fmt: skip
+    refused = runner.invoke(
+        app,
+        [
+            "tnr",
+            "package",
+            str(split),
+            str(reduced),
+            str(xml),
+            "-o",
+            str(tmp_path / "afile" / "new" / "x.parquet"),
+            "--lake",
+            str(tmp_path / "lk2"),
+        ],
+    )
     assert refused.exit_code == 1 and "cannot create its folder" in refused.output, refused.output
     assert not (tmp_path / "lk2").exists()
 
@@ -211,8 +281,20 @@ def test_the_drop_in_creates_the_output_folder_as_the_reference_does(tmp_path: P
 def test_an_output_that_is_a_folder_is_refused_before_any_work(tmp_path: Path) -> None:
     split, reduced, xml = spec_run(tmp_path / "run")
     (tmp_path / "out.parquet").mkdir()
-    result = runner.invoke(app, ["tnr", "package", str(split), str(reduced), str(xml), "-o",
-                                 str(tmp_path / "out.parquet"), "--lake", str(tmp_path / "lk")])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "tnr",
+            "package",
+            str(split),
+            str(reduced),
+            str(xml),
+            "-o",
+            str(tmp_path / "out.parquet"),
+            "--lake",
+            str(tmp_path / "lk"),
+        ],
+    )
     assert result.exit_code == 1 and "is a directory" in result.output and not (tmp_path / "lk").exists()
 
 
@@ -229,6 +311,7 @@ def test_validate_only_without_a_sidecar_is_valid_with_a_warning(tmp_path: Path)
 
 def test_a_lake_whose_folder_does_not_exist_is_an_error(tmp_path: Path) -> None:
     split, reduced, xml = spec_run(tmp_path / "run")
-    result = runner.invoke(app, ["tnr", "package", str(split), str(reduced), str(xml), "--lake",
-                                 str(tmp_path / "nodir" / "lk")])  # fmt: skip
+    result = runner.invoke(
+        app, ["tnr", "package", str(split), str(reduced), str(xml), "--lake", str(tmp_path / "nodir" / "lk")]
+    )
     assert result.exit_code == 1 and "does not exist" in result.output and not (tmp_path / "nodir").exists()

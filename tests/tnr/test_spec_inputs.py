@@ -26,8 +26,10 @@ from manifest_broker.tnr.package import package_run
 
 runner = CliRunner()
 RUN = 218389
-PLAIN = "1.000000000000000021e-02 9.000000000000000222e-01 1.000000000000000021e-02 2.700000000000000060e-04\n" \
-        "2.000000000000000042e-02 -1.000000000000000021e-03 1.000000000000000021e-02 5.400000000000000120e-04\n"  # fmt: skip
+PLAIN = (
+    "1.000000000000000021e-02 9.000000000000000222e-01 1.000000000000000021e-02 2.700000000000000060e-04\n"
+    "2.000000000000000042e-02 -1.000000000000000021e-03 1.000000000000000021e-02 5.400000000000000120e-04\n"
+)
 HEADED = textwrap.dedent("""\
     # Experiment IPTS-34347 Run 218389
     # Reduction 2.1.14
@@ -68,17 +70,46 @@ TEMPLATE = textwrap.dedent("""\
 """)
 # Per-file split with hold slicing: naive local times, fraction omitted when zero.
 INTERVALS = [
-    {"label": "hold_initial_0", "interval_type": "hold", "start": "2025-05-01T22:58:00", "end": "2025-05-01T22:59:00",
-     "duration_seconds": 60.0, "hold_index": 0},
-    {"label": "hold_initial_1", "interval_type": "hold", "start": "2025-05-01T22:59:00", "end": "2025-05-01T22:59:30.5",
-     "duration_seconds": 30.5, "hold_index": 1},
-    {"label": "sequence_1_eis_1", "filename": "sequence_1_eis_1.mpt", "interval_type": "eis",
-     "start": "2025-05-01T22:59:30.5", "end": "2025-05-01T23:10:00", "duration_seconds": 629.5,
-     "n_frequencies": 41, "first_time_s": 0.0, "last_time_s": 629.5},
-    {"label": "Cell 7, OCV scan 04 after", "filename": "Cell 7, OCV scan 04 after rest.mpt", "interval_type": "eis",
-     "start": "2025-05-01T23:10:00", "end": "2025-05-01T23:20:00", "duration_seconds": 600.0, "n_frequencies": 35,
-     "first_time_s": 0.0, "last_time_s": 600.0, "avg_ewe_v": 0.1234},
-]  # fmt: skip
+    {
+        "label": "hold_initial_0",
+        "interval_type": "hold",
+        "start": "2025-05-01T22:58:00",
+        "end": "2025-05-01T22:59:00",
+        "duration_seconds": 60.0,
+        "hold_index": 0,
+    },
+    {
+        "label": "hold_initial_1",
+        "interval_type": "hold",
+        "start": "2025-05-01T22:59:00",
+        "end": "2025-05-01T22:59:30.5",
+        "duration_seconds": 30.5,
+        "hold_index": 1,
+    },
+    {
+        "label": "sequence_1_eis_1",
+        "filename": "sequence_1_eis_1.mpt",
+        "interval_type": "eis",
+        "start": "2025-05-01T22:59:30.5",
+        "end": "2025-05-01T23:10:00",
+        "duration_seconds": 629.5,
+        "n_frequencies": 41,
+        "first_time_s": 0.0,
+        "last_time_s": 629.5,
+    },
+    {
+        "label": "Cell 7, OCV scan 04 after",
+        "filename": "Cell 7, OCV scan 04 after rest.mpt",
+        "interval_type": "eis",
+        "start": "2025-05-01T23:10:00",
+        "end": "2025-05-01T23:20:00",
+        "duration_seconds": 600.0,
+        "n_frequencies": 35,
+        "first_time_s": 0.0,
+        "last_time_s": 600.0,
+        "avg_ewe_v": 0.1234,
+    },
+]
 FILES = ["hold_initial_0", "hold_initial_1", "sequence_1_eis_1", "Cell_7__OCV_scan_04_after"]
 
 
@@ -87,17 +118,35 @@ def spec_run(root: Path, *, sidecar: bool = True, template: str = TEMPLATE, run:
     reduced = root / "reduced"
     reduced.mkdir(parents=True)
     split = root / "expt11-splits-per-file-w-hold.json"
-    split.write_text(json.dumps({
-        "source_directory": "/SNS/REF_L/IPTS-34347/shared/eis/expt11", "pattern": "*C02_?.mpt",
-        "resolution": "per-file", "n_intervals": 4, "hold_interval_seconds": 60, "n_hold_intervals": 2,
-        "n_eis_intervals": 2, "intervals": INTERVALS}, indent=2))  # fmt: skip
+    split.write_text(
+        json.dumps(
+            {
+                "source_directory": "/SNS/REF_L/IPTS-34347/shared/eis/expt11",
+                "pattern": "*C02_?.mpt",
+                "resolution": "per-file",
+                "n_intervals": 4,
+                "hold_interval_seconds": 60,
+                "n_hold_intervals": 2,
+                "n_eis_intervals": 2,
+                "intervals": INTERVALS,
+            },
+            indent=2,
+        )
+    )
     for i, name in enumerate(FILES):
         (reduced / f"r{run}_{name}.txt").write_text(PLAIN if i % 2 == 0 else HEADED)
     if sidecar:
-        (reduced / f"r{run}_eis_reduction.json").write_text(json.dumps({
-            "run_number": run, "duration": 1320.0, "n_intervals": 4,
-            "intervals": [{k: iv[k] for k in ("label", "interval_type", "start", "end")} for iv in INTERVALS],
-            "reduced_files": [f"/SNS/REF_L/IPTS-34347/shared/autoreduce/r{run}_{n}.txt" for n in FILES]}))  # fmt: skip
+        (reduced / f"r{run}_eis_reduction.json").write_text(
+            json.dumps(
+                {
+                    "run_number": run,
+                    "duration": 1320.0,
+                    "n_intervals": 4,
+                    "intervals": [{k: iv[k] for k in ("label", "interval_type", "start", "end")} for iv in INTERVALS],
+                    "reduced_files": [f"/SNS/REF_L/IPTS-34347/shared/autoreduce/r{run}_{n}.txt" for n in FILES],
+                }
+            )
+        )
     (reduced / f"REFL_{run}_combined_data_auto.txt").write_text("0.01 1 0.1 0.001\n")
     xml = root / "REF_L_sample_6_tNR.xml"
     xml.write_text(template)
@@ -219,14 +268,33 @@ def test_per_frequency_split_files_match_by_filename(tmp_path: Path) -> None:
     reduced = root / "reduced"
     reduced.mkdir(parents=True)
     intervals = [
-        {"filename": f"scan {f}.mpt", "frequency_hz": hz, "measurement_index": k, "start": f"2025-05-01T22:{10 * f + k:02d}:00",
-         "end": f"2025-05-01T22:{10 * f + k:02d}:30", "duration_seconds": 30.0, "ewe_v": 0.1, "z_ohm": 12.5,
-         "im_z_ohm": -3.0, "phase_deg": -13.5}
-        for f in (1, 2) for k, hz in enumerate((1000.0, 100.0, 10.0))
-    ]  # fmt: skip
+        {
+            "filename": f"scan {f}.mpt",
+            "frequency_hz": hz,
+            "measurement_index": k,
+            "start": f"2025-05-01T22:{10 * f + k:02d}:00",
+            "end": f"2025-05-01T22:{10 * f + k:02d}:30",
+            "duration_seconds": 30.0,
+            "ewe_v": 0.1,
+            "z_ohm": 12.5,
+            "im_z_ohm": -3.0,
+            "phase_deg": -13.5,
+        }
+        for f in (1, 2)
+        for k, hz in enumerate((1000.0, 100.0, 10.0))
+    ]
     split = root / "per-frequency.json"
-    split.write_text(json.dumps({"source_directory": "/eis", "pattern": "*.mpt", "resolution": "per-frequency",
-                                 "n_intervals": 6, "intervals": intervals}))  # fmt: skip
+    split.write_text(
+        json.dumps(
+            {
+                "source_directory": "/eis",
+                "pattern": "*.mpt",
+                "resolution": "per-frequency",
+                "n_intervals": 6,
+                "intervals": intervals,
+            }
+        )
+    )
     for f in (1, 2):  # the reducer names files after `filename`; the last frequency of each file overwrote the others
         (reduced / f"r{RUN}_scan_{f}.mpt.txt").write_text(PLAIN)
     xml = root / "t.xml"
@@ -334,8 +402,12 @@ write_run(Path(sys.argv[4]), package, between_commits=pause)
 
 
 def _kill_between_commits(split: Path, reduced: Path, xml: Path, lake: Path) -> None:
-    process = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(split), str(reduced), str(xml), str(lake)],
-                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, str(split), str(reduced), str(xml), str(lake)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert process.stdout is not None and process.stdout.readline().strip() == "between commits"
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
@@ -390,8 +462,12 @@ def test_ten_repackagings_keep_the_lake_small(tmp_path: Path) -> None:
 
 def test_read_commands_never_create_a_lake(tmp_path: Path) -> None:
     lake = tmp_path / "nowhere"
-    for args in (["tnr", "sql", "SELECT 1", "--lake", str(lake)], ["tnr", "plot", "--run", "1", "-o", str(tmp_path / "p.png"), "--lake", str(lake)],
-                 ["tnr", "check", "--lake", str(lake)], ["tnr", "maintain", "--lake", str(lake)]):  # fmt: skip
+    for args in (
+        ["tnr", "sql", "SELECT 1", "--lake", str(lake)],
+        ["tnr", "plot", "--run", "1", "-o", str(tmp_path / "p.png"), "--lake", str(lake)],
+        ["tnr", "check", "--lake", str(lake)],
+        ["tnr", "maintain", "--lake", str(lake)],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 1 and "no lake here" in result.output and "Traceback" not in result.output, (
             result.output

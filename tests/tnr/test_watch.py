@@ -54,8 +54,12 @@ def _wait_for(lake: Path, count: int, process: subprocess.Popen, timeout: float 
 
 
 def _watcher(folder: Path, lake: Path) -> subprocess.Popen:
-    return subprocess.Popen([BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--poll", "0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--poll", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_runs_dropped_in_are_packaged_once_across_a_kill_and_a_restart(tmp_path: Path) -> None:
@@ -101,23 +105,35 @@ def test_a_changed_run_is_packaged_again_and_a_bad_one_is_reported_once(tmp_path
     _drop(made[1].root, folder)
     broken = folder / made[1].root.name / made[1].split_file.name
     broken.write_text("{ not json")
-    once = subprocess.run([BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    once = subprocess.run(
+        [BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # --once says that a run it saw was not packaged, by its exit code too (#27)
     assert once.returncode == 1 and once.stdout.count("packaged run") == 1, once.stdout + once.stderr
     assert f"1 run(s) seen but not packaged: {folder / made[1].root.name / 'reduced'}" in once.stderr
     assert [line for line in once.stderr.splitlines() if line.startswith("error:")][0].count("split file") >= 1
     first = scan(lake, "runs").to_pylist()[0]["package_id"]
-    again = subprocess.run([BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"], capture_output=True,
-                           text=True, timeout=120)  # fmt: skip
+    again = subprocess.run(
+        [BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.stdout.count("packaged run") == 0, again.stdout
     # The reducer rewrites a slice: the run is packaged again, replacing its rows.
     reduced = folder / made[0].root.name / "reduced"
     slice_file = next(reduced.glob("r*_hold_*.txt"))
     slice_file.write_text(slice_file.read_text())
     os.utime(slice_file, ns=(time.time_ns(), time.time_ns() + 10**9))
-    third = subprocess.run([BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"], capture_output=True,
-                           text=True, timeout=120)  # fmt: skip
+    third = subprocess.run(
+        [BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert third.stdout.count("packaged run") == 1
     rows = scan(lake, "runs").to_pylist()
     assert len(rows) == 1 and rows[0]["package_id"] != first
@@ -134,7 +150,8 @@ def test_a_sidecar_that_is_a_fifo_is_said_and_never_opened(tmp_path: Path) -> No
     (sidecar,) = reduced.glob("r*_eis_reduction.json")
     sidecar.unlink()
     os.mkfifo(sidecar)
-    once = subprocess.run([BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"], capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    once = subprocess.run(
+        [BROKER, "tnr", "watch", str(folder), "--lake", str(lake), "--once"], capture_output=True, text=True, timeout=60
+    )
     assert once.returncode == 1, once.stdout + once.stderr
     assert "FIFO" in once.stderr and "1 run(s) seen but not packaged" in once.stderr, once.stderr
