@@ -205,7 +205,7 @@ def _scale_fixture(workdir: Path, n: int) -> Path:
 
 
 def _layout_fixture(workdir: Path, layout: str, n: int) -> Path:
-    from manifest_broker.catalog.generate import synthesize
+    from manifest_broker.generators.generate import synthesize
 
     root = workdir / f"{layout}-{n}"
     if not (root / "complete").exists():

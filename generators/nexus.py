@@ -112,7 +112,7 @@ def generate(
         skipped.
     """
     from manifest_broker.boundary import dataset_at, open_hdf5
-    from manifest_broker.catalog.nexus import entries, read_entry, value
+    from manifest_broker.provider.nexus import entries, read_entry, value
 
     root = Path(data_dir)
     ham_rows: list[dict] = []

@@ -10,7 +10,6 @@ twice (a probe reads, a tNR packaging replaces its run's rows).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +20,6 @@ from manifest_broker.errors import BrokerError, redact, redact_in
 if TYPE_CHECKING:
     from distributed import Client
 
-SCHEDULER_VARIABLE = "BROKER_DASK_SCHEDULER"
 # Retries of a task whose worker raised (a lost worker's tasks are moved by the
 # scheduler, within its own `allowed-failures`).
 TASK_RETRIES = 2
@@ -31,11 +29,6 @@ R = TypeVar("R")
 
 class ClusterError(BrokerError, RuntimeError):
     """The Dask scheduler cannot be reached or has no workers."""
-
-
-def scheduler_address(given: str | None) -> str | None:
-    """``--dask ADDRESS``, else ``$BROKER_DASK_SCHEDULER``, else ``None`` (work locally)."""
-    return given or os.environ.get(SCHEDULER_VARIABLE) or None
 
 
 def connect(address: str, *, timeout: float = 10.0) -> Client:
@@ -102,11 +95,6 @@ def _reachable(address: str, timeout: float) -> None:
                     f"{redact(address)}: cannot reach the Dask scheduler ({exc.strerror or exc})", where=redact(address)
                 ) from None
             time.sleep(0.1)
-
-
-def workers(client: Client) -> int:
-    """Threads across the cluster's workers (what the scheduler can run at once)."""
-    return sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
 
 
 def map_unordered(client: Client, function: Callable[[T], R], items: Sequence[T], key: str) -> Iterator[R]:

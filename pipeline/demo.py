@@ -13,7 +13,7 @@ from manifest_broker import render
 
 if TYPE_CHECKING:  # the stages import what they run, so `broker --help` stays light
     from manifest_broker.catalog.contract import ContractReport
-    from manifest_broker.catalog.ingest import IngestRun
+    from manifest_broker.catalog.ingest import Run
     from manifest_broker.catalog.manifests import ManifestPair
 
 # Small enough to finish in seconds, large enough to exercise every layout.
@@ -39,8 +39,8 @@ def run_demo(workdir: Path, n: int) -> int:
 
 
 def _synth_stage(workdir: Path, n: int, summary: list[tuple[str, str, str]]) -> list[ManifestPair]:
-    from manifest_broker.catalog.generate import synthesize
     from manifest_broker.catalog.manifests import ManifestPair
+    from manifest_broker.generators.generate import synthesize
 
     c = render.console
     pairs = []
@@ -77,7 +77,7 @@ def _check_stage(workdir: Path, pairs: list[ManifestPair], summary: list[tuple[s
     return report
 
 
-def _ingest_stage(workdir: Path, pairs: list[ManifestPair], summary: list[tuple[str, str, str]]) -> IngestRun:
+def _ingest_stage(workdir: Path, pairs: list[ManifestPair], summary: list[tuple[str, str, str]]) -> Run:
     from manifest_broker.catalog.ingest import ingest
 
     c = render.console
@@ -105,7 +105,7 @@ def _ingest_stage(workdir: Path, pairs: list[ManifestPair], summary: list[tuple[
     return run
 
 
-def _serve_stage(workdir: Path, run: IngestRun, summary: list[tuple[str, str, str]]) -> bool:
+def _serve_stage(workdir: Path, run: Run, summary: list[tuple[str, str, str]]) -> bool:
     from tiled.client import from_uri
 
     from manifest_broker.catalog.serve import running_server

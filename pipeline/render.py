@@ -252,12 +252,6 @@ def warn(message: str) -> None:
     errors.print(labelled("yellow", "warning", message))
 
 
-def fail(message: str, code: int = 1, where: object = None) -> BrokerError:
-    """The error to raise for ``message``: printed by the one handler
-    (:class:`BrokerGroup`) with exit ``code``."""
-    return BrokerError(message, where=where, exit_code=code)
-
-
 def _usage_line(exc: Any) -> str:
     """A click usage error as one line, naming the command to ask for help."""
     ctx = getattr(exc, "ctx", None)

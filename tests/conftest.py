@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from manifest_broker.catalog.generate import synthesize
 from manifest_broker.catalog.manifests import ManifestPair
+from manifest_broker.generators.generate import synthesize
 from tests.pg import catalog_uri, postgres_server  # noqa: F401  (fixtures, one PostgreSQL server per session)
 
 

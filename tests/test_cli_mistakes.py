@@ -25,12 +25,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from manifest_broker.catalog.generate import synthesize
 from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.serve import free_port, running_server
 from manifest_broker.commandline._tnr import packager
 from manifest_broker.commandline.main import app
+from manifest_broker.generators.generate import synthesize
 from manifest_broker.generators.tnr import synthesize_run
 from manifest_broker.tnr.lake import write_run
 from manifest_broker.tnr.package import package_run

@@ -20,7 +20,7 @@ from manifest_broker.catalog.ingest import ingest
 from manifest_broker.commandline._tnr import app as tnr_app
 from manifest_broker.errors import BrokerError
 from tests.conftest import Dataset
-from tests.tnr.test_spec_inputs import FILES, RUN, spec_run
+from tests.tnr.spec_run import FILES, RUN, spec_run
 
 BROKER = str(Path(sys.executable).parent / "broker")
 BAR = "━"
@@ -105,7 +105,6 @@ def test_tnr_package_answers_in_json(tmp_path: Path) -> None:
 def test_every_project_error_has_one_root() -> None:
     import manifest_broker.catalog.database
     import manifest_broker.catalog.delete
-    import manifest_broker.catalog.generate
     import manifest_broker.catalog.manifests
     import manifest_broker.catalog.modea
     import manifest_broker.catalog.plan
@@ -113,6 +112,7 @@ def test_every_project_error_has_one_root() -> None:
     import manifest_broker.catalog.serve
     import manifest_broker.catalog.verify
     import manifest_broker.catalog.write
+    import manifest_broker.generators.generate
     import manifest_broker.tnr.inputs
     import manifest_broker.tnr.lake
     import manifest_broker.tnr.reduced

@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from manifest_broker.catalog.contract import check_manifests
-from manifest_broker.catalog.generate import GeneratorError, run_generator, synthesize
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.commandline.main import app
 from manifest_broker.generators import LAYOUTS
+from manifest_broker.generators.generate import GeneratorError, run_generator, synthesize
 
 runner = CliRunner()
 FIXTURES = Path(__file__).parent / "fixtures"

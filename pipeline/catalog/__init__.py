@@ -2,9 +2,11 @@
 
 One module per stage a record passes through: ``manifests`` (read) -> ``probe``
 (the HDF5 files) -> ``contract`` (DuckDB rules) -> ``plan`` (nodes as Arrow
-tables) -> ``write`` (bulk, into the catalog database) or ``register`` (through a
-running server) -> ``serve`` -> ``verify``. ``ingest`` chains check, plan and
-write; ``database`` is the one place that reads a catalog database's own state;
-``locks``, ``delete`` and ``modea`` serve live catalogs; ``explore``,
-``generate`` and ``feedback`` face the data provider.
+tables) -> a ``target`` (where the plan goes): ``write`` (bulk, into the catalog
+database), ``register`` (through a running server) or ``app`` (Tiled's app in this
+process, uploading) -> ``serve`` -> ``verify``. ``ingest`` is the one runner that
+chains check, plan and a target; ``upload`` is the leaf every upload path shares;
+``database`` is the one place that reads a catalog database's own state; ``locks``,
+``delete``, ``index`` and ``modea`` serve live catalogs. What faces the data provider
+before a check is in :mod:`manifest_broker.provider`.
 """

@@ -143,3 +143,17 @@ def _status(url: str, key: str | None) -> int | None:
         raise ServerError(f"{redact(url)}: cannot reach the Tiled server ({exc})", where=redact(url)) from exc
     except httpx.TransportError:
         return None
+
+
+def response_status(exc: BaseException) -> int | None:
+    """The HTTP status of the answer an exception of tiled.client or httpx carries
+    (``None`` when there was no answer: a dropped connection...)."""
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why a request failed, with its HTTP status when there was one."""
+    status = response_status(exc)
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"HTTP {status}: {text}" if status and not text.startswith(str(status)) else text

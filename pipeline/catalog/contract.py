@@ -339,7 +339,7 @@ def _card_rules(
 ) -> None:
     """The dataset card's rules, over the card's tables and each Hamiltonian
     manifest's columns with their type families."""
-    from manifest_broker.catalog.card import arrow_family, rule_tables
+    from manifest_broker.provider.card import arrow_family, rule_tables
 
     for name, table in rule_tables(card).items():
         con.register(name, table)
@@ -384,7 +384,7 @@ def check_manifests(
         use_cache: False to open every file again.
         workers: Processes for file probing (default: all cores).
         cluster: A Dask client whose workers probe the files instead.
-        card: A dataset card (:func:`manifest_broker.catalog.card.read`): the rules
+        card: A dataset card (:func:`manifest_broker.provider.card.read`): the rules
             in ``sql/contract/card/`` hold the manifests to it.
         max_array_bytes: Largest logical size of a served array (``dataset_too_large``).
         deep: Read every value once (``dataset_unreadable_chunks``); by default the

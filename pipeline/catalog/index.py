@@ -28,12 +28,17 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from manifest_broker import queries
 from manifest_broker.catalog.database import CatalogError, CatalogLocation, check_schema, engine
+from manifest_broker.catalog.manifests import HAMILTONIAN_COLUMNS, metadata_columns
 from manifest_broker.errors import BrokerError
+
+if TYPE_CHECKING:
+    from manifest_broker.catalog.contract import ContractReport
 
 PREFIX = "broker_ix_"
 LABEL = "broker metadata index: "
@@ -191,3 +196,16 @@ def parameter_keys(columns: Iterable[tuple[str, str]], limit: int = DEFAULT_LIMI
     """
     numeric = [name for name, kind in columns if re.fullmatch(r"u?int\d+|float|double|halffloat|float\d+", kind)]
     return numeric[:limit], max(0, len(numeric) - limit)
+
+
+def index_parameters(location: CatalogLocation, report: ContractReport) -> list[str]:
+    """Index the checked Hamiltonians' numeric parameters (PostgreSQL; run after the
+    write's commit, each index in a transaction of its own, so the write does not hold
+    its lock while they build). Returns the keys that have a broker index now."""
+    columns = {
+        name: str(table.schema.field(name).type)
+        for table in report.hamiltonians.values()
+        for name in metadata_columns(table, HAMILTONIAN_COLUMNS)
+    }
+    keys, _left_out = parameter_keys(columns.items())
+    return [i.key for i in create_indexes(location, keys) if i.key is not None]

@@ -9,8 +9,10 @@ exactly the ones Tiled itself would write.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import polars as pl
@@ -18,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifest_broker import queries
+from manifest_broker.boundary import Identity
 from manifest_broker.catalog.contract import CheckedManifests, Documents
 from manifest_broker.catalog.manifests import LOCATOR_PREFIXES, ROW_COLUMN
 from manifest_broker.catalog.structure import structure_row
@@ -40,6 +43,44 @@ class NodePlan:
     @property
     def nodes(self) -> int:
         return self.hamiltonians.num_rows + self.arrays.num_rows
+
+
+class ArraySources:
+    """Each planned array's data source as Tiled takes it through its client: the
+    provider's HDF5 file registered where it is (externally managed), with the
+    structure and parameters of the plan. Used by every path that registers
+    through a server."""
+
+    def __init__(self, plan: NodePlan) -> None:
+        from tiled.structures.array import ArrayStructure
+
+        self._structures = {
+            sid: ArrayStructure.from_json(json.loads(doc))
+            for sid, doc in zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())
+        }
+        self._assets = {
+            row["path"]: (row["data_uri"], Identity(*(row[c] for c in FILE_IDENTITY)))
+            for row in plan.assets.select(["path", "data_uri", *FILE_IDENTITY]).to_pylist()
+        }
+
+    def identity(self, path: str) -> Identity:
+        """The file ``path`` as the check saw it."""
+        return self._assets[path][1]
+
+    def data_source(self, row: dict[str, Any]) -> Any:
+        """The ``DataSource`` of one row of ``plan.arrays``."""
+        from tiled.structures.core import StructureFamily
+        from tiled.structures.data_source import Asset, DataSource, Management
+
+        data_uri, identity = self._assets[row["path"]]
+        return DataSource(
+            structure_family=StructureFamily.array,
+            structure=self._structures[row["structure_id"]],
+            mimetype=HDF5_MIMETYPE,
+            parameters=json.loads(row["parameters"]),
+            management=Management.external,
+            assets=[Asset(data_uri=data_uri, is_directory=False, parameter="data_uri", size=identity.size)],
+        )
 
 
 def only_new_locators(current: dict, planned: dict) -> bool:

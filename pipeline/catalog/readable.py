@@ -9,7 +9,6 @@ instead of registering nodes that all answer 500.
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -77,28 +76,13 @@ def check_reads_planned(client: Any, plan: Any, base_dir: Path) -> None:
         BrokerError: when the server does not take the probe node at all (a
             read-only server), said as such.
     """
-    from tiled.structures.array import ArrayStructure
     from tiled.structures.core import StructureFamily
-    from tiled.structures.data_source import Asset, DataSource, Management
 
-    from manifest_broker.catalog.plan import HDF5_MIMETYPE
+    from manifest_broker.catalog.plan import ArraySources
 
     if plan.arrays.num_rows == 0:
         return
-    row = plan.arrays.slice(0, 1).to_pylist()[0]
-    structures = dict(zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist()))
-    assets = dict(
-        zip(plan.assets["path"].to_pylist(), zip(plan.assets["data_uri"].to_pylist(), plan.assets["size"].to_pylist()))
-    )
-    data_uri, size = assets[row["path"]]
-    source = DataSource(
-        structure_family=StructureFamily.array,
-        structure=ArrayStructure.from_json(json.loads(structures[row["structure_id"]])),
-        mimetype=HDF5_MIMETYPE,
-        parameters=json.loads(row["parameters"]),
-        management=Management.external,
-        assets=[Asset(data_uri=data_uri, is_directory=False, parameter="data_uri", size=size)],
-    )
+    source = ArraySources(plan).data_source(plan.arrays.slice(0, 1).to_pylist()[0])
     # tiled.client retries the create and the delete through transient faults (5xx,
     # 429, dropped connections), as every request of a registration; a server that
     # refuses to register anything (read-only) is said once its retries are spent.
@@ -125,6 +109,6 @@ def check_reads_planned(client: Any, plan: Any, base_dir: Path) -> None:
     if status >= 500:
         raise UnreadableData(
             f"--base-dir {base_dir}: the server cannot read its files (HTTP {status} reading "
-            f"{row['path']}): " + HINT.format(base_dir=base_dir) + "; nothing was registered",
+            f"{plan.arrays['path'][0]}): " + HINT.format(base_dir=base_dir) + "; nothing was registered",
             where=base_dir,
         )

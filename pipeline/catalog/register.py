@@ -14,35 +14,26 @@ after Ctrl-C or a kill finishes the job without duplicates.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from manifest_broker.boundary import Identity, ProviderFileError, hard_object, open_hdf5, printable, readable_dataset
-from manifest_broker.catalog.contract import MAX_ARRAY_BYTES, ContractReport, check_manifests
-from manifest_broker.catalog.plan import FILE_IDENTITY, HDF5_MIMETYPE, NodePlan, only_new_locators, plan_nodes
+from manifest_broker.catalog.client import failure_reason, response_status
+from manifest_broker.catalog.plan import ArraySources, NodePlan, only_new_locators
+from manifest_broker.catalog.target import Target, WriteResult
+from manifest_broker.catalog.upload import UPLOAD_MARK, check_uploads_accepted, upload_array
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
 
 if TYPE_CHECKING:
     from manifest_broker.catalog.client import Server
-    from manifest_broker.catalog.manifests import ManifestPair
-
-# Metadata key of an array whose upload (--upload) has not finished: set when the
-# node is created, removed once its last block is written. A re-run deletes such an
-# array and uploads it again, so every array ends up uploaded exactly once.
-UPLOAD_MARK = "broker_upload"
-# Largest block sent in one request when uploading (Tiled's client suggests at most
-# 100 MB per request).
-UPLOAD_BLOCK_BYTES = 64 * 2**20
 
 KEY_SCHEMA = pa.schema([("key", pa.string()), ("huid", pa.string()), ("location", pa.string())])
 
@@ -51,41 +42,7 @@ class RegisterError(BrokerError, RuntimeError):
     """The registration cannot start (the parent path is not a container...)."""
 
 
-@dataclass
-class RegisterResult:
-    created_containers: int = 0
-    created_hamiltonians: int = 0
-    created_arrays: int = 0
-    existing_hamiltonians: int = 0
-    existing_arrays: int = 0
-    updated_metadata: int = 0
-    differing_metadata: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (node path, reason)
-    interrupted: bool = False
-    seconds: float = 0.0
-    lowest_concurrency: int = 0  # requests in flight at the server's most overloaded moment
-
-    @property
-    def created_nodes(self) -> int:
-        return self.created_containers + self.created_hamiltonians + self.created_arrays
-
-    @property
-    def skipped(self) -> int:
-        return self.existing_hamiltonians + self.existing_arrays
-
-
-def _status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _reason(exc: BaseException) -> str:
-    status = _status(exc)
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"HTTP {status}: {text}" if status and not text.startswith(str(status)) else text
-
-
-def open_parent(client: Any, parent: str, result: RegisterResult | None = None, *, create: bool = True) -> Any:
+def open_parent(client: Any, parent: str, result: WriteResult | None = None, *, create: bool = True) -> Any:
     """The container at ``parent`` below ``client``, created segment by segment when
     missing (counted in ``result``); None when missing and ``create`` is false.
 
@@ -108,7 +65,7 @@ def open_parent(client: Any, parent: str, result: RegisterResult | None = None, 
             try:
                 node = node.create_container(segment)
             except Exception as exc:
-                if _status(exc) != 409:
+                if response_status(exc) != 409:
                     raise
                 node = node[segment]  # another registration made it meanwhile
             if result is not None:
@@ -195,157 +152,6 @@ class Concurrency:
                     self._changed.notify_all()
 
 
-def _sources(plan: NodePlan) -> tuple[dict, dict]:
-    from tiled.structures.array import ArrayStructure
-
-    structures = {
-        sid: ArrayStructure.from_json(json.loads(doc))
-        for sid, doc in zip(plan.structures["id"].to_pylist(), plan.structures["structure"].to_pylist())
-    }
-    assets = {
-        row["path"]: (row["data_uri"], Identity(*(row[c] for c in FILE_IDENTITY)))
-        for row in plan.assets.select(["path", "data_uri", *FILE_IDENTITY]).to_pylist()
-    }
-    return structures, assets
-
-
-class _Row:
-    """One row of a batched HDF5 dataset as an array-like dask can read block by block
-    (``ds[index][block]`` without reading the whole row or the whole dataset)."""
-
-    def __init__(self, dataset: Any, index: int) -> None:
-        self._dataset, self._index = dataset, index
-        self.shape, self.dtype, self.ndim = dataset.shape[1:], dataset.dtype, dataset.ndim - 1
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._dataset[(self._index, *(key if isinstance(key, tuple) else (key,)))]
-
-
-def upload_array(
-    container: Any, key: str, path: str, parameters: dict, metadata: dict, *, root: Path, expect: Identity | None = None
-) -> Any:
-    """Write one artifact into the server's storage through Tiled's own client.
-
-    The file is opened through the confined reader (:mod:`manifest_broker.boundary`):
-    inside ``root``, a regular file, and the very file the check saw (``expect``);
-    the dataset is reached through links inside the file only and must keep its
-    bytes in that file. It (or its row ``parameters["slice"]``) is read in blocks of
-    at most :data:`UPLOAD_BLOCK_BYTES`, aligned with its HDF5 chunks, and each block
-    goes out as one ``write_block`` request as soon as it is read, so memory stays
-    one block whatever the array's size (Tiled's ``write_array`` gathers every block
-    of a dask array into one result). The node carries :data:`UPLOAD_MARK` until the
-    last block is written and the file is found unchanged; a file changed meanwhile
-    deletes the node and fails the array. A whole scalar or zero-length dataset gets
-    the leading axis of one that Tiled's HDF5 adapter gives it, so the uploaded node
-    is the node Tiled would serve from the file; compound dtypes keep their fields.
-
-    Returns:
-        The new array's client.
-
-    Raises:
-        ProviderFileError: when the file or dataset is refused, or changed while read.
-    """
-    import itertools
-
-    import numpy as np
-    from dask.array.core import normalize_chunks
-    from tiled.structures.array import ArrayStructure, BuiltinDtype, StructDtype
-    from tiled.structures.core import StructureFamily
-    from tiled.structures.data_source import DataSource
-
-    with open_hdf5(path, root, what="file", expect=expect) as handle:
-        dataset = readable_dataset(hard_object(handle, parameters["dataset"]))
-        index = parameters.get("slice")
-        source: Any = dataset if index is None else _Row(dataset, int(index))
-        whole: Any = None
-        if source.shape == () or 0 in source.shape:
-            whole = np.asarray(dataset[()] if index is None else dataset[int(index)])
-            if index is None:  # laid out as Tiled serves the file itself (the same node by either route)
-                from manifest_broker.catalog.verify import as_tiled_serves
-
-                whole = as_tiled_serves(whole, row=False)
-            shape, dtype = whole.shape, whole.dtype
-            chunks = tuple((n,) for n in shape)
-        else:
-            shape, dtype = source.shape, source.dtype
-            previous = dataset.chunks if index is None or dataset.chunks is None else dataset.chunks[1:]
-            chunks = normalize_chunks("auto", shape, limit=UPLOAD_BLOCK_BYTES, dtype=dtype, previous_chunks=previous)
-        if dtype.fields:  # named fields kept, each in native byte order (see _native)
-            dtype = _native(dtype)
-            data_type: Any = StructDtype.from_numpy_dtype(dtype)
-        else:
-            data_type = BuiltinDtype.from_numpy_dtype(dtype)
-        structure = ArrayStructure(shape=tuple(shape), chunks=chunks, dims=None, data_type=data_type)
-        node = container.new(
-            StructureFamily.array,
-            [DataSource(structure=structure, structure_family=StructureFamily.array)],
-            key=key,
-            metadata={**metadata, UPLOAD_MARK: "incomplete"},
-        )
-        if whole is not None:
-            node.write(whole.astype(dtype, copy=False))
-        else:
-            starts = [np.cumsum((0, *sizes[:-1])) for sizes in chunks]
-            for block in itertools.product(*(range(len(sizes)) for sizes in chunks)):
-                where = tuple(
-                    slice(int(starts[axis][i]), int(starts[axis][i]) + chunks[axis][i]) for axis, i in enumerate(block)
-                )
-                node.write_block(np.ascontiguousarray(source[where], dtype=dtype), block=block)
-        if expect is not None and Identity.of(os.fstat(handle.id.get_vfd_handle())) != expect:
-            node.delete(external_only=False)
-            raise ProviderFileError(
-                "changed",
-                f"{printable(path)} changed while it was uploaded; the array was "
-                "removed again: re-run to upload it as it is now",
-                path,
-            )
-    node.replace_metadata(metadata=metadata, drop_revision=True)
-    return node
-
-
-def _native(dtype: Any) -> Any:
-    """A compound dtype with every field in native byte order (Tiled's writable
-    storage mixes up a compound array whose fields are big-endian)."""
-    import numpy as np
-
-    if dtype.names is None:
-        return dtype.newbyteorder("=") if dtype.subdtype is None else np.dtype((_native(dtype.base), dtype.shape))
-    return np.dtype(
-        {
-            "names": list(dtype.names),
-            "formats": [_native(dtype.fields[n][0]) for n in dtype.names],
-            "offsets": [dtype.fields[n][1] for n in dtype.names],
-            "itemsize": dtype.itemsize,
-        }
-    )
-
-
-def check_uploads_accepted(client: Any) -> None:
-    """Before any work: the server takes an uploaded array (it has writable storage).
-    A one-byte array is written at the root and deleted again.
-
-    Raises:
-        RegisterError: when it does not, saying how to start one that does.
-    """
-    import uuid
-
-    import numpy as np
-
-    try:
-        node = client.write_array(np.zeros(1, np.uint8), key=f"broker-upload-check-{uuid.uuid4().hex[:12]}")
-    except Exception as exc:
-        if _status(exc) == 405:
-            raise RegisterError(
-                "--upload: the server has no writable storage, so it cannot keep uploaded arrays; "
-                "start it with `broker serve --storage DIR` (tiled serve ... -w DIR); nothing was "
-                "registered"
-            ) from None
-        raise RegisterError(
-            f"--upload: the server refused a test upload ({_reason(exc)}); nothing was registered"
-        ) from None
-    node.delete(external_only=False)
-
-
 class _Worker:
     """What one Hamiltonian needs: its container (created, or found with the same
     huid) and its missing arrays. One tiled client per thread."""
@@ -364,7 +170,7 @@ class _Worker:
         self._connect = connect
         self._concurrency = concurrency
         self._parent = parent
-        self._structures, self._assets = _sources(plan)
+        self._sources = ArraySources(plan)
         self._local = threading.local()
         self._stop = stop
         self._advance = advance
@@ -377,25 +183,10 @@ class _Worker:
                 self._local.parent = open_parent(root, self._parent, create=False)
         return self._local.parent
 
-    def _array_source(self, row: dict) -> Any:
-        from tiled.structures.core import StructureFamily
-        from tiled.structures.data_source import Asset, DataSource, Management
-
-        data_uri, identity = self._assets[row["path"]]
-        size = identity.size
-        return DataSource(
-            structure_family=StructureFamily.array,
-            structure=self._structures[row["structure_id"]],
-            mimetype=HDF5_MIMETYPE,
-            parameters=json.loads(row["parameters"]),
-            management=Management.external,
-            assets=[Asset(data_uri=data_uri, is_directory=False, parameter="data_uri", size=size)],
-        )
-
-    def __call__(self, ham: _Hamiltonian, exists: bool) -> RegisterResult:
+    def __call__(self, ham: _Hamiltonian, exists: bool) -> WriteResult:
         from tiled.structures.core import StructureFamily
 
-        out = RegisterResult()
+        out = WriteResult()
         if self._stop.is_set():
             out.interrupted = True
             return out
@@ -411,7 +202,7 @@ class _Worker:
                     out.created_hamiltonians += 1
                     self._advance(1)
                 except Exception as exc:
-                    if _status(exc) != 409:
+                    if response_status(exc) != 409:
                         raise
                     exists = True  # made meanwhile, by another registration
             if exists:
@@ -427,11 +218,11 @@ class _Worker:
                     if only_new_locators(current, planned):
                         with self._concurrency.slot():
                             container.update_metadata(metadata=planned)
-                        out.updated_metadata += 1
+                        out.updated_metadata.append(ham.key)
                     else:
                         out.differing_metadata.append(ham.key)
         except Exception as exc:
-            out.failed.append((where, _reason(exc)))
+            out.failed.append((where, failure_reason(exc)))
             self._give_up_if_unreachable(exc)
             return out
         for row in ham.arrays:
@@ -451,22 +242,22 @@ class _Worker:
                             json.loads(row["parameters"]),
                             json.loads(row["metadata"]),
                             root=self._upload,
-                            expect=self._assets[row["path"]][1],
+                            expect=self._sources.identity(row["path"]),
                         )
                     else:
                         container.new(
                             StructureFamily.array,
-                            [self._array_source(row)],
+                            [self._sources.data_source(row)],
                             key=row["key"],
                             metadata=json.loads(row["metadata"]),
                         )
                 out.created_arrays += 1
                 self._advance(1)
             except Exception as exc:
-                if _status(exc) == 409:
+                if response_status(exc) == 409:
                     out.existing_arrays += 1
                 else:
-                    out.failed.append((f"{where}/{row['key']}", _reason(exc)))
+                    out.failed.append((f"{where}/{row['key']}", failure_reason(exc)))
                     self._give_up_if_unreachable(exc)
         return out
 
@@ -500,20 +291,6 @@ class _Worker:
             self._stop.set()
 
 
-def _merge(total: RegisterResult, part: RegisterResult) -> None:
-    for name in (
-        "created_hamiltonians",
-        "created_arrays",
-        "existing_hamiltonians",
-        "existing_arrays",
-        "updated_metadata",
-    ):
-        setattr(total, name, getattr(total, name) + getattr(part, name))
-    total.differing_metadata += part.differing_metadata
-    total.failed += part.failed
-    total.interrupted = total.interrupted or part.interrupted
-
-
 def register_plan(
     connect: Callable[[], Any],
     plan: NodePlan,
@@ -523,7 +300,7 @@ def register_plan(
     existing: ServerState | None = None,
     progress: Progress | None = None,
     upload: Path | None = None,
-) -> RegisterResult:
+) -> WriteResult:
     """Create the plan's nodes through the server, ``workers`` Hamiltonians at a time.
 
     Args:
@@ -542,7 +319,7 @@ def register_plan(
         finish the request they are in, ``interrupted`` is set, and a re-run completes.
     """
     started = time.perf_counter()
-    result = RegisterResult()
+    result = WriteResult()
     root = connect()
     open_parent(root, parent, result)
     state = existing if existing is not None else server_state(root, parent)
@@ -593,7 +370,7 @@ def register_plan(
     merged: set[int] = set()
     try:
         for future in as_completed(futures):
-            _merge(result, future.result())
+            result.add(future.result())
             merged.add(id(future))
     except KeyboardInterrupt:
         stop.set()
@@ -601,7 +378,7 @@ def register_plan(
         pool.shutdown(wait=True, cancel_futures=True)
         for future in futures:
             if id(future) not in merged and future.done() and not future.cancelled():
-                _merge(result, future.result())
+                result.add(future.result())
     finally:
         pool.shutdown(wait=True)
     result.seconds = time.perf_counter() - started
@@ -609,66 +386,85 @@ def register_plan(
     return result
 
 
-@dataclass
-class RegisterRun:
-    """What ``broker register`` did: the check, the plan, and the registration."""
-
-    report: ContractReport
-    plan: NodePlan
-    result: RegisterResult
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def missing(self) -> int:
-        """Planned nodes that are not on the server after this run."""
-        r = self.result
-        return self.plan.nodes - r.created_hamiltonians - r.created_arrays - r.skipped
+def store_parent_metadata(client: Any, parent: str, metadata: dict[str, Any]) -> bool:
+    """Set ``metadata``'s keys in the ``parent`` container's metadata (the dataset
+    card), the previous document kept as a revision; False when it holds them already."""
+    node = open_parent(client, parent, create=False)
+    current = dict(node.metadata)
+    wanted = {**current, **metadata}
+    if wanted == current:
+        return False
+    node.replace_metadata(metadata=wanted)
+    return True
 
 
-def register(
-    pairs: list[ManifestPair],
-    base_dir: Path,
-    server: Server,
-    *,
-    parent: str = "",
-    workers: int = 8,
-    progress: Progress | None = None,
-    upload: bool = False,
-    max_array_bytes: int = MAX_ARRAY_BYTES,
-) -> RegisterRun:
-    """Check the contract against the server's keys, plan, and register through the server.
+class ServerTarget(Target):
+    """A running Tiled server, node by node through ``tiled.client`` (``broker register``).
 
-    Raises:
-        ContractFailed: when the manifests break the contract (nothing is registered).
-        RegisterError: when the parent cannot be used.
+    The keys are listed once from the server; with ``upload`` the server must take an
+    uploaded array before any file is read, and without it the server must read one
+    planned array before any node is made (:mod:`manifest_broker.catalog.readable`).
+    Not one transaction: what fails is counted with its reason, and a re-run adds
+    what is missing, once.
     """
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    client = server.client()
-    if upload:
-        check_uploads_accepted(client)
-    state = server_state(client, parent)
-    report = check_manifests(
-        pairs, base_dir, parent=parent, catalog_keys=state.keys, progress=progress, max_array_bytes=max_array_bytes
-    )
-    timings["check"] = time.perf_counter() - t0
-    if not report.ok:
-        raise report.failure("; nothing was registered")
-    t0 = time.perf_counter()
-    plan = plan_nodes(report.checked())
-    timings["plan"] = time.perf_counter() - t0
-    if not upload:  # the server must read the files it will serve: asked once, before any node is made
-        from manifest_broker.catalog.readable import check_reads_planned
 
-        check_reads_planned(client, plan, base_dir)
-    result = register_plan(
-        server.client,
-        plan,
-        parent=parent,
-        workers=workers,
-        existing=state,
-        progress=progress,
-        upload=Path(base_dir) if upload else None,
-    )
-    timings["register"] = result.seconds
-    return RegisterRun(report, plan, result, timings)
+    def __init__(self, server: Server, *, workers: int = 8, upload: bool = False) -> None:
+        """
+        Args:
+            workers: Most requests in flight (fewer while the server answers 5xx or 429).
+            upload: Write each array's data into the server's writable storage instead
+                of pointing the server at the provider's file.
+        """
+        self.server = server
+        self.workers = workers
+        self.upload = upload
+        self.destination = f"the server at {server.url}"
+        self.nothing = "nothing was registered"
+        self.uploaded_into = "the server's storage" if upload else None
+        self._client: Any = None
+        self._state: ServerState | None = None
+
+    def where(self) -> str | None:
+        return self.server.url
+
+    def _connect(self) -> Any:
+        return self.server.client()
+
+    def existing_keys(self, parent: str) -> pa.Table:
+        self._client = self._connect()
+        if self.upload:
+            check_uploads_accepted(self._client)
+        self._state = server_state(self._client, parent)
+        return self._state.keys
+
+    def accept(self, plan: NodePlan, base_dir: Path) -> None:
+        if not self.upload:  # the server must read the files it will serve: asked once, before any node is made
+            from manifest_broker.catalog.readable import check_reads_planned
+
+            check_reads_planned(self._client, plan, base_dir)
+
+    def write(
+        self,
+        plan: NodePlan | Iterator[NodePlan],
+        *,
+        base_dir: Path,
+        parent: str,
+        parent_metadata: dict[str, Any] | None,
+        progress: Progress | None,
+        notify: Any = None,
+    ) -> WriteResult:
+        assert isinstance(plan, NodePlan), "a server takes the plan whole"
+        started = time.perf_counter()
+        result = register_plan(
+            self._connect,
+            plan,
+            parent=parent,
+            workers=self.workers or 1,
+            existing=self._state,
+            progress=progress,
+            upload=Path(base_dir) if self.upload else None,
+        )
+        if parent_metadata and not result.failed and not result.interrupted:
+            result.parent_metadata_updated = store_parent_metadata(self._connect(), parent, parent_metadata)
+        result.seconds = time.perf_counter() - started
+        return result

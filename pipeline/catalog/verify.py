@@ -15,7 +15,7 @@ from manifest_broker import queries
 from manifest_broker.boundary import ProviderFileError, dataset_at, open_hdf5
 from manifest_broker.catalog.contract import MAX_ARRAY_BYTES, ContractReport
 from manifest_broker.catalog.plan import HDF5_MIMETYPE, NodePlan
-from manifest_broker.catalog.register import UPLOAD_MARK
+from manifest_broker.catalog.upload import UPLOAD_MARK, as_tiled_serves
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
 
@@ -266,15 +266,6 @@ def same_dtype(served: np.dtype, want: np.dtype) -> bool:
     return served.kind == want.kind and served.itemsize == want.itemsize
 
 
-def as_tiled_serves(array: np.ndarray, row: bool) -> np.ndarray:
-    """An h5py read as Tiled's HDF5 adapter serves it: a whole scalar or a whole
-    dataset with a zero-length axis comes stacked (dask), with a leading axis of one
-    and numpy's canonical dtype (native byte order); the values are the same."""
-    if not row and (array.ndim == 0 or 0 in array.shape):
-        return array[np.newaxis].astype(np.result_type(array.dtype))
-    return array
-
-
 def _check_search(node: Any, hamiltonians: dict[str, pa.Table], keys: set[str], out: VerifyReport) -> None:
     """A metadata search (first numeric parameter above its median) finds as many of
     this manifest's Hamiltonians as DuckDB counts in the manifest."""
@@ -322,13 +313,16 @@ def verify_manifests(
         ContractFailed: when the manifests break the contract.
         VerifyError: when ``parent`` is not served.
     """
-    from manifest_broker.catalog.contract import check_manifests
-    from manifest_broker.catalog.plan import plan_nodes
+    from manifest_broker.catalog.ingest import checked_plan
 
-    report = check_manifests(pairs, base_dir, parent=parent, progress=progress, max_array_bytes=max_array_bytes)
-    if not report.ok:
-        raise report.failure("; nothing was verified")
-    plan = plan_nodes(report.checked())
+    report, plan = checked_plan(
+        pairs,
+        base_dir,
+        parent=parent,
+        progress=progress,
+        max_array_bytes=max_array_bytes,
+        nothing="nothing was verified",
+    )
     client = server.client(include_data_sources=True)
     result = verify(
         client, report.hamiltonians, plan, base_dir=base_dir, parent=parent, sample=sample, progress=progress

@@ -14,9 +14,9 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -38,8 +38,12 @@ from manifest_broker.catalog.database import (
 from manifest_broker.catalog.locks import writer_lock
 from manifest_broker.catalog.plan import FILE_IDENTITY, HDF5_MIMETYPE, NodePlan, only_new_locators
 from manifest_broker.catalog.probe import file_identity
+from manifest_broker.catalog.target import Target, WriteResult
 from manifest_broker.errors import BrokerError
 from manifest_broker.progress import Progress
+
+if TYPE_CHECKING:
+    from manifest_broker.catalog.contract import ContractReport
 
 BATCH_ROWS = 50_000  # rows handed to the driver at a time: bounds memory at any size
 # How long the SQLite writer waits for a lock held by someone other than a broker
@@ -51,23 +55,6 @@ TEMPLATE_VERSION = 1
 
 class IngestError(BrokerError, RuntimeError):
     """The catalog was left unchanged; the message says why."""
-
-
-@dataclass
-class IngestResult:
-    created_containers: int = 0
-    created_hamiltonians: int = 0
-    created_arrays: int = 0
-    existing_hamiltonians: int = 0
-    existing_arrays: int = 0
-    updated_metadata: list[str] = field(default_factory=list)
-    differing_metadata: list[str] = field(default_factory=list)
-    parent_metadata_updated: bool = False
-    seconds: float = 0.0
-
-    @property
-    def created_nodes(self) -> int:
-        return self.created_containers + self.created_hamiltonians + self.created_arrays
 
 
 def init_catalog(location: CatalogLocation, *, template_dir: Path | None = None) -> bool:
@@ -360,7 +347,7 @@ def _set_based_closure_and_fulltext(conn: Connection, levels: list[list[int]]) -
             conn.execute(sa.text(queries.load("write/fulltext", dialect)), params)
 
 
-def _ensure_parent(conn: Connection, parent: str, result: IngestResult) -> int:
+def _ensure_parent(conn: Connection, parent: str, result: WriteResult) -> int:
     node = 0
     walked: list[str] = []
     for segment in [s for s in parent.split("/") if s]:
@@ -412,7 +399,7 @@ def write_plan(
     before_commit: Callable[[], None] | None = None,
     progress: Progress | None = None,
     parent_metadata: dict[str, Any] | None = None,
-) -> IngestResult:
+) -> WriteResult:
     """Write the plan's new nodes into the catalog in one transaction.
 
     ``plan`` may also be an iterable of plans (e.g. :func:`~manifest_broker.catalog.plan.plan_chunks`):
@@ -446,9 +433,9 @@ def _write_transaction(
     before_commit: Callable[[], None] | None,
     progress: Progress | None,
     parent_metadata: dict[str, Any] | None = None,
-) -> IngestResult:
+) -> WriteResult:
     started = time.perf_counter()
-    result = IngestResult()
+    result = WriteResult()
     eng = engine(location, busy_timeout=WRITER_BUSY_SECONDS)
     dialect = location.dialect
     try:
@@ -502,7 +489,7 @@ def _write(
     plan: NodePlan,
     parent: str,
     update_metadata: bool,
-    result: IngestResult,
+    result: WriteResult,
     progress: Progress | None = None,
     parent_metadata: dict[str, Any] | None = None,
 ) -> pa.Table | None:
@@ -524,7 +511,7 @@ def _write_chunk(
     plan: NodePlan,
     parent_id: int,
     update_metadata: bool,
-    result: IngestResult,
+    result: WriteResult,
     progress: Progress | None,
 ) -> pa.Table | None:
     """One plan's new rows under an existing parent, in the caller's transaction;
@@ -546,7 +533,7 @@ def _write_chunk(
     return ids.assets.to_arrow()
 
 
-def _update_parent_metadata(conn: Connection, parent_id: int, metadata: dict[str, Any], result: IngestResult) -> None:
+def _update_parent_metadata(conn: Connection, parent_id: int, metadata: dict[str, Any], result: WriteResult) -> None:
     """Set ``metadata``'s keys in the parent container's metadata, keeping the old
     document as a revision (as Tiled's ``update_metadata`` does) when it changes."""
     if parent_id == 0:
@@ -572,7 +559,7 @@ def _update_parent_metadata(conn: Connection, parent_id: int, metadata: dict[str
 
 
 def _keep_existing_hamiltonians(
-    conn: Connection, plan: NodePlan, parent_id: int, update_metadata: bool, result: IngestResult
+    conn: Connection, plan: NodePlan, parent_id: int, update_metadata: bool, result: WriteResult
 ) -> dict[str, int]:
     """Ids of planned Hamiltonians already under the parent with the same huid; a key
     taken by another huid or by a non-container stops the write. Metadata that
@@ -653,7 +640,7 @@ def _refuse_other_files(conn: Connection, plan: NodePlan, parent_id: int, update
 
 
 def _missing_arrays(
-    conn: Connection, arrays: pl.DataFrame, parent_id: int, keep: dict[str, int], result: IngestResult
+    conn: Connection, arrays: pl.DataFrame, parent_id: int, keep: dict[str, int], result: WriteResult
 ) -> pl.DataFrame:
     """The planned arrays not yet under their (kept) Hamiltonian."""
     if not keep or arrays.height == 0:
@@ -810,3 +797,80 @@ def _insert_rows(
         ((d, ids.asset_of_path[p], "data_uri", None) for d, p in zip(ids.data_sources, arrays["path"].to_list())),
     )
     advance(arrays.height)
+
+
+class CatalogTarget(Target):
+    """The catalog database, written straight in one transaction (``broker ingest``).
+
+    The writer lock is taken here, once, from the catalog's initialisation to the
+    commit: a second broker waits, then adds only what the first one left missing.
+    The plan may come chunk by chunk (each chunk planned while the previous one is
+    written), all in the one transaction.
+    """
+
+    chunked = True
+    updates_metadata = True
+
+    def __init__(
+        self, catalog: str, *, update_metadata: bool = False, indexes: bool = True, template_dir: Path | None = None
+    ) -> None:
+        """
+        Args:
+            catalog: A SQLite file, ``sqlite:///...`` or ``postgresql://...`` URL.
+            update_metadata: Replace the metadata of existing Hamiltonians that
+                differs (a revision kept), instead of reporting it.
+            indexes: On PostgreSQL, create (when missing) the metadata indexes of the
+                Hamiltonians' numeric parameters after the write
+                (:mod:`manifest_broker.catalog.index`); SQLite gets none.
+            template_dir: Where an initialised empty catalog is kept to be copied
+                for the next new one (the cache folder).
+        """
+        self.location = locate(catalog)
+        self.destination = f"the catalog {self.location.redacted()}"
+        self.update_metadata = update_metadata
+        self.indexes = indexes
+        self.template_dir = template_dir
+        self._created = False
+
+    def where(self) -> str | None:
+        return self.location.redacted()
+
+    def existing_keys(self, parent: str) -> pa.Table:
+        # A catalog that is not one is said as such here, before any file is probed.
+        from manifest_broker.catalog.database import existing_keys
+
+        return existing_keys(self.location.url, parent)
+
+    def write(
+        self,
+        plan: NodePlan | Iterable[NodePlan],
+        *,
+        base_dir: Path,
+        parent: str,
+        parent_metadata: dict[str, Any] | None,
+        progress: Progress | None,
+        notify: Any = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> WriteResult:
+        del base_dir  # the catalog records where the files are; it reads none of them
+        with writer_lock(self.location, notify=notify):
+            self.initialise()
+            return _write_transaction(
+                self.location, plan, parent, self.update_metadata, before_commit, progress, parent_metadata
+            )
+
+    def initialise(self) -> None:
+        """Create the catalog when it has no tables (:func:`init_catalog`); the
+        caller holds the writer lock."""
+        self._created = init_catalog(self.location, template_dir=self.template_dir) or self._created
+
+    def finish(self, report: ContractReport) -> list[str]:
+        if not self.indexes or self.location.dialect != "postgresql":
+            return []
+        from manifest_broker.catalog.index import index_parameters
+
+        return index_parameters(self.location, report)
+
+    @property
+    def created(self) -> bool:
+        return self._created

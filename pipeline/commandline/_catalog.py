@@ -18,6 +18,8 @@ from manifest_broker.commandline._shared import (
     JsonOption,
     ManifestsArgument,
     MaxArrayOption,
+    NoCacheOption,
+    StoredCardOption,
     catalog_target,
     cluster,
     dataset_card,
@@ -28,6 +30,7 @@ from manifest_broker.commandline._shared import (
     progress_enabled,
     server,
     suffixed,
+    write_and_report,
 )
 from manifest_broker.errors import BrokerError
 
@@ -38,7 +41,7 @@ def check(
     catalog: Annotated[str | None, typer.Option(help="Catalog to check key collisions against.")] = None,
     parent: Annotated[str, typer.Option(help="Catalog path the Hamiltonians would go under.")] = "",
     feedback: Annotated[Path | None, typer.Option(help="Write a message to the data provider here.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
+    no_cache: NoCacheOption = False,
     workers: Annotated[int | None, typer.Option(min=1, help="Processes probing files (default: all cores).")] = None,
     dask: DaskOption = None,
     card: CardOption = None,
@@ -54,8 +57,8 @@ def check(
     """Check manifests against the contract. Writes nothing (but its probe cache); exit 1 on any error."""
     from manifest_broker.catalog.contract import MAX_ARRAY_BYTES, check_manifests
     from manifest_broker.catalog.database import check_catalog, existing_keys
-    from manifest_broker.catalog.feedback import feedback_message
     from manifest_broker.catalog.keys import parent_path
+    from manifest_broker.provider.feedback import feedback_message
 
     if feedback is not None:
         output_file(feedback, "--feedback")
@@ -131,16 +134,9 @@ def ingest(
     update_metadata: Annotated[
         bool, typer.Option("--update-metadata", help="Update Hamiltonians whose metadata differs.")
     ] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Open every file again.")] = False,
+    no_cache: NoCacheOption = False,
     dask: DaskOption = None,
-    card: Annotated[
-        Path | None,
-        typer.Option(
-            "--card",
-            help="A dataset card: held to as in check, and stored as the --parent container's metadata (dataset_card).",
-            show_default=False,
-        ),
-    ] = None,
+    card: StoredCardOption = None,
     upload: Annotated[
         Path | None,
         typer.Option(
@@ -155,84 +151,33 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Bulk-register datasets straight into Tiled's catalog database (one transaction)."""
-    from manifest_broker.catalog.contract import MAX_ARRAY_BYTES
-    from manifest_broker.catalog.ingest import ingest as run_ingest
+    from manifest_broker.cache import default_cache_dir
     from manifest_broker.catalog.keys import parent_path
+    from manifest_broker.catalog.target import Target
+    from manifest_broker.catalog.write import CatalogTarget
 
     given = pairs(manifests)
     input_dir(base_dir, "--base-dir")
     parent = parent_path(parent)
     catalog_target(catalog)
-    if card is not None and not parent.strip("/"):
-        raise BrokerError("--card: the card is stored in the dataset's parent container; give --parent", exit_code=2)
-    card_document = dataset_card(card)
+    template_dir = None if no_cache else default_cache_dir()
+    target: Target
     if upload is not None:
+        from manifest_broker.catalog.app import AppTarget
+
         output_dir(upload, "--upload")
-        if update_metadata:
-            raise BrokerError(
-                "--update-metadata with --upload: uploads keep what the catalog has; update without --upload",
-                exit_code=2,
-            )
-    with cluster(dask) as client, render.stages(progress_enabled()) as progress:
-        run = run_ingest(
-            given,
-            base_dir,
-            catalog,
-            parent=parent,
-            update_metadata=update_metadata,
-            use_cache=not no_cache,
-            notify=render.warn,
-            progress=progress,
-            cluster=client,
-            card=card_document,
-            upload=upload,
-            max_array_bytes=max_array_size or MAX_ARRAY_BYTES,
-        )
-    result = run.result
-    assert result is not None
-    warnings = environment_warnings(run.report.findings)
-    for warning in warnings:
-        render.warn(warning)
-
-    def text() -> None:
-        c = render.console
-        if result.created_nodes == 0 and not result.updated_metadata:
-            c.print(
-                f"nothing to add: all {result.existing_hamiltonians} Hamiltonians and "
-                f"{result.existing_arrays} artifacts are already in the catalog"
-            )
-        else:
-            rate = result.created_nodes / result.seconds if result.seconds else 0.0
-            c.print(
-                f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
-                + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
-                + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
-                + f"; write {result.seconds:.2f}s ({rate:,.0f} nodes/s)"
-                + (f"; the arrays' data uploaded into {upload}" if upload is not None else "")
-            )
-        for key in result.updated_metadata:
-            c.print(f"  updated metadata of {render.escape(key)} (previous version kept as a revision)")
-        if result.parent_metadata_updated:
-            c.print(f"  stored the dataset card in {render.escape(parent.strip('/'))}'s metadata (dataset_card)")
-        if run.indexes:
-            c.print(f"  metadata indexes (broker index list): {render.escape(', '.join(run.indexes))}")
-        pending = [k for k in result.differing_metadata if k not in result.updated_metadata]
-        if pending:
-            c.print(
-                f"[yellow]{len(pending)} Hamiltonian(s) differ from the catalog[/] "
-                f"(e.g. {render.escape(', '.join(pending[:5]))}); re-run with --update-metadata to update them"
-            )
-
-    render.output().emit(
-        {
-            "created_catalog": run.created_catalog,
-            **result.__dict__,
-            "created_nodes": result.created_nodes,
-            "warnings": warnings,
-            "timings": run.seconds,
-            "indexes": run.indexes,
-        },
-        text,
+        target = AppTarget(catalog, upload, update_metadata=update_metadata, template_dir=template_dir)
+    else:
+        target = CatalogTarget(catalog, update_metadata=update_metadata, template_dir=template_dir)
+    write_and_report(
+        given,
+        base_dir,
+        target,
+        parent=parent,
+        card=card,
+        no_cache=no_cache,
+        dask=dask,
+        max_array_size=max_array_size,
     )
 
 

@@ -36,7 +36,7 @@ def synth(
     as_json: JsonOption = False,
 ) -> None:
     """Write a synthetic dataset in one of the guide's layouts and its manifests, or synthetic tNR runs."""
-    from manifest_broker.catalog.generate import synthesize
+    from manifest_broker.generators.generate import synthesize
 
     folder = out_dir.absolute().parent
     if not out_dir.exists() and not folder.is_dir():  # OUT_DIR is made; the folder it goes into must be there
@@ -105,7 +105,7 @@ def generate(
     as_json: JsonOption = False,
 ) -> None:
     """Run a manifest generator written to the guide's interface."""
-    from manifest_broker.catalog.generate import LAYOUTS, run_generator
+    from manifest_broker.generators.generate import LAYOUTS, run_generator
 
     output_dir(out_dir, "OUT_DIR")
     from manifest_broker.boundary import ProviderFileError
@@ -172,8 +172,8 @@ def explore(
     as_json: JsonOption = False,
 ) -> None:
     """The guide's Step 1: count files, show HDF5 trees, compare structures, name the pattern."""
-    from manifest_broker.catalog import card as dataset_card
-    from manifest_broker.catalog.explore import explore as explore_dir
+    from manifest_broker.provider import card as dataset_card
+    from manifest_broker.provider.explore import explore as explore_dir
 
     input_dir(data_dir, "DATA_DIR")
     if card is not None:

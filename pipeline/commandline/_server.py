@@ -12,9 +12,12 @@ import typer
 from manifest_broker import render
 from manifest_broker.commandline._shared import (
     BaseDirOption,
+    DaskOption,
     JsonOption,
     ManifestsArgument,
     MaxArrayOption,
+    NoCacheOption,
+    StoredCardOption,
     UrlOption,
     input_dir,
     output_dir,
@@ -23,6 +26,7 @@ from manifest_broker.commandline._shared import (
     progress_enabled,
     server,
     suffixed,
+    write_and_report,
 )
 from manifest_broker.errors import BrokerError
 
@@ -122,6 +126,9 @@ def register(
             "cut-short run left unfinished, once.",
         ),
     ] = False,
+    card: StoredCardOption = None,
+    no_cache: NoCacheOption = False,
+    dask: DaskOption = None,
     max_array_size: MaxArrayOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -129,61 +136,23 @@ def register(
 
     The contract is checked first, against the keys the server already has. Existing Hamiltonians (same huid) are kept and their missing artifacts added; transient server errors are retried by tiled.client. Exit 1 if any node was not registered (a re-run finishes the job). With --upload the arrays' data go into the server's own storage (the metadata keeps the Mode A locators of the original files).
     """
-    from manifest_broker.catalog.contract import MAX_ARRAY_BYTES
     from manifest_broker.catalog.keys import parent_path
-    from manifest_broker.catalog.register import register as run_register
+    from manifest_broker.catalog.register import ServerTarget
 
     given = pairs(manifests)
     input_dir(base_dir, "--base-dir")
     parent = parent_path(parent)
-    target = server(url)
-    with render.stages(progress_enabled()) as progress:
-        run = run_register(
-            given,
-            base_dir,
-            target,
-            parent=parent,
-            workers=workers,
-            progress=progress,
-            upload=upload,
-            max_array_bytes=max_array_size or MAX_ARRAY_BYTES,
-        )
-    result = run.result
-    answer = {**result.__dict__, "created_nodes": result.created_nodes, "missing": run.missing, "timings": run.seconds}
-    if result.failed or result.interrupted:
-        raise BrokerError(
-            f"{len(result.failed)} node(s) failed"
-            + (" and the run was interrupted" if result.interrupted else "")
-            + f"; {run.missing} of {run.plan.nodes} planned node(s) are not on the server: re-run to finish",
-            where=url,
-            details=answer,
-            exit_code=130 if result.interrupted else 1,  # Ctrl-C: 130, as promised
-        )
-
-    def text() -> None:
-        c = render.console
-        rate = result.created_nodes / result.seconds if result.seconds else 0.0
-        c.print(
-            f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
-            + (" (data uploaded into the server's storage)" if upload and result.created_arrays else "")
-            + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
-            + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
-            + f"; {result.seconds:.1f}s ({rate:,.0f} nodes/s, {workers} workers)"
-        )
-        if result.lowest_concurrency < workers:
-            c.print(
-                f"  the server was overloaded (5xx or 429 answers): requests in flight lowered to "
-                f"{result.lowest_concurrency} of {workers} at worst, and raised again as it recovered"
-            )
-        if result.updated_metadata:
-            c.print(f"  extended the Mode A locators of {result.updated_metadata} existing Hamiltonian(s)")
-        if result.differing_metadata:
-            c.print(
-                f"[yellow]{len(result.differing_metadata)} Hamiltonian(s) differ from the server[/] "
-                f"(e.g. {render.escape(', '.join(result.differing_metadata[:5]))}); they were left as they are"
-            )
-
-    render.output().emit(answer, text)
+    target = ServerTarget(server(url), workers=workers, upload=upload)
+    write_and_report(
+        given,
+        base_dir,
+        target,
+        parent=parent,
+        card=card,
+        no_cache=no_cache,
+        dask=dask,
+        max_array_size=max_array_size,
+    )
 
 
 def verify(

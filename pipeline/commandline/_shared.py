@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from manifest_broker.catalog.client import Server
     from manifest_broker.catalog.manifests import ManifestPair
+    from manifest_broker.catalog.target import Target
 
 JsonOption = Annotated[
     bool, typer.Option("--json", callback=render.use_json, help="Print one JSON document (errors too) instead of text.")
@@ -52,6 +53,16 @@ CardOption = Annotated[
         show_default=False,
     ),
 ]
+
+StoredCardOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--card",
+        help="A dataset card: held to as in check, and stored as the --parent container's metadata (dataset_card).",
+        show_default=False,
+    ),
+]
+NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Open every file again.")]
 
 
 def _byte_size(text: str | None) -> int | None:
@@ -238,6 +249,117 @@ def dataset_card(path: Path | None) -> dict[str, Any] | None:
     """The dataset card given with ``--card``, read and validated before any work."""
     if path is None:
         return None
-    from manifest_broker.catalog.card import read
+    from manifest_broker.provider.card import read
 
     return read(path)
+
+
+def write_and_report(
+    given: list[ManifestPair],
+    base_dir: Path,
+    target: Target,
+    *,
+    parent: str,
+    card: Path | None = None,
+    no_cache: bool = False,
+    dask: str | None = None,
+    max_array_size: int | None = None,
+) -> None:
+    """Run the catalog runner (:func:`manifest_broker.catalog.ingest.ingest`) into
+    ``target`` and say what it did: one sentence for every destination, one JSON
+    answer (the :class:`~manifest_broker.catalog.target.WriteResult` fields, with
+    ``created_nodes``, ``missing``, ``created_catalog``, ``indexes``, ``warnings``
+    and ``timings``).
+
+    Raises:
+        BrokerError: when nodes are missing at the end (exit 1; 130 after Ctrl-C),
+            with the answer as its details: a re-run finishes the job.
+    """
+    import pyarrow.compute as pc
+
+    from manifest_broker.catalog.contract import MAX_ARRAY_BYTES
+    from manifest_broker.catalog.ingest import ingest
+
+    card_document = dataset_card(card)
+    with cluster(dask) as client, render.stages(progress_enabled()) as progress:
+        run = ingest(
+            given,
+            base_dir,
+            target,
+            parent=parent,
+            use_cache=not no_cache,
+            notify=render.warn,
+            progress=progress,
+            cluster=client,
+            card=card_document,
+            max_array_bytes=max_array_size or MAX_ARRAY_BYTES,
+        )
+    result = run.result
+    findings = run.report.findings
+    warnings = findings.filter(pc.equal(findings["rule"], "probe_cache_unwritten"))["message"].to_pylist()
+    for warning in warnings:
+        render.warn(warning)
+    answer = {
+        "created_catalog": run.created_catalog,
+        **result.__dict__,
+        "created_nodes": result.created_nodes,
+        "missing": run.missing,
+        "warnings": warnings,
+        "timings": run.seconds,
+        "indexes": run.indexes,
+    }
+    if result.failed or result.interrupted:
+        first = f" (first: {result.failed[0][0]}: {result.failed[0][1]})" if result.failed else ""
+        raise BrokerError(
+            f"{len(result.failed)} node(s) failed{first}"
+            + (" and the run was interrupted" if result.interrupted else "")
+            + f"; {run.missing} of {run.planned_nodes} planned node(s) are not in {target.destination}: re-run to "
+            "finish (what was written is complete)",
+            where=target.where(),
+            details=answer,
+            exit_code=130 if result.interrupted else 1,  # Ctrl-C: 130, as promised
+        )
+
+    def text() -> None:
+        c = render.console
+        if result.created_nodes == 0 and not result.updated_metadata and not result.parent_metadata_updated:
+            c.print(
+                f"nothing to add: {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} "
+                f"artifacts were already there, in {render.escape(target.destination)}"
+            )
+        else:
+            rate = result.created_nodes / result.seconds if result.seconds else 0.0
+            c.print(
+                f"created {result.created_hamiltonians} Hamiltonians and {result.created_arrays} artifacts"
+                + (f" (data uploaded into {target.uploaded_into})" if target.uploaded_into else "")
+                + (f" (+{result.created_containers} parent containers)" if result.created_containers else "")
+                + f"; {result.existing_hamiltonians} Hamiltonians and {result.existing_arrays} artifacts were already there"
+                + f"; write {result.seconds:.2f}s ({rate:,.0f} nodes/s"
+                + (f", {target.workers} workers)" if target.workers else ")")
+            )
+        if target.workers and 0 < result.lowest_concurrency < target.workers:
+            c.print(
+                f"  the server was overloaded (5xx or 429 answers): requests in flight lowered to "
+                f"{result.lowest_concurrency} of {target.workers} at worst, and raised again as it recovered"
+            )
+        for key in result.updated_metadata[:20]:
+            c.print(f"  updated metadata of {render.escape(key)} (previous version kept as a revision)")
+        if len(result.updated_metadata) > 20:
+            c.print(f"  ... and {len(result.updated_metadata) - 20} more")
+        if result.parent_metadata_updated:
+            c.print(f"  stored the dataset card in {render.escape(parent.strip('/'))}'s metadata (dataset_card)")
+        if run.indexes:
+            c.print(f"  metadata indexes (broker index list): {render.escape(', '.join(run.indexes))}")
+        pending = [k for k in result.differing_metadata if k not in result.updated_metadata]
+        if pending:
+            c.print(
+                f"[yellow]{len(pending)} Hamiltonian(s) differ from {render.escape(target.destination)}[/] "
+                f"(e.g. {render.escape(', '.join(pending[:5]))}); "
+                + (
+                    "re-run with --update-metadata to update them"
+                    if target.updates_metadata
+                    else "they were left as they are"
+                )
+            )
+
+    render.output().emit(answer, text)

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,11 +25,51 @@ from manifest_broker.errors import BrokerError
 
 if TYPE_CHECKING:
     from manifest_broker.tnr.lake import Lake
+    from manifest_broker.tnr.run import PackageOptions
+
+
+class _LakeGroup(render.BrokerGroup):
+    """The ``tnr`` group: its lake options (:data:`LAKE_OPTIONS`) belong to the group,
+    and may also be written after the command (``broker tnr package ... --lake L``),
+    where they are taken as the group's."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoisted(args))
+
+
+LAKE_OPTIONS = ("--lake", "--warehouse", "--namespace")
+LAKE_EPILOG = (
+    "Lake options (--lake, --warehouse, --namespace): see `broker tnr --help`; they may also follow the command."
+)
+
+
+def _hoisted(args: list[str]) -> list[str]:
+    """``args`` with the lake options (and their values) that follow the command
+    moved in front of it; nothing after ``--`` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        token = args[index]
+        if token == "--":
+            rest.extend(args[index:])
+            break
+        if token in LAKE_OPTIONS and index + 1 < len(args):
+            front.extend(args[index : index + 2])
+            index += 2
+            continue
+        if token.split("=", 1)[0] in LAKE_OPTIONS and "=" in token:
+            front.append(token)
+        else:
+            rest.append(token)
+        index += 1
+    return front + rest
+
 
 app = typer.Typer(
     help="Package time-resolved neutron reflectometry runs into Iceberg tables.",
     no_args_is_help=True,
-    cls=render.BrokerGroup,
+    cls=_LakeGroup,
 )
 
 LakeOption = Annotated[
@@ -65,6 +106,30 @@ InputsRootOption = Annotated[
     ),
 ]
 RunNumberOption = Annotated[int | None, typer.Option("--run-number", help="Needed when the sidecar is missing.")]
+
+
+@dataclass(frozen=True)
+class LakeChoice:
+    """The lake options of the ``tnr`` group, for its commands."""
+
+    lake: str
+    warehouse: str | None
+    namespace: str
+
+    def location(self) -> Lake:
+        """The lake, checked (:func:`_lake`)."""
+        return _lake(self.lake, self.warehouse)
+
+
+@app.callback()
+def _lake_options(
+    ctx: typer.Context,
+    lake: LakeOption = "lakehouse",
+    warehouse: WarehouseOption = None,
+    namespace: NamespaceOption = "tnr",
+) -> None:
+    """Package time-resolved neutron reflectometry runs into Iceberg tables."""
+    ctx.obj = LakeChoice(lake, warehouse, namespace)
 
 
 @contextmanager
@@ -131,122 +196,46 @@ def _creatable(path: Path, option: str) -> None:
         )
 
 
-def _run_number_to_validate(reduced_dir: Path, warnings: list[str]) -> int | None:
-    """For --validate-only without a sidecar: the one run number the reduced files'
-    names carry (``r<run>_*.txt``), said in a warning; None when there is a sidecar
-    or the names do not agree (the usual error then says what is missing)."""
-    import re
+def _package(options: PackageOptions, location: Lake) -> None:
+    """``tnr package`` and ``iceberg-packager``: the options checked before any work,
+    the run packaged (:func:`manifest_broker.tnr.run.package_one_run`), the answer said."""
+    from manifest_broker.tnr.run import package_one_run
+    from manifest_broker.tnr.spec_files import spec_paths
 
-    from manifest_broker.tnr.inputs import RunInputError, find_sidecar
-
-    try:
-        if find_sidecar(reduced_dir) is not None:
-            return None
-    except RunInputError:
-        return None
-    numbers = {m.group(1) for p in reduced_dir.iterdir() if (m := re.match(r"^r(\d+)_.+\.txt$", p.name))}
-    if len(numbers) != 1:
-        return None
-    number = int(numbers.pop())
-    warnings.append(
-        f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; validated as run {number} (the reduced "
-        "files' names); packaging it needs the sidecar or --run-number"
-    )
-    return number
-
-
-def run_package(
-    split_file: Path,
-    reduced_dir: Path,
-    template_file: Path,
-    output: Path | None,
-    validate_only: bool,
-    lake: str,
-    warehouse: str | None,
-    namespace: str,
-    tz_offset: float | None,
-    run_number: int | None,
-    strict: bool,
-) -> None:
-    """Package one run: check everything, then (unless validating) write Iceberg and the spec files."""
-    from manifest_broker.tnr.inputs import RunInputError
-    from manifest_broker.tnr.lake import write_run
-    from manifest_broker.tnr.package import package_run
-    from manifest_broker.tnr.reduced import ReducedFileError
-    from manifest_broker.tnr.spec_files import spec_paths, write_spec_files
-
-    location = _lake(lake, warehouse)
-    if output is not None and not validate_only:
-        for path in spec_paths(output):  # both files, before anything is read or committed
+    if options.output is not None and not options.validate_only:
+        for path in spec_paths(options.output):  # both files, before anything is read or committed
             _creatable(path, "-o")
-    found: list[str] = []
-    if validate_only and run_number is None:
-        # The reference answers "valid" for a folder without its sidecar; so do we,
-        # with the run number the reduced files' names carry (a warning says so).
-        run_number = _run_number_to_validate(reduced_dir, found)
     with render.stages(progress_enabled()) as progress:
-        try:
-            package = package_run(
-                split_file,
-                reduced_dir,
-                template_file,
-                tz_offset=tz_offset,
-                run_number=run_number,
-                strict=strict,
-                progress=progress,
-            )
-        except (RunInputError, ReducedFileError) as exc:
-            raise BrokerError(f"{exc}; nothing was written", where=exc.where) from exc
-        package.warnings[:0] = found
-        # Only the numeric fields: a timestamp's as_py() makes pyarrow import pandas.
-        run = package.run.select(["n_nan_R", "n_negative_R", "tz_offset_hours"]).to_pylist()[0]
-        answer: dict[str, Any] = {
-            "run_number": package.run_number,
-            "slices": package.reflectivity.num_rows,
-            "points": package.points,
-            **run,
-            "warnings": package.warnings,
-            "written": False,
-            "lake": str(location.name),
-            "namespace": namespace,
-            "repaired": None,
-            "files": [],
-        }
-        if not validate_only:
-            progress("writing the lake", 0, 1)
-            written = write_run(location, package, namespace)
-            progress("writing the lake", 1, 1)
-            answer.update(written=True, repaired=written.repaired)
-            if output is not None:
-                output.parent.mkdir(parents=True, exist_ok=True)  # as the reference does (checked writable above)
-                answer["files"] = [str(f) for f in write_spec_files(package, output)]
+        _, answer = package_one_run(options, location, progress)
 
     def text() -> None:
-        for warning in package.warnings:
+        for warning in answer.warnings:
             render.console.print(render.labelled("yellow", "warning", warning))
-        offset = "unknown (times taken as UTC)" if run["tz_offset_hours"] is None else f"{run['tz_offset_hours']} h"
+        offset = "unknown (times taken as UTC)" if answer.tz_offset_hours is None else f"{answer.tz_offset_hours} h"
         summary = (
-            f"run {package.run_number}: {package.reflectivity.num_rows} slices, {package.points} points, "
-            f"{run['n_nan_R']} NaN and {run['n_negative_R']} negative R values kept, tz_offset {offset}"
+            f"run {answer.run_number}: {answer.slices} slices, {answer.points} points, "
+            f"{answer.n_nan_R} NaN and {answer.n_negative_R} negative R values kept, tz_offset {offset}"
         )
-        if validate_only:
+        if options.validate_only:
             render.console.print(f"valid: {summary}; nothing written (--validate-only)", markup=False)
             return
-        if answer["repaired"]:
+        if answer.repaired:
             render.console.print(
-                render.labelled("yellow", "repaired", f"{answer['repaired']}; this packaging replaced it")
+                render.labelled("yellow", "repaired", f"{answer.repaired}; this packaging replaced it")
             )
         render.console.print(
-            f"packaged {summary} into {location.name} ({namespace}.reflectivity, {namespace}.runs)", markup=False
+            f"packaged {summary} into {location.name} ({options.namespace}.reflectivity, {options.namespace}.runs)",
+            markup=False,
         )
-        if answer["files"]:
-            render.console.print(f"wrote {' and '.join(answer['files'])}", markup=False)
+        if answer.files:
+            render.console.print(f"wrote {' and '.join(answer.files)}", markup=False)
 
-    render.output().emit(answer, text)
+    render.output().emit(answer.__dict__, text)
 
 
-@app.command()
+@app.command(epilog=LAKE_EPILOG)
 def package(
+    ctx: typer.Context,
     split_file: Annotated[Path, typer.Argument(help="Split JSON from the EIS interval extractor.")],
     reduced_dir: Annotated[Path, typer.Argument(help="Directory of reduced files and the sidecar.")],
     template_file: Annotated[Path, typer.Argument(help="Reduction template XML.")],
@@ -254,9 +243,6 @@ def package(
         Path | None, typer.Option("-o", "--output", help="Also write the spec's two Parquet files.")
     ] = None,
     validate_only: Annotated[bool, typer.Option("--validate-only", help="Run every check, write nothing.")] = False,
-    lake: LakeOption = "lakehouse",
-    warehouse: WarehouseOption = None,
-    namespace: NamespaceOption = "tnr",
     tz_offset: TzOption = None,
     run_number: RunNumberOption = None,
     strict: Annotated[
@@ -265,27 +251,27 @@ def package(
     as_json: JsonOption = False,
 ) -> None:
     """Package one run into <ns>.reflectivity and <ns>.runs (re-packaging replaces the run)."""
-    run_package(
+    choice: LakeChoice = ctx.obj
+    from manifest_broker.tnr.run import PackageOptions
+
+    options = PackageOptions(
         split_file,
         reduced_dir,
         template_file,
-        output,
-        validate_only,
-        lake,
-        warehouse,
-        namespace,
-        tz_offset,
-        run_number,
-        strict,
+        output=output,
+        validate_only=validate_only,
+        namespace=choice.namespace,
+        tz_offset=tz_offset,
+        run_number=run_number,
+        strict=strict,
     )
+    _package(options, choice.location())
 
 
-@app.command("package-many")
+@app.command("package-many", epilog=LAKE_EPILOG)
 def package_many(
+    ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="Directory holding many runs.")],
-    lake: LakeOption = "lakehouse",
-    warehouse: WarehouseOption = None,
-    namespace: NamespaceOption = "tnr",
     jobs: Annotated[
         int,
         typer.Option(
@@ -303,19 +289,21 @@ def package_many(
 
     With --dask, the runs are read on the cluster's workers (which must see ROOT at the same path) and
     committed here in batches, as they arrive."""
+    choice: LakeChoice = ctx.obj
     import itertools
 
     from manifest_broker.tnr.campaign import find_runs
     from manifest_broker.tnr.campaign import package_many as run_many
+    from manifest_broker.tnr.inputs import SIDECAR_NAME
 
-    location = _lake(lake, warehouse)
+    location = choice.location()
     input_dir(root, "ROOT")
     root = root.absolute()  # workers (on Dask: other hosts' processes) have other working directories
     if inputs_root is not None:
         inputs_root = input_dir(inputs_root, "--inputs-root").absolute()
     total = sum(1 for _ in find_runs(root, inputs_root))
     if total == 0:
-        raise BrokerError(f"{root}: no run found (no r<run>_eis_reduction.json below it)", where=root)
+        raise BrokerError(f"{root}: no run found (no {SIDECAR_NAME} below it)", where=root)
     done = itertools.count(1)  # next() is atomic: on_done comes from worker threads
     with (
         _sigterm_as_interrupt(),
@@ -325,7 +313,7 @@ def package_many(
         summaries = run_many(
             root,
             location,
-            namespace,
+            choice.namespace,
             jobs,
             on_done=lambda _summary: update(next(done)),
             cluster=client,
@@ -350,12 +338,10 @@ def package_many(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog=LAKE_EPILOG)
 def watch(
+    ctx: typer.Context,
     root: Annotated[Path, typer.Argument(help="Folder the reducer writes runs into (watched recursively).")],
-    lake: LakeOption = "lakehouse",
-    warehouse: WarehouseOption = None,
-    namespace: NamespaceOption = "tnr",
     poll: Annotated[float, typer.Option(min=0.05, max=3600.0, help="Seconds between two looks at the folders.")] = 0.25,
     once: Annotated[
         bool, typer.Option("--once", help="Package what is complete now, then exit (1 if a run seen was not packaged).")
@@ -365,11 +351,12 @@ def watch(
     """Stay up and package each run once its reduced folder is complete (sidecar present, files unchanged
     over one poll); restarts pick up where a stopped or killed watcher left off. SIGTERM or Ctrl-C stop it
     after the run in progress. One line per run: `packaged ...` on stdout, `error: ...` on stderr."""
+    choice: LakeChoice = ctx.obj
     from manifest_broker.tnr.watch import Stop, WatchEvent
     from manifest_broker.tnr.watch import watch as run_watch
 
     input_dir(root, "ROOT")
-    location = _lake(lake, warehouse)
+    location = choice.location()
 
     def tell(event: WatchEvent) -> None:
         if event.waiting:
@@ -390,7 +377,7 @@ def watch(
         )
     stop = Stop().on_signals()
     events = run_watch(
-        root, location, namespace, poll=poll, once=once, on_event=tell, stop=stop, inputs_root=inputs_root
+        root, location, choice.namespace, poll=poll, once=once, on_event=tell, stop=stop, inputs_root=inputs_root
     )
     if stop.event.is_set():
         # Stopped: Ctrl-C exits 130 as the README promises; SIGTERM, the normal way to
@@ -415,18 +402,17 @@ def _unpackaged(events: list[Any]) -> list[str]:
     return [folder for folder, event in last.items() if event.error or event.waiting]
 
 
-@app.command()
+@app.command(epilog=LAKE_EPILOG)
 def plot(
+    ctx: typer.Context,
     run: Annotated[int, typer.Option("--run", help="Run number.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Image file (.png, .pdf, .svg).")],
-    lake: LakeOption = "lakehouse",
-    warehouse: WarehouseOption = None,
-    namespace: NamespaceOption = "tnr",
     q_min: Annotated[float, typer.Option(help="Q band start for the time panel [1/Å].")] = 0.01,
     q_max: Annotated[float, typer.Option(help="Q band end [1/Å].")] = 0.03,
     as_json: JsonOption = False,
 ) -> None:
     """R(Q) of every slice coloured by its absolute time, with error bars, and a Q band's R over time."""
+    choice: LakeChoice = ctx.obj
     from manifest_broker.tnr.lake import scan
     from manifest_broker.tnr.plot import PLOT_COLUMNS, check_output, plot_run
 
@@ -434,11 +420,11 @@ def plot(
         raise BrokerError(f"--q-min {q_min} must be below --q-max {q_max}", exit_code=2)
     output_file(output, "-o")
     check_output(output)
-    location = _lake(lake, warehouse)
-    _existing_namespace(location, namespace)
-    rows = scan(location, "reflectivity", namespace, run, PLOT_COLUMNS)
+    location = choice.location()
+    _existing_namespace(location, choice.namespace)
+    rows = scan(location, "reflectivity", choice.namespace, run, PLOT_COLUMNS)
     if rows.num_rows == 0:
-        raise BrokerError(f"run {run} is not in {location.name} ({namespace}.reflectivity)", where=location.name)
+        raise BrokerError(f"run {run} is not in {location.name} ({choice.namespace}.reflectivity)", where=location.name)
     figure = plot_run(rows, output, (q_min, q_max))
     render.output().emit(
         {"run_number": run, "output": str(figure.path), "slices": figure.slices, "negative_or_zero_R": figure.hidden},
@@ -450,25 +436,24 @@ def plot(
     )
 
 
-@app.command()
+@app.command(epilog=LAKE_EPILOG)
 def sql(
+    ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="DuckDB SQL over the tables reflectivity and runs.")],
-    lake: LakeOption = "lakehouse",
-    warehouse: WarehouseOption = None,
-    namespace: NamespaceOption = "tnr",
     as_json: JsonOption = False,
 ) -> None:
     """DuckDB over the Iceberg tables, through the Arrow result of a pyiceberg scan."""
+    choice: LakeChoice = ctx.obj
     import duckdb
 
     from manifest_broker import queries
     from manifest_broker.tnr.lake import scan
 
-    location = _lake(lake, warehouse)
-    _existing_namespace(location, namespace)
+    location = choice.location()
+    _existing_namespace(location, choice.namespace)
     con = queries.connect()
     for name in ("reflectivity", "runs"):
-        con.register(name, scan(location, name, namespace))
+        con.register(name, scan(location, name, choice.namespace))
     try:
         result = con.execute(query).to_arrow_table()
     except duckdb.Error as exc:
@@ -479,23 +464,22 @@ def sql(
         render.arrow_table(None, result, limit=None)
 
 
-@app.command()
+@app.command(epilog=LAKE_EPILOG)
 def check(
-    lake: LakeOption = "lakehouse",
-    warehouse: WarehouseOption = None,
-    namespace: NamespaceOption = "tnr",
+    ctx: typer.Context,
     repair: Annotated[bool, typer.Option("--repair", help="Make every mismatched run consistent.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Find runs whose two tables disagree (a packaging killed between its commits); exit 1 if any."""
+    choice: LakeChoice = ctx.obj
     from manifest_broker.tnr.lake import check_lake, repair_lake
 
-    location = _lake(lake, warehouse)
-    cat = _existing_namespace(location, namespace)
-    mismatches = check_lake(cat, namespace)
-    repaired = repair_lake(cat, namespace, mismatches) if repair and mismatches else []
+    location = choice.location()
+    cat = _existing_namespace(location, choice.namespace)
+    mismatches = check_lake(cat, choice.namespace)
+    repaired = repair_lake(cat, choice.namespace, mismatches) if repair and mismatches else []
     if repaired:
-        mismatches = check_lake(cat, namespace)
+        mismatches = check_lake(cat, choice.namespace)
 
     def text() -> None:
         for line in repaired:
@@ -508,7 +492,7 @@ def check(
             )
         if not mismatches:
             render.console.print(
-                f"[green]OK[/]: every run in {render.escape(location.name)} ({render.escape(namespace)}) has matching "
+                f"[green]OK[/]: every run in {render.escape(location.name)} ({render.escape(choice.namespace)}) has matching "
                 "rows in both tables"
             )
 
@@ -519,11 +503,9 @@ def check(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog=LAKE_EPILOG)
 def maintain(
-    lake: LakeOption = "lakehouse",
-    warehouse: WarehouseOption = None,
-    namespace: NamespaceOption = "tnr",
+    ctx: typer.Context,
     keep: Annotated[
         int, typer.Option("--keep", min=1, help="Snapshots kept per table (the current one included).")
     ] = 2,
@@ -539,11 +521,12 @@ def maintain(
     as_json: JsonOption = False,
 ) -> None:
     """Expire old snapshots, delete the files only they read, and remove orphan data files."""
+    choice: LakeChoice = ctx.obj
     from manifest_broker.tnr.lake import maintain as run_maintain
 
-    location = _lake(lake, warehouse)
-    _existing_namespace(location, namespace)
-    done = run_maintain(location, namespace, keep, orphan_age_hours=orphans_older_than)
+    location = choice.location()
+    _existing_namespace(location, choice.namespace)
+    done = run_maintain(location, choice.namespace, keep, orphan_age_hours=orphans_older_than)
 
     def text() -> None:
         for table, counts in done.items():
@@ -598,19 +581,18 @@ def _iceberg_packager(
 ) -> None:
     """Package tNR data with EIS timing information (drop-in for the reference iceberg-packager):
     writes the two Parquet files and the Iceberg tables."""
-    run_package(
+    from manifest_broker.tnr.run import PackageOptions
+
+    options = PackageOptions(
         split_file,
         reduced_dir,
         template_file,
-        output or DEFAULT_SPEC_OUTPUT,
-        validate_only,
-        lake,
-        warehouse,
-        "tnr",
-        tz_offset,
-        run_number,
-        False,
+        output=output or DEFAULT_SPEC_OUTPUT,
+        validate_only=validate_only,
+        tz_offset=tz_offset,
+        run_number=run_number,
     )
+    _package(options, _lake(lake, warehouse))
 
 
 def iceberg_packager() -> None:  # console script

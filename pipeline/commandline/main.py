@@ -69,6 +69,23 @@ def without_pandas() -> None:
         sys.meta_path.insert(0, _WithoutPandas())
 
 
+def _command(args: list[str]) -> tuple[str, ...]:
+    """The (group, command) names of a command line, past the group's options
+    (``broker tnr --lake L package ...`` is ``("tnr", "package")``)."""
+    names: list[str] = []
+    skip = False
+    for token in args:
+        if skip:
+            skip = False
+        elif token.startswith("--"):
+            skip = "=" not in token  # an option of the group and its value
+        else:
+            names.append(token)
+            if len(names) == 2:
+                break
+    return tuple(names)
+
+
 def run() -> None:
     """The `broker` console script: ``app`` in a process of its own. Once the command
     is over, a late Ctrl-C no longer counts: Python would otherwise end a process
@@ -76,7 +93,7 @@ def run() -> None:
     code); one that reaches the top before is exit 130, as everywhere."""
     import signal
 
-    if tuple(sys.argv[1:3]) in WITHOUT_PANDAS:
+    if _command(sys.argv[1:]) in WITHOUT_PANDAS:
         without_pandas()
     try:
         app()

@@ -15,7 +15,7 @@ from manifest_broker.processes import shut_down, submit, worker_pool
 
 if TYPE_CHECKING:
     from distributed import Client
-from manifest_broker.tnr.inputs import RunInputError, side_file_json
+from manifest_broker.tnr.inputs import SIDECAR_GLOB, SIDECAR_NAME, RunInputError, side_file_json
 from manifest_broker.tnr.lake import Lake, LakeError, write_runs
 from manifest_broker.tnr.lifeline import die_with
 from manifest_broker.tnr.package import RunPackage, package_run
@@ -141,7 +141,7 @@ def find_runs(root: Path, inputs_root: Path | None = None) -> Iterator[RunInputs
     """Each reduced directory (one with a sidecar) with the split file and template
     that belong to it (:func:`_resolve`), found inside the run's folder or inside
     ``inputs_root`` when the user names one."""
-    for sidecar in sorted(Path(root).rglob("r*_eis_reduction.json")):
+    for sidecar in sorted(Path(root).rglob(SIDECAR_GLOB)):
         reduced = sidecar.parent
         side_root = Path(inputs_root) if inputs_root is not None else reduced.parent
         options_path = reduced / "reduction_options.json"
@@ -158,10 +158,10 @@ def find_runs(root: Path, inputs_root: Path | None = None) -> Iterator[RunInputs
             yield exc
             continue
         yield RunInputs(split, reduced, template, warnings, side_root)
-    with_sidecar = {p.parent for p in Path(root).rglob("r*_eis_reduction.json")}
+    with_sidecar = {p.parent for p in Path(root).rglob(SIDECAR_GLOB)}
     for folder in sorted({p.parent for p in Path(root).rglob("r*_*.txt") if _SLICE.match(p.name)} - with_sidecar):
         yield RunInputError(
-            f"{folder}: reduced files but no r<run>_eis_reduction.json sidecar: skipped (the reducer "
+            f"{folder}: reduced files but no {SIDECAR_NAME} sidecar: skipped (the reducer "
             "writes it last; `broker tnr package --run-number N` packages a run without one)",
             where=folder,
         )

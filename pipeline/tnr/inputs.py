@@ -30,12 +30,21 @@ TEMPLATE_FIELDS = (
     "dead_time_correction",
 )
 TEMPLATE_HEADER = ("instrument_name", "timestamp", "version", "mantid_version", "generator")
-_SIDECAR = re.compile(r"^r(\d+)_eis_reduction\.json$")
+# The reduction sidecar, the reducer's record of one run (``r<run>_eis_reduction.json``):
+# its name, spelled here only.
+SIDECAR_SUFFIX = "_eis_reduction.json"
+SIDECAR_NAME = f"r<run>{SIDECAR_SUFFIX}"  # as messages spell it
+SIDECAR_GLOB = f"r*{SIDECAR_SUFFIX}"
+_SIDECAR = re.compile(rf"^r(\d+){re.escape(SIDECAR_SUFFIX)}$")
 _XML_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
 class RunInputError(BrokerError, ValueError):
     """An input of the run that cannot be used; nothing is written."""
+
+
+class MalformedJson(RunInputError):
+    """A JSON side file that does not parse (perhaps still being written)."""
 
 
 @dataclass
@@ -105,9 +114,9 @@ def side_file_json(path: Path, what: str, root: Path | None = None) -> Any:
     try:
         return json.loads(raw)  # UTF-8, -16 or -32, with or without BOM (RFC 8259)
     except UnicodeDecodeError as exc:
-        raise RunInputError(f"{path}: {what} is not UTF-8 JSON ({exc.reason} at byte {exc.start})", where=path) from exc
+        raise MalformedJson(f"{path}: {what} is not UTF-8 JSON ({exc.reason} at byte {exc.start})", where=path) from exc
     except json.JSONDecodeError as exc:
-        raise RunInputError(f"{path}:{exc.lineno}:{exc.colno}: malformed {what} JSON ({exc.msg})", where=path) from exc
+        raise MalformedJson(f"{path}:{exc.lineno}:{exc.colno}: malformed {what} JSON ({exc.msg})", where=path) from exc
 
 
 def read_split(path: Path, root: Path | None = None) -> dict[str, Any]:
@@ -119,12 +128,36 @@ def read_split(path: Path, root: Path | None = None) -> dict[str, Any]:
     return split
 
 
+def is_sidecar(name: str) -> bool:
+    """The file name is a reduction sidecar's."""
+    return _SIDECAR.match(name) is not None
+
+
+def sidecar_run_number(name: str) -> int | None:
+    """The run number a sidecar's file name carries (None for another name)."""
+    found = _SIDECAR.match(name)
+    return int(found.group(1)) if found else None
+
+
+def read_sidecar(path: Path, reduced_dir: Path) -> dict[str, Any]:
+    """The reduction sidecar, read inside its run folder through the confined reader.
+
+    Raises:
+        RunInputError: naming the file: refused by the boundary, not JSON, or not a
+            JSON object.
+    """
+    sidecar = side_file_json(path, "reduction sidecar", reduced_dir)
+    if not isinstance(sidecar, dict):
+        raise RunInputError(f"{path}: reduction sidecar is not a JSON object", where=path)
+    return sidecar
+
+
 def find_sidecar(reduced_dir: Path) -> Path | None:
     """The directory's ``r<run>_eis_reduction.json``; two of them are an error."""
     if not Path(reduced_dir).is_dir():
         what = "is not a directory" if Path(reduced_dir).exists() else "not found"
         raise RunInputError(f"{reduced_dir}: reduced directory {what}", where=reduced_dir)
-    found = sorted(p for p in Path(reduced_dir).iterdir() if _SIDECAR.match(p.name))
+    found = sorted(p for p in Path(reduced_dir).iterdir() if is_sidecar(p.name))
     if len(found) > 1:
         raise RunInputError(
             f"{reduced_dir}: {len(found)} reduction sidecars ({', '.join(p.name for p in found)}); one run per directory",

@@ -24,20 +24,22 @@ import pyarrow.compute as pc
 from manifest_broker import __version__
 from manifest_broker.progress import Progress
 from manifest_broker.tnr.inputs import (
+    SIDECAR_NAME,
     RunInputError,
     Template,
     find_sidecar,
     inputs_fingerprint,
+    read_sidecar,
     read_split,
     read_template,
     side_file_json,
+    sidecar_run_number,
 )
 from manifest_broker.tnr.reduced import ReducedFileError, read_reduced_files
 from manifest_broker.tnr.schema import REFLECTIVITY, RUNS, SchemaMismatch, arrow_schema, conform, polars_schema
 
 _RUN_FILE = re.compile(r"^r(\d+)_.+\.(?:txt|ort)$")
 SLICE_SUFFIXES = (".txt", ".ort")  # the reducer's text files; ORSO files, where the reduction library is heading
-_SIDECAR_NAME = re.compile(r"^r(\d+)_eis_reduction\.json$")
 # Interval fields copied from the split file, with their types.
 INTERVAL_FIELDS: dict[str, pl.DataType] = {
     "duration_seconds": pl.Float64(),
@@ -364,11 +366,12 @@ def _run_number(sidecar_path: Path | None, sidecar: dict[str, Any], given: int |
     if sidecar_path is None:
         if given is None:
             raise RunInputError(
-                f"{reduced_dir}: no r<run>_eis_reduction.json sidecar; give --run-number to package without it",
+                f"{reduced_dir}: no {SIDECAR_NAME} sidecar; give --run-number to package without it",
                 where=reduced_dir,
             )
         return given
-    named = int(_SIDECAR_NAME.match(sidecar_path.name).group(1))  # type: ignore[union-attr]  # find_sidecar matched it
+    named = sidecar_run_number(sidecar_path.name)
+    assert named is not None  # find_sidecar matched the name
     # The file name carries the run number, as the reducer writes it; a run_number
     # field, when there is one, must say the same.
     if "run_number" in sidecar:
@@ -424,9 +427,7 @@ def package_run(
     split = read_split(split_file, side_root)
     template = read_template(template_file, side_root)
     sidecar_path = find_sidecar(reduced_dir)
-    sidecar: dict[str, Any] = side_file_json(sidecar_path, "reduction sidecar", reduced_dir) if sidecar_path else {}
-    if not isinstance(sidecar, dict):
-        raise RunInputError(f"{sidecar_path}: reduction sidecar is not a JSON object", where=sidecar_path)
+    sidecar: dict[str, Any] = read_sidecar(sidecar_path, reduced_dir) if sidecar_path else {}
     number = _run_number(sidecar_path, sidecar, run_number, reduced_dir)
     if sidecar_path is None:
         warnings.append(f"{reduced_dir}: no sidecar; run number {number} from --run-number, order from the split file")

@@ -18,7 +18,6 @@ never cut apart), and packaged again by the next start.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -28,17 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from manifest_broker.tnr.campaign import RunInputs, RunSummary, find_runs, package_one
-from manifest_broker.tnr.inputs import LIMITS, RunInputError, inputs_fingerprint
+from manifest_broker.tnr.inputs import (
+    SIDECAR_GLOB,
+    SIDECAR_SUFFIX,
+    MalformedJson,
+    RunInputError,
+    inputs_fingerprint,
+    read_sidecar,
+)
 from manifest_broker.tnr.lake import Lake, LakeError, scan
-
-SIDECAR_SUFFIX = "_eis_reduction.json"
 
 
 def _listing(reduced: Path) -> tuple[tuple[tuple[str, int, int], ...] | None, str | None]:
     """(name, size, mtime) of every file in the folder, once its sidecar is whole
     and every reduced file it lists is there; before that ``None`` and why the run
     is not complete yet (``None`` when the folder has no single sidecar)."""
-    from manifest_broker import boundary
 
     try:
         with os.scandir(reduced) as scanned:
@@ -52,19 +55,12 @@ def _listing(reduced: Path) -> tuple[tuple[tuple[str, int, int], ...] | None, st
     if len(sidecars) != 1:
         return None, (f"{len(sidecars)} sidecars ({', '.join(sidecars)}); one run per folder" if sidecars else None)
     try:
-        sidecar = json.loads(
-            boundary.read_bytes(
-                os.path.abspath(reduced / sidecars[0]),
-                os.path.abspath(reduced),
-                limit=LIMITS["reduction sidecar"],
-                what="reduction sidecar",
-            )
-        )
-    except boundary.ProviderFileError as exc:
-        return None, str(exc)
-    except ValueError:  # still being written
+        sidecar = read_sidecar(reduced / sidecars[0], reduced)
+    except MalformedJson:  # still being written
         return None, f"its sidecar {sidecars[0]} is not whole JSON (yet)"
-    listed = sidecar.get("reduced_files") if isinstance(sidecar, dict) else None
+    except RunInputError as exc:  # refused by the confined reader, or not an object
+        return None, str(exc)
+    listed = sidecar.get("reduced_files")
     names = {name for name, _, _ in entries}
     if isinstance(listed, list):
         missing = [Path(str(p)).name for p in listed if Path(str(p)).name not in names]
@@ -162,7 +158,7 @@ def watch(
     events: list[WatchEvent] = []
     told: set[tuple[Path, str]] = set()
     while not stop.event.is_set():
-        for reduced in sorted({p.parent for p in Path(root).rglob(f"r*{SIDECAR_SUFFIX}")}):
+        for reduced in sorted({p.parent for p in Path(root).rglob(SIDECAR_GLOB)}):
             if stop.event.is_set():
                 break
             listing, why = _listing(reduced)

@@ -23,9 +23,9 @@ import pytest
 from typer.testing import CliRunner
 
 from manifest_broker.catalog.contract import check_manifests
-from manifest_broker.catalog.feedback import feedback_message
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.commandline.main import app
+from manifest_broker.provider.feedback import feedback_message
 from tests.conftest import tree_state
 
 runner = CliRunner()

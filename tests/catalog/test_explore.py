@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from manifest_broker.catalog.explore import explore
 from manifest_broker.commandline.main import app
+from manifest_broker.provider.explore import explore
 
 runner = CliRunner()
 

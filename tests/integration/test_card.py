@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from manifest_broker.catalog import card as cards
 from manifest_broker.catalog.serve import running_server
 from manifest_broker.commandline.main import app
+from manifest_broker.provider import card as cards
 
 runner = CliRunner()
 
@@ -253,3 +253,16 @@ def test_explore_card_then_ingest_card_is_served_as_the_parent_metadata(tmp_path
         # as Tiled's own update_metadata: each earlier document is a revision (the new container's empty one first)
         kept = [r["attributes"]["metadata"].get("dataset_card", {}).get("description") for r in revisions]
         assert kept == [None, "spin waves"], revisions
+        # The same card through the server (the runner's other destination): stored in the
+        # register's parent, the same way, and a second run leaves it alone.
+        given = ["register", str(manifests), "--base-dir", str(data), "--url", url, "--parent", "theory/http"]
+        registered = runner.invoke(app, [*given, "--card", str(card), "--json"], env={"TILED_API_KEY": "secret"})
+        assert registered.exit_code == 0, registered.output
+        answer = json.loads(registered.stdout)
+        assert answer["parent_metadata_updated"] is True and answer["created_hamiltonians"] == 3
+        assert answer["missing"] == 0 and answer["failed"] == []
+        again = runner.invoke(app, [*given, "--card", str(card), "--json"], env={"TILED_API_KEY": "secret"})
+        assert again.exit_code == 0 and json.loads(again.stdout)["parent_metadata_updated"] is False, again.output
+        assert from_uri(url, api_key="secret")["theory"]["http"].metadata["dataset_card"] == written
+        no_parent = runner.invoke(app, [*given[:-2], "--card", str(card)], env={"TILED_API_KEY": "secret"})
+        assert no_parent.exit_code == 2 and "--parent" in no_parent.output

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from manifest_broker.catalog.contract import check_manifests
-from manifest_broker.catalog.generate import synthesize
 from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.serve import free_port
 from manifest_broker.cluster import connect
+from manifest_broker.generators.generate import synthesize
 from tests.integration.catalog_dump import dump
 from tests.pg import new_database
 

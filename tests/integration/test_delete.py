@@ -9,43 +9,17 @@ import os
 import subprocess
 from pathlib import Path
 
-import h5py
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.serve import running_server
 from tests.integration.catalog_dump import dump, integrity_problems
+from tests.integration.small_datasets import per_file_pair
 from tests.pg import new_database
 from tests.reliability.conftest import BROKER, batched_dataset
 
 pytestmark = pytest.mark.integration
-
-
-def _per_file(base: Path, manifests: Path) -> ManifestPair:
-    """Two Hamiltonians, one file per artifact (so their assets are theirs alone)."""
-    for h in ("p0", "p1"):
-        for t in ("sqw", "dos"):
-            with h5py.File(base / f"{h}_{t}.h5", "w") as f:
-                f.create_dataset("data", data=np.arange(6.0))
-    pq.write_table(
-        pa.table({"huid": ["p0", "p1"], "key": ["P0", "P1"], "J": [1.0, 2.0]}), manifests / "pf_hamiltonians.parquet"
-    )
-    pq.write_table(
-        pa.table(
-            {
-                "huid": ["p0", "p0", "p1", "p1"],
-                "type": ["sqw", "dos"] * 2,
-                "file": [f"{h}_{t}.h5" for h in ("p0", "p1") for t in ("sqw", "dos")],
-                "dataset": ["/data"] * 4,
-            }
-        ),
-        manifests / "pf_artifacts.parquet",
-    )
-    return ManifestPair(manifests / "pf_hamiltonians.parquet", manifests / "pf_artifacts.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +28,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ManifestP
     base, manifests = root / "data", root / "m"
     base.mkdir()
     manifests.mkdir()
-    return base, [ManifestPair(*batched_dataset(base, manifests, "bt", 5)), _per_file(base, manifests)]
+    return base, [ManifestPair(*batched_dataset(base, manifests, "bt", 5)), per_file_pair(base, manifests)]
 
 
 def _fresh(backend: str, tmp_path: Path, request: pytest.FixtureRequest, name: str) -> str:

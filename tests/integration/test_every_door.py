@@ -177,14 +177,16 @@ def test_upload_memory_is_one_block_whatever_the_logical_size(tmp_path: Path, up
     script = f"""
 import resource
 from pathlib import Path
-from manifest_broker.catalog import register
+from manifest_broker.catalog import upload
 from manifest_broker.catalog.client import Server
+from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestPair
-register.UPLOAD_BLOCK_BYTES = 2 * 2**20
+from manifest_broker.catalog.register import ServerTarget
+upload.UPLOAD_BLOCK_BYTES = 2 * 2**20
 peaks = []
 for ham, art in {[(str(p.hamiltonians), str(p.artifacts)) for p in pairs.values()]!r}:
-    run = register.register([ManifestPair(Path(ham), Path(art))], Path({str(data)!r}), Server({url!r}, "secret"),
-                            parent="sparse", upload=True, workers=1)
+    target = ServerTarget(Server({url!r}, "secret"), upload=True, workers=1)
+    run = ingest([ManifestPair(Path(ham), Path(art))], Path({str(data)!r}), target, parent="sparse")
     assert run.result.created_arrays == 1, run.result
     peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 print(peaks[1] - peaks[0])
@@ -280,8 +282,8 @@ def test_provider_names_never_become_code(
     """Pattern C files whose folder, file and dataset names are any Unicode: the
     generator explore writes compiles, runs without executing anything injected,
     and writes the manifests the names call for."""
-    from manifest_broker.catalog.explore import explore
-    from manifest_broker.catalog.generate import run_generator
+    from manifest_broker.generators.generate import run_generator
+    from manifest_broker.provider.explore import explore
 
     base = tmp_path_factory.mktemp("names")
     root = base / folder

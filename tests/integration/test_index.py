@@ -21,6 +21,7 @@ from manifest_broker.catalog.database import locate
 from manifest_broker.catalog.index import IndexRefused, create_indexes, index_name, list_indexes
 from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestPair
+from manifest_broker.catalog.write import CatalogTarget
 from tests.pg import new_database
 from tests.reliability.conftest import BROKER, batched_dataset
 
@@ -190,12 +191,12 @@ def test_chunked_plan_writes_the_same_catalog(
         return new_database(request.getfixturevalue("postgres_server"))
 
     whole, chunked = fresh("whole"), fresh("chunked")
-    ingest([pair], base, whole, parent="lab", indexes=False)
+    ingest([pair], base, CatalogTarget(whole, indexes=False), parent="lab")
     monkeypatch.setattr(ingest_module, "PLAN_CHUNK", 700)  # 3,000 Hamiltonians: 5 chunks, the last one short
-    run = ingest([pair], base, chunked, parent="lab", indexes=False)
+    run = ingest([pair], base, CatalogTarget(chunked, indexes=False), parent="lab")
     assert run.plan is None and run.result is not None and run.result.created_nodes == 3 * HAMILTONIANS + 1
     assert dump(chunked) == dump(whole) and not any(integrity_problems(chunked).values())
-    again = ingest([pair], base, chunked, parent="lab", indexes=False)
+    again = ingest([pair], base, CatalogTarget(chunked, indexes=False), parent="lab")
     assert again.result is not None and again.result.created_nodes == 0
     assert again.result.existing_hamiltonians == HAMILTONIANS and again.result.existing_arrays == 2 * HAMILTONIANS
 
@@ -211,7 +212,7 @@ def test_chunked_plan_writes_the_same_catalog(
 
     monkeypatch.setattr(write, "_write_chunk", third_fails)
     with pytest.raises(RuntimeError, match="third chunk"):
-        ingest([pair], base, failing, parent="lab", indexes=False)
+        ingest([pair], base, CatalogTarget(failing, indexes=False), parent="lab")
     from manifest_broker.catalog.database import existing_keys
 
     assert existing_keys(failing, "lab").num_rows == 0  # the two chunks written before are rolled back

@@ -50,7 +50,7 @@ from typer.testing import CliRunner
 from manifest_broker.cache import default_cache_dir
 from manifest_broker.catalog.database import locate
 from manifest_broker.catalog.serve import free_port, running_server, wait_ready
-from manifest_broker.catalog.verify import as_tiled_serves
+from manifest_broker.catalog.upload import as_tiled_serves
 from manifest_broker.catalog.write import init_catalog
 from manifest_broker.commandline.main import app
 from tests.pg import new_database

@@ -16,7 +16,7 @@ from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.modea import LocateError, load_batches, parse_query
 from manifest_broker.catalog.serve import running_server
-from tests.integration.test_delete import _per_file
+from tests.integration.small_datasets import per_file_pair
 from tests.reliability.conftest import BROKER, batched_dataset
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     base, manifests = root / "data", root / "m"
     base.mkdir()
     manifests.mkdir()
-    pairs = [ManifestPair(*batched_dataset(base, manifests, "bt", 40)), _per_file(base, manifests)]
+    pairs = [ManifestPair(*batched_dataset(base, manifests, "bt", 40)), per_file_pair(base, manifests)]
     catalog = str(root / "c.db")
     ingest(pairs, base, catalog, parent="lab")
     with running_server(catalog, base, log=root / "serve.log") as url:

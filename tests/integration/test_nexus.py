@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from manifest_broker.catalog import nexus
-from manifest_broker.catalog.explore import explore
 from manifest_broker.catalog.serve import running_server
 from manifest_broker.commandline.main import app
+from manifest_broker.provider import nexus
+from manifest_broker.provider.explore import explore
 from tests.reliability.conftest import BROKER
 
 pytestmark = pytest.mark.integration

@@ -18,11 +18,11 @@ import pytest
 from benchmarks.tiled_loop import register_like_tiled
 from manifest_broker.catalog.contract import check_manifests
 from manifest_broker.catalog.database import locate
-from manifest_broker.catalog.generate import synthesize
 from manifest_broker.catalog.manifests import ManifestPair
 from manifest_broker.catalog.plan import plan_nodes
 from manifest_broker.catalog.serve import running_server
 from manifest_broker.catalog.write import init_catalog, write_plan
+from manifest_broker.generators.generate import synthesize
 from tests.integration.catalog_dump import dump
 from tests.pg import new_database
 

@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 
 from manifest_broker.catalog.client import Server
 from manifest_broker.catalog.database import locate
-from manifest_broker.catalog.generate import synthesize
 from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestPair
-from manifest_broker.catalog.register import register
+from manifest_broker.catalog.register import ServerTarget
 from manifest_broker.catalog.serve import free_port, running_server, wait_ready
 from manifest_broker.catalog.write import init_catalog
 from manifest_broker.commandline.main import app
+from manifest_broker.generators.generate import synthesize
 from tests.integration.catalog_dump import dump
 from tests.pg import new_database
 
@@ -59,7 +59,7 @@ def test_two_server_processes_on_postgresql_register_and_serve(tmp_path: Path, p
             sum("app_factory" in " ".join(p.cmdline()) or "multiprocessing" in " ".join(p.cmdline()) for p in tree) >= 2
         )
         assert all("secret" not in " ".join(p.cmdline()) for p in [psutil.Process(server.pid), *tree])
-        done = register([pair], base, Server(url, "secret"), parent="lab", workers=4)
+        done = ingest([pair], base, ServerTarget(Server(url, "secret"), workers=4), parent="lab")
         assert not done.result.failed and done.missing == 0
         client = from_uri(url, api_key="secret")
         node = client["lab"]

@@ -26,9 +26,9 @@ from manifest_broker.catalog.client import Server
 from manifest_broker.catalog.contract import check_manifests
 from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestPair
-from manifest_broker.catalog.register import register
+from manifest_broker.catalog.register import ServerTarget
 from manifest_broker.catalog.serve import running_server
-from manifest_broker.catalog.verify import as_tiled_serves
+from manifest_broker.catalog.upload import as_tiled_serves
 
 pytestmark = pytest.mark.integration
 
@@ -182,7 +182,7 @@ def test_check_ok_means_ingest_register_and_server_succeed(tmp_path: Path, catal
     with running_server(catalog_uri, base) as url:
         _assert_served(url, base, accepted, "bulk")
         # The HTTP path, through the same server, under another parent.
-        done = register([good], base, Server(url, "secret"), parent="http", workers=2)
+        done = ingest([good], base, ServerTarget(Server(url, "secret"), workers=2), parent="http")
         assert not done.result.failed and done.missing == 0
         _assert_served(url, base, accepted, "http")
         # What the contract refuses as unservable, Tiled's own path cannot serve either.

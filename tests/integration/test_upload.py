@@ -19,9 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from manifest_broker.catalog import register as register_module
+from manifest_broker.catalog import upload as upload_module
 from manifest_broker.catalog.client import Server
+from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestPair
+from manifest_broker.catalog.register import ServerTarget
 from manifest_broker.catalog.serve import running_server
 from tests.reliability.conftest import BROKER
 
@@ -96,16 +98,16 @@ def test_uploaded_arrays_equal_the_files_in_many_blocks(tmp_path: Path, upload_s
     url, storage = upload_server
     data, manifests, expected = _provider(tmp_path)
     # Blocks of at most 1 kB: the 40 x 30 float array goes out as several write_block requests.
-    monkeypatch.setattr(register_module, "UPLOAD_BLOCK_BYTES", 1024)
+    monkeypatch.setattr(upload_module, "UPLOAD_BLOCK_BYTES", 1024)
     pair = ManifestPair(manifests / "up_hamiltonians.parquet", manifests / "up_artifacts.parquet")
-    run = register_module.register([pair], data, Server(url, "secret"), parent="blocks", workers=4, upload=True)
+    run = ingest([pair], data, ServerTarget(Server(url, "secret"), workers=4, upload=True), parent="blocks")
     assert run.result.failed == [] and run.result.created_arrays == len(expected) and run.missing == 0
     served = _served(url, "blocks")
     assert set(served) == set(expected)
     for where, (values, metadata) in served.items():
         want = expected[where]
         assert values.dtype == want.dtype and values.shape == want.shape and np.array_equal(values, want), where
-        assert register_module.UPLOAD_MARK not in metadata
+        assert upload_module.UPLOAD_MARK not in metadata
     from tiled.client import from_uri
 
     sqe = from_uri(url, api_key="secret")["blocks"]["H_run0"]["sqe"]
@@ -177,7 +179,7 @@ def test_an_upload_cut_short_is_redone_once(tmp_path: Path, upload_server) -> No
         StructureFamily.array,
         [DataSource(structure=ArrayStructure.from_array(np.zeros((40, 30))), structure_family=StructureFamily.array)],
         key="sqe",
-        metadata={register_module.UPLOAD_MARK: "incomplete"},
+        metadata={upload_module.UPLOAD_MARK: "incomplete"},
     )  # no block written
     broken = subprocess.run(
         [*BROKER, "verify", str(manifests), "--base-dir", str(data), "--url", url, "--parent", "cut", "--json"],
@@ -229,7 +231,7 @@ def test_a_register_upload_killed_anywhere_is_finished_by_a_rerun(tmp_path: Path
     served = _served(url, "killed")
     assert set(served) == set(expected)
     for where, (values, metadata) in served.items():
-        assert np.array_equal(values, expected[where]) and register_module.UPLOAD_MARK not in metadata
+        assert np.array_equal(values, expected[where]) and upload_module.UPLOAD_MARK not in metadata
 
 
 def test_ingest_upload_fills_the_catalogs_own_storage_served_without_the_files(tmp_path: Path) -> None:

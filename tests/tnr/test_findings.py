@@ -22,7 +22,7 @@ from manifest_broker.tnr.campaign import find_runs, package_many
 from manifest_broker.tnr.inputs import RunInputError
 from manifest_broker.tnr.lake import maintain, scan
 from manifest_broker.tnr.package import package_run
-from tests.tnr.test_spec_inputs import PLAIN, RUN, TEMPLATE, _kill_between_commits, spec_run
+from tests.tnr.spec_run import PLAIN, RUN, TEMPLATE, kill_between_commits, spec_run
 
 runner = CliRunner()
 
@@ -148,7 +148,7 @@ def test_maintain_removes_what_a_killed_packaging_left_and_nothing_else(tmp_path
     stray = data_dir / f"run_number={RUN}" / "0123456789abcdef-killed.parquet"
     shutil.copy(next((data_dir / f"run_number={RUN}").glob("*.parquet")), stray)
     # And one killed between its commits (repaired by the next packaging).
-    _kill_between_commits(split, reduced, xml, lake)
+    kill_between_commits(split, reduced, xml, lake)
     assert (
         runner.invoke(app, ["tnr", "package", str(split), str(reduced), str(xml), "--lake", str(lake)]).exit_code == 0
     )

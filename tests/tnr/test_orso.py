@@ -14,7 +14,7 @@ from orsopy.fileio import load_orso
 from manifest_broker.tnr.lake import scan, write_run
 from manifest_broker.tnr.package import package_run
 from manifest_broker.tnr.reduced import ReducedFileError, read_reduced_files
-from tests.tnr.test_spec_inputs import FILES, RUN, spec_run
+from tests.tnr.spec_run import FILES, RUN, spec_run
 
 EXAMPLES = importlib.resources.files("orsopy.fileio.tests")
 

@@ -13,7 +13,7 @@ import pytest
 
 from manifest_broker.tnr.package import package_run
 from manifest_broker.tnr.plot import PlotError, draw_run, plot_run
-from tests.tnr.test_spec_inputs import FILES, RUN, spec_run
+from tests.tnr.spec_run import FILES, RUN, spec_run
 
 REAL = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "reference_files").glob("REFL_*.txt"))
 

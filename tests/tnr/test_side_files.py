@@ -23,7 +23,7 @@ from manifest_broker.tnr.campaign import find_runs, package_many
 from manifest_broker.tnr.inputs import LIMITS, RunInputError
 from manifest_broker.tnr.lake import scan
 from manifest_broker.tnr.package import package_run
-from tests.tnr.test_spec_inputs import RUN, spec_run
+from tests.tnr.spec_run import RUN, spec_run
 
 runner = CliRunner()
 BROKER = str(Path(sys.executable).parent / "broker")

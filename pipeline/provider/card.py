@@ -25,7 +25,7 @@ import pyarrow as pa
 from manifest_broker.errors import BrokerError
 
 if TYPE_CHECKING:
-    from manifest_broker.catalog.explore import ExploreReport
+    from manifest_broker.provider.explore import ExploreReport
 
 CARD_VERSION = 1
 TYPES = ("float", "integer", "string", "bool")

@@ -10,7 +10,7 @@ from pathlib import Path
 from string import Template
 
 from manifest_broker.boundary import ProviderFileError, dataset_problem, open_hdf5
-from manifest_broker.catalog.nexus import Entry, entries, read_entry
+from manifest_broker.provider.nexus import Entry, entries, read_entry
 
 HDF5_SUFFIXES = {".h5", ".hdf5", ".hdf", ".he5", ".nxs", ".nx5"}
 
