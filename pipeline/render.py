@@ -268,6 +268,11 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     return tuple({click.exceptions.UsageError, *([vendored.exceptions.UsageError] if vendored else [])})
 
 
+INTERRUPTED_ERROR = BrokerError(
+    "interrupted (Ctrl-C): what was committed stays; a re-run finishes the job", exit_code=130
+)
+
+
 def _reporting_errors(call: Callable[[], Any], args: Sequence[str]) -> Any:
     """Run ``call``: a :class:`BrokerError`, a usage error (exit 2) or Ctrl-C (exit
     130) becomes one ``error:`` line on stderr, or the JSON error document on stdout
@@ -276,22 +281,19 @@ def _reporting_errors(call: Callable[[], Any], args: Sequence[str]) -> Any:
 
     from manifest_broker.processes import INTERRUPTED
 
-    interrupted = BrokerError(
-        "interrupted (Ctrl-C): what was committed stays; a re-run finishes the job", exit_code=130
-    )
     try:
         return call()
     except typer.Exit:  # an exit code already decided (by a command, or an inner group)
         raise
     except KeyboardInterrupt:
-        output().error(interrupted)
+        output().error(INTERRUPTED_ERROR)
         raise typer.Exit(130) from None
     except BrokerError as exc:  # also one that says what an interrupt left (register's count of what is missing)
         output().error(exc)
         raise typer.Exit(exc.exit_code) from None
     except Exception as exc:
         if INTERRUPTED.is_set():  # a library turned the KeyboardInterrupt into an error of its own
-            output().error(interrupted)
+            output().error(INTERRUPTED_ERROR)
             raise typer.Exit(130) from None
         if isinstance(exc, _usage_errors()):
             if "--json" in args:

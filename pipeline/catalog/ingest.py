@@ -59,6 +59,16 @@ class Run:
         return max(0, self.planned_nodes - r.created_hamiltonians - r.created_arrays - r.skipped)
 
 
+def card_needs_parent(card: object | None, parent: str) -> None:
+    """A dataset card is stored in the dataset's parent container, so it needs one.
+
+    Raises:
+        BrokerError: (a usage error) when there is a card and no parent.
+    """
+    if card is not None and not parent.strip("/"):
+        raise BrokerError("--card: the card is stored in the dataset's parent container; give --parent", exit_code=2)
+
+
 def check_contract(
     pairs: list[ManifestPair],
     base_dir: Path,
@@ -162,8 +172,7 @@ def ingest(
         ContractFailed: when the manifests break the contract (nothing is written).
         BrokerError: when the destination refuses the run (nothing is written).
     """
-    if card is not None and not parent.strip("/"):
-        raise BrokerError("--card: the card is stored in the dataset's parent container; give --parent", exit_code=2)
+    card_needs_parent(card, parent)
     if isinstance(target, str):
         from manifest_broker.catalog.write import CatalogTarget
 

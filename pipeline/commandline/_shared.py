@@ -278,8 +278,9 @@ def write_and_report(
     import pyarrow.compute as pc
 
     from manifest_broker.catalog.contract import MAX_ARRAY_BYTES
-    from manifest_broker.catalog.ingest import ingest
+    from manifest_broker.catalog.ingest import card_needs_parent, ingest
 
+    card_needs_parent(card, parent)  # before the card is read
     card_document = dataset_card(card)
     with cluster(dask) as client, render.stages(progress_enabled()) as progress:
         run = ingest(

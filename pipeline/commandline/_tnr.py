@@ -596,7 +596,7 @@ def _iceberg_packager(
 
 
 def iceberg_packager() -> None:  # console script
-    from manifest_broker.commandline.main import without_pandas
+    from manifest_broker.commandline._process import without_pandas
 
-    without_pandas()  # a process of its own that never uses pandas (see main.WITHOUT_PANDAS)
+    without_pandas()  # a process of its own that never uses pandas (see _process.WITHOUT_PANDAS)
     packager()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from importlib.machinery import ModuleSpec
 from typing import Annotated
 
 import typer
 
 from manifest_broker import render
 from manifest_broker.commandline import _catalog, _index, _provider, _server, _tnr
+from manifest_broker.commandline._process import WITHOUT_PANDAS, without_pandas
 
 app = typer.Typer(
     help="Register HDF5 datasets in a Tiled catalog from Parquet manifests; package tNR runs into Iceberg.",
@@ -46,29 +46,6 @@ app.add_typer(_index.app, name="index")
 app.add_typer(_tnr.app, name="tnr")
 
 
-class _WithoutPandas:
-    """A meta path finder that says pandas is not installed. pyarrow imports pandas
-    whenever it can (``pyarrow.dataset``, which pyiceberg imports, does so at once):
-    0.3 to 0.6 s of every `broker tnr package`, which never uses it."""
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError(f"No module named {name!r} (not used by this command)", name=name)
-        return None
-
-
-# Commands that run without pandas. Only in a process of their own (the console
-# scripts, `python -m`): pyarrow remembers that pandas is missing for the rest of
-# the process, which an in-process caller (a test's CliRunner) would not expect.
-WITHOUT_PANDAS = {("tnr", "package")}
-
-
-def without_pandas() -> None:
-    """From here on, this process imports no pandas (see :class:`_WithoutPandas`)."""
-    if "pandas" not in sys.modules:
-        sys.meta_path.insert(0, _WithoutPandas())
-
-
 def _command(args: list[str]) -> tuple[str, ...]:
     """The (group, command) names of a command line, past the group's options
     (``broker tnr --lake L package ...`` is ``("tnr", "package")``)."""
@@ -97,7 +74,8 @@ def run() -> None:
         without_pandas()
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the command group's own handler was reached (still starting)
+        render.output().error(render.INTERRUPTED_ERROR)
         raise SystemExit(130) from None
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
