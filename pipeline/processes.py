@@ -34,7 +34,7 @@ def shut_down(pool: ProcessPoolExecutor) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def submit(pool: ProcessPoolExecutor, function: Callable[..., Any], *args: Any) -> Future:
+def submit(pool: ProcessPoolExecutor, function: Callable[..., Any], *args: Any) -> Future[Any]:
     """``pool.submit``, whole: submitting may start a worker, which a Ctrl-C must not
     cut between its start and its registration in the pool."""
     with interrupt_deferred():

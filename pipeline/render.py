@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape  # re-exported: the commands escape what they print
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
@@ -163,7 +163,7 @@ def arrow_table(title: str | None, data: pa.Table, limit: int | None = MAX_ROWS)
 FINDING_COLUMNS = ["rule", "severity", "manifest", "row", "column", "value", "message"]
 
 
-def _finding_rows(rows: list[dict[str, Any]]) -> list[tuple]:
+def _finding_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Findings as table rows: severity coloured and values escaped for rich on a
     terminal; the values exactly as they are when piped (no markup to strip, and
     text such as ``T[meV]`` left alone)."""

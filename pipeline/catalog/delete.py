@@ -64,7 +64,7 @@ def normalise_paths(paths: list[str]) -> list[str]:
     return out
 
 
-def without_locators(metadata: dict, keys: list[str]) -> dict:
+def without_locators(metadata: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     """Metadata minus the Mode A locators ``path_<k>``, ``dataset_<k>``, ``index_<k>``."""
     drop = {prefix + k for k in keys for prefix in LOCATOR_PREFIXES}
     return {k: v for k, v in metadata.items() if k not in drop}
@@ -140,7 +140,7 @@ def _delete(conn: sa.Connection, paths: list[str], dry_run: bool) -> DeleteResul
         else:
             result.nodes[str(getattr(what, "value", what))] = int(n)
     parent_paths = {find_node(conn, p.rpartition("/")[0]): p.rpartition("/")[0] for p in paths}
-    parents: dict[int, tuple[dict, list[str]]] = {}
+    parents: dict[int, tuple[dict[str, Any], list[str]]] = {}
     for parent, key, metadata in conn.execute(sa.text(queries.load("delete/orphaned_locators"))).all():
         current = metadata if isinstance(metadata, dict) else json.loads(metadata)
         parents.setdefault(parent, (current, []))[1].append(key)

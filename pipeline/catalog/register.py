@@ -78,7 +78,7 @@ class ServerState:
     """What is already under the parent on the server."""
 
     keys: pa.Table  # key, huid, location: the contract's key_in_catalog input
-    metadata: dict[str, dict]  # Hamiltonian key -> metadata
+    metadata: dict[str, dict[str, Any]]  # Hamiltonian key -> metadata
     counts: dict[str, int]  # Hamiltonian key -> number of children
 
 
@@ -106,7 +106,7 @@ class _Hamiltonian:
     key: str
     huid: str
     metadata: str
-    arrays: list[dict]
+    arrays: list[dict[str, Any]]
 
 
 class Concurrency:
@@ -323,7 +323,7 @@ def register_plan(
     root = connect()
     open_parent(root, parent, result)
     state = existing if existing is not None else server_state(root, parent)
-    by_parent: dict[str, list[dict]] = {}
+    by_parent: dict[str, list[dict[str, Any]]] = {}
     for row in plan.arrays.to_pylist():
         by_parent.setdefault(row["parent_key"], []).append(row)
     hams = [

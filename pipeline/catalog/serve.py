@@ -240,7 +240,7 @@ def run_redacted(command: list[str], env: dict[str, str], secrets: tuple[str, ..
     return process.wait()
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_ready(url: str, process: subprocess.Popen[Any], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

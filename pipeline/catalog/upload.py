@@ -55,7 +55,14 @@ class _Row:
 
 
 def upload_array(
-    container: Any, key: str, path: str, parameters: dict, metadata: dict, *, root: Path, expect: Identity | None = None
+    container: Any,
+    key: str,
+    path: str,
+    parameters: dict[str, Any],
+    metadata: dict[str, Any],
+    *,
+    root: Path,
+    expect: Identity | None = None,
 ) -> Any:
     """Write one artifact into the server's storage through Tiled's own client.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -117,13 +117,6 @@ def check(
         text,
     )
     raise typer.Exit(0 if report.ok else 1)
-
-
-def environment_warnings(findings: Any) -> list[str]:
-    """Warnings about the broker's own surroundings (not the provider's data)."""
-    import pyarrow.compute as pc
-
-    return findings.filter(pc.equal(findings["rule"], "probe_cache_unwritten"))["message"].to_pylist()
 
 
 def ingest(

@@ -254,6 +254,13 @@ def dataset_card(path: Path | None) -> dict[str, Any] | None:
     return read(path)
 
 
+def environment_warnings(findings: Any) -> list[str]:
+    """Warnings about the broker's own surroundings (not the provider's data)."""
+    import pyarrow.compute as pc
+
+    return [str(m) for m in findings.filter(pc.equal(findings["rule"], "probe_cache_unwritten"))["message"].to_pylist()]
+
+
 def write_and_report(
     given: list[ManifestPair],
     base_dir: Path,
@@ -275,8 +282,6 @@ def write_and_report(
         BrokerError: when nodes are missing at the end (exit 1; 130 after Ctrl-C),
             with the answer as its details: a re-run finishes the job.
     """
-    import pyarrow.compute as pc
-
     from manifest_broker.catalog.contract import MAX_ARRAY_BYTES
     from manifest_broker.catalog.ingest import card_needs_parent, ingest
 
@@ -296,8 +301,7 @@ def write_and_report(
             max_array_bytes=max_array_size or MAX_ARRAY_BYTES,
         )
     result = run.result
-    findings = run.report.findings
-    warnings = findings.filter(pc.equal(findings["rule"], "probe_cache_unwritten"))["message"].to_pylist()
+    warnings = environment_warnings(run.report.findings)
     for warning in warnings:
         render.warn(warning)
     answer = {

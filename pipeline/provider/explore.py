@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from manifest_broker.boundary import ProviderFileError, dataset_problem, open_hdf5
 from manifest_broker.provider.nexus import Entry, entries, read_entry
@@ -37,7 +38,7 @@ class FileInfo:
     external_links: list[str] = field(default_factory=list)  # never followed: their targets are other files
 
     @property
-    def signature(self) -> tuple:
+    def signature(self) -> tuple[Any, ...]:
         return tuple(sorted((d.path, d.dtype, len(d.shape)) for d in self.datasets))
 
 
@@ -119,7 +120,7 @@ def _describe(path: Path, root: Path) -> FileInfo:
     return FileInfo(rel, size, groups, datasets, attrs, nexus=nexus, external_links=links)
 
 
-def _batched(info: FileInfo) -> list:
+def _batched(info: FileInfo) -> list[Any]:
     """Multi-dimensional datasets whose first axis other datasets share: Hamiltonians
     batched along axis 0 (the spectra, and the per-Hamiltonian arrays of length N)."""
     lengths = Counter(d.shape[0] for d in info.datasets if len(d.shape) >= 1 and d.shape[0] > 1)
@@ -271,7 +272,7 @@ def generate(output_dir, n_hamiltonians=None):
 _PANDAS_TYPES = {"integer": "Int64", "float": "float64", "bool": "boolean", "string": "string"}
 
 
-def _dict_literal(mapping: dict) -> str:
+def _dict_literal(mapping: dict[str, Any]) -> str:
     if not mapping:
         return "{}"
     return "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in mapping.items()) + "}"

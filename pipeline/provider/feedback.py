@@ -4,6 +4,7 @@ what was found, which constraint it breaks, and a concrete request for each."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import pyarrow as pa
 
@@ -171,7 +172,7 @@ def feedback_message(findings: pa.Table, dataset: str = "your data") -> str:
     rows = findings.to_pylist()
     if not rows:
         return f"Hi,\n\nI checked {dataset} against the broker's contract and found nothing to fix.\n"
-    by_constraint: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    by_constraint: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         constraint, _ = CONSTRAINTS.get(row["rule"], ("Other findings", "Please look at these rows."))
         by_constraint[constraint][row["rule"]].append(row)

@@ -125,7 +125,7 @@ def read_split(path: Path, root: Path | None = None) -> dict[str, Any]:
     intervals = split.get("intervals") if isinstance(split, dict) else None
     if not isinstance(intervals, list) or not all(isinstance(iv, dict) for iv in intervals):
         raise RunInputError(f"{path}: split file has no 'intervals' list of objects", where=path)
-    return split
+    return dict(split)
 
 
 def is_sidecar(name: str) -> bool:

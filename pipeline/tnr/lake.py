@@ -292,7 +292,8 @@ def _replace_runs(cat: Any, table: Any, rows: dict[int, pa.Table]) -> int | None
     from pyiceberg.exceptions import CommitFailedException, ValidationException
 
     try:
-        return _retrying(attempt, identifier)
+        snapshot: int | None = _retrying(attempt, identifier)
+        return snapshot
     except (LakeError, CommitFailedException, ValidationException):
         # These say the commit did not land; after any other error the outcome is
         # unknown and the files may be referenced, so they stay.
