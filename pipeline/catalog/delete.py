@@ -38,11 +38,18 @@ class DeleteError(BrokerError, RuntimeError):
 
 @dataclass
 class DeleteResult:
-    nodes: dict[str, int] = field(default_factory=dict)  # structure family -> count
+    """What ``broker delete`` removed (or would, with ``--dry-run``): its ``--json`` answer."""
+
+    nodes: dict[str, int] = field(default_factory=dict)
+    """Nodes removed, by structure family (container, array)."""
     assets: int = 0
-    locators_removed: dict[str, list[str]] = field(default_factory=dict)  # parent path -> artifact keys
+    """Asset rows no node points at any more, removed (the files themselves are never touched)."""
+    locators_removed: dict[str, list[str]] = field(default_factory=dict)
+    """Mode A locators dropped from the Hamiltonians that keep living: parent path -> artifact keys."""
     dry_run: bool = False
-    uploaded_data: list[str] = field(default_factory=list)  # data_uri of uploaded arrays' storage, removed with them
+    """Nothing was removed: the counts say what would be."""
+    uploaded_data: list[str] = field(default_factory=list)
+    """Storage of uploaded arrays (their data_uri), removed with them."""
 
     @property
     def total(self) -> int:

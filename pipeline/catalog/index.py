@@ -59,9 +59,13 @@ class MetadataIndex:
     is missing), its definition, and its size in bytes (PostgreSQL)."""
 
     name: str
+    """The index's name in the database (``broker_md_...``)."""
     key: str | None
+    """The metadata key it serves (from its label; None when the label is missing)."""
     definition: str
+    """The database's own definition of the index."""
     bytes: int | None
+    """Its size on disk (PostgreSQL; None elsewhere)."""
 
 
 def index_name(key: str) -> str:

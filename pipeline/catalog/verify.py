@@ -30,16 +30,26 @@ class VerifyError(BrokerError, RuntimeError):
 
 @dataclass
 class VerifyReport:
+    """What ``broker verify`` found: its ``--json`` answer (with ``ok`` added)."""
+
     hamiltonians: int = 0
+    """Planned Hamiltonians served with their metadata."""
     artifacts: int = 0
+    """Planned arrays served (shape and dtype compared)."""
     arrays_compared: int = 0
+    """Sampled arrays read through the server and compared element by element with h5py."""
     assets_checked: int = 0
-    uploaded: int = 0  # arrays whose data are in the server's own storage
+    """Served file assets re-probed inside the data directory."""
+    uploaded: int = 0
+    """Arrays whose data are in the server's own storage (``--upload``)."""
     queries: list[dict[str, Any]] = field(default_factory=list)
+    """Metadata searches run, with the count the manifest gives and the count served."""
     problems: list[str] = field(default_factory=list)
+    """Every mismatch, one line each; empty when everything holds."""
 
     @property
     def ok(self) -> bool:
+        """Nothing is wrong."""
         return not self.problems
 
 

@@ -34,12 +34,20 @@ class RunInputs:
 
 @dataclass
 class RunSummary:
+    """One run of a campaign: an entry of ``tnr package-many --json``'s ``runs``."""
+
     reduced_dir: str
+    """The run's folder."""
     run_number: int | None
+    """The run's number (None when its inputs could not be read)."""
     slices: int
+    """Reduced files (time slices) packaged (0 when it failed)."""
     points: int
+    """Q points over every slice."""
     warnings: list[str]
+    """Everything worth a look that did not stop the run."""
     error: str | None = None
+    """Why the run was not packaged (nothing of it was written); None when it was."""
 
 
 def _resolve(
