@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # duckdb costs start-up time: imported by the commands that run SQL
     import duckdb
+    import pyarrow as pa
 
 # The sql/ folder, installed as the package data manifest_broker.sql: the same
 # files in a checkout (editable install) and in a wheel.
@@ -117,3 +118,23 @@ def quote_identifier(name: str) -> str:
     if not name or not _IDENTIFIER.match(name):
         raise ValueError(f"not a usable SQL identifier: {name!r}")
     return '"' + name.replace('"', '""') + '"'
+
+
+def user_query(con: duckdb.DuckDBPyConnection, query: str) -> pa.Table:
+    """The Arrow result of a statement the user typed (``broker sql``, ``broker tnr sql``).
+
+    Raises:
+        BrokerError: ``query failed: ...`` with DuckDB's first line, or when there is
+            no statement to run (empty, or only a comment).
+    """
+    import duckdb
+
+    from manifest_broker.errors import BrokerError
+
+    try:
+        cursor = con.execute(query)
+        if cursor is None or con.description is None:
+            raise BrokerError("query failed: there is no statement to run (the query is empty, or only a comment)")
+        return cursor.to_arrow_table()
+    except (duckdb.Error, ValueError) as exc:
+        raise BrokerError(f"query failed: {str(exc).splitlines()[0]}") from exc

@@ -247,6 +247,7 @@ CASES: dict[str, tuple[list[str], int, list[str]]] = {
         ["-o", "does not exist"],
     ),
     "sql: bad SQL": (["sql", "selec 1", "--ham", "{ham}", "--art", "{art}"], 1, ["query failed"]),
+    "sql: an empty query": (["sql", "", "--ham", "{ham}", "--art", "{art}"], 1, ["no statement to run"]),
     "sql: unknown format": (
         ["sql", "select 1", "--ham", "{ham}", "--art", "{art}", "--format", "xml"],
         2,
@@ -419,6 +420,7 @@ CASES: dict[str, tuple[list[str], int, list[str]]] = {
         ["no namespace 'foo'"],
     ),
     "tnr sql: bad SQL": (["tnr", "sql", "selec 1", "--lake", "{lake}"], 1, ["query failed"]),
+    "tnr sql: only a comment": (["tnr", "sql", "/* a comment */", "--lake", "{lake}"], 1, ["no statement to run"]),
     "tnr check: lake missing": (["tnr", "check", "--lake", "{missing}"], 1, ["no lake here"]),
     "tnr check: namespace missing": (
         ["tnr", "check", "--lake", "{lake}", "--namespace", "foo"],

@@ -104,3 +104,20 @@ def test_generator_errors(tmp_path: Path) -> None:
         synthesize("nope", tmp_path, 1)
     result = runner.invoke(app, ["generate", str(bad), str(tmp_path), str(tmp_path)])
     assert result.exit_code == 1 and "no generate" in result.output
+
+
+def test_a_generator_that_prints_leaves_json_one_document(tmp_path: Path) -> None:
+    """The guide's generator prints a line of its own; under --json stdout holds only the answer."""
+    import json
+    import subprocess
+    import sys
+
+    synthesize("spinwave", tmp_path, 4)
+    script = Path(__file__).parent / "fixtures" / "gen_spinwave_manifest.py"
+    command = [sys.executable, "-m", "manifest_broker.commandline.main", "generate", str(script)]
+    done = subprocess.run(
+        [*command, str(tmp_path / "data"), str(tmp_path / "g"), "-n", "3", "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["hamiltonians"] == 3
+    assert "Wrote 3 Hamiltonians" in done.stderr

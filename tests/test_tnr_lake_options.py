@@ -63,6 +63,12 @@ def test_every_tnr_command_reads_the_lake_in_either_position(tmp_path: Path) -> 
     assert "--lake" in helped.output and "--namespace" in helped.output
 
 
+def test_a_lake_option_without_its_value_says_so_after_the_command_too() -> None:
+    for args in (["tnr", "sql", "select 1", "--lake"], ["tnr", "--lake"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "requires an argument" in result.output, (args, result.output)
+
+
 def test_the_command_is_found_past_the_group_options() -> None:
     assert _command(["tnr", "package", "a", "b"]) == ("tnr", "package")
     assert _command(["tnr", "--lake", "L", "--namespace=n", "package", "a"]) == ("tnr", "package")

@@ -83,7 +83,9 @@ class AppTarget(Target):
         self.location = self._catalog.location
         self.storage = storage
         self.uploaded_into = str(storage)
-        self.destination = f"the catalog {self.location.redacted()} with --upload"
+        self.destination = (
+            f"--upload (the catalog {self.location.sqlite_path or self.location.redacted()} through Tiled's app)"
+        )
         if update_metadata:
             self.refuse("--update-metadata", "uploaded arrays keep what the catalog has; update without --upload")
 

@@ -826,7 +826,7 @@ class CatalogTarget(Target):
                 for the next new one (the cache folder).
         """
         self.location = locate(catalog)
-        self.destination = f"the catalog {self.location.redacted()}"
+        self.destination = f"the catalog {self.location.sqlite_path or self.location.redacted()}"
         self.update_metadata = update_metadata
         self.indexes = indexes
         self.template_dir = template_dir

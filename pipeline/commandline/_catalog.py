@@ -242,8 +242,7 @@ def sql(
     as_json: JsonOption = False,
 ) -> None:
     """Query manifests with DuckDB: views hamiltonians, artifacts, locators."""
-    import duckdb
-
+    from manifest_broker import queries
     from manifest_broker.catalog.manifest_sql import flat, manifest_connection, python_values
 
     if as_json and fmt is not SqlFormat.parquet:
@@ -260,10 +259,7 @@ def sql(
                 f"{option} {path}: {'is a directory' if path.is_dir() else 'manifest not found'}", where=path
             )
     con = manifest_connection(ham, art)
-    try:
-        result = con.execute(query).to_arrow_table()
-    except (duckdb.Error, ValueError) as exc:
-        raise BrokerError(f"query failed: {str(exc).splitlines()[0]}", exit_code=1) from exc
+    result = queries.user_query(con, query)
     if fmt is SqlFormat.table:
         render.arrow_table(None, flat(con, result), limit=None)
     elif fmt is SqlFormat.csv:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from manifest_broker import render
-from manifest_broker.commandline._shared import JsonOption, input_dir, new_file, output_dir
+from manifest_broker.commandline._shared import JsonOption, input_dir, new_file, output_dir, prints_to_stderr
 from manifest_broker.errors import BrokerError
 
 
@@ -111,7 +111,8 @@ def generate(
     from manifest_broker.boundary import ProviderFileError
 
     try:
-        result = run_generator(generator, data_dir, out_dir, n)
+        with prints_to_stderr(render.output().json):  # the generator's own prints: stdout is the JSON answer's
+            result = run_generator(generator, data_dir, out_dir, n)
     except (FileNotFoundError, ProviderFileError) as exc:
         if generator not in LAYOUTS or (isinstance(exc, ProviderFileError) and exc.rule != "missing"):
             raise

@@ -240,6 +240,27 @@ def cluster(address: str | None) -> Iterator[Client | None]:
         client.close()
 
 
+@contextmanager
+def prints_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """What the block (and any process it starts) prints goes to stderr, so that
+    stdout carries only the command's own answer (``--json``)."""
+    if not enabled:
+        yield
+        return
+    import contextlib
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def progress_enabled() -> bool:
     """Progress bars: on a terminal, never under ``--json``."""
     return not render.output().json

@@ -54,7 +54,11 @@ def _hoisted(args: list[str]) -> list[str]:
         if token == "--":
             rest.extend(args[index:])
             break
-        if token in LAKE_OPTIONS and index + 1 < len(args):
+        if token in LAKE_OPTIONS:
+            if index + 1 == len(args):
+                import click
+
+                raise click.UsageError(f"Option '{token}' requires an argument.")
             front.extend(args[index : index + 2])
             index += 2
             continue
@@ -444,7 +448,6 @@ def sql(
 ) -> None:
     """DuckDB over the Iceberg tables, through the Arrow result of a pyiceberg scan."""
     choice: LakeChoice = ctx.obj
-    import duckdb
 
     from manifest_broker import queries
     from manifest_broker.tnr.lake import scan
@@ -454,10 +457,7 @@ def sql(
     con = queries.connect()
     for name in ("reflectivity", "runs"):
         con.register(name, scan(location, name, choice.namespace))
-    try:
-        result = con.execute(query).to_arrow_table()
-    except duckdb.Error as exc:
-        raise BrokerError(f"query failed: {str(exc).splitlines()[0]}") from exc
+    result = queries.user_query(con, query)
     if render.output().json:
         render.print_json(result.to_pylist())
     else:
