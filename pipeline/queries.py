@@ -10,7 +10,7 @@ import functools
 import re
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # duckdb costs start-up time: imported by the commands that run SQL
     import duckdb
@@ -93,18 +93,42 @@ def spill_directory() -> str:
     return path
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection as every stage uses it: no progress bar on
-    the terminal (the broker draws its own), insertion order kept (rule results and
-    plans follow manifest order), a memory limit with a folder to spill to."""
+# DuckDB's memory limit in the broker's own stages over a dataset's rows (the
+# contract check and the plan), which spill past it: their operators are chosen so
+# that they can (aggregates and joins, no ordered list over every row), so the
+# process's memory stays flat from 10^5 to 10^7 nodes. $BROKER_DUCKDB_MEMORY sets it.
+STAGE_MEMORY_LIMIT = "256MB"
+
+
+def connect(
+    database: str = ":memory:", *, stage: bool = False, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection as every stage uses it: no progress bar on the terminal
+    (the broker draws its own), insertion order kept (rule results and plans follow
+    manifest order), a memory limit with a folder to spill to.
+
+    Args:
+        database: In memory by default; a file for tables that may outgrow memory
+            (DuckDB compresses them and keeps in memory what its limit allows).
+        stage: One of the broker's own stages over a dataset's rows
+            (:data:`STAGE_MEMORY_LIMIT`), not a user's query.
+        threads: DuckDB's threads (default: every core). Each thread of a join or
+            sort that spills holds blocks of its own: one thread is what lets a
+            large one finish within a small limit.
+    """
     import os
 
     import duckdb
 
-    limit = os.environ.get("BROKER_DUCKDB_MEMORY") or default_memory_limit()
-    con = duckdb.connect(
-        config={"preserve_insertion_order": True, "memory_limit": limit, "temp_directory": spill_directory()}
-    )
+    limit = os.environ.get("BROKER_DUCKDB_MEMORY") or (STAGE_MEMORY_LIMIT if stage else default_memory_limit())
+    config: dict[str, Any] = {
+        "preserve_insertion_order": True,
+        "memory_limit": limit,
+        "temp_directory": spill_directory(),
+    }
+    if threads is not None:
+        config["threads"] = threads
+    con = duckdb.connect(database, config=config)
     con.execute(load("session/duckdb"))
     return con
 

@@ -300,7 +300,17 @@ def _reporting_errors(call: Callable[[], Any], args: Sequence[str]) -> Any:
                 use_json(True)
             output().error(BrokerError(_usage_line(exc), exit_code=2))
             raise typer.Exit(2) from None
+        if type(exc).__name__ == "OutOfMemoryException" and type(exc).__module__.startswith(("duckdb", "_duckdb")):
+            output().error(DUCKDB_MEMORY_ERROR)
+            raise typer.Exit(1) from None
         raise
+
+
+DUCKDB_MEMORY_ERROR = BrokerError(
+    "DuckDB ran out of the memory it may use (BROKER_DUCKDB_MEMORY; the broker's stages take 256MB, "
+    "a query a quarter of the host's memory): set BROKER_DUCKDB_MEMORY higher (e.g. 2GB) and run again; "
+    "nothing was written"
+)
 
 
 class BrokerGroup(TyperGroup):

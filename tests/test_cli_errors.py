@@ -261,3 +261,20 @@ def test_every_command_given_a_bad_path(case: str, tmp_path: Path) -> None:
     assert tree_state(tmp_path) == before  # nothing created or changed, not even a lock file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", text_a.name, text_h.name]
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["check", "ingest"])
+def test_duckdb_out_of_memory_is_one_error_and_writes_nothing(
+    edrixs: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.setenv("BROKER_DUCKDB_MEMORY", "1MB")
+    catalog = tmp_path / "c.db"
+    manifests = [str(edrixs.pair.hamiltonians), str(edrixs.pair.artifacts)]
+    args = [command, *manifests, "--base-dir", str(edrixs.base_dir), "--no-cache", "--json"]
+    if command == "ingest":
+        args += ["--catalog", str(catalog)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    error = json.loads(result.stdout)
+    assert "BROKER_DUCKDB_MEMORY" in error["error"] and "nothing was written" in error["error"]
+    assert not catalog.exists()

@@ -9,10 +9,13 @@ rules in ``rows/`` run once over all pairs together, joined with the HDF5 probe.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -28,8 +31,11 @@ from manifest_broker.catalog.manifests import (
     ROW_COLUMN,
     ManifestError,
     ManifestPair,
+    Stamp,
+    manifest_chunks,
     metadata_columns,
-    read_manifest,
+    open_manifest,
+    without_half_floats,
 )
 from manifest_broker.catalog.probe import ProbeResult, probe_locators
 from manifest_broker.errors import BrokerError
@@ -88,28 +94,125 @@ class Documents(NamedTuple):
 
 
 @dataclass(frozen=True)
+class CheckedPair:
+    """One dataset's manifests as the check read them: their schemas (float16
+    widened), row counts and stamps. Later stages read the rows again, chunk by
+    chunk or whole, and refuse a file whose stamp changed."""
+
+    pair: ManifestPair
+    hamiltonian_schema: pa.Schema
+    artifact_schema: pa.Schema
+    hamiltonian_rows: int
+    artifact_rows: int
+    hamiltonian_stamp: Stamp
+    artifact_stamp: Stamp
+
+    def hamiltonian_chunks(self, rows: int | None = None) -> Iterator[pa.Table]:
+        """The Hamiltonian manifest, ``rows`` at a time (whole for ``None``)."""
+        return _chunks(self.pair.hamiltonians, self.hamiltonian_stamp, rows)
+
+    def artifact_chunks(self, rows: int | None = None) -> Iterator[pa.Table]:
+        """The artifact manifest, ``rows`` at a time (whole for ``None``)."""
+        return _chunks(self.pair.artifacts, self.artifact_stamp, rows)
+
+
+def _chunks(path: Path, stamp: Stamp, rows: int | None) -> Iterator[pa.Table]:
+    parquet, _ = open_manifest(path)
+    return manifest_chunks(parquet, path, stamp, rows)
+
+
+def _whole(chunks: Iterator[pa.Table]) -> pa.Table:
+    tables = list(chunks)
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+_V = TypeVar("_V")
+
+
+class _Read(Mapping[str, _V]):
+    """A mapping by dataset whose values are read when first asked for (and kept):
+    a run that plans chunk by chunk never holds a whole manifest."""
+
+    def __init__(self, keys: list[str], read: Callable[[str], _V]) -> None:
+        self._keys = keys
+        self._read = read
+        self._held: dict[str, _V] = {}
+
+    def __getitem__(self, key: str) -> _V:
+        if key not in self._keys:
+            raise KeyError(key)
+        if key not in self._held:
+            self._held[key] = self._read(key)
+        return self._held[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+@dataclass(frozen=True)
 class CheckedManifests:
     """What planning and verifying need from a passing check: the manifests and
     their metadata documents by dataset (:attr:`ManifestPair.ident`), and the probe of every file and
     dataset they point at."""
 
-    hamiltonians: dict[str, pa.Table]
-    artifacts: dict[str, pa.Table]
-    documents: dict[str, Documents]
+    hamiltonians: Mapping[str, pa.Table]
+    artifacts: Mapping[str, pa.Table]
+    documents: Mapping[str, Documents]
     probes: pa.Table
+    datasets: Mapping[str, CheckedPair] = field(default_factory=dict)
+    """The datasets as the check read them (for a plan made chunk by chunk)."""
 
 
 @dataclass
 class ContractReport:
-    """What a check found, plus the tables later stages reuse."""
+    """What a check found, plus what later stages reuse: each dataset's manifests
+    (:attr:`datasets`; the rows are read again when asked for) and the probes."""
 
     findings: pa.Table
-    hamiltonians: dict[str, pa.Table] = field(default_factory=dict)  # by ManifestPair.ident
-    artifacts: dict[str, pa.Table] = field(default_factory=dict)
-    documents: dict[str, Documents] = field(default_factory=dict)
+    datasets: dict[str, CheckedPair] = field(default_factory=dict)  # by ManifestPair.ident
     probes: pa.Table | None = None
     probe: ProbeResult | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._tables: tuple[_Read[pa.Table], _Read[pa.Table], _Read[Documents]] | None = None
+
+    def _read(self) -> tuple[_Read[pa.Table], _Read[pa.Table], _Read[Documents]]:
+        if self._tables is None or list(self._tables[0]) != list(self.datasets):
+            keys = list(self.datasets)
+            hams: _Read[pa.Table] = _Read(keys, lambda k: _whole(self.datasets[k].hamiltonian_chunks()))
+            arts: _Read[pa.Table] = _Read(keys, lambda k: _whole(self.datasets[k].artifact_chunks()))
+            docs: _Read[Documents] = _Read(keys, lambda k: documents_of(hams[k], arts[k]))
+            self._tables = (hams, arts, docs)
+        return self._tables
+
+    @property
+    def hamiltonians(self) -> Mapping[str, pa.Table]:
+        """Each dataset's Hamiltonian manifest, read whole when first asked for."""
+        return self._read()[0]
+
+    @property
+    def artifacts(self) -> Mapping[str, pa.Table]:
+        """Each dataset's artifact manifest, read whole when first asked for."""
+        return self._read()[1]
+
+    @property
+    def documents(self) -> Mapping[str, Documents]:
+        """Each dataset's metadata documents, made when first asked for."""
+        return self._read()[2]
+
+    @property
+    def hamiltonian_rows(self) -> int:
+        """Hamiltonians in every checked dataset."""
+        return sum(d.hamiltonian_rows for d in self.datasets.values())
+
+    @property
+    def artifact_rows(self) -> int:
+        """Artifacts in every checked dataset."""
+        return sum(d.artifact_rows for d in self.datasets.values())
 
     @property
     def errors(self) -> int:
@@ -139,7 +242,17 @@ class ContractReport:
         """
         if not self.ok or self.probes is None:
             raise self.failure()
-        return CheckedManifests(self.hamiltonians, self.artifacts, self.documents, self.probes)
+        hams, arts, docs = self._read()
+        return CheckedManifests(hams, arts, docs, self.probes, dict(self.datasets))
+
+
+def documents_of(hamiltonians: pa.Table, artifacts: pa.Table) -> Documents:
+    """The metadata documents of one dataset's manifests (or of a chunk of them)."""
+    with contextlib.closing(queries.connect()) as con:
+        return Documents(
+            metadata_documents(con, hamiltonians, metadata_columns(hamiltonians, HAMILTONIAN_COLUMNS)),
+            metadata_documents(con, artifacts, metadata_columns(artifacts, ARTIFACT_COLUMNS)),
+        )
 
 
 # Largest metadata document per node, as JSON: a listing page of Tiled carries the
@@ -220,98 +333,162 @@ def _core(table: pa.Table, documents: pa.Table, schema: pa.Schema, manifest: str
     return pa.table(columns).cast(schema)
 
 
-def _schema_rules(
-    con: duckdb.DuckDBPyConnection, pair: ManifestPair, findings: list[pa.Table]
-) -> tuple[pa.Table, pa.Table, Documents] | None:
-    """Read one pair and run the schema rules on it; returns the two tables and
-    their metadata documents, or ``None`` when a file is unreadable or lacks a
-    standard column."""
+# Manifest rows read and checked at once. The rows the cross-row rules need (the
+# standard columns and the size of each row's metadata document) go to DuckDB tables
+# in a database file, compressed and spilled past DuckDB's memory limit: the
+# check's memory follows a chunk, not the dataset.
+CHECK_CHUNK = 100_000
+
+
+def _standard_columns(schema: pa.Schema, standard: tuple[str, ...]) -> pa.Table:
+    """A table of no rows with the ``_row`` and standard columns of ``schema``."""
+    fields = [pa.field(ROW_COLUMN, pa.int64()), *(f for f in schema if f.name in standard)]
+    return pa.schema(fields).empty_table()
+
+
+class _Store:
+    """The check's database file: the rows of every dataset the row rules read."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        con.from_arrow(_HAM_CORE.empty_table()).create("hamiltonians")
+        con.from_arrow(_ART_CORE.empty_table()).create("artifacts")
+
+    def append(self, table: str, rows: pa.Table) -> None:
+        self.con.from_arrow(rows).insert_into(table)
+
+    def forget(self, dataset: str) -> None:
+        """Take out a dataset whose manifest stopped being readable half way."""
+        for name in ("contract/forget_hamiltonians", "contract/forget_artifacts"):
+            self.con.execute(queries.load(name), {"dataset_name": dataset})
+
+
+def _check_pair(store: _Store, pair: ManifestPair, findings: list[pa.Table], chunk_rows: int) -> CheckedPair | None:
+    """Read one pair chunk by chunk: the schema rules, the metadata rules, and its
+    rows into the store for the row rules. Returns the pair as read, or ``None``
+    when a file is unreadable or lacks a standard column (its rows are then left
+    out of the row rules)."""
+    con = store.con
     try:
-        ham = read_manifest(pair.hamiltonians)
-        art = read_manifest(pair.artifacts)
+        ham_file, ham_stamp = open_manifest(pair.hamiltonians)
+        art_file, art_stamp = open_manifest(pair.artifacts)
     except ManifestError as exc:
         findings.append(_finding(exc.rule, exc.where or str(pair.hamiltonians), str(exc)))
         return None
+    ham_schema = without_half_floats(ham_file.schema_arrow)
+    art_schema = without_half_floats(art_file.schema_arrow)
+    ham_rows, art_rows = ham_file.metadata.num_rows, art_file.metadata.num_rows
     ham_path, art_path = str(pair.hamiltonians), str(pair.artifacts)
-    # Only the standard columns: the rules look at nothing else, and a catalog view
-    # of 100,000 metadata columns costs seconds.
-    con.register("ham_full", ham.select([ROW_COLUMN, *(c for c in ham.column_names if c in HAMILTONIAN_COLUMNS)]))
-    con.register("art_full", art.select([ROW_COLUMN, *(c for c in art.column_names if c in ARTIFACT_COLUMNS)]))
+    # Only the standard columns, and only their types: the rules look at nothing else.
+    con.register("ham_full", _standard_columns(ham_schema, HAMILTONIAN_COLUMNS))
+    con.register("art_full", _standard_columns(art_schema, ARTIFACT_COLUMNS))
     pair_params: dict[str, object] = {"ham_manifest": ham_path, "art_manifest": art_path}
     schema_errors = _run(con, "contract/schema/required_columns", pair_params)
     findings.append(schema_errors)
     # An empty manifest is an error, but the rows of its partner are still checked.
-    findings.append(_run(con, "contract/schema/manifest_empty", pair_params))
+    findings.append(
+        _run(con, "contract/schema/manifest_empty", {**pair_params, "ham_rows": ham_rows, "art_rows": art_rows})
+    )
     con.unregister("ham_full")
     con.unregister("art_full")
-    documents = Documents(
-        _metadata_rules(ham, HAMILTONIAN_COLUMNS, ham_path, findings, hamiltonians=True),
-        _metadata_rules(art, ARTIFACT_COLUMNS, art_path, findings, hamiltonians=False),
+    usable = not schema_errors.num_rows
+    files = (
+        (ham_file, pair.hamiltonians, ham_stamp, ham_schema, HAMILTONIAN_COLUMNS, _HAM_CORE, "hamiltonians"),
+        (art_file, pair.artifacts, art_stamp, art_schema, ARTIFACT_COLUMNS, _ART_CORE, "artifacts"),
     )
-    return None if schema_errors.num_rows else (ham, art, documents)
+    try:
+        for parquet, path, stamp, schema, standard, core_schema, table in files:
+            # A cursor of its own (sharing the store's memory limit), closed at the
+            # end, gives back what DuckDB held for wide manifests.
+            with contextlib.closing(con.cursor()) as meta_con:
+                meta_con.execute(queries.load("session/duckdb"))
+                rules = _MetadataRules(meta_con, schema, standard, str(path), findings)
+                for chunk in manifest_chunks(parquet, path, stamp, chunk_rows):
+                    documents = rules.chunk(chunk)
+                    if usable:
+                        store.append(table, _core(chunk, documents, core_schema, str(path), pair.ident))
+                rules.finish()
+    except ManifestError as exc:
+        findings.append(_finding(exc.rule, exc.where or str(pair.hamiltonians), str(exc)))
+        store.forget(pair.ident)
+        return None
+    if not usable:
+        return None
+    return CheckedPair(pair, ham_schema, art_schema, ham_rows, art_rows, ham_stamp, art_stamp)
 
 
-def _metadata_rules(
-    table: pa.Table, standard: tuple[str, ...], manifest: str, findings: list[pa.Table], *, hamiltonians: bool
-) -> pa.Table:
+class _MetadataRules:
     """Rules on the columns that become metadata: types, finite numbers, integer
-    range, and (Hamiltonians) parameters that tell rows apart. The size rule runs
-    with the row rules, on the whole document a node will store. A connection of
-    their own, closed at the end, gives back what DuckDB held for wide manifests.
+    range, and (Hamiltonians) parameters that tell rows apart, run chunk by chunk.
+    The size rule runs with the row rules, on the whole document a node will store."""
 
-    Returns:
-        The rows' metadata documents (:func:`metadata_documents`).
-    """
-    with contextlib.closing(queries.connect()) as con:
-        return _metadata_findings(
-            con, table, metadata_columns(table, standard), manifest, findings, hamiltonians=hamiltonians
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        schema: pa.Schema,
+        standard: tuple[str, ...],
+        manifest: str,
+        findings: list[pa.Table],
+    ) -> None:
+        self.con, self.manifest, self.findings = con, manifest, findings
+        self.hamiltonians = standard == HAMILTONIAN_COLUMNS
+        self.meta = metadata_columns(schema, standard)
+        self.rows = 0
+        self.distinct: set[str] = set()  # up to two metadata documents
+        con.register(
+            "metadata_columns",
+            pa.table(
+                {
+                    "column_name": pa.array(self.meta, pa.string()),
+                    "data_type": pa.array([str(schema.field(c).type) for c in self.meta], pa.string()),
+                }
+            ),
         )
+        findings.append(_run(con, "contract/schema/metadata_types", {"manifest": manifest}))
+        if self.hamiltonians:
+            params: dict[str, object] = {"manifest": manifest, "prefixes": list(LOCATOR_PREFIXES)}
+            findings.append(_run(con, "contract/schema/locator_namespace", params))
+        con.unregister("metadata_columns")
 
+    def chunk(self, table: pa.Table) -> pa.Table:
+        """The value rules over one chunk of rows; returns their metadata documents
+        (:func:`metadata_documents`)."""
+        con = self.con
+        self.rows += table.num_rows
+        documents = metadata_documents(con, table, self.meta)
+        if self.meta:
+            con.register("metadata_rows", documents)
+            con.register("metadata_cells", con.execute(queries.load("contract/schema/metadata_cells")).to_arrow_table())
+            for rule in ("metadata_not_finite", "metadata_integer_range"):
+                self.findings.append(_run(con, f"contract/schema/{rule}", {"manifest": self.manifest}))
+            con.unregister("metadata_cells")
+            if self.hamiltonians and len(self.distinct) < 2:
+                found = con.execute(queries.load("contract/schema/distinct_documents")).fetchall()
+                self.distinct.update(doc for (doc,) in found)
+            con.unregister("metadata_rows")
+        return documents
 
-def _metadata_findings(
-    con: duckdb.DuckDBPyConnection,
-    table: pa.Table,
-    meta: list[str],
-    manifest: str,
-    findings: list[pa.Table],
-    *,
-    hamiltonians: bool,
-) -> pa.Table:
-    con.register(
-        "metadata_columns",
-        pa.table(
-            {
-                "column_name": pa.array(meta, pa.string()),
-                "data_type": pa.array([str(table.schema.field(c).type) for c in meta], pa.string()),
+    def finish(self) -> None:
+        """The rule over every row: some parameter varies (Hamiltonians)."""
+        if not self.hamiltonians:
+            return
+        if self.meta:
+            params: dict[str, object] = {
+                "manifest": self.manifest,
+                "rows": self.rows,
+                "distinct": min(2, len(self.distinct)),
             }
-        ),
-    )
-    findings.append(_run(con, "contract/schema/metadata_types", {"manifest": manifest}))
-    if hamiltonians:
-        params: dict[str, object] = {"manifest": manifest, "prefixes": list(LOCATOR_PREFIXES)}
-        findings.append(_run(con, "contract/schema/locator_namespace", params))
-    con.unregister("metadata_columns")
-    documents = metadata_documents(con, table, meta)
-    if meta:
-        con.register("metadata_rows", documents)
-        con.register("metadata_cells", con.execute(queries.load("contract/schema/metadata_cells")).to_arrow_table())
-        for rule in ("metadata_not_finite", "metadata_integer_range"):
-            findings.append(_run(con, f"contract/schema/{rule}", {"manifest": manifest}))
-        con.unregister("metadata_cells")
-        if hamiltonians:
-            findings.append(_run(con, "contract/schema/parameter_variation", {"manifest": manifest}))
-        con.unregister("metadata_rows")
-    elif hamiltonians and table.num_rows > 1:
-        findings.append(
-            _finding(
-                "no_parameter_variation",
-                manifest,
-                "the Hamiltonian manifest has no parameter columns: "
-                "metadata search has nothing to tell Hamiltonians apart",
-                "warning",
+            self.findings.append(_run(self.con, "contract/schema/parameter_variation", params))
+        elif self.rows > 1:
+            self.findings.append(
+                _finding(
+                    "no_parameter_variation",
+                    self.manifest,
+                    "the Hamiltonian manifest has no parameter columns: "
+                    "metadata search has nothing to tell Hamiltonians apart",
+                    "warning",
+                )
             )
-        )
-    return documents
 
 
 def _catalog_keys(
@@ -346,8 +523,8 @@ def _card_rules(
     rows = [
         {"manifest": str(pair.hamiltonians), "dataset_name": pair.ident, "name": f.name, "family": arrow_family(f.type)}
         for pair in pairs
-        if pair.ident in report.hamiltonians
-        for f in report.hamiltonians[pair.ident].schema
+        if pair.ident in report.datasets
+        for f in [*report.datasets[pair.ident].hamiltonian_schema, pa.field(ROW_COLUMN, pa.int64())]
     ]
     schema = pa.schema([(n, pa.string()) for n in ("manifest", "dataset_name", "name", "family")])
     con.register("manifest_columns", pa.Table.from_pylist(rows, schema=schema))
@@ -370,6 +547,7 @@ def check_manifests(
     card: dict[str, Any] | None = None,
     max_array_bytes: int = MAX_ARRAY_BYTES,
     deep: bool = False,
+    chunk_rows: int = CHECK_CHUNK,
 ) -> ContractReport:
     """Run every contract rule over one or more manifest pairs.
 
@@ -390,33 +568,73 @@ def check_manifests(
         deep: Read every value once (``dataset_unreadable_chunks``); by default the
             probe reads each file's structure (links, layout, shapes, dtypes,
             filters, attributes), not its values.
+        chunk_rows: Manifest rows read and checked at once.
 
     Returns:
         A :class:`ContractReport`; nothing is written except the probe cache.
     """
+    folder = queries.spill_directory()
+    os.makedirs(folder, exist_ok=True)
+    database = os.path.join(folder, f"check-{uuid.uuid4().hex}.duckdb")
+    try:
+        with contextlib.closing(queries.connect(database, stage=True)) as con:
+            return _check_in(
+                con,
+                pairs,
+                base_dir,
+                catalog=catalog,
+                catalog_keys=catalog_keys,
+                parent=parent,
+                cache_dir=cache_dir,
+                use_cache=use_cache,
+                workers=workers,
+                progress=progress,
+                cluster=cluster,
+                card=card,
+                max_array_bytes=max_array_bytes,
+                deep=deep,
+                chunk_rows=chunk_rows,
+            )
+    finally:
+        for leftover in (database, database + ".wal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+
+
+def _check_in(
+    con: duckdb.DuckDBPyConnection,
+    pairs: list[ManifestPair],
+    base_dir: Path,
+    *,
+    catalog: str | None,
+    catalog_keys: pa.Table | None,
+    parent: str,
+    cache_dir: Path | None,
+    use_cache: bool,
+    workers: int | None,
+    progress: Progress | None,
+    cluster: Client | None,
+    card: dict[str, Any] | None,
+    max_array_bytes: int,
+    deep: bool,
+    chunk_rows: int,
+) -> ContractReport:
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    con = queries.connect()
     for macro in queries.names("contract/macros"):
         con.execute(queries.load(macro))
     findings: list[pa.Table] = []
     report = ContractReport(findings=FINDING_SCHEMA.empty_table())
-    ham_cores, art_cores = [], []
+    store = _Store(con)
     for pair in pairs:
-        read = _schema_rules(con, pair, findings)
-        if read is None:
-            continue  # row rules need the standard columns
-        ham, art, documents = read
+        checked = _check_pair(store, pair, findings, chunk_rows)
         # Pairs by their full path: equal names in different folders are two datasets.
-        report.hamiltonians[pair.ident] = ham
-        report.artifacts[pair.ident] = art
-        report.documents[pair.ident] = documents
-        ham_cores.append(_core(ham, documents.hamiltonians, _HAM_CORE, str(pair.hamiltonians), pair.ident))
-        art_cores.append(_core(art, documents.artifacts, _ART_CORE, str(pair.artifacts), pair.ident))
+        if checked is not None:
+            report.datasets[pair.ident] = checked
+    con.execute(queries.load("contract/store_written"))
+    pa.default_memory_pool().release_unused()  # the chunks' buffers, before the rules
     timings["schema"] = time.perf_counter() - started
 
-    con.register("hamiltonians", pa.concat_tables(ham_cores) if ham_cores else _HAM_CORE.empty_table())
-    con.register("artifacts", pa.concat_tables(art_cores) if art_cores else _ART_CORE.empty_table())
     con.register("catalog_keys", _catalog_keys(catalog, catalog_keys, parent, findings))
 
     if not Path(base_dir).is_dir():  # said once, above the file_missing of every row
@@ -453,7 +671,6 @@ def check_manifests(
     if card is not None:
         _card_rules(con, card, report, pairs, findings)
     timings["rules"] = time.perf_counter() - t0
-    con.close()
 
     table = pa.concat_tables(findings) if findings else FINDING_SCHEMA.empty_table()
     order = [("severity", "ascending"), ("rule", "ascending"), ("manifest", "ascending"), ("row", "ascending")]

@@ -207,9 +207,9 @@ def index_parameters(location: CatalogLocation, report: ContractReport) -> list[
     write's commit, each index in a transaction of its own, so the write does not hold
     its lock while they build). Returns the keys that have a broker index now."""
     columns = {
-        name: str(table.schema.field(name).type)
-        for table in report.hamiltonians.values()
-        for name in metadata_columns(table, HAMILTONIAN_COLUMNS)
+        name: str(dataset.hamiltonian_schema.field(name).type)
+        for dataset in report.datasets.values()
+        for name in metadata_columns(dataset.hamiltonian_schema, HAMILTONIAN_COLUMNS)
     }
     keys, _left_out = parameter_keys(columns.items())
     return [i.key for i in create_indexes(location, keys) if i.key is not None]

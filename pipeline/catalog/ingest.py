@@ -198,15 +198,13 @@ def ingest(
     if progress:
         progress("planning", 0, 1)
     checked = report.checked()
-    planned = sum(t.num_rows for t in checked.hamiltonians.values()) + sum(
-        t.num_rows for t in checked.artifacts.values()
-    )
+    planned = report.hamiltonian_rows + report.artifact_rows
     # Up to PLAN_CHUNK Hamiltonians, one plan; above, a destination that takes chunks
     # gets the plan made chunk by chunk while the write goes on, so that memory
     # follows a chunk and not the dataset.
     whole: NodePlan | None = None
     plans: NodePlan | Iterator[NodePlan]
-    if target.chunked and sum(t.num_rows for t in checked.hamiltonians.values()) > PLAN_CHUNK:
+    if target.chunked and report.hamiltonian_rows > PLAN_CHUNK:
         plans = plan_chunks(checked, PLAN_CHUNK)
     else:
         whole = plans = plan_nodes(checked)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -98,34 +100,106 @@ def read_manifest(path: Path) -> pa.Table:
     Raises:
         ManifestError: when the file is missing or is not readable Parquet.
     """
+    parquet, stamp = open_manifest(path)
+    tables = list(manifest_chunks(parquet, Path(path), stamp, rows=None))
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+class Stamp(NamedTuple):
+    """What identifies a manifest file as it was checked: a stage that reads it
+    again (the plan, chunk by chunk) refuses a file that changed since."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> Stamp:
+        st = os.stat(path)
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def open_manifest(path: Path) -> tuple[pq.ParquetFile, Stamp]:
+    """One manifest opened for reading (its schema and row count known), with its stamp.
+
+    Raises:
+        ManifestError: when the file is missing, is not readable Parquet or repeats
+            a column name.
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found", where=path)
     try:
+        stamp = Stamp.of(path)
         parquet = pq.ParquetFile(path)
         names = parquet.schema_arrow.names
-        repeated = sorted(n for n, count in Counter(names).items() if count > 1)
-        if repeated:
-            raise ManifestError(
-                f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once; "
-                "each column must have its own name",
-                "column_duplicate",
-                where=path,
-            )
-        table = _read_columns(parquet, names)
     except (pa.ArrowException, OSError) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        if "too deeply nested" in reason:
-            raise ManifestError(
-                f"{path}: nested metadata deeper than Parquet readers accept ({reason})",
-                "metadata_too_deep",
-                where=path,
-            ) from exc
-        raise ManifestError(f"{path}: not a readable Parquet manifest ({reason})", where=path) from exc
-    if ROW_COLUMN in table.column_names:
+        raise _unreadable(path, exc) from exc
+    repeated = sorted(n for n, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise ManifestError(
+            f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once; "
+            "each column must have its own name",
+            "column_duplicate",
+            where=path,
+        )
+    if ROW_COLUMN in names:
         raise ManifestError(f"{path}: column name {ROW_COLUMN!r} is reserved", where=path)
-    table = table.cast(_without_half_floats(table.schema)) if _has_half_floats(table.schema) else table
-    return table.append_column(ROW_COLUMN, pa.array(range(table.num_rows), pa.int64()))
+    return parquet, stamp
+
+
+def _unreadable(path: Path, exc: BaseException) -> ManifestError:
+    reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+    if "too deeply nested" in reason:
+        return ManifestError(
+            f"{path}: nested metadata deeper than Parquet readers accept ({reason})", "metadata_too_deep", where=path
+        )
+    return ManifestError(f"{path}: not a readable Parquet manifest ({reason})", where=path)
+
+
+def manifest_chunks(parquet: pq.ParquetFile, path: Path, stamp: Stamp, rows: int | None) -> Iterator[pa.Table]:
+    """The manifest's rows, ``rows`` at a time (all at once for ``None`` and for
+    manifests wider than :data:`READ_COLUMNS` columns), each with its ``_row``
+    column, float16 widened; the last chunk may be shorter.
+
+    Raises:
+        ManifestError: when the file stops being readable, or is not the file
+            ``stamp`` describes (it changed since it was checked).
+    """
+    names = parquet.schema_arrow.names
+    start = 0
+    try:
+        if Stamp.of(path) != stamp:
+            raise ManifestError(f"{path}: the manifest changed since it was checked; check it again", where=path)
+        if rows is None or len(names) > READ_COLUMNS:
+            batches: Iterator[pa.Table] = iter([_read_columns(parquet, names)])
+        else:
+            batches = _rechunked(parquet, rows)
+        for table in batches:
+            table = table.cast(without_half_floats(table.schema)) if _has_half_floats(table.schema) else table
+            yield table.append_column(ROW_COLUMN, pa.array(range(start, start + table.num_rows), pa.int64()))
+            start += table.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from exc
+    if start != parquet.metadata.num_rows or Stamp.of(path) != stamp:
+        raise ManifestError(f"{path}: the manifest changed while it was read; check it again", where=path)
+
+
+def _rechunked(parquet: pq.ParquetFile, rows: int) -> Iterator[pa.Table]:
+    """Tables of exactly ``rows`` rows (the last one shorter), whatever the row groups."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in parquet.iter_batches(batch_size=rows, use_threads=True):
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows).combine_chunks()
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held or parquet.metadata.num_rows == 0:
+        yield pa.Table.from_batches(pending).combine_chunks() if pending else parquet.schema_arrow.empty_table()
 
 
 # Columns read per call: Arrow's Parquet reader holds buffers for every column it
@@ -144,7 +218,7 @@ def _has_half_floats(schema: pa.Schema) -> bool:
     return "halffloat" in str(schema)
 
 
-def _without_half_floats(schema: pa.Schema) -> pa.Schema:
+def without_half_floats(schema: pa.Schema) -> pa.Schema:
     """The schema with every float16 (also nested) widened to float64.
 
     DuckDB reads no Arrow float16, and JSON has one number type: float64 holds each
@@ -171,6 +245,7 @@ def _without_half_floats(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_type(widen(f.type)) for f in schema], metadata=schema.metadata)
 
 
-def metadata_columns(table: pa.Table, standard: tuple[str, ...]) -> list[str]:
+def metadata_columns(table: pa.Table | pa.Schema, standard: tuple[str, ...]) -> list[str]:
     """Columns that become Tiled metadata: everything but the standard ones and ``_row``."""
-    return [c for c in table.column_names if c not in standard and c != ROW_COLUMN]
+    names = table.column_names if isinstance(table, pa.Table) else table.names
+    return [c for c in names if c not in standard and c != ROW_COLUMN]

@@ -9,9 +9,13 @@ exactly the ones Tiled itself would write.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,7 +25,7 @@ import pyarrow.compute as pc
 
 from manifest_broker import queries
 from manifest_broker.boundary import Identity
-from manifest_broker.catalog.contract import CheckedManifests, Documents
+from manifest_broker.catalog.contract import CheckedManifests, CheckedPair, documents_of
 from manifest_broker.catalog.manifests import LOCATOR_PREFIXES, ROW_COLUMN
 from manifest_broker.catalog.structure import structure_row
 
@@ -212,13 +216,18 @@ def plan_nodes(checked: CheckedManifests) -> NodePlan:
 # Hamiltonians planned at once when an ingest is planned chunk by chunk: the plan
 # of 200,000 (600,000 nodes with two artifacts each) takes a few hundred MiB, and
 # chunks of this size keep the write at its full speed.
-PLAN_CHUNK = 200_000
+PLAN_CHUNK = 50_000
 
 
 def plan_chunks(checked: CheckedManifests, hamiltonians: int = PLAN_CHUNK) -> Iterator[NodePlan]:
     """The plan of ``checked``, ``hamiltonians`` Hamiltonians at a time, each with
     its artifacts, made as the caller asks for it (``write_plan`` writes each chunk
     before the next one is made, in one transaction).
+
+    Memory follows a chunk, not the dataset: the Hamiltonian manifest is read again
+    chunk by chunk, and the artifact manifest is first sorted, chunk by chunk, into
+    one Arrow file per plan chunk in DuckDB's spill folder (its artifacts in
+    manifest order), whatever order the manifest keeps them in.
 
     Args:
         checked: A passing check's manifests (every artifact has its Hamiltonian).
@@ -227,22 +236,47 @@ def plan_chunks(checked: CheckedManifests, hamiltonians: int = PLAN_CHUNK) -> It
     Yields:
         One :class:`NodePlan` per chunk, datasets in order, rows in manifest order.
     """
-    for name, ham in checked.hamiltonians.items():
-        art, documents = checked.artifacts[name], checked.documents[name]
-        # Row of each artifact's Hamiltonian: a chunk of Hamiltonians takes its artifacts.
-        owner = pc.index_in(art["huid"], value_set=ham["huid"])
-        for start in range(0, ham.num_rows, hamiltonians):
-            stop = min(start + hamiltonians, ham.num_rows)
-            rows = pc.indices_nonzero(pc.and_(pc.greater_equal(owner, start), pc.less(owner, stop)).fill_null(False))
-            yield plan_nodes(
-                CheckedManifests(
-                    {name: ham.slice(start, stop - start)},
-                    {name: art.take(rows)},
-                    {
-                        name: Documents(
-                            documents.hamiltonians.slice(start, stop - start), documents.artifacts.take(rows)
-                        )
-                    },
-                    checked.probes,
+    for name, dataset in checked.datasets.items():
+        with tempfile.TemporaryDirectory(dir=_spill_folder()) as folder:
+            buckets = _artifacts_by_chunk(dataset, hamiltonians, Path(folder))
+            for number, ham in enumerate(dataset.hamiltonian_chunks(hamiltonians)):
+                with pa.memory_map(str(buckets[number])) as source:
+                    art = pa.ipc.open_file(source).read_all()
+                yield plan_nodes(
+                    CheckedManifests({name: ham}, {name: art}, {name: documents_of(ham, art)}, checked.probes)
                 )
-            )
+                del art
+
+
+def _spill_folder() -> str:
+    folder = queries.spill_directory()
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def _artifacts_by_chunk(dataset: CheckedPair, hamiltonians: int, folder: Path) -> list[Path]:
+    """One Arrow file per plan chunk with the artifacts of its Hamiltonians, in
+    manifest order, written while the artifact manifest is read chunk by chunk."""
+    chunks = max(1, -(-dataset.hamiltonian_rows // hamiltonians))
+    paths = [folder / f"{number}.arrow" for number in range(chunks)]
+    writers: list[pa.ipc.RecordBatchFileWriter] = []
+    params = {"hamiltonians": str(dataset.pair.hamiltonians), "artifacts": str(dataset.pair.artifacts)}
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    # One thread: the join and sort over every artifact spill within the stage's limit.
+    with contextlib.closing(queries.connect(stage=True, threads=1)) as con:
+        owners = con.execute(queries.load("plan/artifact_owners"), {**params, "chunk": hamiltonians})
+        reader = owners.to_arrow_reader(hamiltonians)
+        pending = pa.chunked_array([], pa.int64())
+        try:
+            for art in dataset.artifact_chunks(hamiltonians):
+                if not writers:
+                    writers = [pa.ipc.new_file(str(p), art.schema, options=options) for p in paths]
+                while len(pending) < art.num_rows:
+                    pending = pa.chunked_array([*pending.chunks, reader.read_next_batch().column(0)], pa.int64())
+                owner, pending = pending.slice(0, art.num_rows), pending.slice(art.num_rows)
+                for number in pc.unique(owner).drop_null().to_pylist():
+                    writers[number].write_table(art.filter(pc.equal(owner, number)))
+        finally:
+            for writer in writers:
+                writer.close()
+    return paths

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,7 @@ class VerifyReport:
         return not self.problems
 
 
-def _numeric_parameter(hamiltonians: dict[str, pa.Table]) -> tuple[str, str, Any] | None:
+def _numeric_parameter(hamiltonians: Mapping[str, pa.Table]) -> tuple[str, str, Any] | None:
     """(dataset, column, median) of the first numeric metadata column found."""
     con = queries.connect()
     for name, ham in hamiltonians.items():
@@ -100,7 +101,7 @@ def confinement_problems(served: list[tuple[str, str, str]], base_dir: Path) -> 
 
 def verify(
     client: Any,
-    hamiltonians: dict[str, pa.Table],
+    hamiltonians: Mapping[str, pa.Table],
     plan: NodePlan,
     *,
     base_dir: Path,
@@ -276,7 +277,7 @@ def same_dtype(served: np.dtype, want: np.dtype) -> bool:
     return served.kind == want.kind and served.itemsize == want.itemsize
 
 
-def _check_search(node: Any, hamiltonians: dict[str, pa.Table], keys: set[str], out: VerifyReport) -> None:
+def _check_search(node: Any, hamiltonians: Mapping[str, pa.Table], keys: set[str], out: VerifyReport) -> None:
     """A metadata search (first numeric parameter above its median) finds as many of
     this manifest's Hamiltonians as DuckDB counts in the manifest."""
     from tiled.queries import Key

@@ -85,8 +85,7 @@ def check(
         )
     if feedback is not None:
         feedback.write_text(feedback_message(report.findings, ", ".join(p.name for p in given)))
-    n_ham = sum(t.num_rows for t in report.hamiltonians.values())
-    n_art = sum(t.num_rows for t in report.artifacts.values())
+    n_ham, n_art = report.hamiltonian_rows, report.artifact_rows
     probe = report.probe
 
     def text() -> None:

@@ -2,12 +2,20 @@
 -- duplicates is aggregated once (its count and first rows), so the work and the
 -- messages stay linear in the rows however many rows share one huid.
 -- Reads: hamiltonians.
-WITH groups AS (
-    SELECT dataset_name, huid, count(*) AS n, list(row ORDER BY row)[1:5] AS first_rows
+-- Counted first, listed only for the duplicates: an ordered list() per group of
+-- every row cannot spill.
+WITH counted AS (
+    SELECT dataset_name, huid, count(*) AS n
     FROM hamiltonians
     WHERE huid IS NOT NULL AND trim(huid) <> ''
     GROUP BY dataset_name, huid
     HAVING count(*) > 1
+),
+groups AS (
+    SELECT dataset_name, huid, c.n, list(h.row ORDER BY h.row)[1:5] AS first_rows
+    FROM counted AS c
+    JOIN hamiltonians AS h USING (dataset_name, huid)
+    GROUP BY dataset_name, huid, c.n
 )
 SELECT 'huid_duplicate' AS rule, 'error' AS severity, h.manifest, h.row, 'huid' AS "column",
        h.huid AS value,

@@ -9,10 +9,16 @@ WITH named AS (
     WHERE key IS NOT NULL AND key <> ''
 ),
 per_dataset AS (
-    SELECT key_nfc, dataset_name, min(manifest) AS manifest, min(row) AS first_row,
-           row_number() OVER (PARTITION BY key_nfc ORDER BY dataset_name) AS rank
+    SELECT key_nfc, dataset_name, min(manifest) AS manifest, min(row) AS first_row
     FROM named
     GROUP BY key_nfc, dataset_name
+),
+-- Ranked only where a key is in two datasets or more: a window over every key
+-- cannot spill as an aggregate does, and at 10^7 keys it outgrew DuckDB's limit.
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY key_nfc ORDER BY dataset_name) AS rank
+    FROM per_dataset
+    WHERE key_nfc IN (SELECT key_nfc FROM per_dataset GROUP BY key_nfc HAVING count(*) > 1)
 ),
 shared AS (
     SELECT key_nfc,
@@ -21,10 +27,9 @@ shared AS (
            max(CASE WHEN rank = 1 THEN first_row END) AS first_row,
            max(CASE WHEN rank = 2 THEN manifest END) AS second_manifest,
            max(CASE WHEN rank = 2 THEN first_row END) AS second_row
-    FROM per_dataset
+    FROM ranked
     WHERE rank <= 2
     GROUP BY key_nfc
-    HAVING count(*) = 2
 )
 SELECT 'key_collision' AS rule, 'error' AS severity, a.manifest, a.row, 'key' AS "column",
        a.key AS value,

@@ -8,11 +8,19 @@ WITH named AS (
     FROM hamiltonians
     WHERE key IS NOT NULL AND key <> ''
 ),
-groups AS (
-    SELECT dataset_name, key_nfc, count(*) AS n, list(row ORDER BY row)[1:5] AS first_rows
+-- Counted first, listed only for the duplicates: an ordered list() per group of
+-- every row cannot spill.
+counted AS (
+    SELECT dataset_name, key_nfc, count(*) AS n
     FROM named
     GROUP BY dataset_name, key_nfc
     HAVING count(*) > 1
+),
+groups AS (
+    SELECT dataset_name, key_nfc, c.n, list(h.row ORDER BY h.row)[1:5] AS first_rows
+    FROM counted AS c
+    JOIN named AS h USING (dataset_name, key_nfc)
+    GROUP BY dataset_name, key_nfc, c.n
 )
 SELECT 'key_duplicate' AS rule, 'error' AS severity, h.manifest, h.row, 'key' AS "column",
        h.key AS value,

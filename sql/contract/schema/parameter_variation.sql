@@ -1,8 +1,9 @@
 -- Rule (warning): the catalog is worth having for a parameter sweep
 -- ("When the Data Doesn't Fit"). Flags a dataset of two or more Hamiltonians
 -- whose metadata rows are all the same.
--- Reads: metadata_rows(_row, doc) (contract/metadata_documents of the Hamiltonian
--- manifest, without huid).
+-- Reads: $rows (the Hamiltonians of the manifest) and $distinct (how many distinct
+-- metadata documents, without huid, its chunks held: contract/schema/distinct_documents,
+-- counted up to two).
 SELECT
     'no_parameter_variation' AS rule,
     'warning' AS severity,
@@ -10,7 +11,6 @@ SELECT
     NULL::BIGINT AS row,
     NULL AS "column",
     NULL AS value,
-    'no parameter varies across the ' || count(*)
+    'no parameter varies across the ' || $rows
         || ' Hamiltonians: metadata search has nothing to tell them apart' AS message
-FROM metadata_rows
-HAVING count(DISTINCT doc) <= 1 AND count(*) > 1
+WHERE $distinct <= 1 AND $rows > 1

@@ -1,0 +1,213 @@
+"""The check and the plan chunk by chunk give what they give whole (issue #25).
+
+A facility-sized dataset is checked a chunk of manifest rows at a time (its rows
+kept in DuckDB's database file, not in memory) and planned a chunk of Hamiltonians
+at a time (the artifacts sorted into one file per chunk): the findings and the
+catalog written must be exactly those of one chunk. The inputs are written by
+hand with pyarrow and h5py (not by the generators), the artifacts in any order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from manifest_broker.catalog import ingest as ingest_module
+from manifest_broker.catalog.contract import check_manifests
+from manifest_broker.catalog.ingest import ingest
+from manifest_broker.catalog.manifests import ManifestError, ManifestPair
+from tests.integration.catalog_dump import dump
+
+BATCH = 12  # Hamiltonians in the batched file
+
+
+def _data(base: Path) -> None:
+    base.mkdir(parents=True, exist_ok=True)
+    with h5py.File(base / "batch.h5", "w") as f:
+        f.create_dataset("spectra", data=np.arange(BATCH * 4, dtype="f8").reshape(BATCH, 4)).attrs["units"] = "counts"
+        f.create_dataset("xas", data=np.arange(BATCH * 3, dtype="f4").reshape(BATCH, 3))
+    for i in range(3):
+        with h5py.File(base / f"single_{i}.h5", "w") as f:
+            f.create_dataset("image", data=np.full((2, 2), i, dtype="i4"))
+
+
+def _manifests(folder: Path, order: list[int], name: str = "hand") -> ManifestPair:
+    """BATCH Hamiltonians with two batched artifacts each, three with a file of their
+    own besides; artifact rows in ``order`` (a permutation)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    huids = [f"h{i:02d}" for i in range(BATCH)]
+    pq.write_table(
+        pa.table(
+            {
+                "huid": huids,
+                "key": [f"H{i:02d}" for i in range(BATCH)],
+                "J": [0.5 * i for i in range(BATCH)],
+                "label": [f"sample {i % 4}" for i in range(BATCH)],
+            }
+        ),
+        folder / f"{name}_hamiltonians.parquet",
+    )
+    rows = [(h, "rixs", "batch.h5", "/spectra", i, "from the manifest") for i, h in enumerate(huids)]
+    rows += [(h, "xas", "batch.h5", "/xas", i, None) for i, h in enumerate(huids)]
+    rows += [(huids[3 * i], "image", f"single_{i}.h5", "/image", None, None) for i in range(3)]
+    rows = [rows[i] for i in order]
+    columns = list(zip(*rows))
+    pq.write_table(
+        pa.table(
+            {
+                "huid": columns[0],
+                "type": columns[1],
+                "file": columns[2],
+                "dataset": columns[3],
+                "index": pa.array(columns[4], pa.int64()),
+                "units": pa.array(columns[5], pa.string()),
+            }
+        ),
+        folder / f"{name}_artifacts.parquet",
+        row_group_size=5,  # row groups that do not line up with any chunk
+    )
+    return ManifestPair(folder / f"{name}_hamiltonians.parquet", folder / f"{name}_artifacts.parquet")
+
+
+ARTIFACTS = 2 * BATCH + 3
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), chunk=st.integers(1, BATCH - 1))
+def test_an_ingest_in_chunks_writes_the_catalog_a_whole_one_writes(
+    seed: int, chunk: int, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path_factory.mktemp("chunked")
+    _data(root / "data")
+    order = list(range(ARTIFACTS))
+    random.Random(seed).shuffle(order)
+    pair = _manifests(root / "manifests", order)
+
+    whole = ingest([pair], root / "data", str(root / "whole.db"), parent="lab", use_cache=False)
+    with monkeypatch.context() as patch:  # each example on its own (hypothesis runs them in one call)
+        patch.setattr(ingest_module, "PLAN_CHUNK", chunk)
+        chunked = ingest([pair], root / "data", str(root / "chunked.db"), parent="lab", use_cache=False)
+
+    assert whole.plan is not None and chunked.plan is None  # the second one did go chunk by chunk
+    assert chunked.result.created_hamiltonians == whole.result.created_hamiltonians == BATCH
+    assert chunked.result.created_arrays == whole.result.created_arrays == ARTIFACTS
+    assert dump(str(root / "chunked.db")) == dump(str(root / "whole.db"))
+
+
+def test_an_ingest_in_chunks_on_postgresql_writes_the_catalog_a_whole_one_writes(
+    tmp_path: Path, postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.pg import new_database
+
+    _data(tmp_path / "data")
+    pair = _manifests(tmp_path / "manifests", list(reversed(range(ARTIFACTS))))
+    whole = new_database(postgres_server)
+    ingest([pair], tmp_path / "data", whole, parent="lab", use_cache=False)
+    monkeypatch.setattr(ingest_module, "PLAN_CHUNK", 5)
+    chunked = new_database(postgres_server)
+    run = ingest([pair], tmp_path / "data", chunked, parent="lab", use_cache=False)
+    assert run.plan is None and run.result.created_arrays == ARTIFACTS
+    assert dump(chunked) == dump(whole)
+
+
+@pytest.mark.parametrize("chunk", [3, 1000], ids=["in chunks", "whole"])
+@pytest.mark.parametrize("which", ["hamiltonians", "artifacts"])
+def test_a_manifest_changed_after_the_check_is_refused_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, which: str
+) -> None:
+    _data(tmp_path / "data")
+    pair = _manifests(tmp_path / "manifests", list(range(ARTIFACTS)))
+    changed = pair.hamiltonians if which == "hamiltonians" else pair.artifacts
+    monkeypatch.setattr(ingest_module, "PLAN_CHUNK", chunk)
+
+    def swap(stage: str, done: int, total: int) -> None:
+        # Between the check and the plan: another table under the same name.
+        if stage == "planning" and done == 0:
+            table = pq.read_table(changed)
+            pq.write_table(table.slice(1), changed)
+
+    catalog = tmp_path / "c.db"
+    with pytest.raises(ManifestError, match="changed since it was checked"):
+        ingest([pair], tmp_path / "data", str(catalog), parent="lab", use_cache=False, progress=swap)
+    assert not catalog.exists() or [n for n in dump(str(catalog))["nodes"] if n[0] != "/"] == []
+
+
+# Values that each make a rule speak: duplicates, missing, bad names, non-finite and
+# out-of-range numbers.
+keys = st.sampled_from(["K0", "K1", "K2", "K1", "", None, "a/b", "caf\u00e9", "cafe\u0301"])
+huids = st.sampled_from(["h0", "h1", "h2", "h3", "h1", "", None])
+numbers = st.sampled_from([0.0, 1.5, -2.0, math.nan, math.inf])
+types = st.sampled_from(["a", "b", "a", "", "c/d"])
+files = st.sampled_from(["batch.h5", "missing.h5", "../out.h5", "single_0.h5"])
+datasets = st.sampled_from(["/spectra", "/xas", "/image", "/nothing"])
+indexes = st.sampled_from([None, 0, 1, 3, BATCH + 5])
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    hams=st.lists(st.tuples(huids, keys, numbers, st.sampled_from([2**70, 7])), min_size=0, max_size=9),
+    arts=st.lists(st.tuples(huids, types, files, datasets, indexes), min_size=0, max_size=9),
+    chunk=st.integers(1, 4),
+)
+def test_a_check_in_chunks_finds_what_a_whole_check_finds(
+    hams: list[tuple], arts: list[tuple], chunk: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("findings")
+    _data(root / "data")
+    folder = root / "manifests"
+    folder.mkdir()
+    h = list(zip(*hams)) if hams else [[], [], [], []]
+    a = list(zip(*arts)) if arts else [[], [], [], [], []]
+    pq.write_table(
+        pa.table(
+            {
+                "huid": pa.array(h[0], pa.string()),
+                "key": pa.array(h[1], pa.string()),
+                "J": pa.array(h[2], pa.float64()),
+                "big": pa.array([str(v) for v in h[3]], pa.string()).cast(pa.decimal128(38, 0)),
+            }
+        ),
+        folder / "x_hamiltonians.parquet",
+        row_group_size=3,
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "huid": pa.array(a[0], pa.string()),
+                "type": pa.array(a[1], pa.string()),
+                "file": pa.array(a[2], pa.string()),
+                "dataset": pa.array(a[3], pa.string()),
+                "index": pa.array(a[4], pa.int64()),
+            }
+        ),
+        folder / "x_artifacts.parquet",
+        row_group_size=2,
+    )
+    pair = ManifestPair(folder / "x_hamiltonians.parquet", folder / "x_artifacts.parquet")
+    whole = check_manifests([pair], root / "data", use_cache=False)
+    chunked = check_manifests([pair], root / "data", use_cache=False, chunk_rows=chunk)
+    assert chunked.findings.to_pylist() == whole.findings.to_pylist()
+    assert (chunked.hamiltonian_rows, chunked.artifact_rows) == (whole.hamiltonian_rows, whole.artifact_rows)
+
+
+def test_the_check_leaves_no_database_file_behind(tmp_path: Path) -> None:
+    from manifest_broker import queries
+
+    _data(tmp_path / "data")
+    pair = _manifests(tmp_path / "manifests", list(range(ARTIFACTS)))
+    before = set(os.listdir(queries.spill_directory())) if os.path.isdir(queries.spill_directory()) else set()
+    report = check_manifests([pair], tmp_path / "data", use_cache=False, chunk_rows=4)
+    assert report.ok, report.findings.to_pylist()
+    assert set(os.listdir(queries.spill_directory())) - before == set()
