@@ -180,62 +180,235 @@ def locate(node: Any, queries: list[str] | None = None) -> pa.Table:
 
 def locate_in_catalog(catalog: str, queries: list[str] | None = None, parent: str = "") -> pa.Table:
     """:func:`locate` straight from a catalog database (SQLite file or PostgreSQL
-    URL), without a server: Tiled's own catalog adapter turns the queries into its
-    conditions and ordering, and one ``SELECT`` of key, family and metadata reads
-    the matching children (the statement Tiled pages through, without the paging),
-    streamed through the broker's own (synchronous) connection.
+    URL), without a server and without Tiled: one ``SELECT`` of the matching
+    children's keys and metadata (``sql/locate/``), with the conditions and the
+    order Tiled's catalog adapter gives the same queries (:func:`catalog_conditions`),
+    fetched as Arrow and parsed by Arrow's JSON reader (:func:`locator_table`).
 
     Raises:
         LocateError: for a query that cannot be parsed, or a parent not in the catalog.
         manifest_broker.catalog.database.CatalogError: for a catalog that cannot be used.
     """
-    import asyncio
+    import sqlalchemy as sa
 
-    import orjson
-
-    from manifest_broker.catalog.database import check_catalog, engine
+    from manifest_broker import queries as sql
+    from manifest_broker.catalog.database import check_catalog, engine, find_node
     from manifest_broker.catalog.database import locate as locate_catalog
 
     parsed = [parse_query(q) for q in queries or []]
     check_catalog(catalog)
     target = locate_catalog(catalog)
-    statement = asyncio.run(_tiled_statement(target.tiled_uri, parsed, parent))
-    rows: list[dict] = []
+    statement, values = _hamiltonians_statement(parsed, target.dialect)
     eng = engine(target, readonly=True)
     try:
         with eng.connect() as connection:
-            result = connection.execution_options(stream_results=True, yield_per=20_000).execute(statement)
-            for key, family, metadata in result:
-                if family == "container":
-                    rows.extend(locator_rows(key, orjson.loads(metadata) if metadata else {}))
+            node = find_node(connection, parent)
+            family = None
+            if node is not None:
+                family = connection.execute(sa.text(sql.load("catalog/structure_family")), {"id": node}).scalar()
+            if node is None or family != "container":
+                raise LocateError(f"--parent {parent}: no such container in the catalog", where=parent)
+            if target.dialect == "sqlite":
+                keys, documents = _sqlite_hamiltonians(target.sqlite_path, statement, [node, *values])
+            else:  # psycopg's own %s parameters, through SQLAlchemy's connection
+                rows = connection.exec_driver_sql(statement, tuple([node, *values])).fetchall()
+                keys = pa.array([r[0] for r in rows], pa.string())
+                documents = pa.array([r[1] for r in rows], pa.string())
     finally:
         eng.dispose()
+    return locator_table(keys, documents)
+
+
+# Tiled's adapter: ==, != and the comparisons all go through its binary_op.
+_SQL_OPERATORS = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+def _query_parts(query: Any) -> tuple[list[str], str, Any]:
+    """A parsed query as (key path, operator name, value)."""
+    from tiled.queries import Comparison, Eq, NotEq
+
+    if isinstance(query, Eq):
+        op = "eq"
+    elif isinstance(query, NotEq):
+        op = "ne"
+    elif isinstance(query, Comparison):
+        op = str(getattr(query.operator, "value", query.operator))
+    else:  # parse_query makes no other kind
+        raise LocateError(f"query {query!r}: not a Key comparison")
+    return query.key.split("."), op, query.value
+
+
+def catalog_conditions(parsed: list[Any], dialect: str) -> tuple[str, list[Any]]:
+    """The WHERE conditions (``" AND ..."`` each) and their bound values for
+    ``parsed``, exactly as Tiled's catalog adapter (``binary_op``) writes them:
+    on SQLite ``JSON_EXTRACT(nodes.metadata, '$."a"."b"') OP value``; on
+    PostgreSQL ``metadata @> {"a": {"b": value}}`` for ``==`` and
+    ``(metadata #> '{a,b}') OP value::jsonb`` otherwise.
+
+    Raises:
+        LocateError: for ``null`` on SQLite, which Tiled's adapter cannot search for.
+    """
+    from manifest_broker import queries as sql
+
+    text, values = "", []
+    for query in parsed:
+        keys, op, value = _query_parts(query)
+        if dialect == "sqlite":
+            if value is None:
+                raise LocateError(f"query {query.key} {op} null: a SQLite catalog cannot search for null")
+            # SQLAlchemy's JSON path for SQLite, as Tiled's Node.metadata_[keys] renders it
+            path = "$" + "".join(f'."{k}"' for k in keys)
+            condition = sql.load("locate/condition_compare", "sqlite").format(op=_SQL_OPERATORS[op])
+            values += [path, int(value) if isinstance(value, bool) else value]
+        elif op == "eq":
+            document: Any = value
+            for k in reversed(keys):
+                document = {k: document}
+            condition = sql.load("locate/condition_contains", "postgresql")
+            values.append(json.dumps(document))
+        else:
+            condition = sql.load("locate/condition_compare", "postgresql").format(op=_SQL_OPERATORS[op])
+            values += [keys, json.dumps(value)]
+        text += " AND " + _statement_body(condition)
+    return text, values
+
+
+def _statement_body(text: str) -> str:
+    """A SQL file's text without its comment lines, on one line."""
+    return " ".join(line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("--"))
+
+
+def _hamiltonians_statement(parsed: list[Any], dialect: str) -> tuple[str, list[Any]]:
+    from manifest_broker import queries as sql
+
+    conditions, values = catalog_conditions(parsed, dialect)
+    # without its comments: psycopg would take a "%s" in one for a parameter
+    return _statement_body(sql.load("locate/hamiltonians", dialect)).format(conditions=conditions), values
+
+
+def _sqlite_hamiltonians(path: Any, statement: str, values: list[Any]) -> tuple[pa.Array, pa.Array]:
+    """Keys and metadata texts of the matching children, read through ADBC's SQLite
+    driver straight into Arrow columns (read-only; no row becomes a Python object)."""
+    from urllib.parse import quote
+
+    import adbc_driver_sqlite.dbapi as adbc
+
+    with adbc.connect(f"file:{quote(str(path))}?mode=ro") as connection, connection.cursor() as cursor:
+        cursor.execute(statement, values)
+        table = cursor.fetch_arrow_table()
+    keys, documents = (table.column(i).combine_chunks() for i in (0, 1))
+    return keys.cast(pa.string()), documents.cast(pa.string())
+
+
+def locator_table(keys: pa.Array, documents: pa.Array) -> pa.Table:
+    """The locator rows of Hamiltonians given as keys and metadata JSON texts: the
+    table :func:`locator_rows` and :func:`_table` make of the parsed documents.
+
+    Arrow's JSON reader parses every document at once when they all have the same
+    keys (the shape ``broker ingest`` writes); then the rows are built column by
+    column. Any other shape goes row by row through :func:`locator_rows`.
+    """
+    if len(keys) == 0:
+        return _table([])
+    try:
+        table = _uniform_locator_table(keys, documents)
+    except (pa.ArrowException, ValueError):
+        table = None
+    if table is not None:
+        return table
+    import orjson
+
+    rows: list[dict] = []
+    for key, document in zip(keys.to_pylist(), documents.to_pylist()):
+        rows.extend(locator_rows(key, orjson.loads(document) if document else {}))
     return _table(rows)
 
 
-async def _tiled_statement(uri: str, parsed: list[Any], parent: str) -> Any:
-    """The ``SELECT key, structure_family, metadata`` of the children of ``parent``
-    matching ``parsed``, with the conditions and order Tiled's adapter gives them
-    (metadata as JSON text, parsed by the caller)."""
-    import sqlalchemy as sa
-    from tiled.catalog import from_uri, orm
-    from tiled.server.core import NoEntry
+def _uniform_locator_table(keys: pa.Array, documents: pa.Array) -> pa.Table | None:
+    """:func:`locator_table` column by column, or None when the documents do not all
+    have the first one's keys, with values, with the locator keys in its order (what
+    ``Table.from_pylist`` would make of them differs then)."""
+    import io
 
-    adapter = from_uri(uri)
-    try:
-        segments = [s for s in parent.split("/") if s]
-        try:
-            node = await adapter.lookup_adapter(segments) if segments else adapter
-        except NoEntry:
-            node = None
-        if node is None or node.structure_family != "container":
-            raise LocateError(f"--parent {parent}: no such container in the catalog", where=parent)
-        for query in parsed:
-            node = node.search(query)
-        statement = sa.select(orm.Node.key, orm.Node.structure_family, sa.cast(orm.Node.metadata_, sa.Text))
-        return node.apply_conditions(node._scope_statement(statement)).order_by(*node.order_by_clauses)
-    finally:
-        await adapter.context.engine.dispose()
+    import orjson
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    first = orjson.loads(documents[0].as_py() or "{}")
+    if not isinstance(first, dict):
+        return None
+    names = list(first)
+    if documents.null_count or len(set(names)) != len(names):
+        return None
+    lines = pc.binary_join_element_wise(documents.cast(pa.large_string()), "", "\n")  # each document, a newline
+    buffer = lines.buffers()[2]
+    offsets = np.frombuffer(lines.buffers()[1], np.int64, len(lines) + 1, lines.offset * 8)
+    data = buffer[int(offsets[0]) : int(offsets[-1])] if buffer is not None else b""
+    parsed = pj.read_json(io.BytesIO(data))
+    if any(_temporal(f.type) for f in parsed.schema):
+        # Arrow takes text that looks like a time for a timestamp; Python keeps text
+        strings = pa.schema([pa.field(f.name, pa.string()) for f in parsed.schema if _temporal(f.type)])
+        parsed = pj.read_json(
+            io.BytesIO(data), parse_options=pj.ParseOptions(explicit_schema=strings, unexpected_field_behavior="infer")
+        )
+        if any(_temporal(f.type) for f in parsed.schema):
+            return None
+    if parsed.num_rows != len(keys) or sorted(parsed.column_names) != sorted(names):
+        return None
+    if any(parsed.column(n).null_count for n in names):
+        return None
+    types = [n[len("path_") :] for n in names if n.startswith("path_")]
+    if len(types) > 1:
+        # every document has its locator keys in the first one's order (the order of
+        # its rows): each key once, as a key ("key": is no text inside a JSON string)
+        at = []
+        for t in types:
+            needle = orjson.dumps(f"path_{t}").decode() + ":"
+            hits = pc.count_substring(documents, needle)
+            if pc.min(hits).as_py() != 1 or pc.max(hits).as_py() != 1:
+                return None
+            at.append(pc.find_substring(documents, needle))
+        for before, after in zip(at, at[1:]):
+            if not pc.all(pc.less(before, after)).as_py():
+                return None
+    parameters = [n for n in names if n != "huid" and not n.startswith(LOCATOR_PREFIXES)]
+    renamed = [f"param_{n}" if n in LOCATOR_COLUMNS else n for n in parameters]
+    if len(set(renamed)) != len(renamed) or set(renamed) & set(LOCATOR_COLUMNS):
+        return None
+    if not types:
+        return _table([])
+    n = len(keys)
+    huid = parsed.column("huid") if "huid" in names else pa.nulls(n)
+    pieces = []
+    for t in types:
+        dataset = parsed.column(f"dataset_{t}") if f"dataset_{t}" in names else pa.nulls(n)
+        index = parsed.column(f"index_{t}") if f"index_{t}" in names else pa.nulls(n)
+        columns = [huid, keys, pa.array([t] * n, pa.string()), parsed.column(f"path_{t}"), dataset, index]
+        columns += [parsed.column(p) for p in parameters]
+        pieces.append(pa.table(columns, names=LOCATOR_COLUMNS + renamed))
+    # one column type across the types, as from_pylist infers it over all the rows
+    schema = pa.unify_schemas([p.schema for p in pieces], promote_options="permissive")
+    for p in pieces:
+        for field, other in zip(schema, p.schema):
+            if field.type != other.type and other.type != pa.null():
+                return None
+    combined = pa.concat_tables([p.cast(schema) for p in pieces])
+    # rows Hamiltonian by Hamiltonian, its artifacts in its locator keys' order
+    order = (np.arange(len(types))[None, :] * n + np.arange(n)[:, None]).ravel()
+    table = combined.take(pa.array(order))
+    if table.schema.field("index").type == pa.null():
+        table = table.set_column(table.schema.get_field_index("index"), "index", pa.nulls(table.num_rows, pa.int64()))
+    return table
+
+
+def _temporal(t: pa.DataType) -> bool:
+    if pa.types.is_temporal(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_temporal(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _temporal(t.value_type)
+    return False
 
 
 def _read(root: str, tasks: list[tuple[int, str, str, int | None]]) -> list[tuple[int, np.ndarray]]:
