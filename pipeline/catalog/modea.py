@@ -328,8 +328,6 @@ def _uniform_locator_table(keys: pa.Array, documents: pa.Array) -> pa.Table | No
     """:func:`locator_table` column by column, or None when the documents do not all
     have the first one's keys, with values, with the locator keys in its order (what
     ``Table.from_pylist`` would make of them differs then)."""
-    import io
-
     import orjson
     import pyarrow.compute as pc
     import pyarrow.json as pj
@@ -340,16 +338,18 @@ def _uniform_locator_table(keys: pa.Array, documents: pa.Array) -> pa.Table | No
     names = list(first)
     if documents.null_count or len(set(names)) != len(names):
         return None
-    lines = pc.binary_join_element_wise(documents.cast(pa.large_string()), "", "\n")  # each document, a newline
+    text = documents.cast(pa.large_string())
+    empty, newline = pa.scalar("", pa.large_string()), pa.scalar("\n", pa.large_string())
+    lines = pc.binary_join_element_wise(text, empty, newline)  # each document, then a newline
     buffer = lines.buffers()[2]
     offsets = np.frombuffer(lines.buffers()[1], np.int64, len(lines) + 1, lines.offset * 8)
     data = buffer[int(offsets[0]) : int(offsets[-1])] if buffer is not None else b""
-    parsed = pj.read_json(io.BytesIO(data))
+    parsed = pj.read_json(pa.BufferReader(data))
     if any(_temporal(f.type) for f in parsed.schema):
         # Arrow takes text that looks like a time for a timestamp; Python keeps text
         strings = pa.schema([pa.field(f.name, pa.string()) for f in parsed.schema if _temporal(f.type)])
         parsed = pj.read_json(
-            io.BytesIO(data), parse_options=pj.ParseOptions(explicit_schema=strings, unexpected_field_behavior="infer")
+            pa.BufferReader(data), parse_options=pj.ParseOptions(explicit_schema=strings, unexpected_field_behavior="infer")
         )
         if any(_temporal(f.type) for f in parsed.schema):
             return None
@@ -360,16 +360,13 @@ def _uniform_locator_table(keys: pa.Array, documents: pa.Array) -> pa.Table | No
     types = [n[len("path_") :] for n in names if n.startswith("path_")]
     if len(types) > 1:
         # every document has its locator keys in the first one's order (the order of
-        # its rows): each key once, as a key ("key": is no text inside a JSON string)
-        at = []
-        for t in types:
-            needle = orjson.dumps(f"path_{t}").decode() + ":"
-            hits = pc.count_substring(documents, needle)
-            if pc.min(hits).as_py() != 1 or pc.max(hits).as_py() != 1:
-                return None
-            at.append(pc.find_substring(documents, needle))
+        # its rows). With no nested value, '"path_x":' is that key and nothing else
+        # (a quote inside a JSON string is escaped).
+        if any(pa.types.is_nested(f.type) for f in parsed.schema):
+            return None
+        at = [pc.find_substring(documents, orjson.dumps(f"path_{t}").decode() + ":") for t in types]
         for before, after in zip(at, at[1:]):
-            if not pc.all(pc.less(before, after)).as_py():
+            if pc.min(before).as_py() < 0 or not pc.all(pc.less(before, after)).as_py():
                 return None
     parameters = [n for n in names if n != "huid" and not n.startswith(LOCATOR_PREFIXES)]
     renamed = [f"param_{n}" if n in LOCATOR_COLUMNS else n for n in parameters]
@@ -383,9 +380,8 @@ def _uniform_locator_table(keys: pa.Array, documents: pa.Array) -> pa.Table | No
     for t in types:
         dataset = parsed.column(f"dataset_{t}") if f"dataset_{t}" in names else pa.nulls(n)
         index = parsed.column(f"index_{t}") if f"index_{t}" in names else pa.nulls(n)
-        columns = [huid, keys, pa.array([t] * n, pa.string()), parsed.column(f"path_{t}"), dataset, index]
-        columns += [parsed.column(p) for p in parameters]
-        pieces.append(pa.table(columns, names=LOCATOR_COLUMNS + renamed))
+        columns = [huid, keys, parsed.column(f"path_{t}"), dataset, index, *(parsed.column(p) for p in parameters)]
+        pieces.append(pa.table(columns, names=[c for c in LOCATOR_COLUMNS if c != "type"] + renamed))
     # one column type across the types, as from_pylist infers it over all the rows
     schema = pa.unify_schemas([p.schema for p in pieces], promote_options="permissive")
     for p in pieces:
@@ -396,6 +392,8 @@ def _uniform_locator_table(keys: pa.Array, documents: pa.Array) -> pa.Table | No
     # rows Hamiltonian by Hamiltonian, its artifacts in its locator keys' order
     order = (np.arange(len(types))[None, :] * n + np.arange(n)[:, None]).ravel()
     table = combined.take(pa.array(order))
+    kinds = pa.DictionaryArray.from_arrays(pa.array(np.tile(np.arange(len(types), dtype=np.int32), n)), types)
+    table = table.add_column(LOCATOR_COLUMNS.index("type"), "type", kinds.cast(pa.string()))
     if table.schema.field("index").type == pa.null():
         table = table.set_column(table.schema.get_field_index("index"), "index", pa.nulls(table.num_rows, pa.int64()))
     return table

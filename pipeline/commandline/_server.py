@@ -266,7 +266,9 @@ def locate(
         import pyarrow.parquet as pq
 
         pq.write_table(table, output)
-    hamiltonians = len(set(table["key"].to_pylist()))
+    import pyarrow.compute as pc
+
+    hamiltonians = pc.count_distinct(table["key"]).as_py()
 
     def text() -> None:
         if output is None:
