@@ -349,7 +349,8 @@ def _uniform_locator_table(keys: pa.Array, documents: pa.Array) -> pa.Table | No
         # Arrow takes text that looks like a time for a timestamp; Python keeps text
         strings = pa.schema([pa.field(f.name, pa.string()) for f in parsed.schema if _temporal(f.type)])
         parsed = pj.read_json(
-            pa.BufferReader(data), parse_options=pj.ParseOptions(explicit_schema=strings, unexpected_field_behavior="infer")
+            pa.BufferReader(data),
+            parse_options=pj.ParseOptions(explicit_schema=strings, unexpected_field_behavior="infer"),
         )
         if any(_temporal(f.type) for f in parsed.schema):
             return None
