@@ -21,7 +21,11 @@ def _row_by_row(keys: list[str], documents: list[dict[str, Any]]) -> pa.Table:
 def _both(documents: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
     keys = [f"H{i}" for i in range(len(documents))]
     texts = pa.array([json.dumps(d) for d in documents], pa.string())
-    return modea.locator_table(pa.array(keys, pa.string()), texts), _row_by_row(keys, documents)
+    fast = modea.locator_table(pa.array(keys, pa.string()), texts)
+    # as sql/locate/hamiltonians gives them: each text ended by a newline
+    lined = modea.locator_table(pa.array(keys, pa.string()), pa.array([json.dumps(d) + "\n" for d in documents]))
+    assert lined.equals(fast) and lined.schema == fast.schema
+    return fast, _row_by_row(keys, documents)
 
 
 def _hamiltonian(i: int, **extra: Any) -> dict[str, Any]:
@@ -44,7 +48,7 @@ def test_ingest_shaped_documents_are_built_column_by_column() -> None:
     fast, slow = _both(documents)
     assert fast.equals(slow) and fast.schema == slow.schema and fast.num_rows == 100
     keys = pa.array([f"H{i}" for i in range(50)])
-    assert modea._uniform_locator_table(keys, pa.array([json.dumps(d) for d in documents])) is not None
+    assert modea._uniform_locator_table(keys, pa.array([json.dumps(d) for d in documents]), False) is not None
 
 
 def test_odd_shapes_give_the_row_by_row_table() -> None:
