@@ -344,8 +344,9 @@ def _sqlite_hamiltonians(path: Any, statement: str, values: list[Any]) -> tuple[
 
 def _postgresql_hamiltonians(url: str, statement: str, values: list[Any]) -> tuple[pa.Array, pa.Array]:
     """:func:`_sqlite_hamiltonians` on PostgreSQL, through ADBC's PostgreSQL driver:
-    libpq's binary COPY straight into Arrow (2.5 times quicker than psycopg's tuples
-    for 10^6 rows); a list binds as ``text[]``."""
+    libpq's binary COPY straight into Arrow, no row a Python tuple (10^6 Hamiltonians:
+    7.8 CPU seconds for the whole command against 12.3 through psycopg); a list binds
+    as ``text[]``."""
     import adbc_driver_postgresql.dbapi as adbc
     import sqlalchemy as sa
 
