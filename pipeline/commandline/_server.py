@@ -235,7 +235,7 @@ def locate(
 
     Only metadata travels; load the arrays with manifest_broker.catalog.modea.load_batches (h5py, worker processes).
     """
-    from manifest_broker.catalog.keys import parent_path
+    from manifest_broker.catalog.keys import parent_path, parent_segments
     from manifest_broker.catalog.modea import LocateError, locate_in_catalog, parse_query, with_base_dir
     from manifest_broker.catalog.modea import locate as run_locate
 
@@ -243,7 +243,7 @@ def locate(
         raise BrokerError("give --url (a Tiled server) or --catalog (a catalog database), one of them", exit_code=2)
     if output is not None:
         suffixed(output_file(output, "-o"), ".parquet", "-o")
-    parent = parent_path(parent)
+    parent = parent_segments(parent)
     if base_dir is not None:
         base_dir = input_dir(base_dir, "--base-dir")
     try:
@@ -252,12 +252,17 @@ def locate(
     except LocateError as exc:
         raise BrokerError(str(exc), exit_code=2) from exc
     if catalog:
-        table = locate_in_catalog(catalog, queries or [], parent)
+        try:
+            table = locate_in_catalog(catalog, queries or [], parent)
+        except LocateError:
+            parent_path(parent)  # a parent not found: the key rule's reason first, if it breaks it
+            raise
     else:
         root = server(url).client()
         try:
             node = root[parent] if parent.strip("/") else root
         except KeyError as exc:
+            parent_path(parent)
             raise BrokerError(f"--parent {parent}: not on the server", where=parent) from exc
         table = run_locate(node, queries or [])
     if base_dir is not None:
@@ -266,7 +271,9 @@ def locate(
         import pyarrow.parquet as pq
 
         pq.write_table(table, output)
-    hamiltonians = len(set(table["key"].to_pylist()))
+    import pyarrow.compute as pc
+
+    hamiltonians = pc.count_distinct(table["key"]).as_py()
 
     def text() -> None:
         if output is None:
