@@ -78,6 +78,62 @@ def default_memory_limit() -> str:
     return f"{max(MIN_MEMORY_LIMIT_MB, total_mb // 4)}MB"
 
 
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:[KMGT]i?)?B\s*", re.IGNORECASE)
+
+
+def given_memory_limit() -> str | None:
+    """``$BROKER_DUCKDB_MEMORY`` when set: a positive size with DuckDB's units.
+
+    Raises:
+        BrokerError: (a usage error) for anything else, before DuckDB reads it.
+    """
+    import os
+
+    from manifest_broker.errors import BrokerError
+
+    given = os.environ.get("BROKER_DUCKDB_MEMORY")
+    if not given:
+        return None
+    found = _MEMORY.fullmatch(given)
+    if found is None or float(found.group(1)) <= 0:
+        raise BrokerError(
+            f"BROKER_DUCKDB_MEMORY={given!r}: give DuckDB's memory limit as a positive size with its unit "
+            "(512MB, 2GB, 4GiB)",
+            exit_code=2,
+        )
+    return given.strip()
+
+
+# A spill folder untouched this long, of a process id that is not running, is left
+# over (the age spares a live process of another PID namespace sharing the folder).
+STALE_SPILL_SECONDS = 600
+
+
+def _sweep_spill_directories(root: str) -> None:
+    """Remove the spill folders of broker processes that are gone (killed, so their
+    exit handler did not run)."""
+    import glob
+    import os
+    import shutil
+    import time
+
+    for folder in glob.glob(os.path.join(root, "manifest-broker-duckdb-*")):
+        pid = folder.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            if time.time() - os.stat(folder).st_mtime < STALE_SPILL_SECONDS:
+                continue
+        except OSError:
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            continue
+
+
 @functools.cache
 def spill_directory() -> str:
     """Where DuckDB spills, one folder per process (DuckDB names its files per
@@ -88,6 +144,7 @@ def spill_directory() -> str:
     import shutil
     import tempfile
 
+    _sweep_spill_directories(tempfile.gettempdir())
     path = os.path.join(tempfile.gettempdir(), f"manifest-broker-duckdb-{os.getpid()}")
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
@@ -116,11 +173,10 @@ def connect(
             sort that spills holds blocks of its own: one thread is what lets a
             large one finish within a small limit.
     """
-    import os
 
     import duckdb
 
-    limit = os.environ.get("BROKER_DUCKDB_MEMORY") or (STAGE_MEMORY_LIMIT if stage else default_memory_limit())
+    limit = given_memory_limit() or (STAGE_MEMORY_LIMIT if stage else default_memory_limit())
     config: dict[str, Any] = {
         "preserve_insertion_order": True,
         "memory_limit": limit,

@@ -113,11 +113,14 @@ class Stamp(NamedTuple):
     inode: int
     size: int
     mtime_ns: int
+    ctime_ns: int
+    """Changed by every write, and not settable: a rewrite that restores the
+    modification time still changes it."""
 
     @classmethod
     def of(cls, path: Path) -> Stamp:
         st = os.stat(path)
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def open_manifest(path: Path) -> tuple[pq.ParquetFile, Stamp]:

@@ -298,6 +298,10 @@ def catalog_conditions(parsed: list[Any], dialect: str) -> tuple[str, list[Any]]
         if dialect == "sqlite":
             if value is None:
                 raise LocateError(f"query {query.key} {op} null: a SQLite catalog cannot search for null")
+            if isinstance(value, (list, dict)):
+                raise LocateError(
+                    f"query {query.key} {op} {json.dumps(value)}: a SQLite catalog cannot compare a list or an object"
+                )
             # SQLAlchemy's JSON path for SQLite, as Tiled's Node.metadata_[keys] renders it
             path = "$" + "".join(f'."{k}"' for k in keys)
             condition = _statement_body(sql.load("locate/condition_compare", "sqlite")).format(op=_SQL_OPERATORS[op])

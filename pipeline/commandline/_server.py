@@ -258,13 +258,24 @@ def locate(
             parent_path(parent)  # a parent not found: the key rule's reason first, if it breaks it
             raise
     else:
+        import httpx
+
         root = server(url).client()
         try:
             node = root[parent] if parent.strip("/") else root
         except KeyError as exc:
             parent_path(parent)
             raise BrokerError(f"--parent {parent}: not on the server", where=parent) from exc
-        table = run_locate(node, queries or [])
+        if node.structure_family != "container":
+            raise BrokerError(f"--parent {parent}: not a container on the server (an array)", where=parent)
+        try:
+            table = run_locate(node, queries or [])
+        except httpx.HTTPStatusError as exc:
+            raise BrokerError(
+                f"the server answered {exc.response.status_code} to the search {' '.join(queries or [])!r} "
+                "(Tiled cannot search this value or key; tiled.client gets the same answer)",
+                where=url,
+            ) from exc
     if base_dir is not None:
         table = with_base_dir(table, base_dir)
     if output is not None:

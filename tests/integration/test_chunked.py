@@ -211,3 +211,44 @@ def test_the_check_leaves_no_database_file_behind(tmp_path: Path) -> None:
     report = check_manifests([pair], tmp_path / "data", use_cache=False, chunk_rows=4)
     assert report.ok, report.findings.to_pylist()
     assert set(os.listdir(queries.spill_directory())) - before == set()
+
+
+def test_a_manifest_rewritten_with_its_old_modification_time_is_still_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _data(tmp_path / "data")
+    pair = _manifests(tmp_path / "manifests", list(range(ARTIFACTS)))
+    monkeypatch.setattr(ingest_module, "PLAN_CHUNK", 4)
+
+    def rewrite(stage: str, done: int, total: int) -> None:
+        if stage == "planning" and done == 0:
+            before = os.stat(pair.artifacts)
+            with open(pair.artifacts, "r+b") as f:  # same size, same bytes even
+                first = f.read(1)
+                f.seek(0)
+                f.write(first)
+            os.utime(pair.artifacts, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    with pytest.raises(ManifestError, match="changed since it was checked"):
+        ingest([pair], tmp_path / "data", str(tmp_path / "c.db"), parent="lab", use_cache=False, progress=rewrite)
+
+
+def test_spill_folders_of_killed_processes_are_swept(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from manifest_broker import queries
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = int(gone.stdout), os.getpid()
+    old = 2 * queries.STALE_SPILL_SECONDS
+    folders = {}
+    for name, pid, age in [("dead-old", dead, old), ("dead-new", dead + 0, 0), ("alive-old", alive, old)]:
+        folder = tmp_path / name / f"manifest-broker-duckdb-{pid}"
+        folder.mkdir(parents=True)
+        (folder / "check-x.duckdb").write_bytes(b"x")
+        stamp = folder.stat().st_mtime - age
+        os.utime(folder, (stamp, stamp))
+        queries._sweep_spill_directories(str(tmp_path / name))
+        folders[name] = folder.exists()
+    assert folders == {"dead-old": False, "dead-new": True, "alive-old": True}

@@ -119,3 +119,44 @@ _query = st.sampled_from(list(VALUES)).flatmap(
 @given(st.lists(_query, max_size=3))
 def test_generated_queries_give_tiled_search_rows(served: tuple[str, str], drawn: list[tuple[str, str, Any]]) -> None:
     _assert_same(served, [f'{k}{op}"{v}"' if isinstance(v, str) else f"{k}{op}{v}" for k, op, v in drawn])
+
+
+def test_what_tiled_cannot_search_is_one_error_both_ways(served: tuple[str, str]) -> None:
+    """A list, an object or null that Tiled's server answers with 500 (tiled.client
+    gets the same) is one error through the server; from a SQLite catalog, where
+    Tiled's adapter cannot bind them, it is refused before any SQL."""
+    import json as jsonlib
+
+    from typer.testing import CliRunner
+
+    from manifest_broker.commandline.main import app
+
+    url, catalog = served
+    runner = CliRunner(env={"TILED_API_KEY": "secret"})
+    for query in ["J1==[1]", 'J1=={"a":1}']:
+        through_server = runner.invoke(app, ["locate", query, "--url", url, "--parent", "lab", "--json"])
+        if through_server.exit_code != 0:  # PostgreSQL's server answers these; SQLite's cannot
+            assert through_server.exit_code == 1, through_server.output
+            assert "the server answered 500" in jsonlib.loads(through_server.stdout)["error"]
+        from_catalog = runner.invoke(app, ["locate", query, "--catalog", catalog, "--parent", "lab", "--json"])
+        if catalog.startswith("postgresql"):
+            assert from_catalog.exit_code == 0, from_catalog.output
+        else:
+            assert from_catalog.exit_code == 1, from_catalog.output
+            assert "cannot compare a list or an object" in jsonlib.loads(from_catalog.stdout)["error"]
+
+
+def test_a_parent_that_is_an_array_is_refused_through_the_server(served: tuple[str, str]) -> None:
+    from tiled.client import from_uri
+    from typer.testing import CliRunner
+
+    from manifest_broker.commandline.main import app
+
+    url, _ = served
+    lab = from_uri(url, api_key="secret")["lab"]
+    hamiltonian = next(iter(lab))
+    array = next(iter(lab[hamiltonian]))
+    result = CliRunner(env={"TILED_API_KEY": "secret"}).invoke(
+        app, ["locate", "J1>0", "--url", url, "--parent", f"lab/{hamiltonian}/{array}"]
+    )
+    assert result.exit_code == 1 and "not a container on the server" in result.output, result.output
