@@ -13,10 +13,8 @@ from manifest_broker.errors import BrokerError
 
 
 def parent_segments(parent: str, option: str = "--parent") -> str:
-    """``parent`` as ``a/b`` (one leading or trailing ``/`` allowed) without the key
-    rule of :func:`parent_path`, for a command that only reads: a node that breaks
-    the rule is not found, and :func:`parent_path` then says why (its DuckDB
-    connection and the pandas its parameter binding imports cost 0.4 s of start-up).
+    """``parent`` as ``a/b`` (one leading or trailing ``/`` allowed), its segments not
+    yet held to the key rule (:func:`parent_path` does that).
 
     Raises:
         BrokerError: (exit 2) for an empty segment (``a//b``).

@@ -235,7 +235,7 @@ def locate(
 
     Only metadata travels; load the arrays with manifest_broker.catalog.modea.load_batches (h5py, worker processes).
     """
-    from manifest_broker.catalog.keys import parent_path, parent_segments
+    from manifest_broker.catalog.keys import parent_path
     from manifest_broker.catalog.modea import LocateError, locate_in_catalog, parse_query, with_base_dir
     from manifest_broker.catalog.modea import locate as run_locate
 
@@ -243,7 +243,7 @@ def locate(
         raise BrokerError("give --url (a Tiled server) or --catalog (a catalog database), one of them", exit_code=2)
     if output is not None:
         suffixed(output_file(output, "-o"), ".parquet", "-o")
-    parent = parent_segments(parent)
+    parent = parent_path(parent)  # a usage error before the server or catalog is asked anything
     if base_dir is not None:
         base_dir = input_dir(base_dir, "--base-dir")
     try:
@@ -252,11 +252,7 @@ def locate(
     except LocateError as exc:
         raise BrokerError(str(exc), exit_code=2) from exc
     if catalog:
-        try:
-            table = locate_in_catalog(catalog, queries or [], parent)
-        except LocateError:
-            parent_path(parent)  # a parent not found: the key rule's reason first, if it breaks it
-            raise
+        table = locate_in_catalog(catalog, queries or [], parent)
     else:
         import httpx
 
@@ -264,7 +260,6 @@ def locate(
         try:
             node = root[parent] if parent.strip("/") else root
         except KeyError as exc:
-            parent_path(parent)
             raise BrokerError(f"--parent {parent}: not on the server", where=parent) from exc
         if node.structure_family != "container":
             raise BrokerError(f"--parent {parent}: not a container on the server (an array)", where=parent)
