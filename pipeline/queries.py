@@ -59,11 +59,12 @@ def names(folder: str) -> list[str]:
     return sorted(f"{folder}/{stem}" for stem in stems if "." not in stem)
 
 
-# DuckDB's own memory limit for one connection (its default is 80% of the host's
-# memory); past it, joins, aggregates and sorts spill to the temporary directory.
-# A quarter of the host's memory, at least 2 GiB: a rule whose operator cannot spill
-# (an ordered list per group) fails at the limit, and a 10^7-node check hit 1 GiB.
-# $BROKER_DUCKDB_MEMORY sets it (DuckDB's units: "2GB", "512MB").
+# DuckDB's own memory limit for one connection outside the broker's stages (its
+# default is 80% of the host's memory): a user's query, the plan's join that gives
+# each artifact its chunk (its table of huids does not spill). Past it, joins,
+# aggregates and sorts spill to the temporary directory; an operator that cannot
+# fails at the limit, so it is a safeguard: a quarter of the host's memory, at
+# least 2 GiB. $BROKER_DUCKDB_MEMORY sets it (DuckDB's units: "2GB", "512MB").
 MIN_MEMORY_LIMIT_MB = 2048
 
 
@@ -137,8 +138,9 @@ def _sweep_spill_directories(root: str) -> None:
 @functools.cache
 def spill_directory() -> str:
     """Where DuckDB spills, one folder per process (DuckDB names its files per
-    connection), removed when the process ends. An in-memory DuckDB spills nowhere
-    unless it is given one."""
+    connection), made here and removed when the process ends; the check's database
+    file and the plan's chunk files live in it too. An in-memory DuckDB spills
+    nowhere unless it is given one."""
     import atexit
     import os
     import shutil
@@ -146,6 +148,7 @@ def spill_directory() -> str:
 
     _sweep_spill_directories(tempfile.gettempdir())
     path = os.path.join(tempfile.gettempdir(), f"manifest-broker-duckdb-{os.getpid()}")
+    os.makedirs(path, exist_ok=True)
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
 

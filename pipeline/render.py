@@ -301,16 +301,20 @@ def _reporting_errors(call: Callable[[], Any], args: Sequence[str]) -> Any:
             output().error(BrokerError(_usage_line(exc), exit_code=2))
             raise typer.Exit(2) from None
         if type(exc).__name__ == "OutOfMemoryException" and type(exc).__module__.startswith(("duckdb", "_duckdb")):
-            output().error(DUCKDB_MEMORY_ERROR)
+            output().error(duckdb_memory_error())
             raise typer.Exit(1) from None
         raise
 
 
-DUCKDB_MEMORY_ERROR = BrokerError(
-    "DuckDB ran out of the memory it may use (BROKER_DUCKDB_MEMORY; the broker's stages take 256MB, "
-    "a query a quarter of the host's memory): set BROKER_DUCKDB_MEMORY higher (e.g. 2GB) and run again; "
-    "nothing was written"
-)
+def duckdb_memory_error() -> BrokerError:
+    """What a DuckDB out of memory is told as: the limits in force, the way out."""
+    from manifest_broker.queries import STAGE_MEMORY_LIMIT
+
+    return BrokerError(
+        f"DuckDB ran out of the memory it may use (BROKER_DUCKDB_MEMORY; the broker's stages take "
+        f"{STAGE_MEMORY_LIMIT}, a query a quarter of the host's memory): set BROKER_DUCKDB_MEMORY higher "
+        "(e.g. 2GB) and run again; nothing was written"
+    )
 
 
 class BrokerGroup(TyperGroup):

@@ -35,6 +35,7 @@ from manifest_broker.catalog.manifests import (
     manifest_chunks,
     metadata_columns,
     open_manifest,
+    read_manifest,
     without_half_floats,
 )
 from manifest_broker.catalog.probe import ProbeResult, probe_locators
@@ -121,11 +122,6 @@ def _chunks(path: Path, stamp: Stamp, rows: int | None) -> Iterator[pa.Table]:
     return manifest_chunks(parquet, path, stamp, rows)
 
 
-def _whole(chunks: Iterator[pa.Table]) -> pa.Table:
-    tables = list(chunks)
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-
-
 _V = TypeVar("_V")
 
 
@@ -183,8 +179,11 @@ class ContractReport:
     def _read(self) -> tuple[_Read[pa.Table], _Read[pa.Table], _Read[Documents]]:
         if self._tables is None or list(self._tables[0]) != list(self.datasets):
             keys = list(self.datasets)
-            hams: _Read[pa.Table] = _Read(keys, lambda k: _whole(self.datasets[k].hamiltonian_chunks()))
-            arts: _Read[pa.Table] = _Read(keys, lambda k: _whole(self.datasets[k].artifact_chunks()))
+            sets = self.datasets
+            hams: _Read[pa.Table] = _Read(
+                keys, lambda k: read_manifest(sets[k].pair.hamiltonians, sets[k].hamiltonian_stamp)
+            )
+            arts: _Read[pa.Table] = _Read(keys, lambda k: read_manifest(sets[k].pair.artifacts, sets[k].artifact_stamp))
             docs: _Read[Documents] = _Read(keys, lambda k: documents_of(hams[k], arts[k]))
             self._tables = (hams, arts, docs)
         return self._tables
@@ -532,6 +531,20 @@ def _card_rules(
         findings.append(_run(con, name))
 
 
+@contextlib.contextmanager
+def _check_database() -> Iterator[duckdb.DuckDBPyConnection]:
+    """The check's store: a DuckDB database file in the spill folder (the stage's
+    memory limit), removed afterwards whatever happens."""
+    database = os.path.join(queries.spill_directory(), f"check-{uuid.uuid4().hex}.duckdb")
+    try:
+        with contextlib.closing(queries.connect(database, stage=True)) as con:
+            yield con
+    finally:
+        for leftover in (database, database + ".wal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+
+
 def check_manifests(
     pairs: list[ManifestPair],
     base_dir: Path,
@@ -573,110 +586,65 @@ def check_manifests(
     Returns:
         A :class:`ContractReport`; nothing is written except the probe cache.
     """
-    folder = queries.spill_directory()
-    os.makedirs(folder, exist_ok=True)
-    database = os.path.join(folder, f"check-{uuid.uuid4().hex}.duckdb")
-    try:
-        with contextlib.closing(queries.connect(database, stage=True)) as con:
-            return _check_in(
-                con,
-                pairs,
-                base_dir,
-                catalog=catalog,
-                catalog_keys=catalog_keys,
-                parent=parent,
-                cache_dir=cache_dir,
-                use_cache=use_cache,
-                workers=workers,
-                progress=progress,
-                cluster=cluster,
-                card=card,
-                max_array_bytes=max_array_bytes,
-                deep=deep,
-                chunk_rows=chunk_rows,
+    with _check_database() as con:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        for macro in queries.names("contract/macros"):
+            con.execute(queries.load(macro))
+        findings: list[pa.Table] = []
+        report = ContractReport(findings=FINDING_SCHEMA.empty_table())
+        store = _Store(con)
+        for pair in pairs:
+            checked = _check_pair(store, pair, findings, chunk_rows)
+            # Pairs by their full path: equal names in different folders are two datasets.
+            if checked is not None:
+                report.datasets[pair.ident] = checked
+        con.execute(queries.load("contract/store_written"))
+        pa.default_memory_pool().release_unused()  # the chunks' buffers, before the rules
+        timings["schema"] = time.perf_counter() - started
+
+        con.register("catalog_keys", _catalog_keys(catalog, catalog_keys, parent, findings))
+
+        if not Path(base_dir).is_dir():  # said once, above the file_missing of every row
+            what = "is a file, not a directory" if Path(base_dir).exists() else "does not exist"
+            findings.append(
+                _finding("base_dir_missing", str(base_dir), f"{base_dir}: the data directory (--base-dir) {what}")
             )
-    finally:
-        for leftover in (database, database + ".wal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(leftover)
-
-
-def _check_in(
-    con: duckdb.DuckDBPyConnection,
-    pairs: list[ManifestPair],
-    base_dir: Path,
-    *,
-    catalog: str | None,
-    catalog_keys: pa.Table | None,
-    parent: str,
-    cache_dir: Path | None,
-    use_cache: bool,
-    workers: int | None,
-    progress: Progress | None,
-    cluster: Client | None,
-    card: dict[str, Any] | None,
-    max_array_bytes: int,
-    deep: bool,
-    chunk_rows: int,
-) -> ContractReport:
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    for macro in queries.names("contract/macros"):
-        con.execute(queries.load(macro))
-    findings: list[pa.Table] = []
-    report = ContractReport(findings=FINDING_SCHEMA.empty_table())
-    store = _Store(con)
-    for pair in pairs:
-        checked = _check_pair(store, pair, findings, chunk_rows)
-        # Pairs by their full path: equal names in different folders are two datasets.
-        if checked is not None:
-            report.datasets[pair.ident] = checked
-    con.execute(queries.load("contract/store_written"))
-    pa.default_memory_pool().release_unused()  # the chunks' buffers, before the rules
-    timings["schema"] = time.perf_counter() - started
-
-    con.register("catalog_keys", _catalog_keys(catalog, catalog_keys, parent, findings))
-
-    if not Path(base_dir).is_dir():  # said once, above the file_missing of every row
-        what = "is a file, not a directory" if Path(base_dir).exists() else "does not exist"
-        findings.append(
-            _finding("base_dir_missing", str(base_dir), f"{base_dir}: the data directory (--base-dir) {what}")
+        # Only locators whose path is acceptable as text reach the file system.
+        lexically_valid = con.execute(queries.load("contract/probe_targets")).to_arrow_table()
+        t0 = time.perf_counter()
+        probe = probe_locators(
+            lexically_valid,
+            base_dir,
+            cache_dir=(cache_dir or default_cache_dir()) if use_cache else None,
+            workers=workers,
+            progress=progress,
+            cluster=cluster,
+            deep=max_array_bytes if deep else None,
         )
-    # Only locators whose path is acceptable as text reach the file system.
-    lexically_valid = con.execute(queries.load("contract/probe_targets")).to_arrow_table()
-    t0 = time.perf_counter()
-    probe = probe_locators(
-        lexically_valid,
-        base_dir,
-        cache_dir=(cache_dir or default_cache_dir()) if use_cache else None,
-        workers=workers,
-        progress=progress,
-        cluster=cluster,
-        deep=max_array_bytes if deep else None,
-    )
-    timings["probe"] = time.perf_counter() - t0
-    con.register("probes", probe.table)
-    if probe.cache_error:
-        findings.append(
-            _finding("probe_cache_unwritten", str(cache_dir or default_cache_dir()), probe.cache_error, "warning")
-        )
+        timings["probe"] = time.perf_counter() - t0
+        con.register("probes", probe.table)
+        if probe.cache_error:
+            findings.append(
+                _finding("probe_cache_unwritten", str(cache_dir or default_cache_dir()), probe.cache_error, "warning")
+            )
 
-    t0 = time.perf_counter()
-    parameters: dict[str, dict[str, object]] = {
-        **ROW_RULE_PARAMETERS,
-        "contract/rows/dataset_too_large": {"limit": max_array_bytes},
-    }
-    for name in queries.names("contract/rows"):
-        findings.append(_run(con, name, parameters.get(name)))
-    if card is not None:
-        _card_rules(con, card, report, pairs, findings)
-    timings["rules"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        parameters: dict[str, dict[str, object]] = {
+            **ROW_RULE_PARAMETERS,
+            "contract/rows/dataset_too_large": {"limit": max_array_bytes},
+        }
+        for name in queries.names("contract/rows"):
+            findings.append(_run(con, name, parameters.get(name)))
+        if card is not None:
+            _card_rules(con, card, report, pairs, findings)
+        timings["rules"] = time.perf_counter() - t0
 
-    table = pa.concat_tables(findings) if findings else FINDING_SCHEMA.empty_table()
-    order = [("severity", "ascending"), ("rule", "ascending"), ("manifest", "ascending"), ("row", "ascending")]
-    report.findings = table.sort_by(order)
-    report.probes = probe.table
-    report.probe = probe
-    timings["total"] = time.perf_counter() - started
-    report.seconds = timings
-    return report
+        table = pa.concat_tables(findings) if findings else FINDING_SCHEMA.empty_table()
+        order = [("severity", "ascending"), ("rule", "ascending"), ("manifest", "ascending"), ("row", "ascending")]
+        report.findings = table.sort_by(order)
+        report.probes = probe.table
+        report.probe = probe
+        timings["total"] = time.perf_counter() - started
+        report.seconds = timings
+        return report

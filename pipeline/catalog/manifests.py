@@ -94,14 +94,18 @@ def _role(path: Path) -> tuple[str, str] | None:
     return None
 
 
-def read_manifest(path: Path) -> pa.Table:
+def read_manifest(path: Path, stamp: Stamp | None = None) -> pa.Table:
     """Read one manifest with a ``_row`` column (0-based row number in the file).
 
+    Args:
+        stamp: The file as it was checked: a file that changed since is refused.
+
     Raises:
-        ManifestError: when the file is missing or is not readable Parquet.
+        ManifestError: when the file is missing, is not readable Parquet, or is not
+            the file ``stamp`` describes.
     """
-    parquet, stamp = open_manifest(path)
-    tables = list(manifest_chunks(parquet, Path(path), stamp, rows=None))
+    parquet, current = open_manifest(path)
+    tables = list(manifest_chunks(parquet, Path(path), stamp or current, rows=None))
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -237,7 +236,7 @@ def plan_chunks(checked: CheckedManifests, hamiltonians: int = PLAN_CHUNK) -> It
         One :class:`NodePlan` per chunk, datasets in order, rows in manifest order.
     """
     for name, dataset in checked.datasets.items():
-        with tempfile.TemporaryDirectory(dir=_spill_folder()) as folder:
+        with tempfile.TemporaryDirectory(dir=queries.spill_directory()) as folder:
             buckets = _artifacts_by_chunk(dataset, hamiltonians, Path(folder))
             for number, ham in enumerate(dataset.hamiltonian_chunks(hamiltonians)):
                 with pa.memory_map(str(buckets[number])) as source:
@@ -246,12 +245,6 @@ def plan_chunks(checked: CheckedManifests, hamiltonians: int = PLAN_CHUNK) -> It
                     CheckedManifests({name: ham}, {name: art}, {name: documents_of(ham, art)}, checked.probes)
                 )
                 del art
-
-
-def _spill_folder() -> str:
-    folder = queries.spill_directory()
-    os.makedirs(folder, exist_ok=True)
-    return folder
 
 
 def _artifacts_by_chunk(dataset: CheckedPair, hamiltonians: int, folder: Path) -> list[Path]:
