@@ -91,3 +91,38 @@ def test_key_and_type_rules_match_oracle(rows: list[tuple[str | None, list[str]]
     assert {r for (rule, r) in found if rule == "hamiltonian_without_artifacts"} == {
         i for i, (_, ts) in enumerate(rows) if not ts
     }
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(datasets=st.lists(st.lists(keys, min_size=1, max_size=6), min_size=1, max_size=3))
+def test_key_collision_across_datasets_matches_oracle(datasets: list[list[str | None]], tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """A key (in NFC) used by two datasets or more is flagged in every row that uses it,
+    and only those: repeats inside one dataset are key_duplicate, not a collision (the
+    rule groups by hash first: this holds whatever the candidates were)."""
+    folder: Path = tmp_path_factory.mktemp("collide")
+    pairs = []
+    for number, rows in enumerate(datasets):
+        huids = [f"d{number}h{i}" for i in range(len(rows))]
+        ham = pa.table({"huid": huids, "key": pa.array(rows, pa.string()), "p": list(range(len(rows)))})
+        art = pa.table(
+            {"huid": huids, "type": ["a"] * len(rows), "file": ["x.h5"] * len(rows), "dataset": ["/d"] * len(rows)}
+        )
+        # Small row groups: the keys of one dataset come in several of them.
+        pq.write_table(ham, folder / f"d{number}_hamiltonians.parquet", row_group_size=2)
+        pq.write_table(art, folder / f"d{number}_artifacts.parquet")
+        pairs.append(ManifestPair(folder / f"d{number}_hamiltonians.parquet", folder / f"d{number}_artifacts.parquet"))
+    report = check_manifests(pairs, folder, use_cache=False)
+    found = {(Path(f["manifest"]).name, f["row"]) for f in report.findings.to_pylist() if f["rule"] == "key_collision"}
+    users: dict[str, set[int]] = {}
+    for number, rows in enumerate(datasets):
+        for key in rows:
+            if key not in (None, ""):
+                users.setdefault(_nfc(key), set()).add(number)
+    expected = {
+        (f"d{number}_hamiltonians.parquet", row)
+        for number, rows in enumerate(datasets)
+        for row, key in enumerate(rows)
+        if key not in (None, "") and len(users[_nfc(key)]) > 1
+    }
+    assert found == expected
