@@ -4,6 +4,7 @@
 -- Reads: hamiltonians.
 -- Counted first, listed only for the duplicates: an ordered list() per group of
 -- every row cannot spill.
+-- The first rows of a group are min(row, 5): five kept whatever the group's size.
 WITH counted AS (
     SELECT dataset_name, huid, count(*) AS n
     FROM hamiltonians
@@ -12,7 +13,7 @@ WITH counted AS (
     HAVING count(*) > 1
 ),
 groups AS (
-    SELECT dataset_name, huid, c.n, list(h.row ORDER BY h.row)[1:5] AS first_rows
+    SELECT dataset_name, huid, c.n, min(h.row, 5) AS first_rows
     FROM counted AS c
     JOIN hamiltonians AS h USING (dataset_name, huid)
     GROUP BY dataset_name, huid, c.n

@@ -27,8 +27,9 @@ counted AS (
 ),
 -- Counted first, listed only for the duplicates: an ordered list() per group of
 -- every row cannot spill.
+-- The first rows of a group are min(row, 5): five kept whatever the group's size.
 groups AS (
-    SELECT dataset_name, key_nfc, c.n, list(h.row ORDER BY h.row)[1:5] AS first_rows
+    SELECT dataset_name, key_nfc, c.n, min(h.row, 5) AS first_rows
     FROM counted AS c
     JOIN named AS h USING (dataset_name, key_nfc)
     GROUP BY dataset_name, key_nfc, c.n
