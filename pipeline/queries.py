@@ -61,7 +61,7 @@ def names(folder: str) -> list[str]:
 
 # DuckDB's own memory limit for one connection outside the broker's stages (its
 # default is 80% of the host's memory): a user's query, the plan's join that gives
-# each artifact its chunk (its table of huids does not spill). Past it, joins,
+# each artifact its chunk (its table of huids spills only so far). Past it, joins,
 # aggregates and sorts spill to the temporary directory; an operator that cannot
 # fails at the limit, so it is a safeguard: a quarter of the host's memory, at
 # least 2 GiB. $BROKER_DUCKDB_MEMORY sets it (DuckDB's units: "2GB", "512MB").
@@ -176,7 +176,6 @@ def connect(
             sort that spills holds blocks of its own: one thread is what lets a
             large one finish within a small limit.
     """
-
     import duckdb
 
     limit = given_memory_limit() or (STAGE_MEMORY_LIMIT if stage else default_memory_limit())

@@ -256,8 +256,9 @@ def _artifacts_by_chunk(dataset: CheckedPair, hamiltonians: int, folder: Path) -
     params = {"hamiltonians": str(dataset.pair.hamiltonians), "artifacts": str(dataset.pair.artifacts)}
     options = pa.ipc.IpcWriteOptions(compression="lz4")
     # One thread, and the host's limit rather than the stage's: the join's table of
-    # Hamiltonians does not spill (about 200 MiB for 3.3 x 10^6 of them, measured),
-    # so the limit here is a safeguard, not a target; one thread halves what it holds.
+    # Hamiltonians spills only so far (3.3 x 10^6 of them finish within 256 MB with
+    # one thread, not within 192 MB nor with two: measured), so the limit here is a
+    # safeguard, not a target; one thread halves what it holds.
     with contextlib.closing(queries.connect(threads=1)) as con:
         owners = con.execute(queries.load("plan/artifact_owners"), {**params, "chunk": hamiltonians})
         reader = owners.to_arrow_reader(hamiltonians)

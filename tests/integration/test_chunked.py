@@ -243,7 +243,7 @@ def test_spill_folders_of_killed_processes_are_swept(tmp_path: Path) -> None:
     dead, alive = int(gone.stdout), os.getpid()
     old = 2 * queries.STALE_SPILL_SECONDS
     folders = {}
-    for name, pid, age in [("dead-old", dead, old), ("dead-new", dead + 0, 0), ("alive-old", alive, old)]:
+    for name, pid, age in [("dead-old", dead, old), ("dead-new", dead, 0), ("alive-old", alive, old)]:
         folder = tmp_path / name / f"manifest-broker-duckdb-{pid}"
         folder.mkdir(parents=True)
         (folder / "check-x.duckdb").write_bytes(b"x")
