@@ -161,7 +161,7 @@ STAGE_MEMORY_LIMIT = "256MB"
 
 
 def connect(
-    database: str = ":memory:", *, stage: bool = False, threads: int | None = None
+    database: str = ":memory:", *, stage: bool = False, threads: int | None = None, limit: str | None = None
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection as every stage uses it: no progress bar on the terminal
     (the broker draws its own), insertion order kept (rule results and plans follow
@@ -172,13 +172,15 @@ def connect(
             (DuckDB compresses them and keeps in memory what its limit allows).
         stage: One of the broker's own stages over a dataset's rows
             (:data:`STAGE_MEMORY_LIMIT`), not a user's query.
+        limit: A stage's own memory limit in place of :data:`STAGE_MEMORY_LIMIT`
+            ($BROKER_DUCKDB_MEMORY still wins).
         threads: DuckDB's threads (default: every core). Each thread of a join or
             sort that spills holds blocks of its own: one thread is what lets a
             large one finish within a small limit.
     """
     import duckdb
 
-    limit = given_memory_limit() or (STAGE_MEMORY_LIMIT if stage else default_memory_limit())
+    limit = given_memory_limit() or limit or (STAGE_MEMORY_LIMIT if stage else default_memory_limit())
     config: dict[str, Any] = {
         "preserve_insertion_order": True,
         "memory_limit": limit,

@@ -32,6 +32,7 @@ from manifest_broker.catalog.manifests import (
     ManifestError,
     ManifestPair,
     Stamp,
+    ensure_stamp,
     manifest_chunks,
     metadata_columns,
     open_manifest,
@@ -115,6 +116,16 @@ class CheckedPair:
     def artifact_chunks(self, rows: int | None = None) -> Iterator[pa.Table]:
         """The artifact manifest, ``rows`` at a time (whole for ``None``)."""
         return _chunks(self.pair.artifacts, self.artifact_stamp, rows)
+
+    def ensure_unchanged(self) -> None:
+        """Refuse manifests that changed since the check (for a stage that reads them
+        other than through :meth:`hamiltonian_chunks` and :meth:`artifact_chunks`).
+
+        Raises:
+            ManifestError: naming the first file whose stamp changed.
+        """
+        ensure_stamp(self.pair.hamiltonians, self.hamiltonian_stamp)
+        ensure_stamp(self.pair.artifacts, self.artifact_stamp)
 
 
 def _chunks(path: Path, stamp: Stamp, rows: int | None) -> Iterator[pa.Table]:

@@ -173,6 +173,16 @@ def _unreadable(path: Path, exc: BaseException) -> ManifestError:
     return ManifestError(f"{path}: not a readable Parquet manifest ({reason})", where=path)
 
 
+def ensure_stamp(path: Path, stamp: Stamp) -> None:
+    """Refuse ``path`` unless it is still the file ``stamp`` describes.
+
+    Raises:
+        ManifestError: when it changed (or is gone) since it was checked.
+    """
+    if not path.is_file() or Stamp.of(path) != stamp:
+        raise ManifestError(f"{path}: the manifest changed since it was checked; check it again", where=path)
+
+
 def manifest_chunks(parquet: pq.ParquetFile, path: Path, stamp: Stamp, rows: int | None) -> Iterator[pa.Table]:
     """The manifest's rows, ``rows`` at a time (all at once for ``None`` and for
     manifests wider than :data:`READ_COLUMNS` columns), each with its ``_row``
@@ -185,8 +195,7 @@ def manifest_chunks(parquet: pq.ParquetFile, path: Path, stamp: Stamp, rows: int
     names = parquet.schema_arrow.names
     start = 0
     try:
-        if Stamp.of(path) != stamp:
-            raise ManifestError(f"{path}: the manifest changed since it was checked; check it again", where=path)
+        ensure_stamp(path, stamp)
         if rows is None or len(names) > READ_COLUMNS:
             batches: Iterator[pa.Table] = iter([_read_columns(parquet, names)])
         else:

@@ -17,16 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from manifest_broker import queries
 from manifest_broker.boundary import Identity
 from manifest_broker.catalog.contract import CheckedManifests, CheckedPair, documents_of
 from manifest_broker.catalog.manifests import LOCATOR_PREFIXES, ROW_COLUMN
 from manifest_broker.catalog.structure import structure_row
+from manifest_broker.errors import BrokerError
 
 HDF5_MIMETYPE = "application/x-hdf5"
 # What identifies an asset's file, as the probe saw it: the writer compares it
@@ -253,26 +256,64 @@ def _artifacts_by_chunk(dataset: CheckedPair, hamiltonians: int, folder: Path) -
     chunks = max(1, -(-dataset.hamiltonian_rows // hamiltonians))
     paths = [folder / f"{number}.arrow" for number in range(chunks)]
     writers: list[pa.ipc.RecordBatchFileWriter] = []
-    params = {"hamiltonians": str(dataset.pair.hamiltonians), "artifacts": str(dataset.pair.artifacts)}
     options = pa.ipc.IpcWriteOptions(compression="lz4")
-    # One thread, and the host's limit rather than the stage's: the join's table of
-    # Hamiltonians spills only so far (3.3 x 10^6 of them finish within 256 MB with
-    # one thread, not within 192 MB nor with two: measured), so the limit here is a
-    # safeguard, not a target; one thread halves what it holds.
-    with contextlib.closing(queries.connect(threads=1)) as con:
-        owners = con.execute(queries.load("plan/artifact_owners"), {**params, "chunk": hamiltonians})
-        reader = owners.to_arrow_reader(hamiltonians)
+    with pq.ParquetFile(_owners(dataset, hamiltonians, folder / "owners.parquet"), pre_buffer=False) as owners:
+        reader = owners.iter_batches(batch_size=hamiltonians)
         pending = pa.chunked_array([], pa.int64())
         try:
             for art in dataset.artifact_chunks(hamiltonians):
                 if not writers:
                     writers = [pa.ipc.new_file(str(p), art.schema, options=options) for p in paths]
-                while len(pending) < art.num_rows:
-                    pending = pa.chunked_array([*pending.chunks, reader.read_next_batch().column(0)], pa.int64())
+                while len(pending) < art.num_rows and (batch := next(reader, None)) is not None:
+                    pending = pa.chunked_array([*pending.chunks, batch.column(0)], pa.int64())
                 owner, pending = pending.slice(0, art.num_rows), pending.slice(art.num_rows)
-                for number in pc.unique(owner).drop_null().to_pylist():
+                if len(owner) < art.num_rows or owner.null_count:  # the check found every one's Hamiltonian
+                    dataset.ensure_unchanged()
+                    raise BrokerError(
+                        f"{dataset.pair.artifacts}: an artifact's Hamiltonian was not found while planning"
+                    )
+                for number in pc.unique(owner).to_pylist():
                     writers[number].write_table(art.filter(pc.equal(owner, number)))
         finally:
             for writer in writers:
                 writer.close()
     return paths
+
+
+# DuckDB's limit for the owners' join (plan/artifact_owners): its table of huid
+# hashes for 3.3 x 10^6 Hamiltonians, 1.8 s within 128 MB with two threads (96 MB
+# ran out), where 256 MB let it hold 170 MiB more at the ingest's peak (measured).
+OWNERS_MEMORY_LIMIT = "128MB"
+
+
+def _owners(dataset: CheckedPair, hamiltonians: int, path: Path) -> Path:
+    """The plan chunk of every artifact's Hamiltonian, in artifact row order, as a
+    Parquet file of one column at ``path`` (plan/artifact_owners).
+
+    Joined by the huids' hash within :data:`OWNERS_MEMORY_LIMIT`; past it
+    (measured: 3.3 x 10^7 Hamiltonians run out even of 256 MB) with the host's
+    limit and one thread; by string in the one-in-millions case of two huids with
+    one hash.
+
+    Raises:
+        ManifestError: when a manifest changed since the check (DuckDB reads them).
+    """
+    dataset.ensure_unchanged()
+    params: dict[str, Any] = {
+        "hamiltonians": str(dataset.pair.hamiltonians),
+        "artifacts": str(dataset.pair.artifacts),
+        "chunk": hamiltonians,
+        "owners": str(path),
+    }
+    with contextlib.closing(queries.connect(stage=True, limit=OWNERS_MEMORY_LIMIT)) as con:
+        found = con.execute(queries.load("plan/huid_hashes_repeat"), {"hamiltonians": params["hamiltonians"]})
+        shared_hash = bool(found.fetchone()[0])  # type: ignore[index]
+        try:
+            if not shared_hash:
+                con.execute(queries.load("plan/artifact_owners"), params)
+                return path
+        except duckdb.OutOfMemoryException:
+            pass
+    with contextlib.closing(queries.connect(threads=1)) as con:
+        con.execute(queries.load("plan/artifact_owners_by_huid" if shared_hash else "plan/artifact_owners"), params)
+    return path

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from manifest_broker.catalog import ingest as ingest_module
+from manifest_broker.catalog import plan as plan_module
 from manifest_broker.catalog.contract import check_manifests
 from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestError, ManifestPair
@@ -252,3 +253,101 @@ def test_spill_folders_of_killed_processes_are_swept(tmp_path: Path) -> None:
         queries._sweep_spill_directories(str(tmp_path / name))
         folders[name] = folder.exists()
     assert folders == {"dead-old": False, "dead-new": True, "alive-old": True}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    huids=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=30, unique=True),
+    picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=60),
+    chunk=st.integers(1, 8),
+)
+def test_the_owners_join_by_hash_gives_each_artifact_its_hamiltonians_chunk(
+    huids: list[str], picks: list[int], chunk: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """plan/artifact_owners (joined on the huids' 64-bit hash) and its exact fallback
+    by string give every artifact, in artifact row order, the plan chunk of its
+    Hamiltonian's row, over generated huids (any Unicode, look-alike spellings) and
+    artifacts in any order."""
+    from manifest_broker import queries
+
+    folder = tmp_path_factory.mktemp("owners")
+    owned = [huids[p % len(huids)] for p in picks]
+    pq.write_table(pa.table({"huid": huids}), folder / "h.parquet", row_group_size=3)
+    pq.write_table(pa.table({"huid": owned}), folder / "a.parquet", row_group_size=4)
+    params = {"hamiltonians": str(folder / "h.parquet"), "artifacts": str(folder / "a.parquet"), "chunk": chunk}
+    expected = [huids.index(h) // chunk for h in owned]
+    con = queries.connect(stage=True)
+    try:
+        for statement in ("plan/artifact_owners", "plan/artifact_owners_by_huid"):
+            out = folder / f"{statement.split('/')[1]}.parquet"
+            con.execute(queries.load(statement), {**params, "owners": str(out)})
+            assert pq.read_table(out).column("chunk").to_pylist() == expected, statement
+        repeat = con.execute(queries.load("plan/huid_hashes_repeat"), {"hamiltonians": params["hamiltonians"]})
+        assert repeat.fetchone() == (False,)
+    finally:
+        con.close()
+
+
+def test_huids_sharing_a_hash_are_planned_by_string(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two huids with one 64-bit hash (about 3 x 10^-7 at 3.3 x 10^6 Hamiltonians,
+    so made here by having plan/huid_hashes_repeat say so): the plan joins by string
+    and writes the catalog the hash join writes."""
+    from manifest_broker import queries
+
+    _data(tmp_path / "data")
+    pair = _manifests(tmp_path / "manifests", list(reversed(range(ARTIFACTS))))
+    monkeypatch.setattr(ingest_module, "PLAN_CHUNK", 5)
+    by_hash = ingest([pair], tmp_path / "data", str(tmp_path / "hash.db"), parent="lab", use_cache=False)
+    real_load, asked = queries.load, list[str]()
+
+    def load(name: str, dialect: str | None = None) -> str:
+        asked.append(name)
+        return (
+            "SELECT $hamiltonians IS NOT NULL AS repeat"
+            if name == "plan/huid_hashes_repeat"
+            else real_load(name, dialect)
+        )
+
+    monkeypatch.setattr(queries, "load", load)
+    by_string = ingest([pair], tmp_path / "data", str(tmp_path / "string.db"), parent="lab", use_cache=False)
+    assert "plan/artifact_owners_by_huid" in asked and "plan/artifact_owners" not in asked
+    assert by_hash.result.created_arrays == by_string.result.created_arrays == ARTIFACTS
+    assert dump(str(tmp_path / "string.db")) == dump(str(tmp_path / "hash.db"))
+
+
+def test_an_owners_join_past_the_stage_limit_runs_again_with_the_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The owners' join out of DuckDB's stage limit (3.3 x 10^7 Hamiltonians did;
+    here a statement that cannot fit stands in for its first run) runs again with
+    the host's limit, and the catalog is the one a single run writes."""
+    import duckdb
+
+    from manifest_broker import queries
+
+    _data(tmp_path / "data")
+    pair = _manifests(tmp_path / "manifests", list(range(ARTIFACTS)))
+    monkeypatch.setattr(ingest_module, "PLAN_CHUNK", 4)
+    once = ingest([pair], tmp_path / "data", str(tmp_path / "once.db"), parent="lab", use_cache=False)
+    real_load, runs = queries.load, list[str]()
+
+    def load(name: str, dialect: str | None = None) -> str:
+        if name != "plan/artifact_owners":
+            return real_load(name, dialect)
+        runs.append(name)
+        if len(runs) > 1:
+            return real_load(name, dialect)
+        # a list of 10^8 integers (800 MB) in one value: DuckDB cannot spill it
+        return (
+            "COPY (SELECT list(i) AS chunk FROM range(100000000) t(i) WHERE $chunk > 0 OR $hamiltonians <> $artifacts)"
+            " TO $owners (FORMAT parquet)"
+        )
+
+    monkeypatch.setattr(queries, "load", load)
+    with pytest.raises(duckdb.OutOfMemoryException):  # what the join's limit does to it
+        with queries.connect(stage=True, limit=plan_module.OWNERS_MEMORY_LIMIT) as con:
+            con.execute("SELECT list(i) FROM range(100000000) t(i)").fetchall()
+    again = ingest([pair], tmp_path / "data", str(tmp_path / "again.db"), parent="lab", use_cache=False)
+    assert len(runs) == 2
+    assert once.result.created_arrays == again.result.created_arrays == ARTIFACTS
+    assert dump(str(tmp_path / "again.db")) == dump(str(tmp_path / "once.db"))
