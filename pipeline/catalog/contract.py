@@ -296,7 +296,20 @@ ROW_RULE_PARAMETERS: dict[str, dict[str, object]] = {"contract/rows/metadata_too
 
 
 def _run(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> pa.Table:
-    result = con.execute(queries.load(name), params or {}).to_arrow_table()
+    """One rule's findings. A rule that runs out of the stage's memory limit (its
+    operators spill, but only so far: a group of 1.5 x 10^6 rows, a join's table)
+    runs once more with the host's limit, unless $BROKER_DUCKDB_MEMORY set it."""
+    statement = queries.load(name)
+    try:
+        result = con.execute(statement, params or {}).to_arrow_table()
+    except duckdb.OutOfMemoryException:
+        if queries.given_memory_limit():
+            raise
+        con.execute(queries.load("session/memory_limit"), {"limit": queries.default_memory_limit()})
+        try:
+            result = con.execute(statement, params or {}).to_arrow_table()
+        finally:
+            con.execute(queries.load("session/memory_limit"), {"limit": queries.STAGE_MEMORY_LIMIT})
     return result.rename_columns(FINDING_SCHEMA.names).cast(FINDING_SCHEMA)
 
 

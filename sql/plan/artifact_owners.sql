@@ -3,7 +3,7 @@
 -- planner sorts the artifacts into one file per chunk with it, so that a chunk's
 -- plan reads only its own artifacts.
 -- Joined on the huids' 64-bit hash, which holds 8 bytes a Hamiltonian where the
--- strings hold all of theirs (3.3 x 10^6 Hamiltonians: 1.5 s within 256 MB with two
+-- strings hold all of theirs (3.3 x 10^6 Hamiltonians: 1.8 s within 128 MB with two
 -- threads, where the strings needed the host's limit and one thread; 3.3 x 10^7
 -- ran out of 256 MB, and the planner runs it again with the host's limit). Exact
 -- only when no two Hamiltonians of the file share a hash (plan/huid_hashes_repeat

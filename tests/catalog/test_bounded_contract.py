@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from manifest_broker.catalog.contract import check_manifests
 from manifest_broker.catalog.ingest import ingest
@@ -202,3 +203,67 @@ def test_a_deep_check_does_not_read_what_the_limit_refuses(tmp_path: Path) -> No
     assert time.perf_counter() - started < 60
     rules = {f["rule"] for f in report.findings.to_pylist() if f["severity"] == "error"}
     assert rules == {"dataset_too_large_to_read"}, rules
+
+
+# A rule's finding columns over a value DuckDB cannot spill: a list of 4 x 10^7
+# integers (320 MB), past the stage's limit and within the host's.
+_UNSPILLABLE_RULE = (
+    "SELECT 'dataset_empty' AS rule, 'error' AS severity, NULL::VARCHAR AS manifest, NULL::BIGINT AS row,"
+    ' NULL::VARCHAR AS "column", NULL::VARCHAR AS value, NULL::VARCHAR AS message'
+    " FROM (SELECT list(i) AS l FROM range(40000000) t(i)) WHERE len(l) < 0"
+)
+
+
+def _one_rule_unspillable(monkeypatch, asked: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from manifest_broker import queries
+
+    real_load = queries.load
+
+    def load(name: str, dialect: str | None = None) -> str:
+        asked.append(name)
+        return _UNSPILLABLE_RULE if name == "contract/rows/dataset_empty" else real_load(name, dialect)
+
+    monkeypatch.setattr(queries, "load", load)
+
+
+def test_a_rule_past_the_stage_limit_runs_again_with_the_hosts(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A rule out of DuckDB's stage limit (its operators spill only so far) runs once
+    more with the host's limit, and the rules after it run within the stage's again."""
+    import duckdb
+
+    from manifest_broker import queries
+
+    monkeypatch.delenv("BROKER_DUCKDB_MEMORY", raising=False)
+    with pytest.raises(duckdb.OutOfMemoryException), queries.connect(stage=True) as con:
+        con.execute(_UNSPILLABLE_RULE).fetchall()  # what the stage's limit does to it
+    data = tmp_path / "data"
+    data.mkdir()
+    with h5py.File(data / "f.h5", "w") as f:
+        f["x"] = np.arange(3.0)
+    pair = _pair(tmp_path, [{"huid": "h", "key": "K"}], [{"huid": "h", "type": "x", "file": "f.h5", "dataset": "/x"}])
+    asked: list[str] = []
+    _one_rule_unspillable(monkeypatch, asked)
+    report = check_manifests([pair], data, cache_dir=None)
+    assert report.ok, report.findings.to_pylist()
+    assert asked.count("contract/rows/dataset_empty") == 1 and asked.count("session/memory_limit") == 2
+    # the host's limit for that rule only: the next rule's statement comes after the limit set back
+    after = asked.index("contract/rows/dataset_empty")
+    assert asked[after + 1 : after + 3] == ["session/memory_limit", "session/memory_limit"]
+
+
+def test_a_rule_past_a_limit_the_user_set_is_refused(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With $BROKER_DUCKDB_MEMORY set, the user's limit is kept: the rule's run out
+    of memory is the check's error, not a run with more."""
+    import duckdb
+
+    monkeypatch.setenv("BROKER_DUCKDB_MEMORY", "192MB")
+    data = tmp_path / "data"
+    data.mkdir()
+    with h5py.File(data / "f.h5", "w") as f:
+        f["x"] = np.arange(3.0)
+    pair = _pair(tmp_path, [{"huid": "h", "key": "K"}], [{"huid": "h", "type": "x", "file": "f.h5", "dataset": "/x"}])
+    asked: list[str] = []
+    _one_rule_unspillable(monkeypatch, asked)
+    with pytest.raises(duckdb.OutOfMemoryException):
+        check_manifests([pair], data, cache_dir=None)
+    assert "session/memory_limit" not in asked
