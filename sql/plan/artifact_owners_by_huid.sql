@@ -1,8 +1,8 @@
--- plan/artifact_owners joined by the huid strings, into a Parquet file ($owners): for a Hamiltonian manifest in
--- which two huids share a hash (plan/huid_hashes_repeat). Its table of huids holds
--- every string (3.3 x 10^6 Hamiltonians finish within 256 MB with one thread, not
--- within 192 MB nor with two: measured), so it runs with the host's limit and one
--- thread.
+-- plan/artifact_owners joined by the huid strings, into a Parquet file ($owners),
+-- for a Hamiltonian manifest in which two huids share a hash
+-- (plan/huid_hashes_repeat). Its table of huids holds every string (3.3 x 10^6
+-- Hamiltonians finish within 256 MB with one thread, not within 192 MB nor with
+-- two: measured), so it runs with the host's limit and one thread.
 -- Reads: the two manifest files ($hamiltonians, $artifacts), their huid columns.
 COPY (
     WITH h AS (
