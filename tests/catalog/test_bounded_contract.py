@@ -214,8 +214,16 @@ _UNSPILLABLE_RULE = (
 )
 
 
-def _one_rule_unspillable(monkeypatch, asked: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _one_rule_unspillable(tmp_path: Path, monkeypatch, asked: list[str]) -> tuple[ManifestPair, Path]:  # type: ignore[no-untyped-def]
+    """A one-row dataset whose dataset_empty rule cannot fit the stage's limit;
+    ``asked`` records the statements loaded."""
     from manifest_broker import queries
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with h5py.File(data / "f.h5", "w") as f:
+        f["x"] = np.arange(3.0)
+    pair = _pair(tmp_path, [{"huid": "h", "key": "K"}], [{"huid": "h", "type": "x", "file": "f.h5", "dataset": "/x"}])
 
     real_load = queries.load
 
@@ -224,6 +232,7 @@ def _one_rule_unspillable(monkeypatch, asked: list[str]) -> None:  # type: ignor
         return _UNSPILLABLE_RULE if name == "contract/rows/dataset_empty" else real_load(name, dialect)
 
     monkeypatch.setattr(queries, "load", load)
+    return pair, data
 
 
 def test_a_rule_past_the_stage_limit_runs_again_with_the_hosts(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -236,13 +245,8 @@ def test_a_rule_past_the_stage_limit_runs_again_with_the_hosts(tmp_path: Path, m
     monkeypatch.delenv("BROKER_DUCKDB_MEMORY", raising=False)
     with pytest.raises(duckdb.OutOfMemoryException), queries.connect(stage=True) as con:
         con.execute(_UNSPILLABLE_RULE).fetchall()  # what the stage's limit does to it
-    data = tmp_path / "data"
-    data.mkdir()
-    with h5py.File(data / "f.h5", "w") as f:
-        f["x"] = np.arange(3.0)
-    pair = _pair(tmp_path, [{"huid": "h", "key": "K"}], [{"huid": "h", "type": "x", "file": "f.h5", "dataset": "/x"}])
     asked: list[str] = []
-    _one_rule_unspillable(monkeypatch, asked)
+    pair, data = _one_rule_unspillable(tmp_path, monkeypatch, asked)
     report = check_manifests([pair], data, cache_dir=None)
     assert report.ok, report.findings.to_pylist()
     assert asked.count("contract/rows/dataset_empty") == 1 and asked.count("session/memory_limit") == 2
@@ -257,13 +261,8 @@ def test_a_rule_past_a_limit_the_user_set_is_refused(tmp_path: Path, monkeypatch
     import duckdb
 
     monkeypatch.setenv("BROKER_DUCKDB_MEMORY", "192MB")
-    data = tmp_path / "data"
-    data.mkdir()
-    with h5py.File(data / "f.h5", "w") as f:
-        f["x"] = np.arange(3.0)
-    pair = _pair(tmp_path, [{"huid": "h", "key": "K"}], [{"huid": "h", "type": "x", "file": "f.h5", "dataset": "/x"}])
     asked: list[str] = []
-    _one_rule_unspillable(monkeypatch, asked)
+    pair, data = _one_rule_unspillable(tmp_path, monkeypatch, asked)
     with pytest.raises(duckdb.OutOfMemoryException):
         check_manifests([pair], data, cache_dir=None)
     assert "session/memory_limit" not in asked
