@@ -79,7 +79,10 @@ def default_memory_limit() -> str:
     return f"{max(MIN_MEMORY_LIMIT_MB, total_mb // 4)}MB"
 
 
-_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:[KMGT]i?)?B\s*", re.IGNORECASE)
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?)?B\s*", re.IGNORECASE)
+# The largest limit taken (1 PiB): DuckDB refuses sizes past its range when a
+# connection is made, where the broker would have no usage error to give.
+_MEMORY_MAX = 2**50
 
 
 def given_memory_limit() -> str | None:
@@ -96,10 +99,14 @@ def given_memory_limit() -> str | None:
     if not given:
         return None
     found = _MEMORY.fullmatch(given)
-    if found is None or float(found.group(1)) <= 0:
+    size = 0.0
+    if found is not None:
+        prefix = (found.group(2) or " ").upper()  # K, Ki, M, ... or none (bytes)
+        size = float(found.group(1)) * (1024 if prefix.endswith("I") else 1000) ** " KMGT".index(prefix[0])
+    if size <= 0 or size > _MEMORY_MAX:
         raise BrokerError(
             f"BROKER_DUCKDB_MEMORY={given!r}: give DuckDB's memory limit as a positive size with its unit "
-            "(512MB, 2GB, 4GiB)",
+            "(512MB, 2GB, 4GiB), at most 1 PiB",
             exit_code=2,
         )
     return given.strip()

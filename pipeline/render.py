@@ -308,11 +308,19 @@ def _reporting_errors(call: Callable[[], Any], args: Sequence[str]) -> Any:
 
 def duckdb_memory_error() -> BrokerError:
     """What a DuckDB out of memory is told as: the limits in force, the way out."""
+    import os
+
     from manifest_broker.queries import STAGE_MEMORY_LIMIT
 
+    given = os.environ.get("BROKER_DUCKDB_MEMORY", "").strip()
+    limits = (
+        f"BROKER_DUCKDB_MEMORY={given}"
+        if given
+        else f"BROKER_DUCKDB_MEMORY; the broker's stages take {STAGE_MEMORY_LIMIT}, a query a quarter of the host's "
+        "memory"
+    )
     return BrokerError(
-        f"DuckDB ran out of the memory it may use (BROKER_DUCKDB_MEMORY; the broker's stages take "
-        f"{STAGE_MEMORY_LIMIT}, a query a quarter of the host's memory): set BROKER_DUCKDB_MEMORY higher "
+        f"DuckDB ran out of the memory it may use ({limits}): set BROKER_DUCKDB_MEMORY higher "
         "(e.g. 2GB) and run again; nothing was written"
     )
 

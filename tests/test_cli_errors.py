@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from manifest_broker import __version__
@@ -276,13 +278,56 @@ def test_duckdb_out_of_memory_is_one_error_and_writes_nothing(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     error = json.loads(result.stdout)
-    assert "BROKER_DUCKDB_MEMORY" in error["error"] and "nothing was written" in error["error"]
+    assert "BROKER_DUCKDB_MEMORY=1MB" in error["error"] and "nothing was written" in error["error"]
     assert not catalog.exists()
+
+
+_SIZES = st.builds(
+    "{}{}{}".format,
+    st.one_of(st.integers(0, 10**25), st.floats(0, 1e25, allow_nan=False, allow_infinity=False)),
+    st.sampled_from(["", " "]),
+    st.sampled_from(["B", "KB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB", "kb", "gib", "PB", "XB", ""]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.one_of(_SIZES, st.text(max_size=12)))
+def test_any_duckdb_memory_value_is_taken_by_duckdb_or_refused_as_a_usage_error(value: str) -> None:
+    """Whatever $BROKER_DUCKDB_MEMORY holds, the broker either refuses it (a usage
+    error, exit 2) or DuckDB takes it when a connection is made (was: a size past
+    DuckDB's range passed the broker's check, then a traceback)."""
+    import os
+
+    import duckdb
+
+    from manifest_broker import queries
+    from manifest_broker.errors import BrokerError
+
+    before = os.environ.get("BROKER_DUCKDB_MEMORY")
+    if "\x00" in value:
+        return  # the environment cannot hold it
+    os.environ["BROKER_DUCKDB_MEMORY"] = value
+    try:
+        try:
+            given_limit = queries.given_memory_limit()
+        except BrokerError as refused:
+            assert refused.exit_code == 2
+            return
+        if given_limit is None:
+            assert not value  # unset and empty are the default
+            return
+        duckdb.connect(config={"memory_limit": given_limit}).close()
+    finally:
+        if before is None:
+            os.environ.pop("BROKER_DUCKDB_MEMORY", None)
+        else:
+            os.environ["BROKER_DUCKDB_MEMORY"] = before
 
 
 @pytest.mark.parametrize(
     ("value", "code"),
-    [(v, 2) for v in ["abc", "0", "0MB", "-5GB", "12XB", "5 G B"]] + [(v, 0) for v in ["256 MB", "1GiB", "2gb"]],
+    [(v, 2) for v in ["abc", "0", "0MB", "-5GB", "12XB", "5 G B", "99999999999999999999TB"]]
+    + [(v, 0) for v in ["256 MB", "1GiB", "2gb"]],
 )
 def test_the_duckdb_memory_limit_is_taken_in_duckdbs_units_and_only_them(
     edrixs: Dataset, value: str, code: int

@@ -334,7 +334,7 @@ def write_and_report(
         "timings": run.seconds,
         "indexes": run.indexes,
     }
-    if result.failed or result.interrupted:
+    if result.failed or result.interrupted or run.missing:
         first = f" (first: {result.failed[0][0]}: {result.failed[0][1]})" if result.failed else ""
         raise BrokerError(
             f"{len(result.failed)} node(s) failed{first}"

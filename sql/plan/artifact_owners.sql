@@ -8,15 +8,17 @@
 -- ran out of 256 MB, and the planner runs it again with the host's limit). Exact
 -- only when no two Hamiltonians of the file share a hash (plan/huid_hashes_repeat
 -- says; plan/artifact_owners_by_huid is the join by string for the other case).
--- Reads: the two manifest files ($hamiltonians, $artifacts), their huid columns.
+-- Reads: hamiltonian_huids and artifact_huids, the huid column of each manifest
+-- with each row's number (the planner streams them from the files: DuckDB's own
+-- Parquet reader would match the name huid without regard to case).
 COPY (
     WITH h AS (
-        SELECT hash(huid) AS h, file_row_number AS ham_row
-        FROM read_parquet($hamiltonians, file_row_number = true)
+        SELECT hash(huid) AS h, row AS ham_row
+        FROM hamiltonian_huids
     ),
     a AS (
-        SELECT hash(huid) AS h, file_row_number AS art_row
-        FROM read_parquet($artifacts, file_row_number = true)
+        SELECT hash(huid) AS h, row AS art_row
+        FROM artifact_huids
     )
     SELECT h.ham_row // $chunk AS chunk
     FROM a

@@ -27,6 +27,7 @@ from manifest_broker.catalog import plan as plan_module
 from manifest_broker.catalog.contract import check_manifests
 from manifest_broker.catalog.ingest import ingest
 from manifest_broker.catalog.manifests import ManifestError, ManifestPair
+from manifest_broker.errors import BrokerError
 from tests.integration.catalog_dump import dump
 
 BATCH = 12  # Hamiltonians in the batched file
@@ -274,16 +275,17 @@ def test_the_owners_join_by_hash_gives_each_artifact_its_hamiltonians_chunk(
     owned = [huids[p % len(huids)] for p in picks]
     pq.write_table(pa.table({"huid": huids}), folder / "h.parquet", row_group_size=3)
     pq.write_table(pa.table({"huid": owned}), folder / "a.parquet", row_group_size=4)
-    params = {"hamiltonians": str(folder / "h.parquet"), "artifacts": str(folder / "a.parquet"), "chunk": chunk}
     expected = [huids.index(h) // chunk for h in owned]
     con = queries.connect(stage=True)
     try:
         for statement in ("plan/artifact_owners", "plan/artifact_owners_by_huid"):
             out = folder / f"{statement.split('/')[1]}.parquet"
-            con.execute(queries.load(statement), {**params, "owners": str(out)})
+            con.register("hamiltonian_huids", plan_module._huids(folder / "h.parquet", 2))
+            con.register("artifact_huids", plan_module._huids(folder / "a.parquet", 3))
+            con.execute(queries.load(statement), {"chunk": chunk, "owners": str(out)})
             assert pq.read_table(out).column("chunk").to_pylist() == expected, statement
-        repeat = con.execute(queries.load("plan/huid_hashes_repeat"), {"hamiltonians": params["hamiltonians"]})
-        assert repeat.fetchone() == (False,)
+        con.register("hamiltonian_huids", plan_module._huids(folder / "h.parquet", 2))
+        assert con.execute(queries.load("plan/huid_hashes_repeat")).fetchone() == (False,)
     finally:
         con.close()
 
@@ -302,11 +304,7 @@ def test_huids_sharing_a_hash_are_planned_by_string(tmp_path: Path, monkeypatch:
 
     def load(name: str, dialect: str | None = None) -> str:
         asked.append(name)
-        return (
-            "SELECT $hamiltonians IS NOT NULL AS repeat"
-            if name == "plan/huid_hashes_repeat"
-            else real_load(name, dialect)
-        )
+        return "SELECT true AS repeat" if name == "plan/huid_hashes_repeat" else real_load(name, dialect)
 
     monkeypatch.setattr(queries, "load", load)
     by_string = ingest([pair], tmp_path / "data", str(tmp_path / "string.db"), parent="lab", use_cache=False)
@@ -338,10 +336,7 @@ def test_an_owners_join_past_the_stage_limit_runs_again_with_the_hosts(
         if len(runs) > 1:
             return real_load(name, dialect)
         # a list of 10^8 integers (800 MB) in one value: DuckDB cannot spill it
-        return (
-            "COPY (SELECT list(i) AS chunk FROM range(100000000) t(i) WHERE $chunk > 0 OR $hamiltonians <> $artifacts)"
-            " TO $owners (FORMAT parquet)"
-        )
+        return "COPY (SELECT list(i) AS chunk FROM range(100000000) t(i) WHERE $chunk > 0) TO $owners (FORMAT parquet)"
 
     monkeypatch.setattr(queries, "load", load)
     with pytest.raises(duckdb.OutOfMemoryException):  # what the join's limit does to it
@@ -351,3 +346,52 @@ def test_an_owners_join_past_the_stage_limit_runs_again_with_the_hosts(
     assert len(runs) == 2
     assert once.result.created_arrays == again.result.created_arrays == ARTIFACTS
     assert dump(str(tmp_path / "again.db")) == dump(str(tmp_path / "once.db"))
+
+
+@pytest.mark.parametrize("which", ["hamiltonians", "artifacts"])
+def test_a_column_named_huid_in_other_capitals_does_not_stand_for_huid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    """A metadata column HUID (or Huid) before huid, holding the huids in another
+    order: DuckDB's Parquet reader takes names without regard to case, so the
+    owners' join once read that column and planned artifacts into the wrong chunk,
+    lost with exit 0 (an outside tester's find). The catalog written chunk by chunk is
+    the one written whole."""
+    _data(tmp_path / "data")
+    pair = _manifests(tmp_path / "manifests", list(reversed(range(ARTIFACTS))))
+    path = pair.hamiltonians if which == "hamiltonians" else pair.artifacts
+    table = pq.read_table(path)
+    shuffled = table["huid"].to_pylist()
+    random.Random(7).shuffle(shuffled)
+    name = "HUID" if which == "hamiltonians" else "Huid"
+    pq.write_table(pa.table({name: shuffled, **{n: table[n] for n in table.column_names}}), path, row_group_size=5)
+
+    whole = ingest([pair], tmp_path / "data", str(tmp_path / "whole.db"), parent="lab", use_cache=False)
+    monkeypatch.setattr(ingest_module, "PLAN_CHUNK", 3)
+    chunked = ingest([pair], tmp_path / "data", str(tmp_path / "chunked.db"), parent="lab", use_cache=False)
+    assert whole.plan is not None and chunked.plan is None
+    assert chunked.result.created_arrays == whole.result.created_arrays == ARTIFACTS and chunked.missing == 0
+    assert dump(str(tmp_path / "chunked.db")) == dump(str(tmp_path / "whole.db"))
+
+
+def test_a_chunk_planned_short_of_its_artifacts_abandons_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the owners' join ever wrong (every artifact put in the first chunk here),
+    the plan of a chunk would lack artifacts: the write stops before its commit, with
+    one error naming the rows, and the catalog is as it was."""
+    _data(tmp_path / "data")
+    pair = _manifests(tmp_path / "manifests", list(range(ARTIFACTS)))
+    monkeypatch.setattr(ingest_module, "PLAN_CHUNK", 4)
+    real_owners = plan_module._owners
+
+    def first_chunk_only(dataset, hamiltonians: int, path: Path) -> Path:  # type: ignore[no-untyped-def]
+        real_owners(dataset, hamiltonians, path)
+        pq.write_table(pa.table({"chunk": pa.array([0] * ARTIFACTS, pa.int64())}), path)
+        return path
+
+    monkeypatch.setattr(plan_module, "_owners", first_chunk_only)
+    catalog = tmp_path / "c.db"
+    with pytest.raises(BrokerError, match=r"the plan of Hamiltonian rows 0-3 has \d+ of their 27 artifacts"):
+        ingest([pair], tmp_path / "data", str(catalog), parent="lab", use_cache=False)
+    assert not catalog.exists() or [n for n in dump(str(catalog))["nodes"] if n[0] != "/"] == []
