@@ -8,17 +8,18 @@
 -- ran out of 256 MB, and the planner runs it again with the host's limit). Exact
 -- only when no two Hamiltonians of the file share a hash (plan/huid_hashes_repeat
 -- says; plan/artifact_owners_by_huid is the join by string for the other case).
--- Reads: hamiltonian_huids and artifact_huids, the huid column of each manifest
--- with each row's number (the planner streams them from the files: DuckDB's own
--- Parquet reader would match the name huid without regard to case).
+-- Reads: $hamiltonian_huids and $artifact_huids, Parquet files of one column, the
+-- huid column of each manifest in its row order (the planner copies them with
+-- pyarrow, by the exact name: DuckDB's Parquet reader takes names without regard
+-- to case, so a metadata column HUID before huid would stand for it).
 COPY (
     WITH h AS (
-        SELECT hash(huid) AS h, row AS ham_row
-        FROM hamiltonian_huids
+        SELECT hash(huid) AS h, file_row_number AS ham_row
+        FROM read_parquet($hamiltonian_huids, file_row_number = true)
     ),
     a AS (
-        SELECT hash(huid) AS h, row AS art_row
-        FROM artifact_huids
+        SELECT hash(huid) AS h, file_row_number AS art_row
+        FROM read_parquet($artifact_huids, file_row_number = true)
     )
     SELECT h.ham_row // $chunk AS chunk
     FROM a

@@ -3,11 +3,11 @@
 -- do, plan/artifact_owners could give an artifact two owners, and the planner joins
 -- by string instead. The huids are unique (the check's huid_duplicate). A GROUP BY,
 -- which spills (count(DISTINCT ...) ran out of 256 MB at 3.3 x 10^7 Hamiltonians).
--- Reads: hamiltonian_huids (plan/artifact_owners says what it is).
+-- Reads: $hamiltonian_huids (plan/artifact_owners says what it is).
 SELECT count(*) > 0 AS repeat
 FROM (
     SELECT hash(huid) AS h
-    FROM hamiltonian_huids
+    FROM read_parquet($hamiltonian_huids)
     GROUP BY h
     HAVING count(*) > 1
 )

@@ -276,16 +276,21 @@ def test_the_owners_join_by_hash_gives_each_artifact_its_hamiltonians_chunk(
     pq.write_table(pa.table({"huid": huids}), folder / "h.parquet", row_group_size=3)
     pq.write_table(pa.table({"huid": owned}), folder / "a.parquet", row_group_size=4)
     expected = [huids.index(h) // chunk for h in owned]
+    params = {
+        "hamiltonian_huids": str(plan_module._huids(folder / "h.parquet", folder / "h_huids.parquet")),
+        "artifact_huids": str(plan_module._huids(folder / "a.parquet", folder / "a_huids.parquet")),
+        "chunk": chunk,
+    }
     con = queries.connect(stage=True)
     try:
         for statement in ("plan/artifact_owners", "plan/artifact_owners_by_huid"):
             out = folder / f"{statement.split('/')[1]}.parquet"
-            con.register("hamiltonian_huids", plan_module._huids(folder / "h.parquet", 2))
-            con.register("artifact_huids", plan_module._huids(folder / "a.parquet", 3))
-            con.execute(queries.load(statement), {"chunk": chunk, "owners": str(out)})
+            con.execute(queries.load(statement), {**params, "owners": str(out)})
             assert pq.read_table(out).column("chunk").to_pylist() == expected, statement
-        con.register("hamiltonian_huids", plan_module._huids(folder / "h.parquet", 2))
-        assert con.execute(queries.load("plan/huid_hashes_repeat")).fetchone() == (False,)
+        repeat = con.execute(
+            queries.load("plan/huid_hashes_repeat"), {"hamiltonian_huids": params["hamiltonian_huids"]}
+        )
+        assert repeat.fetchone() == (False,)
     finally:
         con.close()
 
@@ -304,7 +309,11 @@ def test_huids_sharing_a_hash_are_planned_by_string(tmp_path: Path, monkeypatch:
 
     def load(name: str, dialect: str | None = None) -> str:
         asked.append(name)
-        return "SELECT true AS repeat" if name == "plan/huid_hashes_repeat" else real_load(name, dialect)
+        return (
+            "SELECT $hamiltonian_huids IS NOT NULL AS repeat"
+            if name == "plan/huid_hashes_repeat"
+            else real_load(name, dialect)
+        )
 
     monkeypatch.setattr(queries, "load", load)
     by_string = ingest([pair], tmp_path / "data", str(tmp_path / "string.db"), parent="lab", use_cache=False)
@@ -336,7 +345,10 @@ def test_an_owners_join_past_the_stage_limit_runs_again_with_the_hosts(
         if len(runs) > 1:
             return real_load(name, dialect)
         # a list of 10^8 integers (800 MB) in one value: DuckDB cannot spill it
-        return "COPY (SELECT list(i) AS chunk FROM range(100000000) t(i) WHERE $chunk > 0) TO $owners (FORMAT parquet)"
+        return (
+            "COPY (SELECT list(i) AS chunk FROM range(100000000) t(i)"
+            " WHERE $chunk > 0 OR $hamiltonian_huids <> $artifact_huids) TO $owners (FORMAT parquet)"
+        )
 
     monkeypatch.setattr(queries, "load", load)
     with pytest.raises(duckdb.OutOfMemoryException):  # what the join's limit does to it
@@ -392,6 +404,7 @@ def test_a_chunk_planned_short_of_its_artifacts_abandons_the_write(
 
     monkeypatch.setattr(plan_module, "_owners", first_chunk_only)
     catalog = tmp_path / "c.db"
-    with pytest.raises(BrokerError, match=r"the plan of Hamiltonian rows 0-3 has \d+ of their 27 artifacts"):
+    with pytest.raises(BrokerError, match=r"the plan of Hamiltonian rows 0-3 has \d+ of their 27 artifacts") as raised:
         ingest([pair], tmp_path / "data", str(catalog), parent="lab", use_cache=False)
+    assert raised.value.where == str(pair.artifacts)
     assert not catalog.exists() or [n for n in dump(str(catalog))["nodes"] if n[0] != "/"] == []
