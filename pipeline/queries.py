@@ -80,7 +80,7 @@ def default_memory_limit() -> str:
 
 
 _MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?)?B\s*", re.IGNORECASE)
-# The largest limit taken (1 PiB): DuckDB refuses sizes past its range when a
+# The largest limit taken (1024 TiB; the units stop at T): DuckDB refuses sizes past its range when a
 # connection is made, where the broker would have no usage error to give.
 _MEMORY_MAX = 2**50
 
@@ -106,7 +106,7 @@ def given_memory_limit() -> str | None:
     if size <= 0 or size > _MEMORY_MAX:
         raise BrokerError(
             f"BROKER_DUCKDB_MEMORY={given!r}: give DuckDB's memory limit as a positive size with its unit "
-            "(512MB, 2GB, 4GiB), at most 1 PiB",
+            "(512MB, 2GB, 4GiB), at most 1024TiB",
             exit_code=2,
         )
     return given.strip()

@@ -37,7 +37,7 @@ from manifest_broker.catalog.manifests import (
     metadata_columns,
     open_manifest,
     read_manifest,
-    without_half_floats,
+    widened_schema,
 )
 from manifest_broker.catalog.probe import ProbeResult, probe_locators
 from manifest_broker.errors import BrokerError
@@ -296,21 +296,31 @@ ROW_RULE_PARAMETERS: dict[str, dict[str, object]] = {"contract/rows/metadata_too
 
 
 def _run(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> pa.Table:
-    """One rule's findings. A rule that runs out of the stage's memory limit (its
-    operators spill, but only so far: a group of 1.5 x 10^6 rows, a join's table)
-    runs once more with the host's limit, unless $BROKER_DUCKDB_MEMORY set it."""
+    """One rule's findings (:func:`_roomy`)."""
     statement = queries.load(name)
+    result = _roomy(con, lambda: con.execute(statement, params or {}).to_arrow_table())
+    return result.rename_columns(FINDING_SCHEMA.names).cast(FINDING_SCHEMA)
+
+
+_T = TypeVar("_T")
+
+
+def _roomy(con: duckdb.DuckDBPyConnection, fetch: Callable[[], _T]) -> _T:
+    """``fetch()`` (a statement of the check run on ``con``); when it runs out of the
+    stage's memory limit (its operators spill, but only so far: a group of 1.5 x
+    10^6 rows, the distinct documents of 300 metadata columns), once more with the
+    host's limit, then the stage's limit is set back. A limit the user set
+    ($BROKER_DUCKDB_MEMORY) is kept: then the error stands."""
     try:
-        result = con.execute(statement, params or {}).to_arrow_table()
+        return fetch()
     except duckdb.OutOfMemoryException:
         if queries.given_memory_limit():
             raise
         con.execute(queries.load("session/memory_limit"), {"limit": queries.default_memory_limit()})
         try:
-            result = con.execute(statement, params or {}).to_arrow_table()
+            return fetch()
         finally:
             con.execute(queries.load("session/memory_limit"), {"limit": queries.STAGE_MEMORY_LIMIT})
-    return result.rename_columns(FINDING_SCHEMA.names).cast(FINDING_SCHEMA)
 
 
 # Metadata columns turned into JSON per DuckDB call: its vectors keep 2,048 slots
@@ -398,8 +408,8 @@ def _check_pair(store: _Store, pair: ManifestPair, findings: list[pa.Table], chu
     except ManifestError as exc:
         findings.append(_finding(exc.rule, exc.where or str(pair.hamiltonians), str(exc)))
         return None
-    ham_schema = without_half_floats(ham_file.schema_arrow)
-    art_schema = without_half_floats(art_file.schema_arrow)
+    ham_schema = widened_schema(ham_file.schema_arrow)
+    art_schema = widened_schema(art_file.schema_arrow)
     ham_rows, art_rows = ham_file.metadata.num_rows, art_file.metadata.num_rows
     ham_path, art_path = str(pair.hamiltonians), str(pair.artifacts)
     # Only the standard columns, and only their types: the rules look at nothing else.
@@ -481,12 +491,14 @@ class _MetadataRules:
         documents = metadata_documents(con, table, self.meta)
         if self.meta:
             con.register("metadata_rows", documents)
-            con.register("metadata_cells", con.execute(queries.load("contract/schema/metadata_cells")).to_arrow_table())
+            cells = queries.load("contract/schema/metadata_cells")
+            con.register("metadata_cells", _roomy(con, lambda: con.execute(cells).to_arrow_table()))
             for rule in ("metadata_not_finite", "metadata_integer_range"):
                 self.findings.append(_run(con, f"contract/schema/{rule}", {"manifest": self.manifest}))
             con.unregister("metadata_cells")
             if self.hamiltonians and len(self.distinct) < 2:
-                found = con.execute(queries.load("contract/schema/distinct_documents")).fetchall()
+                distinct = queries.load("contract/schema/distinct_documents")
+                found = _roomy(con, lambda: con.execute(distinct).fetchall())
                 self.distinct.update(doc for (doc,) in found)
             con.unregister("metadata_rows")
         return documents

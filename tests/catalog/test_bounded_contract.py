@@ -214,22 +214,28 @@ _UNSPILLABLE_RULE = (
 )
 
 
-def _one_rule_unspillable(tmp_path: Path, monkeypatch, asked: list[str]) -> tuple[ManifestPair, Path]:  # type: ignore[no-untyped-def]
-    """A one-row dataset whose dataset_empty rule cannot fit the stage's limit;
-    ``asked`` records the statements loaded."""
+def _one_rule_unspillable(  # type: ignore[no-untyped-def]
+    tmp_path: Path, monkeypatch, asked: list[str], rule: str = "contract/rows/dataset_empty"
+) -> tuple[ManifestPair, Path]:
+    """A one-row dataset whose ``rule`` (a statement of the check) cannot fit the
+    stage's limit; ``asked`` records the statements loaded."""
     from manifest_broker import queries
 
     data = tmp_path / "data"
     data.mkdir()
     with h5py.File(data / "f.h5", "w") as f:
         f["x"] = np.arange(3.0)
-    pair = _pair(tmp_path, [{"huid": "h", "key": "K"}], [{"huid": "h", "type": "x", "file": "f.h5", "dataset": "/x"}])
-
+    hams = [{"huid": "h", "key": "K", "T": 1.0}]
+    pair = _pair(tmp_path, hams, [{"huid": "h", "type": "x", "file": "f.h5", "dataset": "/x"}])
     real_load = queries.load
 
     def load(name: str, dialect: str | None = None) -> str:
         asked.append(name)
-        return _UNSPILLABLE_RULE if name == "contract/rows/dataset_empty" else real_load(name, dialect)
+        if name != rule:
+            return real_load(name, dialect)
+        if rule == "contract/schema/distinct_documents":
+            return "SELECT NULL::VARCHAR AS doc FROM (SELECT list(i) AS l FROM range(40000000) t(i)) WHERE len(l) < 0"
+        return _UNSPILLABLE_RULE
 
     monkeypatch.setattr(queries, "load", load)
     return pair, data
@@ -266,3 +272,15 @@ def test_a_rule_past_a_limit_the_user_set_is_refused(tmp_path: Path, monkeypatch
     with pytest.raises(duckdb.OutOfMemoryException):
         check_manifests([pair], data, cache_dir=None)
     assert "session/memory_limit" not in asked
+
+
+def test_the_distinct_documents_past_the_stage_limit_run_again_with_the_hosts(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The distinct metadata documents (300 metadata columns of 30,000 rows ran out
+    of the stage's limit: an outside tester's find) get the host's limit as the rules
+    do."""
+    monkeypatch.delenv("BROKER_DUCKDB_MEMORY", raising=False)
+    asked: list[str] = []
+    pair, data = _one_rule_unspillable(tmp_path, monkeypatch, asked, "contract/schema/distinct_documents")
+    check_manifests([pair], data, cache_dir=None)
+    after = asked.index("contract/schema/distinct_documents")
+    assert asked[after + 1 : after + 3] == ["session/memory_limit", "session/memory_limit"]
